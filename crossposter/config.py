@@ -1,0 +1,240 @@
+"""Configuration: a YAML file validated by pydantic models, secrets only from the environment.
+
+Secrets never live in the YAML (it is often committed next to the archive);
+each is read from `CROSSPOSTER_…` or from the file named by `CROSSPOSTER_…_FILE`
+(container secrets) and held as `SecretStr` so it cannot leak through a repr.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+SECRET_NAMES: dict[str, tuple[str, ...]] = {
+    "bluesky": ("CROSSPOSTER_BLUESKY_PASSWORD",),
+    "mastodon": ("CROSSPOSTER_MASTODON_ACCESS_TOKEN",),
+    "x": (
+        "CROSSPOSTER_X_CONSUMER_KEY",
+        "CROSSPOSTER_X_CONSUMER_SECRET",
+        "CROSSPOSTER_X_ACCESS_TOKEN",
+        "CROSSPOSTER_X_ACCESS_TOKEN_SECRET",
+    ),
+}
+
+
+class ConfigError(Exception):
+    """One or more problems in the configuration, each naming the key."""
+
+    def __init__(self, problems: list[str], source: Path | None = None) -> None:
+        self.problems = problems
+        self.source = source
+        where = f"{source}: " if source else ""
+        super().__init__("\n".join(f"{where}{p}" for p in problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BlueskyConfig(_Strict):
+    enabled: bool = True
+    handle: str = ""
+    service: str = "https://bsky.social"
+    #: Bluesky's own limits; only lower them, never raise.
+    max_graphemes: int = Field(300, ge=1, le=300)
+    max_bytes: int = Field(3000, ge=1, le=3000)
+
+
+class MastodonConfig(_Strict):
+    enabled: bool = True
+    instance: str = "https://mastodon.social"
+    visibility: Literal["public", "unlisted", "private", "direct"] = "public"
+    #: Used by `preview` (no network); publishing reads the instance's real limit.
+    max_characters: int = Field(500, ge=1)
+
+
+class XConfig(_Strict):
+    enabled: bool = False
+    api_base: str = "https://api.x.com"
+    upload_base: str = "https://api.x.com"
+    #: The account's handle, used only to build links to posts.
+    username: str = ""
+
+
+class PlatformsConfig(_Strict):
+    bluesky: BlueskyConfig = BlueskyConfig()
+    mastodon: MastodonConfig = MastodonConfig()
+    x: XConfig = XConfig()
+
+
+class SplitConfig(_Strict):
+    #: Append "i/n" to every post; its width is counted against the limit.
+    numbering: bool = False
+    #: Post the `##` heading as the first line of the thread.
+    post_title: bool = False
+
+
+class RetryConfig(_Strict):
+    attempts: int = Field(5, ge=1, le=20)
+    base_delay: float = Field(1.0, ge=0)
+    max_delay: float = Field(60.0, ge=0)
+    #: Wait out a rate limit whose reset is at most this many seconds away; otherwise stop and resume later.
+    max_rate_limit_wait: float = Field(900.0, ge=0)
+
+
+class DaemonConfig(_Strict):
+    #: A thread whose time passed while the daemon was down still goes out within this many seconds.
+    misfire_grace: int = Field(3600, ge=0)
+    log_format: Literal["plain", "json"] = "plain"
+    heartbeat_interval: int = Field(30, ge=1)
+    #: Recurring cron-like slots ("mon-fri 09:00") that publish the next queued thread.
+    queue_slots: list[str] = Field(default_factory=list)
+    #: How often a thread stopped by a transient error or rate limit is retried later.
+    retry_later_attempts: int = Field(3, ge=0)
+    retry_later_delay: int = Field(900, ge=1)
+
+
+class Config(_Strict):
+    timezone: str = "UTC"
+    language: str = "en"
+    state_dir: Path = Path(".crossposter")
+    archives: list[str] = Field(default_factory=lambda: ["threads/*.md"])
+    platforms: PlatformsConfig = PlatformsConfig()
+    split: SplitConfig = SplitConfig()
+    retry: RetryConfig = RetryConfig()
+    daemon: DaemonConfig = DaemonConfig()
+    #: Folder the config file lives in: relative paths are resolved against it.
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name like Europe/Berlin)") from e
+        return v
+
+    def enabled_platforms(self) -> list[str]:
+        return [name for name in ("bluesky", "mastodon", "x") if getattr(self.platforms, name).enabled]
+
+    def resolve(self, p: Path | str) -> Path:
+        p = Path(p).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    @property
+    def state_path(self) -> Path:
+        return self.resolve(self.state_dir)
+
+    def archive_paths(self) -> list[Path]:
+        """Every archive file the globs match, sorted, without duplicates."""
+        seen: dict[Path, None] = {}
+        for pattern in self.archives:
+            pat = Path(pattern).expanduser()
+            if pat.is_absolute():
+                matches = sorted(Path(pat.anchor).glob(str(pat.relative_to(pat.anchor))))
+            else:
+                matches = sorted(self.base_dir.glob(pattern))
+            for m in matches:
+                if m.is_file():
+                    seen.setdefault(m.resolve(), None)
+        return list(seen)
+
+
+def read_secret(name: str, environ: dict[str, str] | None = None) -> SecretStr | None:
+    """The secret `name` from the environment, or from the file `name_FILE` points at."""
+    env = os.environ if environ is None else environ
+    value = env.get(name)
+    if value:
+        return SecretStr(value)
+    file_name = env.get(f"{name}_FILE")
+    if file_name:
+        try:
+            content = Path(file_name).read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise ConfigError([f"{name}_FILE: cannot read {file_name}: {e.strerror}"]) from None
+        if content:
+            return SecretStr(content)
+    return None
+
+
+def platform_secrets(platform: str, environ: dict[str, str] | None = None) -> dict[str, SecretStr]:
+    """All secrets of a platform; raises ConfigError naming every missing variable."""
+    found: dict[str, SecretStr] = {}
+    missing: list[str] = []
+    for name in SECRET_NAMES[platform]:
+        value = read_secret(name, environ)
+        if value is None:
+            missing.append(f"{name} is not set (set it, or {name}_FILE to a file holding it)")
+        else:
+            found[name] = value
+    if missing:
+        raise ConfigError([f"platforms.{platform}: {m}" for m in missing])
+    return found
+
+
+def _format_error(err: dict) -> str:
+    loc = ".".join(str(p) for p in err.get("loc", ())) or "(top level)"
+    if err.get("type") == "extra_forbidden":
+        return f"{loc}: unknown key (check the spelling against config.example.yaml)"
+    msg = err.get("msg", "invalid value")
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    return f"{loc}: {msg} (got {err.get('input')!r})" if "input" in err and not isinstance(
+        err.get("input"), dict
+    ) else f"{loc}: {msg}"
+
+
+def find_config_file(explicit: Path | str | None = None) -> Path | None:
+    """--config, then $CROSSPOSTER_CONFIG, then ./crossposter.yaml, then the user config directory."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("CROSSPOSTER_CONFIG")
+    if env:
+        return Path(env)
+    local = Path("crossposter.yaml")
+    if local.is_file():
+        return local
+    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    user = xdg / "crossposter" / "config.yaml"
+    return user if user.is_file() else None
+
+
+def load_config(path: Path | str) -> Config:
+    """Load and validate a config file; every problem is reported at once, each naming its key."""
+    import yaml
+    from pydantic import ValidationError
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"config file not found: {path}"]) from None
+    except OSError as e:
+        raise ConfigError([f"cannot read config file {path}: {e.strerror}"]) from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise ConfigError([f"{where}not valid YAML: {getattr(e, 'problem', e)}"], path) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(["the file must be a YAML mapping of keys to values"], path)
+    if "base_dir" in raw:
+        raise ConfigError(["base_dir: unknown key (check the spelling against config.example.yaml)"], path)
+    try:
+        return Config.model_validate({**raw, "base_dir": path.resolve().parent})
+    except ValidationError as e:
+        raise ConfigError([_format_error(err) for err in e.errors()], path) from None
+
+
+def default_config() -> Config:
+    """The config `preview` uses without --config: all three platforms at their default limits."""
+    cfg = Config()
+    cfg.platforms.x.enabled = True
+    return cfg

@@ -1,0 +1,145 @@
+"""The protocol every platform adapter implements, and the error vocabulary the publisher acts on.
+
+The publisher never looks at SDK exceptions: each adapter translates its
+platform's failures into one of the `PlatformError` subclasses below, because
+what to do next (retry, wait, stop, ask the user) depends only on that kind.
+Adapters never sleep; waiting is the publisher's decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from crossposter.model import Facet
+
+# --------------------------------------------------------------------------- errors
+
+
+class PlatformError(Exception):
+    """Base of every adapter failure. Messages must never contain secrets."""
+
+    def __init__(self, platform: str, message: str) -> None:
+        self.platform = platform
+        self.message = message
+        super().__init__(f"{platform}: {message}")
+
+
+class TransientError(PlatformError):
+    """Network trouble, 5xx, timeouts: the same request may succeed later."""
+
+    def __init__(self, platform: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(platform, message)
+        self.retry_after = retry_after  # seconds, when the server said
+
+
+class RateLimitedError(PlatformError):
+    """The platform refuses more requests until `reset_at` (UTC, aware) when known."""
+
+    def __init__(self, platform: str, message: str, reset_at: datetime | None = None) -> None:
+        super().__init__(platform, message)
+        self.reset_at = reset_at
+
+
+class RejectedError(PlatformError):
+    """The platform refused this content (too long, bad media, validation): do not retry."""
+
+
+class UnauthorizedError(PlatformError):
+    """Credentials missing, wrong or revoked."""
+
+
+class MaybePostedError(PlatformError):
+    """The outcome is unknown (e.g. X's 'duplicate content'): look before posting again, never loop."""
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the account can post, as the platform itself reports it."""
+
+    max_characters: int
+    characters_reserved_per_url: int | None  # None: URLs count as written (Bluesky)
+    max_images: int = 4
+    max_image_bytes: int = 1_000_000
+    max_alt_text: int = 1000
+
+
+@dataclass(frozen=True)
+class PostRef:
+    """A published post: `id` is what the archive records (at:// URI, status id, tweet id)."""
+
+    id: str
+    url: str  # where a person can see it
+    cid: str | None = None  # Bluesky's content hash, needed for reply refs
+
+
+@dataclass(frozen=True)
+class UploadedMedia:
+    id: str  # platform media id (Mastodon/X) or a serialised blob ref (Bluesky)
+    alt: str
+    width: int | None = None
+    height: int | None = None
+    raw: object | None = None  # adapter-private payload (e.g. the atproto BlobRef)
+
+
+@dataclass(frozen=True)
+class ImageUpload:
+    """An image ready to upload: already verified, stripped of EXIF and within the byte limit."""
+
+    path: Path
+    data: bytes
+    mime_type: str
+    width: int
+    height: int
+    alt: str
+
+
+@dataclass
+class OutgoingPost:
+    """One post to publish, with everything the adapter needs to make a retry harmless."""
+
+    text: str
+    index: int  # 0-based position in the thread
+    thread_key: str  # stable id of the thread (archive path + title), for idempotency keys
+    facets: list[Facet] = field(default_factory=list)
+    media: list[UploadedMedia] = field(default_factory=list)
+    language: str = "en"
+    # Bluesky: fixed before the first attempt and stored in the archive, so a retry rewrites the same record.
+    rkey: str | None = None
+    created_at: str | None = None
+
+
+@dataclass(frozen=True)
+class PublishedPost:
+    """A post read back from the platform by its recorded ID."""
+
+    ref: PostRef
+    text: str
+
+
+# --------------------------------------------------------------------------- protocol
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    name: str
+
+    def login(self) -> None:
+        """Authenticate, reusing a saved session where the platform has one. Raises UnauthorizedError."""
+
+    def limits(self) -> Limits:
+        """The account's real limits (may ask the server once, then cached)."""
+
+    def upload_image(self, image: ImageUpload) -> UploadedMedia:
+        """Upload one image with its alt text."""
+
+    def publish(self, post: OutgoingPost, parent: PostRef | None, root: PostRef | None) -> PostRef:
+        """Publish `post` as a reply to `parent` (thread root `root`), or as a new thread when parent is None."""
+
+    def lookup(self, post_id: str) -> PublishedPost | None:
+        """Read a published post back by the ID the archive recorded; None when it no longer exists."""

@@ -1,0 +1,27 @@
+"""Shared fixtures. Servers the tests need are started here or by their own fixture modules, on 127.0.0.1 only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """`../shared` beside the checkout: present in CI and for developers, never needed at run time."""
+    import os
+
+    if not SHARED.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{SHARED} is missing under CI")
+        pytest.skip("../shared is not beside this checkout")
+    return SHARED
