@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
+
+# Server fixtures live in their own modules (tests/fixtures_*.py) so every test module shares one instance.
+pytest_plugins = [
+    name
+    for name in ("tests.fixtures_pds", "tests.fixtures_mastodon", "tests.fixtures_xfake")
+    if importlib.util.find_spec(name) is not None
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
