@@ -1,0 +1,179 @@
+"""crossposter.images: metadata stripped, byte limit met, aspect ratio kept, bad files named."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+from PIL import ExifTags, Image, ImageOps
+
+from crossposter.images import ImageError, check_image, prepare_image
+
+GPS_IFD = ExifTags.IFD.GPSInfo
+
+
+def _exif_with_gps(orientation: int = 1) -> Image.Exif:
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "TestCam"
+    exif[ExifTags.Base.Orientation] = orientation
+    gps = exif.get_ifd(GPS_IFD)
+    gps[ExifTags.GPS.GPSLatitudeRef] = "N"
+    gps[ExifTags.GPS.GPSLatitude] = (52.0, 31.0, 12.0)
+    gps[ExifTags.GPS.GPSLongitudeRef] = "E"
+    gps[ExifTags.GPS.GPSLongitude] = (13.0, 24.0, 36.0)
+    return exif
+
+
+def _noise(size: tuple[int, int], mode: str = "RGB") -> Image.Image:
+    w, h = size
+    return Image.frombytes(mode, size, os.urandom(w * h * len(mode)))
+
+
+def test_gps_exif_is_removed(tmp_path: Path) -> None:
+    src = tmp_path / "holiday.jpg"
+    Image.new("RGB", (640, 480), (200, 120, 40)).save(src, "JPEG", exif=_exif_with_gps(), comment=b"home")
+    with Image.open(src) as before:  # the fixture really carries GPS, or the test proves nothing
+        assert before.getexif().get_ifd(GPS_IFD)
+        assert before.getexif()[ExifTags.Base.Make] == "TestCam"
+
+    up = prepare_image(src, "a sunset", max_bytes=1_000_000)
+
+    with Image.open(io.BytesIO(up.data)) as after:
+        exif = after.getexif()
+        assert len(exif) == 0
+        assert not exif.get_ifd(GPS_IFD)
+        assert "exif" not in after.info
+        assert "comment" not in after.info
+    assert b"TestCam" not in up.data
+    assert up.alt == "a sunset"
+    assert up.path == src
+    assert up.mime_type == "image/jpeg"
+    assert (up.width, up.height) == (640, 480)
+
+
+def test_exif_orientation_applied_before_stripping(tmp_path: Path) -> None:
+    # Stored 300x200 with "rotate 90° CW to display" (6): people see it 200x300, and so must the upload.
+    src = tmp_path / "phone.jpg"
+    img = Image.new("RGB", (300, 200), (0, 0, 0))
+    img.paste((255, 255, 255), (0, 0, 150, 200))  # left half white as stored
+    img.save(src, "JPEG", exif=_exif_with_gps(orientation=6), quality=95)
+    with Image.open(src) as shown:
+        expected = ImageOps.exif_transpose(shown)
+
+    up = prepare_image(src, "", max_bytes=1_000_000)
+
+    with Image.open(io.BytesIO(up.data)) as after:
+        assert after.size == (200, 300)
+        assert ExifTags.Base.Orientation not in after.getexif()
+        # the stored left half ends up on top once displayed
+        assert after.convert("L").getpixel((100, 40)) > 200
+        assert after.convert("L").getpixel((100, 260)) < 50
+        assert expected.convert("L").getpixel((100, 40)) > 200
+
+
+def test_large_noisy_image_fits_and_keeps_aspect_ratio(tmp_path: Path) -> None:
+    src = tmp_path / "noise.png"
+    _noise((4000, 3000)).save(src, "PNG", compress_level=1)
+    assert src.stat().st_size > 1_000_000
+
+    up = prepare_image(src, "static", max_bytes=1_000_000)
+
+    assert len(up.data) <= 1_000_000
+    assert up.width < 4000
+    assert abs(up.height - up.width * 3 / 4) <= 1
+    with Image.open(io.BytesIO(up.data)) as out:
+        assert out.size == (up.width, up.height)
+        out.verify()
+
+
+def test_max_pixels_caps_the_size(tmp_path: Path) -> None:
+    src = tmp_path / "wide.jpg"
+    Image.new("RGB", (3000, 1000), (10, 20, 30)).save(src, "JPEG")
+    up = prepare_image(src, "", max_bytes=5_000_000, max_pixels=300_000)
+    assert up.width * up.height <= 300_000
+    assert abs(up.width - 3 * up.height) <= 3
+
+
+def test_small_transparent_png_stays_png_with_alpha(tmp_path: Path) -> None:
+    src = tmp_path / "logo.png"
+    img = Image.new("RGBA", (200, 100), (0, 0, 0, 0))
+    img.paste((255, 0, 0, 255), (50, 25, 150, 75))
+    img.save(src, "PNG")
+    up = prepare_image(src, "logo", max_bytes=1_000_000)
+    assert up.mime_type == "image/png"
+    with Image.open(io.BytesIO(up.data)) as out:
+        assert out.mode == "RGBA"
+        assert out.getpixel((0, 0))[3] == 0
+        assert out.getpixel((100, 50)) == (255, 0, 0, 255)
+
+
+def test_transparent_png_too_big_for_png_becomes_jpeg_on_white(tmp_path: Path) -> None:
+    src = tmp_path / "noisy-alpha.png"
+    img = _noise((1500, 1000), "RGBA")
+    img.putalpha(Image.new("L", img.size, 0))
+    img.paste(_noise((700, 1000), "RGB"), (800, 0))  # right part opaque noise
+    img.putalpha(Image.new("L", (1500, 1000), 0))
+    alpha = Image.new("L", (1500, 1000), 0)
+    alpha.paste(255, (800, 0, 1500, 1000))
+    img.putalpha(alpha)
+    img.save(src, "PNG", compress_level=1)
+
+    up = prepare_image(src, "", max_bytes=200_000)
+
+    assert len(up.data) <= 200_000
+    assert up.mime_type == "image/jpeg"
+    with Image.open(io.BytesIO(up.data)) as out:
+        left = out.convert("RGB").getpixel((5, 5))
+        assert min(left) > 240  # transparent area flattened onto white, not black
+    assert abs(up.height - up.width * 2 / 3) <= 1
+
+
+def test_not_an_image_names_the_file(tmp_path: Path) -> None:
+    src = tmp_path / "notes.jpg"
+    src.write_text("this is not a picture\n")
+    with pytest.raises(ImageError) as info:
+        prepare_image(src, "", max_bytes=1_000_000)
+    assert str(src) in str(info.value)
+    assert "not an image" in str(info.value)
+    assert check_image(src) is not None
+
+
+def test_truncated_jpeg_is_an_error(tmp_path: Path) -> None:
+    full = tmp_path / "full.jpg"
+    _noise((800, 600)).save(full, "JPEG", quality=90)
+    data = full.read_bytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(data[: len(data) // 2])
+
+    assert check_image(full) is None
+    problem = check_image(cut)
+    assert problem is not None and "truncated" in problem
+    with pytest.raises(ImageError) as info:
+        prepare_image(cut, "", max_bytes=1_000_000)
+    assert str(cut) in str(info.value)
+
+
+def test_truncated_png_is_an_error(tmp_path: Path) -> None:
+    full = tmp_path / "full.png"
+    _noise((300, 200)).save(full, "PNG")
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(full.read_bytes()[:5000])
+    assert check_image(cut) is not None
+    with pytest.raises(ImageError):
+        prepare_image(cut, "", max_bytes=1_000_000)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.png"
+    assert check_image(missing) == "file not found"
+    with pytest.raises(ImageError, match="nope.png: file not found"):
+        prepare_image(missing, "", max_bytes=1000)
+
+
+def test_impossible_limit_is_reported_not_looped(tmp_path: Path) -> None:
+    src = tmp_path / "noise.jpg"
+    _noise((400, 300)).save(src, "JPEG")
+    with pytest.raises(ImageError, match="cannot be made smaller than 100 bytes"):
+        prepare_image(src, "", max_bytes=100)
