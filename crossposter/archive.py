@@ -1,0 +1,384 @@
+"""Read a Markdown thread archive into threads, without ever losing track of source lines.
+
+The archive is the user's own file and the source of truth, so reading must be
+forgiving about encodings details (BOM, CRLF, no final newline) but strict about
+anything that would make us post the wrong thing: malformed metadata or bytes
+that are not UTF-8 stop with an error naming the file and line.
+
+Structure comes from markdown-it-py tokens, never from regexes over the raw
+Markdown, so a ``## `` inside a fenced code block or an HTML block is not a
+thread. The whole file is block-parsed exactly once (inline parsing disabled:
+it is the expensive half and only headings matter here); sections are line
+slices of that parse. ``Archive.body_tokens`` finishes the inline parse for
+one thread on demand so a renderer never has to parse the file a second time.
+
+Lines are counted on ``\\n`` only (``\\r\\n`` is one line ending; a lone ``\\r``
+is ordinary text), as ``grep -n`` and editors in Unix mode do.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from markdown_it import MarkdownIt
+
+if TYPE_CHECKING:
+    from markdown_it.token import Token
+
+__all__ = ["ArchiveError", "Thread", "Archive", "read_archive", "parse_archive", "decode_archive",
+           "BLOCK_OPEN", "BLOCK_CLOSE", "markdown_parser"]
+
+BLOCK_OPEN = "<!-- crossposter"
+BLOCK_CLOSE = "-->"
+_BOM = "\ufeff"
+
+#: A line that is only the thread's original date (optionally with time).
+_DATE_RE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}:\d{2}(?::\d{2})?))?")
+
+_LIST_TOKENS = frozenset({"bullet_list_open", "bullet_list_close", "ordered_list_open", "ordered_list_close",
+                          "list_item_open", "list_item_close", "paragraph_open", "paragraph_close", "inline"})
+
+
+class ArchiveError(Exception):
+    """A problem with an archive file the user has to fix; ``str()`` is ``path:line: message``."""
+
+    def __init__(self, path: Path | str, line: int | None, message: str) -> None:
+        self.path = Path(path)
+        self.line = line
+        self.message = message
+        where = f"{self.path}:{line}" if line is not None else f"{self.path}"
+        super().__init__(f"{where}: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable across processes (multiprocessing, executors)
+        return (ArchiveError, (self.path, self.line, self.message))
+
+
+@dataclass
+class Thread:
+    """One ``##`` section. Fields after ``skipped`` are extensions (all defaulted)."""
+
+    title: str
+    line: int
+    end_line: int
+    date: str | None
+    metadata: dict
+    body: str
+    body_line: int
+    skipped: str | None
+    #: last line of the heading (differs from ``line`` for multi-line setext headings)
+    heading_end_line: int = 0
+    #: first and last line of the ``<!-- crossposter`` block, when there is one
+    block_line: int | None = None
+    block_end_line: int | None = None
+    #: the archive file this thread was read from
+    path: Path | None = field(default=None, repr=False)
+    #: token index range of the section in the archive's block parse (internal)
+    _token_range: tuple[int, int] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def key(self) -> str:
+        """Stable identity for idempotency keys and locks: renaming the file or the heading makes a new one."""
+        name = self.path.name if self.path is not None else ""
+        return f"{name}::{self.title}"
+
+
+def _norm_title(title: str) -> str:
+    return " ".join(title.split()).casefold()
+
+
+@dataclass
+class Archive:
+    path: Path
+    threads: list[Thread]
+    _tokens: list[Token] | None = field(default=None, repr=False, compare=False)
+    _env: dict | None = field(default=None, repr=False, compare=False)
+    _body_cache: dict[int, list[Token]] = field(default_factory=dict, repr=False, compare=False)
+
+    def find(self, title: str) -> Thread:
+        """The thread with this heading; exact match first, then ignoring case and spacing if unique.
+
+        Ambiguity is an error rather than "first wins" because the answer decides
+        which thread gets posted and where IDs are written.
+        """
+        exact = [t for t in self.threads if t.title == title]
+        if len(exact) == 1:
+            return exact[0]
+        if not exact:
+            wanted = _norm_title(title)
+            exact = [t for t in self.threads if _norm_title(t.title) == wanted]
+            if len(exact) == 1:
+                return exact[0]
+        if exact:
+            lines = ", ".join(str(t.line) for t in exact)
+            raise ArchiveError(self.path, None, f"thread title {title!r} is ambiguous: headings at lines {lines}; "
+                                                "rename one of them so each `##` heading is unique")
+        titles = "; ".join(repr(t.title) for t in self.threads) or "(none: the file has no `##` headings)"
+        raise ArchiveError(self.path, None, f"no thread titled {title!r}; the threads are: {titles}")
+
+    def body_tokens(self, thread: Thread) -> list[Token]:
+        """markdown-it tokens (block and inline) of ``thread.body``, from the one parse of the file.
+
+        Token ``map`` values are relative to the body, exactly as ``MarkdownIt("commonmark").parse(thread.body)``
+        would give them (file line = ``thread.body_line + map[0]``). Reference definitions anywhere in the
+        file resolve, as in any Markdown viewer. The list is cached and shared: do not mutate it.
+        """
+        key = id(thread)
+        cached = self._body_cache.get(key)
+        if cached is not None:
+            return cached
+        tokens = self._slice_body(thread)
+        if tokens is None:  # the body's first block starts on a metadata line: parse the body on its own
+            tokens = markdown_parser().parse(thread.body, dict(self._env or {}))
+        else:
+            shift = thread.body_line - 1
+            n = thread.body.count("\n")  # a list's map in the file parse may run over trailing blank lines
+            for tok in tokens:
+                if tok.map is not None:
+                    tok.map = [tok.map[0] - shift, min(tok.map[1] - shift, n)]
+            _finish_inline(tokens, self._env if self._env is not None else {})
+        self._body_cache[key] = tokens
+        return tokens
+
+    def _slice_body(self, thread: Thread) -> list[Token] | None:
+        """The block tokens of the body, or None when the body does not start on a block boundary."""
+        if self._tokens is None or thread._token_range is None:
+            return None
+        start, stop = thread._token_range
+        first = thread.body_line - 1  # 0-based
+        for i in range(start, stop):
+            tok = self._tokens[i]
+            if tok.level != 0 or tok.map is None:
+                continue
+            if tok.map[0] >= first:
+                return self._tokens[i:stop]
+            if tok.map[1] > first:
+                return None  # a block straddles the metadata and the body
+        return []
+
+
+_BLOCK_MD: MarkdownIt | None = None
+_FULL_MD: MarkdownIt | None = None
+
+
+def markdown_parser() -> MarkdownIt:
+    """The one Markdown dialect of the project (CommonMark), shared so archive and renderer agree."""
+    global _FULL_MD
+    if _FULL_MD is None:
+        _FULL_MD = MarkdownIt("commonmark")
+    return _FULL_MD
+
+
+def _block_parser() -> MarkdownIt:
+    global _BLOCK_MD
+    if _BLOCK_MD is None:
+        _BLOCK_MD = MarkdownIt("commonmark").disable(["inline", "text_join"])
+    return _BLOCK_MD
+
+
+def _finish_inline(tokens: list[Token], env: dict) -> None:
+    """Run the core rules the block-only parse skipped (inline, text_join) over a token slice."""
+    from markdown_it.rules_core import StateCore
+
+    md = markdown_parser()
+    state = StateCore("", md, env, tokens)
+    for rule in md.core.ruler.getRules(""):
+        if rule.__name__ not in ("normalize", "block"):
+            rule(state)
+
+
+def decode_archive(data: bytes, path: Path | str) -> str:
+    """UTF-8 text without BOM; a clear error with the line of the first bad byte otherwise."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise ArchiveError(path, line, f"not valid UTF-8 (byte 0x{data[e.start]:02x} at column {col}); "
+                                       "re-save the file as UTF-8") from None
+    return text[1:] if text.startswith(_BOM) else text
+
+
+def read_archive(path: Path) -> Archive:
+    """Read and parse one archive file (BOM and CRLF tolerated)."""
+    path = Path(path).absolute()
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ArchiveError(path, None, f"cannot read the archive: {e.strerror or e}") from None
+    return parse_archive(decode_archive(data, path), path)
+
+
+def _blank(line: str) -> bool:
+    return not line.strip(" \t")
+
+
+def _indent_ok(line: str) -> str | None:
+    """The line without up to 3 leading spaces, or None when indented like a code block."""
+    stripped = line.lstrip(" ")
+    return stripped if len(line) - len(stripped) < 4 else None
+
+
+def _is_block_open(line: str) -> bool:
+    s = _indent_ok(line)
+    if s is None or not s.startswith(BLOCK_OPEN):
+        return False
+    rest = s[len(BLOCK_OPEN):]
+    return not rest or rest[0] in " \t" or rest.startswith(BLOCK_CLOSE)
+
+
+def _read_block(lines: list[str], first: int, stop: int, path: Path) -> tuple[dict, int]:
+    """Parse the metadata block opening at 0-based ``first``; returns (metadata, 0-based closing line)."""
+    s = _indent_ok(lines[first]) or ""
+    rest = s[len(BLOCK_OPEN):]
+    parts: list[str] = []
+    close = -1
+    for i in range(first, stop):
+        text = rest if i == first else lines[i]
+        pos = text.find(BLOCK_CLOSE)
+        if pos >= 0:
+            tail = text[pos + len(BLOCK_CLOSE):]
+            if tail.strip(" \t\r"):
+                raise ArchiveError(path, i + 1, f"text after `{BLOCK_CLOSE}` closing the crossposter metadata "
+                                                f"block: {tail.strip()!r}; put `{BLOCK_CLOSE}` on a line of its own")
+            parts.append(text[:pos])
+            close = i
+            break
+        parts.append(text)
+    if close < 0:
+        raise ArchiveError(path, first + 1, f"the crossposter metadata block opened here is never closed; "
+                                            f"add a line `{BLOCK_CLOSE}` after its YAML")
+    import yaml
+
+    source = "\n".join(parts)
+    try:
+        data = yaml.safe_load(source)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        line = first + 1 + (mark.line if mark is not None else 0)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ArchiveError(path, line, f"malformed YAML in the crossposter metadata block: {problem}; "
+                                       "fix the YAML (or delete the block to start afresh)") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ArchiveError(path, first + 1, f"the crossposter metadata block must hold a YAML mapping "
+                                            f"(key: value lines), not a {type(data).__name__}")
+    return data, close
+
+
+def _is_toc(tokens: list[Token], env: dict) -> bool:
+    """Only lists, whose every item text is made of in-document ``#anchor`` links and nothing else.
+
+    Strict on purpose: a real thread that merely starts with a list must never be skipped.
+    """
+    if not tokens or tokens[0].type not in ("bullet_list_open", "ordered_list_open"):
+        return False
+    md = markdown_parser()
+    for tok in tokens:
+        if tok.type not in _LIST_TOKENS:
+            return False
+        if tok.type != "inline":
+            continue
+        children: list[Token] = []
+        md.inline.parse(tok.content, md, dict(env), children)
+        links = 0
+        depth = 0
+        for child in children:
+            if child.type == "link_open":
+                href = str(child.attrs.get("href", ""))
+                if not href.startswith("#"):
+                    return False
+                depth += 1
+                links += 1
+            elif child.type == "link_close":
+                depth -= 1
+            elif depth == 0 and child.type not in ("softbreak", "hardbreak") and (
+                    child.type != "text" or child.content.strip()):
+                return False
+        if links == 0:
+            return False
+    return True
+
+
+def parse_archive(text: str, path: Path) -> Archive:
+    """Split decoded archive text into threads (see the module docstring for the rules)."""
+    path = Path(path)
+    if text.startswith(_BOM):
+        text = text[1:]
+    norm = text.replace("\r\n", "\n")
+    lines = norm.split("\n")
+    n_lines = 0 if not norm else len(lines) - (1 if norm.endswith("\n") else 0)
+    # markdown-it would count a lone CR as a line break; we do not, so hide it from the parser.
+    src = norm.replace("\r", " ") if "\r" in norm else norm
+    env: dict = {}
+    tokens = _block_parser().parse(src, env)
+
+    heads: list[tuple[int, int]] = []  # (token index, tag level) of top-level h1/h2
+    for i, tok in enumerate(tokens):
+        if tok.type == "heading_open" and tok.level == 0 and tok.tag in ("h1", "h2"):
+            heads.append((i, 1 if tok.tag == "h1" else 2))
+
+    threads: list[Thread] = []
+    for h, (ti, level) in enumerate(heads):
+        if level != 2:
+            continue
+        tok = tokens[ti]
+        assert tok.map is not None
+        nxt_ti = heads[h + 1][0] if h + 1 < len(heads) else len(tokens)
+        if h + 1 < len(heads):
+            nxt_map = tokens[nxt_ti].map
+            assert nxt_map is not None
+            stop = nxt_map[0]  # 0-based line where the next section starts
+        else:
+            stop = n_lines
+        title = " ".join(tokens[ti + 1].content.split("\n")).strip()
+        line = tok.map[0] + 1
+        head_end = tok.map[1]  # 0-based index of the first line after the heading
+        i = head_end
+        while i < stop and _blank(lines[i]):
+            i += 1
+        metadata: dict = {}
+        block_line = block_end = None
+        if i < stop and _is_block_open(lines[i]):
+            metadata, close = _read_block(lines, i, stop, path)
+            block_line, block_end = i + 1, close + 1
+            i = close + 1
+            while i < stop and _blank(lines[i]):
+                i += 1
+        date = None
+        if i < stop:
+            s = _indent_ok(lines[i])
+            m = _DATE_RE.fullmatch(s.strip(" \t")) if s is not None else None
+            if m:
+                date = m.group(1) + (" " + m.group(2) if m.group(2) else "")
+                i += 1
+                while i < stop and _blank(lines[i]):
+                    i += 1
+                if i < stop and _is_block_open(lines[i]):
+                    raise ArchiveError(path, i + 1, "the crossposter metadata block must come directly under "
+                                                    "the `##` heading, before the date line; move it up")
+        body_start = i
+        last = stop - 1
+        while last >= body_start and _blank(lines[last]):
+            last -= 1
+        body = "\n".join(lines[body_start:last + 1]) + "\n" if last >= body_start else ""
+        thread = Thread(title=title, line=line, end_line=max(stop, line + (head_end - tok.map[0]) - 1),
+                        date=date, metadata=metadata, body=body, body_line=body_start + 1, skipped=None,
+                        heading_end_line=head_end, block_line=block_line, block_end_line=block_end, path=path,
+                        _token_range=(ti + 3, nxt_ti))
+        threads.append(thread)
+
+    archive = Archive(path=path, threads=threads, _tokens=tokens, _env=env)
+    for thread in threads:
+        if thread.metadata.get("skip") is True:
+            thread.skipped = "skip: true"
+        elif not thread.body:
+            thread.skipped = "empty"
+        else:
+            body_toks = archive._slice_body(thread)
+            if body_toks and _is_toc(body_toks, env):
+                thread.skipped = "table of contents"
+    return archive
