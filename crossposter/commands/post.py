@@ -1,0 +1,127 @@
+"""`crossposter post`: publish (or resume) one thread now, or show what a run would do (`--dry-run`).
+
+Exit codes: 0 every platform done; 1 some platform did not finish (the summary says why and
+how to resume); 2 nothing was posted because of a problem found before the first request
+(config, archive, credentials, images); 3 another run is posting this thread right now.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_INCOMPLETE, EXIT_PREFLIGHT, EXIT_LOCKED = 0, 1, 2, 3
+
+
+def _console():  # noqa: ANN202 - rich is imported lazily
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _setup_logging(progress: bool) -> None:
+    """Plain timestamped lines on stderr when no progress bar is drawn (pipes, CI, cron)."""
+    logger = logging.getLogger("crossposter")
+    if logger.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if progress else logging.INFO)
+
+
+def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, config_path: Path | None) -> int:
+    from crossposter.config import ConfigError, default_config, find_config_file, load_config
+    from crossposter.publish import PreflightError, ThreadLockedError, publish_thread
+
+    console = _console()
+    err = _console()
+    err.stderr = True
+    cfg_file = find_config_file(config_path)
+    try:
+        if cfg_file is not None:
+            config = load_config(cfg_file)
+        elif dry_run:
+            config = default_config()
+            err.print("No config file found: the dry run uses the defaults (all three platforms).")
+        else:
+            err.print("[bold red]No config file.[/] `crossposter post` needs one: pass --config FILE, set "
+                      "CROSSPOSTER_CONFIG, or create ./crossposter.yaml (see config.example.yaml).")
+            return EXIT_PREFLIGHT
+    except ConfigError as e:
+        err.print("[bold red]The config has problems:[/]")
+        for line in str(e).splitlines():
+            err.print(f"  {line}", markup=False)
+        return EXIT_PREFLIGHT
+
+    archive = Path(path)
+    if not archive.is_file():
+        err.print(f"{archive}: no such archive file", markup=False)
+        return EXIT_PREFLIGHT
+    progress = sys.stdout.isatty() and not dry_run
+    _setup_logging(progress)
+    adapters = None
+    if dry_run:
+        from crossposter.fakes import fake_adapters
+
+        adapters = fake_adapters(platforms or config.enabled_platforms(), config=config)
+    before = archive.read_bytes() if dry_run else b""
+    try:
+        result = publish_thread(config, archive, thread, platforms, adapters=adapters,  # type: ignore[arg-type]
+                                progress=progress, dry_run=dry_run)
+    except PreflightError as e:
+        err.print("[bold red]Cannot post this thread; nothing was posted anywhere:[/]")
+        for problem in e.problems:
+            err.print(f"  {problem}", markup=False)
+        return EXIT_PREFLIGHT
+    except ThreadLockedError as e:
+        err.print(str(e), markup=False)
+        return EXIT_LOCKED
+
+    if dry_run and adapters is not None:
+        console.print(f"[bold]Dry run[/] of {thread!r}: nothing was sent, the archive was not touched.\n")
+        for name, fake in adapters.items():
+            posts = fake.thread()
+            console.print(f"[bold]{name}[/]: {len(posts)} post(s) would be sent")
+            for n, p in enumerate(posts, 1):
+                reply = f"reply to {p.parent}" if p.parent else "thread root"
+                console.print(f"--- {name} {n}/{len(posts)} ({reply})", markup=False)
+                console.print(p.text, markup=False)
+                for mid in p.media:
+                    m = fake.media[mid]
+                    console.print(f"    [image {m.width}x{m.height}, alt: {m.alt!r}]", markup=False)
+            console.print()
+        after = result.archive_after or before
+        diff = difflib.unified_diff(before.decode("utf-8", "replace").splitlines(keepends=True),
+                                    after.decode("utf-8", "replace").splitlines(keepends=True),
+                                    fromfile=f"{archive} (now)", tofile=f"{archive} (after posting)")
+        text = "".join(diff)
+        console.print("[bold]Archive changes that posting would write:[/]")
+        console.print(text if text else "(none)", markup=False)
+
+    _summary(console, result)
+    return EXIT_OK if result.ok else EXIT_INCOMPLETE
+
+
+def _summary(console, result) -> None:  # noqa: ANN001 - rich Console / PublishResult, imported lazily
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"{result.title} — {result.archive.name}", title_justify="left")
+    table.add_column("platform")
+    table.add_column("posted", justify="right")
+    table.add_column("state")
+    table.add_column("links / what to do")
+    for name, o in result.outcomes.items():
+        detail = "\n".join(o.links) if o.state == "done" else "\n".join([o.message, *o.links])
+        if o.retry_at:
+            detail += f"\nretry after {o.retry_at:%Y-%m-%d %H:%M:%S} UTC"
+        style = "green" if o.state == "done" else "yellow" if o.state in {"rate_limited", "transient",
+                                                                         "stopped"} else "red"
+        table.add_row(name, f"{o.posted}/{o.total}", f"[{style}]{o.state}[/]", escape(detail))
+    console.print(table)
+    if not result.ok:
+        console.print("Not every platform finished; fix what the table says and run the same command again to "
+                      "resume (posts already published are skipped).")

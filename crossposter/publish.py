@@ -1,0 +1,759 @@
+"""Publish one thread to every target platform: pre-flight, chains, retries, resume, recording.
+
+The archive is the source of truth, so every decision here is made to keep it
+true after any crash:
+
+* nothing is sent before everything that could stop the thread half-way has been
+  checked (pre-flight), because a half-posted thread is worse than none;
+* each accepted post is written into the thread's metadata block *before* the next
+  request, so a rerun knows exactly where to continue;
+* every retry (in this run or after a crash) reuses what makes it harmless on that
+  platform: the Bluesky rkey/createdAt stored as `pending` before the first attempt,
+  Mastodon's content-derived Idempotency-Key, and for X a refusal to guess when the
+  server says "duplicate content";
+* a run holds an exclusive lock per thread, so two runs can never both post it.
+
+Platforms run concurrently (each SDK is synchronous, so one thread per chain): a
+thread reaches all three in about the time of the slowest one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import random
+import secrets
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from crossposter.model import PLATFORMS, Post, ThreadPlan
+from crossposter.platforms.base import (
+    Adapter,
+    ImageUpload,
+    MaybePostedError,
+    OutgoingPost,
+    PlatformError,
+    PostRef,
+    RateLimitedError,
+    RejectedError,
+    TransientError,
+    UnauthorizedError,
+    UploadedMedia,
+)
+
+if TYPE_CHECKING:
+    from crossposter.archive import Archive, Thread
+    from crossposter.config import Config
+
+log = logging.getLogger("crossposter.publish")
+
+#: Every state a platform's chain can end in.
+STATES = ("done", "rate_limited", "transient", "rejected", "unauthorized", "maybe_posted", "changed", "error",
+          "stopped")
+_RETRYABLE = {"rate_limited", "transient", "stopped"}
+
+Recorder = Callable[[Path, str, Callable[[dict], None]], dict]
+Sleep = Callable[[float], None]
+Clock = Callable[[], datetime]
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class PlatformOutcome:
+    platform: str
+    state: str
+    posted: int
+    total: int
+    links: list[str] = field(default_factory=list)
+    message: str = ""
+    retry_at: datetime | None = None  # aware UTC, for rate_limited/transient
+
+
+@dataclass
+class PublishResult:
+    archive: Path
+    title: str
+    outcomes: dict[str, PlatformOutcome]
+    #: The plan that was published (after re-planning for the instance's real limits).
+    plan: ThreadPlan | None = None
+    #: Dry runs only: the archive's bytes as the run would have left them.
+    archive_after: bytes | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(o.state == "done" for o in self.outcomes.values())
+
+    @property
+    def retryable(self) -> bool:
+        return not self.ok and all(o.state == "done" or o.state in _RETRYABLE for o in self.outcomes.values())
+
+
+class PreflightError(Exception):
+    """Everything that stops the thread before the first request; nothing was posted anywhere."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class ThreadLockedError(Exception):
+    """Another run holds this thread's lock (it is being posted right now)."""
+
+    def __init__(self, archive: Path, title: str, lock_path: Path) -> None:
+        self.archive = archive
+        self.title = title
+        self.lock_path = lock_path
+        super().__init__(f"{archive}: thread {title!r} is being posted by another crossposter run "
+                         f"(lock {lock_path}); wait for it to finish, then run again to resume")
+
+
+class _Stop(Exception):
+    """Ends a chain with a given outcome state; raised from deep inside retries."""
+
+    def __init__(self, state: str, message: str, retry_at: datetime | None = None) -> None:
+        super().__init__(message)
+        self.state = state
+        self.message = message
+        self.retry_at = retry_at
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def text_sha(text: str) -> str:
+    """What the archive records to notice a later edit of a published post: 12 hex of sha256(text)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+_B32 = "234567abcdefghijklmnopqrstuvwxyz"
+_tid_lock = threading.Lock()
+_tid_last = 0
+_tid_clock = secrets.randbelow(1024)
+
+
+def new_tid() -> str:
+    """An atproto TID (13 chars base32-sortable: 53 bits of microseconds, 10 bits clock id), never repeating."""
+    global _tid_last
+    with _tid_lock:
+        us = max(time.time_ns() // 1000, _tid_last + 1)
+        _tid_last = us
+    value = (us << 10) | _tid_clock
+    return "".join(_B32[(value >> (5 * i)) & 31] for i in range(12, -1, -1))
+
+
+def lock_path_for(config: Config, archive_path: Path, title: str) -> Path:
+    key = hashlib.sha256(f"{Path(archive_path).resolve()}\0{title}".encode()).hexdigest()[:32]
+    return config.state_path / "locks" / f"{key}.lock"
+
+
+@contextlib.contextmanager
+def thread_lock(config: Config, archive_path: Path, title: str) -> Iterator[Path]:
+    """Hold the thread's run lock (non-blocking flock) or raise ThreadLockedError.
+
+    flock dies with the process, so a crashed run never leaves a stale lock behind.
+    """
+    path = lock_path_for(config, archive_path, title)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ThreadLockedError(Path(archive_path), title, path) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield path
+    finally:
+        os.close(fd)
+
+
+def _ref_from_entry(entry: dict) -> PostRef:
+    return PostRef(id=str(entry["id"]), url=str(entry.get("url") or entry["id"]),
+                   cid=str(entry["cid"]) if entry.get("cid") else None)
+
+
+def _entries(meta: dict, platform: str) -> list[dict]:
+    """Recorded posts of a platform as dicts; a bare string (an ID written by hand) is accepted."""
+    raw = meta.get(platform) or []
+    return [e if isinstance(e, dict) else {"id": str(e)} for e in raw]
+
+
+def _link(entry: dict) -> str:
+    return str(entry.get("url") or entry.get("id"))
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class _Reporter:
+    """Plain log lines (daemon, pipes); the rich subclass draws a bar per platform."""
+
+    def __enter__(self) -> _Reporter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def start(self, platform: str, done: int, total: int) -> None:
+        log.info("%s: %d/%d already posted, %d to go", platform, done, total, total - done)
+
+    def posted(self, platform: str, done: int, total: int, url: str) -> None:
+        log.info("%s: posted %d/%d %s", platform, done, total, url)
+
+    def note(self, platform: str, message: str) -> None:
+        log.warning("%s: %s", platform, message)
+
+    def finish(self, outcome: PlatformOutcome) -> None:
+        level = logging.INFO if outcome.state == "done" else logging.WARNING
+        log.log(level, "%s: %s, %d/%d posted%s", outcome.platform, outcome.state, outcome.posted, outcome.total,
+                f" — {outcome.message}" if outcome.message else "")
+
+
+class _RichReporter(_Reporter):
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
+                                  TextColumn("{task.fields[status]}"), TimeElapsedColumn())
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> _RichReporter:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def start(self, platform: str, done: int, total: int) -> None:
+        self._tasks[platform] = self._progress.add_task(platform, total=total, completed=done, status="")
+
+    def posted(self, platform: str, done: int, total: int, url: str) -> None:
+        self._progress.update(self._tasks[platform], completed=done, status="")
+
+    def note(self, platform: str, message: str) -> None:
+        if platform in self._tasks:
+            self._progress.update(self._tasks[platform], status=message[:60])
+
+    def finish(self, outcome: PlatformOutcome) -> None:
+        task = self._tasks.get(outcome.platform)
+        if task is None:
+            self.start(outcome.platform, outcome.posted, outcome.total)
+            task = self._tasks[outcome.platform]
+        self._progress.update(task, completed=outcome.posted, status=outcome.state)
+
+
+# --------------------------------------------------------------------------- retries
+
+
+@dataclass
+class _Runtime:
+    config: Config
+    stop_event: threading.Event
+    sleep: Sleep | None
+    now: Clock
+    rng: random.Random
+    reporter: _Reporter
+
+    def wait(self, seconds: float) -> None:
+        if seconds > 0:
+            if self.sleep is not None:
+                self.sleep(seconds)
+            else:
+                self.stop_event.wait(seconds)
+        if self.stop_event.is_set():
+            raise _Stop("stopped", "stopped on request; run again to resume")
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter: uniform(0, min(max_delay, base·2^(attempt-1)))."""
+        r = self.config.retry
+        return self.rng.uniform(0, min(r.max_delay, r.base_delay * (2 ** (attempt - 1))))
+
+    def call(self, platform: str, what: str, fn: Callable[[], Any]) -> Any:
+        """Run one request, retrying transient failures and near rate limits; other errors propagate."""
+        r = self.config.retry
+        attempt = 0
+        while True:
+            if self.stop_event.is_set():
+                raise _Stop("stopped", "stopped on request; run again to resume")
+            try:
+                return fn()
+            except TransientError as e:
+                attempt += 1
+                if attempt >= r.attempts:
+                    retry_at = self.now() + timedelta(seconds=max(r.max_delay, e.retry_after or 0))
+                    raise _Stop("transient", f"{what}: gave up after {attempt} attempts: {e.message}",
+                                retry_at) from None
+                delay = self.backoff(attempt)
+                if e.retry_after:
+                    delay = max(delay, min(e.retry_after, r.max_rate_limit_wait))
+                self.reporter.note(platform, f"{what}: {e.message}; retry {attempt + 1}/{r.attempts} "
+                                             f"in {delay:.1f}s")
+                self.wait(delay)
+            except RateLimitedError as e:
+                attempt += 1
+                if e.reset_at is None:
+                    if attempt >= r.attempts:
+                        raise _Stop("rate_limited", f"{what}: rate limited ({e.message}), no reset time given",
+                                    self.now() + timedelta(seconds=r.max_delay)) from None
+                    delay = self.backoff(attempt)
+                else:
+                    delay = (e.reset_at - self.now()).total_seconds() + 1.0
+                    if delay > r.max_rate_limit_wait or attempt >= r.attempts:
+                        raise _Stop("rate_limited", f"{what}: rate limited until "
+                                    f"{e.reset_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC; resume after that",
+                                    e.reset_at.astimezone(UTC)) from None
+                self.reporter.note(platform, f"{what}: rate limited, waiting {max(delay, 0):.0f}s")
+                self.wait(max(delay, 0.0))
+
+
+# --------------------------------------------------------------------------- recording
+
+
+def _record_into(update: Recorder, archive_path: Path, title: str) -> Callable[[Callable[[dict], None]], dict]:
+    def write(fn: Callable[[dict], None]) -> dict:
+        return update(archive_path, title, fn)
+
+    return write
+
+
+def _default_recorder() -> Recorder:
+    from crossposter.metadata import update_thread_metadata
+
+    return update_thread_metadata
+
+
+# --------------------------------------------------------------------------- one chain
+
+
+@dataclass
+class _Chain:
+    platform: str
+    adapter: Adapter
+    posts: list[Post]
+    recorded: list[dict]
+    pending: dict | None
+    prepared: dict[tuple[str, str, int], ImageUpload]
+    max_image_bytes: int
+    write: Callable[[Callable[[dict], None]], dict]
+    thread_key: str
+    language: str
+    rt: _Runtime
+    upload_ahead: bool = True
+
+    def outcome(self, state: str, posted: int, message: str = "", retry_at: datetime | None = None,
+                links: list[str] | None = None) -> PlatformOutcome:
+        return PlatformOutcome(self.platform, state, posted, len(self.posts), links or [], message, retry_at)
+
+    def _upload(self, index: int) -> list[UploadedMedia]:
+        out = []
+        for img in self.posts[index].images:
+            data = self.prepared[(str(img.path), img.alt, self.max_image_bytes)]
+            out.append(self.rt.call(self.platform, f"post {index + 1}: upload {img.src}",
+                                    lambda d=data: self.adapter.upload_image(d)))
+        return out
+
+    def _pending_for(self, index: int) -> dict:
+        post = self.posts[index]
+        new_tid_fn = getattr(self.adapter, "new_tid", None) or new_tid
+        return {"index": index, "rkey": new_tid_fn(),
+                "created_at": self.rt.now().astimezone(UTC).isoformat(timespec="milliseconds").replace(
+                    "+00:00", "Z"),
+                "sha": text_sha(post.text)}
+
+    def run(self) -> PlatformOutcome:
+        p = self.platform
+        total = len(self.posts)
+        links = [_link(e) for e in self.recorded]
+        start = len(self.recorded)
+        self.rt.reporter.start(p, start, total)
+        if start >= total:
+            return self.outcome("done", start, "already posted", links=links)
+        parent = _ref_from_entry(self.recorded[-1]) if self.recorded else None
+        root = _ref_from_entry(self.recorded[0]) if self.recorded else None
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"upload-{p}") if self.upload_ahead else None
+        futures: dict[int, Future[list[UploadedMedia]]] = {}
+
+        def media_for(i: int) -> list[UploadedMedia]:
+            if pool is None:
+                return self._upload(i)
+            for j in (i, i + 1):
+                if j < total and j not in futures and self.posts[j].images:
+                    futures[j] = pool.submit(self._upload, j)
+            return futures.pop(i).result() if i in futures else []
+
+        posted = start
+        try:
+            if p == "bluesky":
+                parent, root = self._complete_refs(parent, root)
+                if not (self.pending and self.pending.get("index") == start and self.pending.get("rkey")):
+                    self.pending = self._pending_for(start)
+                    pend = dict(self.pending)
+                    self.write(lambda meta: meta.setdefault("pending", {}).__setitem__("bluesky", pend))
+            for i in range(start, total):
+                if self.rt.stop_event.is_set():
+                    raise _Stop("stopped", "stopped on request; run again to resume")
+                post = self.posts[i]
+                sha = text_sha(post.text)
+                media = media_for(i)
+                out = OutgoingPost(text=post.text, index=i, thread_key=self.thread_key, facets=list(post.facets),
+                                   media=media, language=self.language)
+                if p == "bluesky":
+                    assert self.pending is not None
+                    out.rkey = str(self.pending["rkey"])
+                    out.created_at = str(self.pending["created_at"])
+                try:
+                    ref = self.rt.call(p, f"post {i + 1}",
+                                       lambda o=out, par=parent, r=root: self.adapter.publish(o, par, r))
+                except MaybePostedError as e:
+                    raise _Stop("maybe_posted", self._maybe_posted_message(i, e)) from None
+                entry: dict[str, Any] = {"id": ref.id, "url": ref.url}
+                if ref.cid:
+                    entry["cid"] = ref.cid
+                entry["sha"] = sha
+                nxt = self._pending_for(i + 1) if p == "bluesky" and i + 1 < total else None
+                try:
+                    self.write(lambda meta, k=i, e=entry, n=nxt: self._apply(meta, k, e, n))
+                except Exception as err:  # the post is out but not recorded: say exactly what to write by hand
+                    raise _Stop("error", f"post {i + 1} was published ({ref.url}) but could not be recorded in "
+                                         f"the archive: {err}. Add `- {{id: \"{ref.id}\"}}` as entry {i + 1} under "
+                                         f"`{p}:` in the thread's crossposter block before running again.") from None
+                self.pending = nxt
+                posted = i + 1
+                links.append(ref.url)
+                parent = ref
+                root = root or ref
+                self.rt.reporter.posted(p, posted, total, ref.url)
+            return self.outcome("done", posted, links=links)
+        except _Stop as s:
+            return self.outcome(s.state, posted, s.message, s.retry_at, links)
+        except RejectedError as e:
+            return self.outcome("rejected", posted, f"post {posted + 1} (line {self.posts[posted].line}) was "
+                                                    f"rejected: {e.message}", links=links)
+        except UnauthorizedError as e:
+            return self.outcome("unauthorized", posted, f"{e.message} (check the credentials, then run again)",
+                                links=links)
+        except MaybePostedError as e:
+            return self.outcome("maybe_posted", posted, self._maybe_posted_message(posted, e), links=links)
+        except PlatformError as e:
+            return self.outcome("error", posted, e.message, links=links)
+        except Exception as e:  # an adapter bug must not take the other platforms down
+            log.exception("%s: unexpected error", p)
+            return self.outcome("error", posted, f"unexpected {type(e).__name__}: {e}", links=links)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def _complete_refs(self, parent: PostRef | None, root: PostRef | None) -> tuple[PostRef | None, PostRef | None]:
+        """A Bluesky reply needs the cid of root and parent; an ID recorded by hand lacks it: look it up."""
+        fixed = []
+        for ref in (parent, root):
+            if ref is not None and not ref.cid:
+                found = self.rt.call(self.platform, "look up recorded post", lambda r=ref: self.adapter.lookup(r.id))
+                if found is None or not found.ref.cid:
+                    raise _Stop("error", f"the recorded post {ref.id} no longer exists on bluesky; remove it from "
+                                         "the thread's crossposter block to post the rest as a new thread")
+                ref = PostRef(id=ref.id, url=ref.url, cid=found.ref.cid)
+            fixed.append(ref)
+        return fixed[0], fixed[1]
+
+    def _apply(self, meta: dict, index: int, entry: dict, nxt: dict | None) -> None:
+        lst = meta.get(self.platform)
+        if not isinstance(lst, list):
+            lst = []
+        if len(lst) != index:
+            raise RuntimeError(f"the archive holds {len(lst)} {self.platform} posts, expected {index} "
+                               "(was the block edited while posting?)")
+        lst.append(entry)
+        meta[self.platform] = lst
+        pending = meta.get("pending") if isinstance(meta.get("pending"), dict) else {}
+        pending.pop(self.platform, None)
+        if nxt is not None:
+            pending[self.platform] = nxt
+        if pending:
+            meta["pending"] = pending
+        else:
+            meta.pop("pending", None)
+
+    def _maybe_posted_message(self, index: int, e: PlatformError) -> str:
+        post = self.posts[index]
+        return (f"post {index + 1} (line {post.line}) may already be on {self.platform}: {e.message}. "
+                f"Check the account. If the post is there, record it by adding "
+                f"`- {{id: \"<its id>\", url: \"<its link>\", sha: {text_sha(post.text)}}}` as entry {index + 1} "
+                f"under `{self.platform}:` in the thread's crossposter block, then run post again to continue; "
+                "if it is not there, edit the post's text (the platform refuses an identical one) and run again.")
+
+
+# --------------------------------------------------------------------------- pre-flight
+
+
+def _where(path: Path, line: int | None, platform: str | None, message: str) -> str:
+    loc = f"{path}:{line}" if line else str(path)
+    return f"{loc}: [{platform}] {message}" if platform else f"{loc}: {message}"
+
+
+def _plan_problems(plan: ThreadPlan, path: Path) -> list[str]:
+    return [_where(path, d.line, d.platform, d.message) for d in plan.errors]
+
+
+def _writable_problems(path: Path, line: int) -> list[str]:
+    problems = []
+    if not os.access(path, os.W_OK):
+        problems.append(_where(path, line, None, "the archive is not writable; crossposter records each post's ID "
+                                                 "in it (fix its permissions)"))
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        problems.append(_where(path, line, None, f"the folder {path.parent} is not writable; the archive is "
+                                                 "rewritten through a temp file there (fix its permissions)"))
+    return problems
+
+
+def _image_problems(plan: ThreadPlan, path: Path, platforms: list[str], starts: dict[str, int]) -> list[str]:
+    """Existence and folder checks need no network: run them before any login."""
+    from crossposter.images import check_image
+
+    folder = path.parent.resolve()
+    problems: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for p in platforms:
+        for post in plan.platforms[p].posts[starts.get(p, 0):]:
+            for img in post.images:
+                key = (p, str(img.path))
+                if key in seen:
+                    continue
+                seen.add(key)
+                resolved = Path(img.path).resolve()
+                if not resolved.is_relative_to(folder):
+                    problems.append(_where(path, img.line, p, f"image {img.src} is outside the archive's folder "
+                                                              f"{folder}; move it inside"))
+                    continue
+                problem = check_image(resolved)
+                if problem:
+                    problems.append(_where(path, img.line, p, f"image {img.src}: {problem}"))
+    return problems
+
+
+def _prepare_images(plan: ThreadPlan, path: Path, platform: str, start: int, max_bytes: int,
+                    cache: dict[tuple[str, str, int], ImageUpload], lock: threading.Lock) -> list[str]:
+    from crossposter.images import ImageError, prepare_image
+
+    problems = []
+    for post in plan.platforms[platform].posts[start:]:
+        for img in post.images:
+            key = (str(img.path), img.alt, max_bytes)
+            with lock:
+                if key in cache:
+                    continue
+            try:
+                prepared = prepare_image(Path(img.path), img.alt, max_bytes)
+            except ImageError as e:
+                problems.append(_where(path, img.line, platform, f"image {img.src}: {e.problem}"))
+                continue
+            except OSError as e:
+                problems.append(_where(path, img.line, platform, f"image {img.src}: {e}"))
+                continue
+            with lock:
+                cache[key] = prepared
+    return problems
+
+
+def _check_recorded(plan: ThreadPlan, platform: str, recorded: list[dict]) -> str | None:
+    """Why the published part of the thread no longer matches the archive, or None."""
+    posts = plan.platforms[platform].posts
+    if len(recorded) > len(posts):
+        return (f"{len(recorded)} posts are already published on {platform}, but the thread now splits into "
+                f"only {len(posts)}; restore the text, or remove the `{platform}:` entries from the block to post "
+                "it again as a new thread")
+    for i, entry in enumerate(recorded):
+        sha = entry.get("sha")
+        if sha and str(sha) != text_sha(posts[i].text):
+            return (f"post {i + 1} (line {posts[i].line}) was edited after it was published on {platform} "
+                    f"({_link(entry)}); restore its text, or remove the `{platform}:` entries from the block to "
+                    "post the thread again as a new thread")
+    return None
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+def publish_thread(config: Config, archive_path: Path, title: str, platforms: list[str] | None = None, *,
+                   adapters: dict[str, Adapter] | None = None, stop_event: threading.Event | None = None,
+                   progress: bool | None = None, sleep: Sleep | None = None, now: Clock | None = None,
+                   recorder: Recorder | None = None, dry_run: bool = False, upload_ahead: bool = True,
+                   rng: random.Random | None = None) -> PublishResult:
+    """Publish (or resume) one thread; see the module docstring for the guarantees.
+
+    Extra keywords beyond the contract exist for tests and the dry run: `sleep`/`now` replace the real
+    clock, `recorder` replaces `metadata.update_thread_metadata`, `dry_run` uses in-process fakes (unless
+    `adapters` are given) and records into a temp copy whose bytes come back as `archive_after`.
+    Raises PreflightError (nothing posted) or ThreadLockedError (another run is posting it).
+    """
+    archive_path = Path(archive_path).resolve()
+    stop_event = stop_event or threading.Event()
+    if progress is None:
+        progress = sys.stdout.isatty()
+    if dry_run:
+        tmpdir = Path(tempfile.mkdtemp(prefix="crossposter-dry-run-"))
+        try:
+            copy = tmpdir / archive_path.name
+            shutil.copyfile(archive_path, copy)
+            base = recorder or _default_recorder()
+
+            def dry_recorder(_path: Path, t: str, fn: Callable[[dict], None]) -> dict:
+                return base(copy, t, fn)
+
+            if adapters is None:
+                from crossposter.fakes import fake_adapters
+
+                adapters = dict(fake_adapters(platforms or config.enabled_platforms(), config=config))
+            result = _publish(config, archive_path, title, platforms, adapters, stop_event, progress, sleep, now,
+                              dry_recorder, True, upload_ahead, rng)
+            result.archive_after = copy.read_bytes()
+            return result
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+    with thread_lock(config, archive_path, title):
+        return _publish(config, archive_path, title, platforms, adapters, stop_event, progress, sleep, now,
+                        recorder or _default_recorder(), False, upload_ahead, rng)
+
+
+def _publish(config: Config, archive_path: Path, title: str, platforms: list[str] | None,
+             adapters: dict[str, Adapter] | None, stop_event: threading.Event, progress: bool, sleep: Sleep | None,
+             now: Clock | None, recorder: Recorder, dry_run: bool, upload_ahead: bool,
+             rng: random.Random | None) -> PublishResult:
+    from crossposter.archive import ArchiveError, read_archive
+    from crossposter.config import ConfigError, platform_secrets
+    from crossposter.plan import plan_thread
+
+    # 1. the archive and the thread (read under the run lock: nobody else writes its block now)
+    try:
+        archive: Archive = read_archive(archive_path)
+        thread: Thread = archive.find(title)
+    except ArchiveError as e:
+        raise PreflightError([str(e)]) from None
+    if thread.skipped:
+        raise PreflightError([_where(archive_path, thread.line, None,
+                                     f"thread {title!r} is not postable ({thread.skipped})")])
+    targets = list(dict.fromkeys(platforms or config.enabled_platforms()))
+    problems: list[str] = []
+    unknown = [p for p in targets if p not in PLATFORMS]
+    if unknown:
+        raise PreflightError([f"unknown platform(s) {', '.join(unknown)} (use {', '.join(PLATFORMS)})"])
+    if not targets:
+        raise PreflightError(["no platform is enabled in the config (platforms.<name>.enabled: true)"])
+
+    meta = thread.metadata if isinstance(thread.metadata, dict) else {}
+    for p in targets:
+        if p in meta and not isinstance(meta[p], list):
+            problems.append(_where(archive_path, thread.line, p, f"the crossposter block's `{p}:` must be a list "
+                                                                 "of published posts"))
+    recorded = {p: _entries(meta, p) if isinstance(meta.get(p), list) else [] for p in targets}
+    pending_all = meta.get("pending") if isinstance(meta.get("pending"), dict) else {}
+
+    # 2. plan at the default/config limits: errors here need no network to find
+    plan = plan_thread(archive, thread, config, targets)
+    problems += _plan_problems(plan, archive_path)
+    if not dry_run:
+        problems += _writable_problems(archive_path, thread.line)
+    problems += _image_problems(plan, archive_path, targets, {p: len(recorded[p]) for p in targets})
+
+    # 3. adapters (credentials are read here)
+    given = dict(adapters or {})
+    built: dict[str, Adapter] = {}
+    for p in targets:
+        if p in given:
+            built[p] = given[p]
+            continue
+        try:
+            platform_secrets(p)
+            from crossposter.platforms import load_adapter
+
+            built[p] = load_adapter(p, config)
+        except ConfigError as e:
+            problems += [_where(archive_path, thread.line, p, m) for m in e.problems]
+        except PlatformError as e:
+            problems.append(_where(archive_path, thread.line, p, e.message))
+    if problems:
+        raise PreflightError(problems)
+
+    reporter: _Reporter = _RichReporter() if progress else _Reporter()
+    rt = _Runtime(config, stop_event, sleep, now or (lambda: datetime.now(UTC)), rng or random.Random(), reporter)
+    outcomes: dict[str, PlatformOutcome] = {}
+
+    with reporter:
+        # 4. log in everywhere at once; learn the real limits
+        def login(p: str) -> Any:
+            try:
+                rt.call(p, "log in", built[p].login)
+                return rt.call(p, "read limits", built[p].limits)
+            except _Stop as s:
+                return s
+            except PlatformError as e:
+                return e
+
+        with ThreadPoolExecutor(max_workers=len(targets), thread_name_prefix="login") as pool:
+            answers = dict(zip(targets, pool.map(login, targets), strict=True))
+        limits = {}
+        for p, a in answers.items():
+            total = len(plan.platforms[p].posts)
+            if isinstance(a, _Stop):  # the platform is down: the others still go out
+                outcomes[p] = PlatformOutcome(p, a.state, len(recorded[p]), total, [], a.message, a.retry_at)
+            elif isinstance(a, PlatformError):
+                problems.append(_where(archive_path, thread.line, p, f"cannot log in: {a.message}"))
+            else:
+                limits[p] = a
+        if problems:
+            raise PreflightError(problems)
+
+        # 5. the instance's real Mastodon limit decides how the thread splits there
+        m = limits.get("mastodon")
+        if m is not None and m.max_characters != plan.platforms["mastodon"].limit:
+            plan = plan_thread(archive, thread, config, targets, limits={"mastodon": m.max_characters})
+            problems += _plan_problems(plan, archive_path)
+
+        # 6. prepare every image still to upload, at each platform's byte limit
+        prepared: dict[tuple[str, str, int], ImageUpload] = {}
+        cache_lock = threading.Lock()
+        for p, lim in limits.items():
+            problems += _prepare_images(plan, archive_path, p, len(recorded[p]), lim.max_image_bytes, prepared,
+                                        cache_lock)
+        if problems:
+            raise PreflightError(problems)
+
+        # 7. the chains, one thread per platform
+        chains: dict[str, _Chain] = {}
+        for p in limits:
+            why = _check_recorded(plan, p, recorded[p])
+            if why:
+                outcome = PlatformOutcome(p, "changed", len(recorded[p]), len(plan.platforms[p].posts),
+                                          [_link(e) for e in recorded[p]], why)
+                reporter.start(p, outcome.posted, outcome.total)
+                outcomes[p] = outcome
+                continue
+            pend = pending_all.get(p) if isinstance(pending_all.get(p), dict) else None
+            chains[p] = _Chain(platform=p, adapter=built[p], posts=plan.platforms[p].posts, recorded=recorded[p],
+                               pending=pend, prepared=prepared, max_image_bytes=limits[p].max_image_bytes,
+                               write=_record_into(recorder, archive_path, title), thread_key=thread.key,
+                               language=config.language, rt=rt, upload_ahead=upload_ahead)
+        if chains:
+            with ThreadPoolExecutor(max_workers=len(chains), thread_name_prefix="chain") as pool:
+                running = {p: pool.submit(c.run) for p, c in chains.items()}
+                for p, fut in running.items():
+                    outcomes[p] = fut.result()
+        for p in targets:
+            if p in outcomes:
+                reporter.finish(outcomes[p])
+    return PublishResult(archive=archive_path, title=title, outcomes={p: outcomes[p] for p in targets if p in outcomes},
+                         plan=plan)
