@@ -1,0 +1,331 @@
+"""Write a thread's metadata block back into the user's archive without touching any other byte.
+
+The archive is the user's file and the only record of what was posted, so this
+module is paranoid:
+
+* **Exact bytes.** The file is edited as bytes. The block is inserted right
+  under the ``##`` heading line (after its line ending), with the heading
+  line's own line ending (CRLF file → CRLF block). When the heading is the
+  last line and has no final newline, a line ending is put *before* the block
+  and none after it. ``strip_metadata_blocks`` removes exactly those bytes
+  (a block plus its following line ending; or, for a block at the very end of
+  the file, its preceding line ending plus the block), so removing the block
+  always gives back the original bytes. An existing block is replaced in
+  place (its own line endings kept), so stripping before and after an update
+  gives the same bytes.
+* **YAML style.** ``yaml.safe_dump`` with insertion order kept, Unicode kept
+  and no line folding. Top level and lists are block style; a mapping nested
+  below the top level whose values are all scalars is written in flow style,
+  so each published post is one readable line
+  (``- {id: '113520001', url: 'https://…', sha: 0f3a…}``). Anchors/aliases are
+  never emitted. The dumped YAML must load back to the same value and must not
+  contain ``-->`` (which would close the HTML comment early), else nothing is
+  written. Note that ``safe_load`` turns unquoted ISO timestamps into
+  ``datetime`` objects; they round-trip as such.
+* **Atomic.** New bytes go to a temp file in the same folder, flushed and
+  fsynced, given the original file's permission bits (and owner, when we are
+  allowed to), renamed over the archive with ``os.replace``, then the folder is
+  fsynced. The target of a symlinked archive is edited, the link is kept.
+  Before writing, the new bytes are parsed again and must give the same
+  threads with the new metadata; otherwise nothing is written.
+* **Locked.** Every read-modify-write runs under ``fcntl.flock(LOCK_EX)`` on an
+  ``O_RDONLY`` descriptor of the archive's *folder*. Locking the folder (not a
+  ``.lock`` file) leaves no stray files in the user's (often git-tracked)
+  folder, survives the rename of the archive (a lock on the file itself would be
+  on the old inode), and serialises threads of one process as well as separate
+  processes (each call opens its own descriptor). The file is re-read under the
+  lock, so an update never works on stale bytes. Leftover temp files of a
+  writer that was killed are removed under the same lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import errno
+import fcntl
+import os
+import secrets
+import stat
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from crossposter.archive import (
+    BLOCK_CLOSE,
+    BLOCK_OPEN,
+    Archive,
+    ArchiveError,
+    Thread,
+    decode_archive,
+    parse_archive,
+)
+
+__all__ = ["BLOCK_OPEN", "BLOCK_CLOSE", "update_thread_metadata", "strip_metadata_blocks", "thread_metadata",
+           "render_block"]
+
+#: how long to wait for another writer before giving up (a writer holds the lock for milliseconds)
+LOCK_TIMEOUT = 60.0
+_TMP_SUFFIX = ".crossposter-tmp"
+
+
+# --------------------------------------------------------------------------- bytes and lines
+
+
+def _line_starts(data: bytes) -> list[int]:
+    """Byte offset where each line starts (index 0 = line 1); lines end at ``\\n`` only."""
+    starts = [0]
+    find = data.find
+    pos = find(b"\n")
+    while pos >= 0:
+        starts.append(pos + 1)
+        pos = find(b"\n", pos + 1)
+    if starts[-1] == len(data) and len(starts) > 1:
+        starts.pop()  # the final newline does not start another line
+    return starts
+
+
+def _line_end(data: bytes, starts: list[int], line: int) -> int:
+    """Offset just after line ``line`` (1-based), line ending included."""
+    return starts[line] if line < len(starts) else len(data)
+
+
+def _eol_of(data: bytes, starts: list[int], line: int) -> bytes | None:
+    end = _line_end(data, starts, line)
+    if end == 0 or data[end - 1:end] != b"\n":
+        return None
+    return b"\r\n" if data[max(0, end - 2):end] == b"\r\n" else b"\n"
+
+
+def _default_eol(data: bytes) -> bytes:
+    pos = data.find(b"\n")
+    return b"\r\n" if pos > 0 and data[pos - 1:pos] == b"\r" else b"\n"
+
+
+def _block_span(data: bytes, starts: list[int], thread: Thread) -> tuple[int, int]:
+    """Byte range to delete so that the block and its own line ending vanish (see module docstring)."""
+    assert thread.block_line is not None and thread.block_end_line is not None
+    begin = starts[thread.block_line - 1]
+    end = _line_end(data, starts, thread.block_end_line)
+    if _eol_of(data, starts, thread.block_end_line) is None:
+        # block at the very end of a file without final newline: its line ending is the one before it
+        prev = _eol_of(data, starts, thread.block_line - 1) or b""
+        begin -= len(prev)
+    return begin, end
+
+
+# --------------------------------------------------------------------------- YAML
+
+
+class _FlowMap(dict):
+    """Marks a mapping to be written on one line."""
+
+
+def _scalar(v: Any) -> bool:
+    return not isinstance(v, dict | list | tuple | set)
+
+
+def _styled(obj: Any, depth: int) -> Any:
+    if isinstance(obj, dict):
+        items = {k: _styled(v, depth + 1) for k, v in obj.items()}
+        if depth >= 1 and obj and all(_scalar(v) for v in obj.values()):
+            return _FlowMap(items)
+        return items
+    if isinstance(obj, list):
+        return [_styled(v, depth + 1) for v in obj]
+    return obj
+
+
+def _dumper() -> type:
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    Dumper.add_representer(_FlowMap, lambda d, data: d.represent_mapping("tag:yaml.org,2002:map", data,
+                                                                         flow_style=True))
+    return Dumper
+
+
+def render_block(meta: dict, eol: str = "\n") -> str:
+    """The block text for ``meta`` (no final line ending); raises ValueError if it cannot be written faithfully."""
+    import yaml
+
+    try:
+        dumped = yaml.dump(_styled(meta, 0), Dumper=_dumper(), sort_keys=False, allow_unicode=True,
+                           default_flow_style=False, width=1_000_000)
+    except yaml.YAMLError as e:
+        raise ValueError(f"metadata cannot be written as YAML: {e}") from None
+    if BLOCK_CLOSE in dumped:
+        raise ValueError(f"metadata contains {BLOCK_CLOSE!r}, which would end the HTML comment early")
+    if yaml.safe_load(dumped) != meta:
+        raise ValueError("metadata does not survive a YAML round trip (only str, int, float, bool, None, "
+                         "datetime, lists and mappings can be stored)")
+    lines = [BLOCK_OPEN, *dumped.rstrip("\n").split("\n"), BLOCK_CLOSE]
+    return eol.join(lines)
+
+
+# --------------------------------------------------------------------------- editing
+
+
+def _replace_block(data: bytes, archive: Archive, thread: Thread, meta: dict) -> bytes:
+    """The file bytes with ``thread``'s block set to ``meta`` (removed when ``meta`` is empty)."""
+    starts = _line_starts(data)
+    if thread.block_line is not None:
+        assert thread.block_end_line is not None
+        if not meta:
+            begin, end = _block_span(data, starts, thread)
+            return data[:begin] + data[end:]
+        eol = (_eol_of(data, starts, thread.block_line) if thread.block_end_line > thread.block_line else None) \
+            or _eol_of(data, starts, thread.heading_end_line) or _default_eol(data)
+        begin = starts[thread.block_line - 1]
+        end = _line_end(data, starts, thread.block_end_line)
+        end -= len(_eol_of(data, starts, thread.block_end_line) or b"")
+        block = render_block(meta, eol.decode()).encode("utf-8")
+        return data[:begin] + block + data[end:]
+    if not meta:
+        return data
+    head_eol = _eol_of(data, starts, thread.heading_end_line)
+    at = _line_end(data, starts, thread.heading_end_line)
+    if head_eol is not None:
+        block = render_block(meta, head_eol.decode()).encode("utf-8") + head_eol
+    else:  # heading is the last line, without final newline
+        eol = _default_eol(data)
+        block = eol + render_block(meta, eol.decode()).encode("utf-8")
+    return data[:at] + block + data[at:]
+
+
+def _verify(new: bytes, old: Archive, index: int, meta: dict, path: Path) -> None:
+    """Re-read the bytes about to be written: same threads, and the target holds exactly ``meta``."""
+    archive = parse_archive(decode_archive(new, path), path)
+    before = [t.title for t in old.threads]
+    after = [t.title for t in archive.threads]
+    if after != before or archive.threads[index].metadata != meta:
+        raise ArchiveError(path, old.threads[index].line,
+                           "internal error: the rewritten archive would not read back as expected; "
+                           "nothing was written (please report this with the file)")
+    for i, (a, b) in enumerate(zip(old.threads, archive.threads, strict=True)):
+        if i != index and (a.body != b.body or a.metadata != b.metadata):
+            raise ArchiveError(path, a.line, "internal error: another thread would change; nothing was written")
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path, path: Path) -> Iterator[int]:
+    """Exclusive flock on the folder; yields the folder descriptor (reused to fsync the rename)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise ArchiveError(path, None, f"cannot open the archive's folder {folder}: {e.strerror}") from None
+    try:
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        delay = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as e:
+                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() > deadline:
+                    raise ArchiveError(path, None, f"another process has held the lock on {folder} for "
+                                                   f"{LOCK_TIMEOUT:.0f} s; is a crossposter process stuck?") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        yield fd
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _tmp_prefix(real: Path) -> str:
+    return f".{real.name}."
+
+
+def _remove_stale_temps(real: Path) -> None:
+    """Temp files of a writer killed mid-write; safe to delete because we hold the folder lock."""
+    prefix = _tmp_prefix(real)
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(real.parent):
+            if entry.name.startswith(prefix) and entry.name.endswith(_TMP_SUFFIX):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def _atomic_write(real: Path, data: bytes, folder_fd: int, path: Path) -> None:
+    st = os.stat(real)
+    tmp = real.parent / f"{_tmp_prefix(real)}{os.getpid()}.{secrets.token_hex(4)}{_TMP_SUFFIX}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fchmod(f.fileno(), stat.S_IMODE(st.st_mode))
+            if hasattr(os, "fchown"):
+                with contextlib.suppress(OSError):
+                    os.fchown(f.fileno(), st.st_uid, st.st_gid)
+            os.fsync(f.fileno())
+        os.replace(tmp, real)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise ArchiveError(path, None, f"could not write the archive ({e.strerror or e}); "
+                                           "it is unchanged") from None
+        raise
+    os.fsync(folder_fd)
+
+
+def update_thread_metadata(path: Path, title: str, update: Callable[[dict], None]) -> dict:
+    """Apply ``update`` to a copy of the thread's metadata and write it back (see module docstring).
+
+    Returns the new metadata. Raises ArchiveError (file unreadable/not writable, thread missing or
+    ambiguous, metadata not writable); in every error case the file is left untouched.
+    """
+    path = Path(path)
+    real = Path(os.path.realpath(path))
+    with _folder_lock(real.parent, path) as folder_fd:
+        _remove_stale_temps(real)
+        try:
+            data = real.read_bytes()
+        except OSError as e:
+            raise ArchiveError(path, None, f"cannot read the archive: {e.strerror or e}") from None
+        archive = parse_archive(decode_archive(data, path), path)
+        thread = archive.find(title)
+        index = next(i for i, t in enumerate(archive.threads) if t is thread)
+        meta = copy.deepcopy(thread.metadata)
+        update(meta)
+        if not isinstance(meta, dict):  # pragma: no cover - update mutates in place, but be sure
+            raise ArchiveError(path, thread.line, "metadata update did not leave a mapping")
+        if meta == thread.metadata:
+            return meta
+        if not os.access(real, os.W_OK):
+            raise ArchiveError(path, None, "the archive is not writable; crossposter records post IDs in it "
+                                           "(fix its permissions)")
+        try:
+            new = _replace_block(data, archive, thread, meta)
+        except ValueError as e:
+            raise ArchiveError(path, thread.line, f"cannot record metadata for {thread.title!r}: {e}") from None
+        _verify(new, archive, index, meta, path)
+        _atomic_write(real, new, folder_fd, path)
+        return meta
+
+
+def strip_metadata_blocks(data: bytes) -> bytes:
+    """The file bytes with every thread's metadata block removed: the file as it was before crossposter."""
+    where = Path("<data>")
+    archive = parse_archive(decode_archive(data, where), where)
+    starts = _line_starts(data)
+    out = data
+    for thread in reversed(archive.threads):
+        if thread.block_line is not None:
+            begin, end = _block_span(data, starts, thread)
+            out = out[:begin] + out[end:]
+    return out
+
+
+def thread_metadata(path: Path, title: str) -> dict:
+    """Read-only: the thread's current metadata (a fresh copy, safe to mutate)."""
+    from crossposter.archive import read_archive
+
+    return copy.deepcopy(read_archive(path).find(title).metadata)
