@@ -1,0 +1,102 @@
+"""`crossposter preview`: the dry run every user starts with. No config, credentials or network needed."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from crossposter.model import ThreadPlan
+
+EXIT_OK, EXIT_THREAD_ERRORS, EXIT_USAGE = 0, 1, 2
+
+
+def _shown_path(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def plans_to_json(plans: list[ThreadPlan]) -> dict:
+    """The JSON document of DESIGN.md (plus line numbers, facets and dates where known)."""
+    threads = []
+    for plan in plans:
+        platforms = {}
+        for name, pp in plan.platforms.items():
+            posts = []
+            for post in pp.posts:
+                item: dict = {
+                    "text": post.text,
+                    "length": post.length,
+                    "line": post.line,
+                    "images": [{"path": img.src, "alt": img.alt, "title": img.title, "line": img.line}
+                               for img in post.images],
+                    "links": [{"url": url} for url in post.links],
+                }
+                if name == "bluesky":
+                    item["facets"] = [{"byte_start": f.byte_start, "byte_end": f.byte_end, "type": f.kind,
+                                       "value": f.value} for f in post.facets]
+                posts.append(item)
+            platforms[name] = {"limit": pp.limit, "posts": posts}
+        threads.append({
+            "archive": _shown_path(plan.archive),
+            "title": plan.title,
+            "line": plan.line,
+            "skipped": plan.skipped is not None,
+            "skip_reason": plan.skipped,
+            "platforms": platforms,
+            "warnings": [d.as_dict() for d in plan.warnings],
+            "errors": [d.as_dict() for d in plan.errors],
+        })
+    return {"threads": threads}
+
+
+def run(paths: list[Path], thread: str | None, platforms: list[str] | None, fmt: str, output: Path | None,
+        open_browser: bool, config_path: Path | None) -> int:
+    from crossposter.config import ConfigError, default_config, load_config
+    from crossposter.plan import plan_paths
+
+    try:
+        config = load_config(config_path) if config_path else default_config()
+    except ConfigError as e:
+        print(f"crossposter: configuration error:\n{e}", file=sys.stderr)
+        return EXIT_USAGE
+    if platforms is None and config_path:
+        platforms = config.enabled_platforms()
+    if not paths:
+        paths = config.archive_paths() if config_path else [Path("threads")]
+        if not paths:
+            print("crossposter: no archives: the config's `archives` globs match no file", file=sys.stderr)
+            return EXIT_USAGE
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        for p in missing:
+            print(f"crossposter: {p}: no such file or folder (give an archive file or a folder of *.md files)",
+                  file=sys.stderr)
+        return EXIT_USAGE
+    plans = plan_paths(paths, config, platforms, thread)
+    if thread is not None and not plans:
+        print(f"crossposter: no thread titled {thread!r} in {', '.join(map(str, paths))}", file=sys.stderr)
+        return EXIT_USAGE
+    if not plans:
+        print(f"crossposter: no archives (*.md) found in {', '.join(map(str, paths))}", file=sys.stderr)
+        return EXIT_USAGE
+
+    if fmt == "json":
+        text = json.dumps(plans_to_json(plans), ensure_ascii=False, indent=2) + "\n"
+        if output:
+            output.write_text(text, encoding="utf-8")
+        else:
+            sys.stdout.write(text)
+    elif fmt == "html":
+        from crossposter.preview_html import write_html
+
+        target = output or Path("preview.html")
+        write_html(plans, target, open_browser)
+        print(f"wrote {target}", file=sys.stderr)
+    else:
+        from crossposter.preview_text import print_plans
+
+        print_plans(plans, output)
+    return EXIT_THREAD_ERRORS if any(p.errors for p in plans) else EXIT_OK

@@ -1,0 +1,119 @@
+"""Archive thread → ThreadPlan: render once, split per platform, check images. No network, no credentials.
+
+This is what `preview` shows and what `post` checks before its first request:
+the same function, so the preview never disagrees with what gets posted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from crossposter.archive import Archive, ArchiveError, Thread, read_archive
+from crossposter.config import Config
+from crossposter.model import PLATFORMS, Diagnostic, ImageRef, PlatformPosts, ThreadPlan
+from crossposter.render import blocks, has_opening_text, tokenize
+from crossposter.split import split
+
+#: Longest alt text each platform keeps.
+ALT_LIMITS = {"bluesky": 2000, "mastodon": 1500, "x": 1000}
+
+
+def platform_limit(config: Config, platform: str) -> int:
+    if platform == "bluesky":
+        return config.platforms.bluesky.max_graphemes
+    if platform == "mastodon":
+        return config.platforms.mastodon.max_characters
+    return 280
+
+
+def plan_thread(archive: Archive, thread: Thread, config: Config, platforms: list[str] | None = None,
+                limits: dict[str, int] | None = None) -> ThreadPlan:
+    """What `thread` becomes on each platform; `limits` overrides a platform's limit (the instance's real one)."""
+    plan = ThreadPlan(archive=archive.path, title=thread.title, line=thread.line, skipped=thread.skipped)
+    if thread.skipped:
+        return plan
+    tokens = archive.body_tokens(thread)
+    title = thread.title if config.split.post_title or not has_opening_text(tokens) else None
+    rendered = blocks(thread.body, thread.body_line, archive.path.parent, title=title, title_line=thread.line,
+                      tokens=tokens)
+    plan.warnings.extend(rendered.warnings)
+    plan.errors.extend(rendered.errors)
+    names = platforms or list(PLATFORMS)
+    images = [run.image for b in rendered.blocks for run in b.runs if run.image is not None]
+    _check_images(images, archive.path.parent, names, plan)
+    for name in names:
+        limit = (limits or {}).get(name) or platform_limit(config, name)
+        result = split(tokenize(rendered, name), name, limit, numbering=config.split.numbering)
+        plan.platforms[name] = PlatformPosts(platform=name, limit=limit, posts=result.posts)
+        plan.errors.extend(result.errors)
+    if not any(pp.posts for pp in plan.platforms.values()) and names:
+        plan.errors.append(Diagnostic(thread.line, "the thread has nothing to post"))
+    plan.errors.sort(key=lambda d: d.line)
+    plan.warnings.sort(key=lambda d: d.line)
+    return plan
+
+
+def _check_images(images: list[ImageRef], folder: Path, platforms: list[str], plan: ThreadPlan) -> None:
+    """Everything about an image that can be known without a network: where it is, what it is, its alt text."""
+    root = folder.resolve()
+    for img in images:
+        if not img.alt.strip():
+            plan.warnings.append(Diagnostic(img.line, f"image {img.src!r} has no alt text; write a description "
+                                            "between the brackets: ![what the image shows](path)"))
+        for name in platforms:
+            if len(img.alt) > ALT_LIMITS[name]:
+                plan.errors.append(Diagnostic(img.line, f"alt text of {img.src!r} is {len(img.alt)} characters, "
+                                              f"{name} keeps at most {ALT_LIMITS[name]}; shorten it", name))
+        if not img.path.is_relative_to(root):
+            plan.errors.append(Diagnostic(img.line, f"image {img.src!r} is outside the archive's folder {root}; "
+                                          "move it into that folder (images travel with the archive)"))
+        elif not img.path.is_file():
+            plan.errors.append(Diagnostic(img.line, f"image file {img.src!r} not found (looked for {img.path}); "
+                                          "add the file or fix the path, which is relative to the archive"))
+        else:
+            problem = _image_problem(img.path)
+            if problem:
+                plan.errors.append(Diagnostic(img.line, f"image {img.src!r}: {problem}"))
+
+
+def _image_problem(path: Path) -> str | None:
+    from crossposter.images import check_image
+
+    return check_image(path)
+
+
+def expand_paths(paths: list[Path]) -> list[Path]:
+    """Files as given; folders become their `*.md` files, sorted."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out.extend(sorted(q for q in p.glob("*.md") if q.is_file()))
+        else:
+            out.append(p)
+    return out
+
+
+def plan_paths(paths: list[Path], config: Config, platforms: list[str] | None = None,
+               thread_title: str | None = None) -> list[ThreadPlan]:
+    """Plans for every thread of every archive (or the one titled `thread_title`).
+
+    An archive that cannot be read yields one plan with the error, so a preview
+    of many files still shows the others.
+    """
+    plans: list[ThreadPlan] = []
+    for path in expand_paths(paths):
+        try:
+            archive = read_archive(path)
+        except ArchiveError as e:
+            plans.append(ThreadPlan(archive=Path(path).resolve(), title="", line=e.line or 0, skipped=None,
+                                    errors=[Diagnostic(e.line or 0, e.message)]))
+            continue
+        threads = archive.threads
+        if thread_title is not None:
+            try:
+                threads = [archive.find(thread_title)]
+            except ArchiveError:
+                continue
+        for thread in threads:
+            plans.append(plan_thread(archive, thread, config, platforms))
+    return plans

@@ -1,0 +1,505 @@
+"""Markdown → per-platform rich text, as a stream of unbreakable tokens for the splitter.
+
+The Markdown is parsed once with markdown-it-py (never with regexes over raw
+Markdown); `blocks()` turns the token tree into platform-neutral blocks, and
+`tokenize()` writes those blocks the way one platform shows them:
+
+* Bluesky keeps a link's text and carries the URL in a link facet; a bare URL
+  is shown shortened like the official app does, the full URL in the facet;
+  `#tags` become tag facets and `@handles` mention facets.
+* Mastodon and X write the URL out after the link text (both count any URL as
+  23 characters, so the short form would only hide where a link goes).
+
+Every gap between two tokens carries a *strength*: how good a place it is to
+cut the thread there (sub-section > paragraph > list item > line > sentence >
+clause > word). The splitter only ever cuts at gaps, so a word, a URL or a
+grapheme cluster is never cut by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import regex
+
+from crossposter.model import Diagnostic, ImageRef
+
+if TYPE_CHECKING:
+    from markdown_it.token import Token as MdToken
+
+# Cut strengths: higher is a better place to cut.
+GLUE = 0  # inside a link's text, right after a heading: only when nothing else fits
+WORD = 1
+CLAUSE = 2
+SENTENCE = 3
+LINE = 4
+ITEM = 5
+PARAGRAPH = 6
+SECTION = 100  # a `###` sub-section: always a new post
+
+_SPLIT = regex.compile(r"[^ \t\n\r\f\v\u2028\u2029\u3000]+")
+_URL = regex.compile(r"https?://[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}’”]|https?://[^\s<>\"'`]*\([^\s()]*\)", regex.I)
+_TAG = regex.compile(r"(?<![\p{L}\p{N}_&/#])#([\p{L}\p{M}\p{N}_]*\p{L}[\p{L}\p{M}\p{N}_]*)")
+_MENTION = regex.compile(r"(?<![\p{L}\p{N}_@/])@([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)+)")
+_SENTENCE_END = regex.compile(r"(?:[.!?…]|[。！？])[\"'”’)\]»]*$")
+_CJK_SENTENCE_END = regex.compile(r"[。！？][」』）\"'”’]*$")
+_CLAUSE_END = regex.compile(r"[,;:—–、，；：][\"'”’)\]]*$")
+_CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\u3000-\u303f\uff00-\uffef]")
+_ABBREVIATIONS = frozenset(
+    ["e.g.", "i.e.", "vs.", "cf.", "approx.", "dr.", "mr.", "mrs.", "ms.", "st.", "no.", "fig.", "al.", "ca.", "resp.", "incl.", "jr.", "sr.", "p.", "pp."]
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    """A piece of inline content in a block."""
+
+    kind: str  # "text", "code", "link", "break", "image"
+    text: str = ""
+    url: str = ""
+    line: int = 0
+    image: ImageRef | None = None
+    autolink: bool = False
+
+
+@dataclass
+class Block:
+    """A paragraph, list item, heading, quote paragraph or code block, in source order."""
+
+    kind: str  # "heading" (### lead line), "paragraph", "item", "quote", "code", "title"
+    runs: list[Run]
+    line: int
+    before: int  # strength of the gap before this block
+    sep: str  # separator written before this block when it shares a post with the previous one
+    prefix: str = ""  # list marker ("- ", "1. "): glued to the block's first word
+
+
+@dataclass
+class RenderedThread:
+    """A thread's blocks (platform-neutral) plus what rendering found wrong."""
+
+    blocks: list[Block]
+    warnings: list[Diagnostic] = field(default_factory=list)
+    errors: list[Diagnostic] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Token:
+    """One unbreakable unit of a post on one platform."""
+
+    text: str
+    sep: str  # written before the token when the previous token is in the same post
+    strength: int  # how good a cut is in the gap before this token
+    line: int
+    facets: list[tuple[int, int, str, str]] | None = None  # (char start, char end, kind, value) in `text`
+    links: list[str] | None = None
+    images: list[ImageRef] | None = None  # images attached to the post holding this token
+
+
+def _markdown():
+    from crossposter.archive import markdown_parser
+
+    return markdown_parser()
+
+
+def has_opening_text(tokens: list[MdToken]) -> bool:
+    """Whether anything comes before the first `###` (otherwise the `##` title opens the thread)."""
+    for tok in tokens:
+        if tok.type == "heading_open" and tok.tag == "h3":
+            return False
+        if tok.type in ("paragraph_open", "fence", "code_block", "bullet_list_open", "ordered_list_open",
+                        "blockquote_open", "heading_open"):
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------- Markdown → blocks
+
+
+def blocks(body: str, body_line: int, archive_dir: Path, *, title: str | None = None,
+           title_line: int = 0, tokens: list[MdToken] | None = None) -> RenderedThread:
+    """Parse a thread's Markdown once into platform-neutral blocks.
+
+    `body_line` is the file line of the body's first line, so every block and
+    image knows its line in the archive. `title`, when given, is posted as the
+    thread's first line (config `split.post_title`, or a thread with no opening text).
+    `tokens`, when given, are the body's markdown-it tokens from the archive's
+    own parse (`Archive.body_tokens`), so the file is never parsed twice.
+    """
+    out = RenderedThread(blocks=[])
+    if tokens is None:
+        tokens = _markdown().parse(body)
+    if title is not None:
+        out.blocks.append(Block("title", [Run("text", title, line=title_line)], title_line, SECTION, ""))
+    list_stack: list[list] = []  # [ordered, next number, marker]
+    quote_depth = 0
+    item_first_para = False
+    pending_item_prefix = ""
+    next_before, next_sep = (GLUE, "\n") if title is not None else (SECTION, "")
+    after_heading = title is not None
+    for i, tok in enumerate(tokens):
+        t = tok.type
+        if t == "heading_open":
+            line = body_line + tok.map[0] if tok.map else body_line
+            inline = tokens[i + 1]
+            runs = _inline_runs(inline, line, archive_dir, out)
+            if tok.tag == "h3":
+                before, sep = SECTION, ""
+            else:  # #### and deeper: a lead line inside the post
+                before, sep = PARAGRAPH, "\n\n"
+            out.blocks.append(Block("heading", runs, line, before, sep))
+            next_before, next_sep = GLUE, "\n"
+            after_heading = True
+        elif t in ("bullet_list_open", "ordered_list_open"):
+            start = int(tok.attrs.get("start", 1) or 1) if t == "ordered_list_open" else 0
+            list_stack.append([t == "ordered_list_open", start, tok.markup])
+        elif t in ("bullet_list_close", "ordered_list_close"):
+            list_stack.pop()
+        elif t == "list_item_open":
+            ordered, number, marker = list_stack[-1]
+            if ordered:
+                pending_item_prefix = f"{number}{marker or '.'} "
+                list_stack[-1][1] = number + 1
+            else:
+                pending_item_prefix = f"{marker or '-'} "
+            item_first_para = True
+        elif t == "blockquote_open":
+            quote_depth += 1
+        elif t == "blockquote_close":
+            quote_depth -= 1
+        elif t == "paragraph_open":
+            line = body_line + tok.map[0] if tok.map else body_line
+            runs = _inline_runs(tokens[i + 1], line, archive_dir, out)
+            if list_stack and item_first_para:
+                kind, prefix = "item", pending_item_prefix
+                depth = len(list_stack) - 1
+                before = ITEM
+                sep = "\n" + "  " * depth
+                item_first_para = False
+            elif list_stack:
+                kind, prefix, before, sep = "item", "", ITEM, "\n" + "  " * len(list_stack)
+            else:
+                kind, prefix, before, sep = ("quote" if quote_depth else "paragraph"), "", PARAGRAPH, "\n\n"
+            if quote_depth and runs:
+                runs = [Run("text", "“", line=line), *runs, Run("text", "”", line=runs[-1].line)]
+            if after_heading or (out.blocks and next_before == GLUE):
+                before, sep = next_before, next_sep
+                after_heading = False
+            elif not out.blocks:
+                before, sep = SECTION, ""
+            next_before, next_sep = PARAGRAPH, "\n\n"
+            out.blocks.append(Block(kind, runs, line, before, sep, prefix))
+        elif t in ("fence", "code_block"):
+            line = body_line + tok.map[0] + (1 if t == "fence" else 0) if tok.map else body_line
+            content = tok.content.rstrip("\n")
+            before, sep = (next_before, next_sep) if after_heading else (PARAGRAPH, "\n\n")
+            if not out.blocks:
+                before, sep = SECTION, ""
+            after_heading = False
+            out.blocks.append(Block("code", [Run("code", content, line=line)], line, before, sep))
+        elif t == "html_block":
+            continue  # comments and raw HTML are invisible in rendered Markdown: never posted
+    return out
+
+
+def _inline_runs(inline: MdToken, line: int, archive_dir: Path, out: RenderedThread) -> list[Run]:
+    runs: list[Run] = []
+    link: list[str] = []  # URL of the open link
+    link_text: list[str] = []
+    link_line = line
+    for child in inline.children or []:
+        t = child.type
+        if t == "text" or t == "html_inline" and not child.content.startswith("<!--"):
+            if link:
+                link_text.append(child.content)
+            else:
+                runs.append(Run("text", child.content, line=line))
+        elif t == "code_inline":
+            if link:
+                link_text.append(child.content)
+            else:
+                runs.append(Run("code", child.content, line=line))
+        elif t in ("softbreak", "hardbreak"):
+            if link:
+                link_text.append(" ")
+            else:
+                runs.append(Run("break", line=line))
+            line += 1
+        elif t == "link_open":
+            link.append(child.attrs.get("href", "") or "")
+            link_text.clear()
+            link_line = line
+        elif t == "link_close":
+            url = link.pop() if link else ""
+            text = "".join(link_text)
+            autolink = child.markup == "autolink" or text == url or text.strip() == "" or text == url.removeprefix(
+                "mailto:"
+            )
+            runs.append(Run("link", text, url=url, line=link_line, autolink=autolink))
+        elif t == "image":
+            src = child.attrs.get("src", "") or ""
+            alt = child.content or ""
+            title = child.attrs.get("title") or None
+            ref = ImageRef(src=src, path=_resolve(archive_dir, src), alt=alt, title=title, line=line)
+            runs.append(Run("image", line=line, image=ref))
+    return runs
+
+
+def _resolve(archive_dir: Path, src: str) -> Path:
+    from urllib.parse import unquote
+
+    return (archive_dir / unquote(src)).resolve()
+
+
+# --------------------------------------------------------------------------- blocks → tokens, per platform
+
+
+def short_url(url: str) -> str:
+    """How the Bluesky app shows a bare URL: no scheme, the path cut to 13 characters plus '...'.
+
+    Mirrors `toShortUrl` in bluesky-social/social-app (src/lib/strings/url-helpers.ts).
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return url
+    path = ("" if parts.path == "/" else parts.path) + (f"?{parts.query}" if parts.query else "") + (
+        f"#{parts.fragment}" if parts.fragment else ""
+    )
+    if len(path) > 15:
+        return parts.netloc + path[:13] + "..."
+    return parts.netloc + path
+
+
+def tokenize(rendered: RenderedThread, platform: str) -> list[Token]:
+    """Write the blocks as `platform` shows them, as unbreakable tokens with cut strengths between them."""
+    tokens: list[Token] = []
+    pending: list[ImageRef] = []  # images with no text before them yet
+    for block in rendered.blocks:
+        text, facets, glue, images, lines = _block_text(block, platform)
+        first = len(tokens)
+        starts = _split_block(text, facets, glue, lines, len(block.prefix), tokens)
+        if first < len(tokens):
+            tokens[first].sep = block.sep if first else ""
+            tokens[first].strength = block.before if first else SECTION
+        for pos, img in images:
+            # The image belongs to the post that holds the text just before it.
+            k = first - 1
+            for j, start in enumerate(starts):
+                if start < pos:
+                    k = first + j
+            if k >= 0:
+                _attach(tokens[k], [img])
+            else:
+                pending.append(img)
+        if pending and len(tokens) > first:
+            _attach(tokens[first], pending)
+            pending = []
+    if pending:
+        # A thread of images only: an empty token carries them.
+        tokens.append(Token("", "", SECTION, pending[0].line, images=pending))
+    return tokens
+
+
+def _attach(token: Token, images: list[ImageRef]) -> None:
+    if token.images is None:
+        token.images = []
+    token.images.extend(images)
+
+
+def _block_text(block: Block, platform: str):
+    """The block's text on `platform`, its facets (char offsets), glue ranges, image anchors, line starts."""
+    parts: list[str] = []
+    facets: list[tuple[int, int, str, str]] = []
+    glue: list[tuple[int, int]] = []
+    images: list[tuple[int, ImageRef]] = []
+    lines: list[tuple[int, int]] = [(0, block.line)]  # (char offset, file line)
+    pos = 0
+
+    def add(s: str) -> None:
+        nonlocal pos
+        parts.append(s)
+        pos += len(s)
+
+    if block.prefix:
+        add(block.prefix)  # the marker stays with the first word: see _merge_marker
+    if block.kind == "code":
+        run = block.runs[0]
+        for k, code_line in enumerate(run.text.split("\n")):
+            if k:
+                add("\n")
+                lines.append((pos, run.line + k))
+            add(code_line)
+        return "".join(parts), facets, glue, images, lines
+    bluesky = platform == "bluesky"
+    for run in block.runs:
+        if run.kind == "text":
+            start = pos
+            add(run.text)
+            _scan_text(run.text, start, platform, facets)
+        elif run.kind == "code":
+            add(run.text)
+        elif run.kind == "break":
+            add("\n")
+            lines.append((pos, run.line + 1))
+        elif run.kind == "image":
+            images.append((pos, run.image))
+        elif run.kind == "link":
+            url = run.url
+            if run.autolink:
+                start = pos
+                add(short_url(url) if bluesky else url)
+                if bluesky:
+                    facets.append((start, pos, "link", url))
+                else:
+                    facets.append((start, pos, "url", url))
+            elif bluesky:
+                start = pos
+                add(run.text)
+                facets.append((start, pos, "link", url))
+                glue.append((start, pos))
+            else:
+                start = pos
+                add(run.text)
+                add(" ")
+                ustart = pos
+                add(url)
+                facets.append((ustart, pos, "url", url))
+                glue.append((start, pos))
+    return "".join(parts), facets, glue, images, lines
+
+
+def _scan_text(text: str, offset: int, platform: str, facets: list[tuple[int, int, str, str]]) -> None:
+    """Bare URLs, #tags and @mentions in plain text (rendered text, not Markdown)."""
+    for m in _URL.finditer(text):
+        facets.append((offset + m.start(), offset + m.end(), "link" if platform == "bluesky" else "url", m.group()))
+    if platform != "bluesky":
+        return
+    for m in _TAG.finditer(text):
+        if len(m.group(1)) <= 64:
+            facets.append((offset + m.start(), offset + m.end(), "tag", m.group(1)))
+    for m in _MENTION.finditer(text):
+        facets.append((offset + m.start(), offset + m.end(), "mention", m.group(1)))
+
+
+def _split_block(text: str, facets, glue, lines, prefix_len: int, out: list[Token]) -> list[int]:
+    """Cut the block's text into tokens at white space (and between CJK characters).
+
+    Returns each new token's start offset in the block's text, for anchoring images.
+    """
+    # Bluesky shows bare URLs shortened: swap in the short text now so every offset stays consistent.
+    text, facets, glue, lines = _shorten(text, facets, glue, lines)
+    spans = [(m.start(), m.end()) for m in _SPLIT.finditer(text)]
+    spans = _cjk_spans(text, spans, facets)
+    spans = _merge_marker(spans, prefix_len)
+    line_idx = 0
+    prev_end = None
+    for start, end in spans:
+        while line_idx + 1 < len(lines) and lines[line_idx + 1][0] <= start:
+            line_idx += 1
+        if prev_end is None:
+            sep, strength = "", SECTION
+        else:
+            sep = text[prev_end:start]
+            strength = _gap_strength(out[-1].text, sep, prev_end, start, glue)
+        tok_facets = None
+        links = None
+        for fs, fe, kind, value in facets:
+            if fs < end and fe > start:
+                if tok_facets is None:
+                    tok_facets = []
+                tok_facets.append((max(fs, start) - start, min(fe, end) - start, kind, value))
+                if kind in ("link", "url") and fs >= start:
+                    if links is None:
+                        links = []
+                    links.append(value)
+        out.append(Token(text[start:end], sep, strength, lines[line_idx][1], tok_facets, links))
+        prev_end = end
+    return [start for start, _ in spans]
+
+
+def _shorten(text, facets, glue, lines):
+    """Replace bare URLs in `text` by their short form (Bluesky), shifting every offset."""
+    edits = []  # (start, end, replacement)
+    for fs, fe, kind, value in facets:
+        if kind == "link" and text[fs:fe] == value:
+            edits.append((fs, fe, short_url(value)))
+    if not edits:
+        return text, facets, glue, lines
+    edits.sort()
+
+    def shift(p: int) -> int:
+        d = 0
+        for s, e, r in edits:
+            if p >= e:
+                d += len(r) - (e - s)
+            elif p > s:
+                return s + d + min(p - s, len(r))
+        return p + d
+
+    new_text = []
+    last = 0
+    for s, e, r in edits:
+        new_text.append(text[last:s])
+        new_text.append(r)
+        last = e
+    new_text.append(text[last:])
+    facets = [(shift(fs), shift(fe), k, v) for fs, fe, k, v in facets]
+    glue = [(shift(a), shift(b)) for a, b in glue]
+    lines = [(shift(a), ln) for a, ln in lines]
+    return "".join(new_text), facets, glue, lines
+
+
+def _cjk_spans(text: str, spans: list[tuple[int, int]], facets) -> list[tuple[int, int]]:
+    """Allow cuts between CJK characters, which are written without spaces (never inside a URL)."""
+    if not _CJK.search(text):
+        return spans
+    urls = [(fs, fe) for fs, fe, kind, _ in facets if kind in ("link", "url", "mention", "tag")]
+    out: list[tuple[int, int]] = []
+    for start, end in spans:
+        chunk = text[start:end]
+        if not _CJK.search(chunk) or any(fs < end and fe > start for fs, fe in urls):
+            out.append((start, end))
+            continue
+        piece_start = start
+        pos = start
+        prev_cjk = False
+        for g in regex.findall(r"\X", chunk):
+            is_cjk = bool(_CJK.match(g))
+            closing = g in "。、，！？」』）》〉】：；”’.,!?)"
+            if pos > piece_start and (is_cjk or prev_cjk) and not closing and text[pos - 1] not in "「『（《〈【“‘(":
+                out.append((piece_start, pos))
+                piece_start = pos
+            pos += len(g)
+            prev_cjk = is_cjk
+        out.append((piece_start, end))
+    return out
+
+
+def _merge_marker(spans: list[tuple[int, int]], prefix_len: int) -> list[tuple[int, int]]:
+    """Glue a list marker ("- ", "12. ") to the item's first word: a post never starts with a lone marker."""
+    if prefix_len and len(spans) >= 2 and spans[0][1] <= prefix_len:
+        return [(spans[0][0], spans[1][1]), *spans[2:]]
+    return spans
+
+
+def _gap_strength(prev: str, sep: str, gap_start: int, gap_end: int, glue) -> int:
+    for a, b in glue:
+        if a < gap_start and gap_end < b:
+            return GLUE
+    if "\n" in sep:
+        return LINE
+    if sep == "" or sep.isspace():
+        if _SENTENCE_END.search(prev):
+            if prev.lower() in _ABBREVIATIONS or regex.fullmatch(r"\p{Lu}\.", prev):
+                return WORD
+            return SENTENCE
+        if _CLAUSE_END.search(prev):
+            return CLAUSE
+    return WORD

@@ -1,0 +1,245 @@
+"""Tokens → posts: pack a thread into size-limited posts by one platform's counting rule.
+
+Packing is greedy (each post takes as much as fits) but the cut itself goes to
+the best boundary in reach: sub-section > paragraph > list item > line >
+sentence > clause > word, ignoring boundaries that would leave a post less
+than a third full. Lengths of tokens and separators are counted once and
+summed (they are additive for every platform's rule as long as nothing spans
+white space); every finished post is then counted again as a whole with
+`counting.fits`, so the sum is never trusted blindly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crossposter import counting
+from crossposter.model import Diagnostic, Facet, ImageRef, Post
+from crossposter.render import CLAUSE, SECTION, SENTENCE, Token
+
+MAX_IMAGES = 4
+MIN_FILL = 1 / 3  # a boundary that leaves a post less full than this is not worth preferring
+BLUESKY_MAX_BYTES = 3000
+
+
+@dataclass
+class SplitResult:
+    posts: list[Post]
+    errors: list[Diagnostic]
+
+
+class _Lengths:
+    """Per-platform length of token texts and separators, cached: words repeat a lot."""
+
+    def __init__(self, platform: str) -> None:
+        self.platform = platform
+        self.cache: dict[str, int] = {}
+        self.bytes_cache: dict[str, int] = {}
+
+    def __call__(self, text: str) -> int:
+        n = self.cache.get(text)
+        if n is None:
+            n = counting.length(self.platform, text) if text else 0
+            self.cache[text] = n
+        return n
+
+    def nbytes(self, text: str) -> int:
+        n = self.bytes_cache.get(text)
+        if n is None:
+            n = len(text.encode("utf-8"))
+            self.bytes_cache[text] = n
+        return n
+
+
+def numbering_suffix(i: int, n: int) -> str:
+    return f"\n{i}/{n}"
+
+
+def split(tokens: list[Token], platform: str, limit: int, *, numbering: bool = False) -> SplitResult:
+    """Split a thread's tokens into posts of at most `limit` by `platform`'s rule."""
+    lengths = _Lengths(platform)
+    reserve = 0
+    reserve_bytes = 0
+    ranges: list[tuple[int, int]] = []
+    errors: list[Diagnostic] = []
+    for _ in range(4):  # numbering width depends on the number of posts: iterate until stable
+        ranges, errors = _pack(tokens, platform, limit - reserve, lengths, BLUESKY_MAX_BYTES - reserve_bytes)
+        if not numbering:
+            break
+        n = _count_posts(tokens, ranges)
+        widest = numbering_suffix(n, n)
+        if lengths(widest) <= reserve:
+            break
+        reserve, reserve_bytes = lengths(widest), len(widest.encode())
+    posts = _assemble(tokens, ranges, platform, lengths)
+    if numbering and len(posts) > 1:
+        n = len(posts)
+        for i, post in enumerate(posts, 1):
+            post.text += numbering_suffix(i, n) if post.text else numbering_suffix(i, n).lstrip("\n")
+    for post in posts:
+        post.length = counting.length(platform, post.text)
+        too_long = post.length > limit or (platform == "bluesky" and len(post.text.encode()) > BLUESKY_MAX_BYTES)
+        if too_long and not any(e.line == post.line for e in errors):
+            errors.append(Diagnostic(post.line, f"a post is {post.length}/{limit} long and cannot be cut "
+                                         "further here; shorten the text", platform))
+    return SplitResult(posts, errors)
+
+
+def _count_posts(tokens: list[Token], ranges: list[tuple[int, int]]) -> int:
+    n = 0
+    for a, b in ranges:
+        images = sum(len(t.images or ()) for t in tokens[a:b + 1])
+        n += max(1, -(-images // MAX_IMAGES))
+    return n
+
+
+def _pack(tokens: list[Token], platform: str, limit: int, L: _Lengths, max_bytes: int):
+    """Choose post boundaries as (first, last) token index ranges."""
+    n = len(tokens)
+    errors: list[Diagnostic] = []
+    ranges: list[tuple[int, int]] = []
+    if not n:
+        return ranges, errors
+    bluesky = platform == "bluesky"
+    tl = [L(t.text) for t in tokens]
+    # cum[i] = sum over j <= i of (sep_j + text_j); a post a..b measures cum[b] - cum[a] + tl[a].
+    cum = [0] * n
+    cb = [0] * n
+    tb = [0] * n
+    imgs = [len(t.images) if t.images else 0 for t in tokens]
+    total = 0
+    total_b = 0
+    for i, t in enumerate(tokens):
+        total += L(t.sep) + tl[i]
+        cum[i] = total
+        if bluesky:
+            tb[i] = L.nbytes(t.text)
+            total_b += L.nbytes(t.sep) + tb[i]
+            cb[i] = total_b
+
+    def size(a: int, b: int) -> int:
+        return cum[b] - cum[a] + tl[a]
+
+    def fits(a: int, b: int) -> bool:
+        if size(a, b) > limit:
+            return False
+        return not bluesky or cb[b] - cb[a] + tb[a] <= max_bytes
+
+    # sections: a SECTION gap always starts a new post
+    group_starts = [i for i in range(n) if i == 0 or tokens[i].strength >= SECTION]
+    group_starts.append(n)
+    for g in range(len(group_starts) - 1):
+        start, end = group_starts[g], group_starts[g + 1] - 1
+        first_range = len(ranges)
+        while start <= end:
+            if not fits(start, start):
+                tok = tokens[start]
+                shown = tok.text if len(tok.text) <= 60 else tok.text[:57] + "..."
+                errors.append(Diagnostic(tok.line, f"{shown!r} is {tl[start]} long, longer than a whole "
+                                         f"{platform} post ({limit}); shorten it or break it with spaces",
+                                         platform))
+                ranges.append((start, start))
+                start += 1
+                continue
+            # the furthest token that still fits (and keeps at most 4 images)
+            w = start
+            images = imgs[start]
+            while w + 1 <= end and fits(start, w + 1) and images + imgs[w + 1] <= MAX_IMAGES:
+                w += 1
+                images += imgs[w]
+            if w == end:
+                ranges.append((start, end))
+                break
+            k = _best_cut(tokens, start, w, size, limit)
+            while k - 1 > start and not _really_fits(tokens, start, k - 1, platform, limit, max_bytes):
+                # the summed lengths were off (e.g. X sees a URL across tokens): take less
+                k = _best_cut(tokens, start, k - 2, size, limit)
+            ranges.append((start, k - 1))
+            start = k
+        _rebalance_tail(tokens, ranges, first_range, size, fits, imgs, limit)
+    return ranges, errors
+
+
+def _really_fits(tokens: list[Token], a: int, b: int, platform: str, limit: int, max_bytes: int) -> bool:
+    text = tokens[a].text + "".join(t.sep + t.text for t in tokens[a + 1:b + 1])
+    if platform == "bluesky" and len(text.encode()) > max_bytes:
+        return False
+    return counting.length(platform, text) <= limit
+
+
+def _best_cut(tokens: list[Token], start: int, w: int, size, limit: int) -> int:
+    """The token that starts the next post: the strongest gap in reach, the latest among equals."""
+    best_k, best_s = w + 1, -1
+    fallback_k, fallback_s = w + 1, -1
+    for k in range(w + 1, start, -1):
+        s = tokens[k].strength
+        if size(start, k - 1) >= limit * MIN_FILL:
+            if s > best_s:
+                best_k, best_s = k, s
+        elif s > fallback_s:
+            fallback_k, fallback_s = k, s
+    return best_k if best_s >= 0 else fallback_k
+
+
+def _rebalance_tail(tokens, ranges, first_range: int, size, fits, imgs, limit: int) -> None:
+    """Avoid a last post of a word or two cut off mid-sentence: share the last two posts out evenly."""
+    if len(ranges) - first_range < 2:
+        return
+    (a, b), (c, d) = ranges[-2], ranges[-1]
+    if c != b + 1 or tokens[c].strength > CLAUSE:
+        return
+    if d - c >= 2 and size(c, d) >= limit * 0.15:
+        return
+    total = size(a, d)
+    best = None
+    for k in range(a + 1, d + 1):
+        if not (fits(a, k - 1) and fits(k, d)):
+            continue
+        if sum(imgs[a:k]) > MAX_IMAGES or sum(imgs[k:d + 1]) > MAX_IMAGES:
+            continue
+        left, right = size(a, k - 1), size(k, d)
+        key = (min(left, right) >= total * 0.25, min(tokens[k].strength, SENTENCE), -abs(left - right))
+        if best is None or key > best[0]:
+            best = (key, k)
+    if best is not None:
+        k = best[1]
+        ranges[-2:] = [(a, k - 1), (k, d)]
+
+
+def _assemble(tokens: list[Token], ranges: list[tuple[int, int]], platform: str, L: _Lengths) -> list[Post]:
+    posts: list[Post] = []
+    for a, b in ranges:
+        parts: list[str] = []
+        facets: list[list] = []  # [byte_start, byte_end, kind, value, token index]
+        links: list[str] = []
+        images: list[ImageRef] = []
+        nbytes = 0
+        for i in range(a, b + 1):
+            tok = tokens[i]
+            if i > a and tok.sep:
+                parts.append(tok.sep)
+                nbytes += L.nbytes(tok.sep)
+            if tok.facets:
+                for fs, fe, kind, value in tok.facets:
+                    bs = nbytes + len(tok.text[:fs].encode())
+                    be = nbytes + len(tok.text[:fe].encode())
+                    prev = facets[-1] if facets else None
+                    if prev and prev[2] == kind and prev[3] == value and prev[4] == i - 1 and fs == 0:
+                        prev[1] = be  # one link whose text spans several words stays one facet
+                        prev[4] = i
+                    else:
+                        facets.append([bs, be, kind, value, i])
+            if tok.links:
+                links.extend(tok.links)
+            parts.append(tok.text)
+            nbytes += L.nbytes(tok.text)
+            if tok.images:
+                images.extend(tok.images)
+        text = "".join(parts)
+        line = tokens[a].line
+        kept = [Facet(f[0], f[1], f[2], f[3]) for f in facets if platform == "bluesky" and f[2] != "url"]
+        chunks = [images[i:i + MAX_IMAGES] for i in range(0, len(images), MAX_IMAGES)] or [[]]
+        posts.append(Post(text=text, length=0, facets=kept, images=chunks[0], links=links, line=line))
+        for extra in chunks[1:]:
+            posts.append(Post(text="", length=0, images=extra, line=extra[0].line))
+    return posts
