@@ -1,0 +1,432 @@
+"""Mastodon adapter: Mastodon.py with an access token, the instance's own limits, idempotent posting.
+
+Why an Idempotency-Key on every status: a timeout after the server stored the
+status would otherwise turn the publisher's retry into a second copy. Mastodon
+remembers the key for an hour per account and answers a repeat with the status
+it already created. The key is derived from what makes a post *this* post
+(instance, account, thread, position, parent, text), never from randomness, so
+a retry after a crash — a new process — sends the same key.
+
+Why Mastodon.py never sleeps here: it is built with `ratelimit_method="throw"`
+(its default "wait" sleeps up to 5 minutes inside a request) and never with
+`media_post(synchronous=True)` (which sleeps 5 s per poll and turns every
+failure into "could not be processed"). Waiting is the publisher's decision.
+
+Why an image that is still being processed (HTTP 202) is not polled in
+`upload_image`: polling without sleeping is pointless and sleeping is not
+allowed, while the publisher uploads a post's images ahead of time, so
+processing usually overlaps earlier posts. `publish` asks the server once per
+still-pending image (one GET, no sleep) and, if it is not ready yet, raises
+`TransientError(retry_after=2)` *before* sending the status: the retry is
+harmless and nothing was posted.
+
+The SDK is imported inside methods: `crossposter.platforms` is on the path of
+commands that must start fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from crossposter.platforms.base import (
+    ImageUpload,
+    Limits,
+    PlatformError,
+    PostRef,
+    PublishedPost,
+    RateLimitedError,
+    RejectedError,
+    TransientError,
+    UnauthorizedError,
+    UploadedMedia,
+)
+from crossposter.platforms.ratelimit import header, reset_from_headers, retry_after_seconds
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+    from crossposter.config import Config
+    from crossposter.platforms.base import OutgoingPost
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "mastodon"
+TOKEN_VARIABLE = "CROSSPOSTER_MASTODON_ACCESS_TOKEN"
+#: Mastodon's defaults when an instance does not say (documented API defaults).
+DEFAULT_MAX_CHARACTERS = 500
+DEFAULT_URL_LENGTH = 23
+DEFAULT_MAX_IMAGES = 4
+DEFAULT_IMAGE_BYTES = 10_485_760
+DEFAULT_ALT_TEXT = 1500
+#: Seconds the publisher should wait before asking again about an image the server is still processing.
+MEDIA_PROCESSING_RETRY = 2.0
+#: Instance limits change rarely; re-read them once a day.
+LIMITS_CACHE_TTL = timedelta(days=1)
+#: Oldest Mastodon whose endpoints the adapter uses (v2 media, v2 instance); stated so Mastodon.py does
+#: not probe the version with an extra request or, when that probe fails, fall back to v1 endpoints.
+_ASSUMED_VERSION = "4.0.0"
+
+
+def normalise_instance(url: str) -> str:
+    """`mastodon.social`, `https://mastodon.social/` → `https://mastodon.social`."""
+    url = url.strip().rstrip("/")
+    if not re.match(r"^https?://", url, re.IGNORECASE):
+        url = "https://" + url
+    return url
+
+
+def idempotency_key(instance: str, account_id: str, thread_key: str, index: int, text: str,
+                    parent_id: str | None) -> str:
+    """A key that is the same for every attempt of the same post and differs for any other post.
+
+    The parent is part of it: if a thread's root were deleted and posted again within the
+    server's one-hour memory, the reply must not be answered with the old reply to the old root.
+    """
+    material = json.dumps([normalise_instance(instance), account_id, thread_key, index,
+                           hashlib.sha256(text.encode("utf-8")).hexdigest(), parent_id or ""],
+                          ensure_ascii=True)
+    return "crossposter-" + hashlib.sha256(material.encode("ascii")).hexdigest()
+
+
+def _get(obj: Any, *keys: str) -> Any:
+    """Walk nested dicts (Mastodon.py returns dict subclasses); None as soon as a key is missing."""
+    for key in keys:
+        if isinstance(obj, Mapping):
+            obj = obj.get(key)
+        else:
+            return None
+    return obj
+
+
+def _positive_int(value: Any, default: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return default
+    return number if number > 0 else default
+
+
+def html_to_text(content: str) -> str:
+    """Plain text of a status' HTML, for servers that do not offer the status source."""
+    text = re.sub(r"<br\s*/?>", "\n", content, flags=re.IGNORECASE)
+    text = re.sub(r"</p>\s*<p[^>]*>", "\n\n", text, flags=re.IGNORECASE)
+    text = re.sub(r"<[^>]+>", "", text)
+    return html.unescape(text).strip()
+
+
+class MastodonAdapter:
+    """One Mastodon account on one instance, authenticated by an access token."""
+
+    name = PLATFORM
+
+    def __init__(
+        self,
+        instance: str,
+        token: SecretStr,
+        *,
+        visibility: str = "public",
+        language: str = "en",
+        state_dir: Path | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        self.instance = normalise_instance(instance)
+        self.visibility = visibility
+        self.language = language
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        self._token = token
+        self._timeout = timeout
+        self._api: Any = None
+        self._last_status: int | None = None
+        self._last_headers: dict[str, str] = {}
+        self._account_id: str | None = None
+        self.account_name: str | None = None
+        self._limits: Limits | None = None
+        #: Pixels per image the instance accepts (`image_matrix_limit`), when it says.
+        self.image_matrix_limit: int | None = None
+        self._pending_media: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"MastodonAdapter(instance={self.instance!r}, account={self.account_name!r})"
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _client(self) -> Any:
+        if self._api is None:
+            import requests
+            from mastodon import Mastodon
+
+            session = requests.Session()
+            session.hooks["response"].append(self._remember_response)
+            self._api = Mastodon(
+                access_token=self._token.get_secret_value(),
+                api_base_url=self.instance,
+                ratelimit_method="throw",
+                request_timeout=self._timeout,
+                session=session,
+                mastodon_version=_ASSUMED_VERSION,
+                version_check_mode="none",
+                user_agent="crossposter",
+            )
+            # Mastodon.py ignores `mastodon_version` when version_check_mode is "none" (it stays 1.0.0
+            # and media_post would use the synchronous, deprecated /api/v1/media): set it ourselves.
+            major, minor, patch = (int(p) for p in _ASSUMED_VERSION.split("."))
+            self._api.mastodon_major, self._api.mastodon_minor, self._api.mastodon_patch = major, minor, patch
+        return self._api
+
+    def _remember_response(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        """Keep the status and headers of the latest answer: Mastodon.py's errors drop the headers."""
+        self._last_status = response.status_code
+        self._last_headers = dict(response.headers)
+
+    def _call(self, action: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        from mastodon.errors import MastodonError
+
+        api = self._client()
+        self._last_status = None
+        self._last_headers = {}
+        try:
+            return getattr(api, method)(*args, **kwargs)
+        except MastodonError as e:
+            raise self._translate(e, action) from e
+
+    def _translate(self, exc: BaseException, action: str) -> PlatformError:
+        """Mastodon.py's exception → the publisher's vocabulary (server text kept, secrets never present)."""
+        from mastodon import errors as me
+
+        headers = self._last_headers
+        where = f"{action} on {self.instance}"
+        if isinstance(exc, me.MastodonRatelimitError):
+            return self._rate_limited(where, headers)
+        if isinstance(exc, me.MastodonNetworkError):
+            kind = "timed out" if isinstance(exc, me.MastodonReadTimeout) else "network error"
+            return TransientError(PLATFORM, f"{where}: {kind} ({_first_arg(exc)})")
+        if isinstance(exc, me.MastodonAPIError):
+            status, server_text = _api_error_details(exc)
+            if status is None:
+                return TransientError(PLATFORM, f"{where}: unexpected answer from the server ({_first_arg(exc)})")
+            text = f"{where}: HTTP {status}" + (f": {server_text}" if server_text else "")
+            if status == 429:
+                return self._rate_limited(where, headers, server_text)
+            if status == 401:
+                return UnauthorizedError(PLATFORM, f"{text} (check {TOKEN_VARIABLE})")
+            if status == 403:
+                return UnauthorizedError(
+                    PLATFORM, f"{text} (the token needs the read and write scopes, and the account must be active)")
+            if status >= 500 or status in (408, 409, 425):
+                return TransientError(PLATFORM, text,
+                                      retry_after=retry_after_seconds(header(headers, "Retry-After")))
+            return RejectedError(PLATFORM, text)
+        if isinstance(exc, me.MastodonIllegalArgumentError | me.MastodonVersionError):
+            return RejectedError(PLATFORM, f"{where}: {exc}")
+        return TransientError(PLATFORM, f"{where}: {type(exc).__name__}: {exc}")
+
+    def _rate_limited(self, where: str, headers: Mapping[str, str], detail: str = "") -> RateLimitedError:
+        reset = reset_from_headers(headers, "X-RateLimit-Reset")
+        if reset is None and self._api is not None and self._api.ratelimit_reset:
+            # Mastodon.py's own reading, already shifted by the server/local clock difference
+            reset = datetime.fromtimestamp(float(self._api.ratelimit_reset), tz=UTC)
+        until = f" until {reset.isoformat(timespec='seconds')}" if reset else ""
+        more = f" ({detail})" if detail and detail != "Hit rate limit." else ""
+        return RateLimitedError(PLATFORM, f"{where}: rate limited{until}{more}", reset_at=reset)
+
+    # ------------------------------------------------------------------ protocol
+
+    def login(self) -> None:
+        """Check the token and learn the account (its id is part of every idempotency key)."""
+        account = self._call("checking the access token", "account_verify_credentials")
+        self._account_id = str(account["id"])
+        self.account_name = str(_get(account, "acct") or _get(account, "username") or self._account_id)
+        log.info("mastodon: logged in to %s as @%s", self.instance, self.account_name)
+
+    def _ensure_login(self) -> str:
+        if self._account_id is None:
+            self.login()
+        assert self._account_id is not None
+        return self._account_id
+
+    def limits(self) -> Limits:
+        """The instance's own limits, read once (`/api/v2/instance`, else v1) and cached for a day on disk."""
+        if self._limits is not None:
+            return self._limits
+        values = self._read_cached_limits()
+        if values is None:
+            values = self._fetch_limits()
+            self._write_cached_limits(values)
+        self.image_matrix_limit = values.get("image_matrix_limit")
+        self._limits = Limits(
+            max_characters=values["max_characters"],
+            characters_reserved_per_url=values["characters_reserved_per_url"],
+            max_images=values["max_images"],
+            max_image_bytes=values["max_image_bytes"],
+            max_alt_text=values["max_alt_text"],
+        )
+        return self._limits
+
+    def _fetch_limits(self) -> dict[str, Any]:
+        from mastodon.errors import MastodonAPIError
+
+        try:
+            info = self._call("reading the instance's limits", "instance_v2")
+        except RejectedError as e:  # 404/410 from servers without v2 (older Mastodon, some forks)
+            if not isinstance(e.__cause__, MastodonAPIError) or _api_error_details(e.__cause__)[0] not in (
+                    404, 410):
+                raise
+            info = self._call("reading the instance's limits", "instance_v1")
+        conf = _get(info, "configuration") or {}
+        max_chars = _get(conf, "statuses", "max_characters") or _get(info, "max_toot_chars")
+        image_matrix = _get(conf, "media_attachments", "image_matrix_limit")
+        return {
+            "max_characters": _positive_int(max_chars, DEFAULT_MAX_CHARACTERS),
+            "characters_reserved_per_url": _positive_int(
+                _get(conf, "statuses", "characters_reserved_per_url"), DEFAULT_URL_LENGTH),
+            "max_images": _positive_int(_get(conf, "statuses", "max_media_attachments"), DEFAULT_MAX_IMAGES),
+            "max_image_bytes": _positive_int(_get(conf, "media_attachments", "image_size_limit"),
+                                             DEFAULT_IMAGE_BYTES),
+            "max_alt_text": _positive_int(_get(conf, "media_attachments", "description_limit"), DEFAULT_ALT_TEXT),
+            "image_matrix_limit": _positive_int(image_matrix, 0) or None,
+        }
+
+    @property
+    def _cache_path(self) -> Path | None:
+        if self.state_dir is None:
+            return None
+        host = re.sub(r"[^A-Za-z0-9._-]", "_", self.instance.split("://", 1)[-1])
+        return self.state_dir / f"mastodon-instance-{host}.json"
+
+    def _read_cached_limits(self) -> dict[str, Any] | None:
+        path = self._cache_path
+        if path is None:
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            fetched = datetime.fromisoformat(data["fetched_at"])
+            values = data["limits"]
+            if data.get("instance") != self.instance or datetime.now(UTC) - fetched > LIMITS_CACHE_TTL:
+                return None
+            keys = ("max_characters", "characters_reserved_per_url", "max_images", "max_image_bytes",
+                    "max_alt_text")
+            if not all(isinstance(values.get(k), int) and values[k] > 0 for k in keys):
+                return None
+            return values
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # missing or damaged cache: simply ask the instance again
+
+    def _write_cached_limits(self, values: dict[str, Any]) -> None:
+        path = self._cache_path
+        if path is None:
+            return
+        payload = {"instance": self.instance, "fetched_at": datetime.now(UTC).isoformat(), "limits": values}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".mastodon-instance-", dir=path.parent)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(payload, f, indent=2)
+            os.replace(tmp, path)
+        except OSError as e:  # a cache is an optimisation: never fail a publication over it
+            log.debug("mastodon: cannot cache instance limits in %s: %s", path, e)
+
+    def upload_image(self, image: ImageUpload) -> UploadedMedia:
+        """Upload with its description; returns at once even when the server is still processing (202)."""
+        limit = self.limits().max_alt_text
+        alt = image.alt
+        if len(alt) > limit:
+            log.warning("mastodon: alt text of %s cut to the instance's %d characters", image.path.name, limit)
+            alt = alt[:limit]
+        media = self._call(f"uploading {image.path.name}", "media_post", image.data, mime_type=image.mime_type,
+                           description=alt or None)
+        media_id = str(media["id"])
+        processing = self._last_status == 202 or not _get(media, "url")
+        if processing:
+            self._pending_media.add(media_id)
+        return UploadedMedia(id=media_id, alt=alt, width=image.width, height=image.height,
+                             raw={"processing": processing})
+
+    def _check_media_ready(self, post: OutgoingPost) -> None:
+        """One GET per image the server had not finished; TransientError (nothing posted) if still busy."""
+        for media in post.media:
+            if media.id not in self._pending_media:
+                continue
+            info = self._call("checking an uploaded image", "media", media.id)
+            if self._last_status == 206 or not _get(info, "url"):
+                raise TransientError(
+                    PLATFORM,
+                    f"{self.instance} is still processing image {media.id} of post {post.index + 1}; "
+                    "nothing was posted, try again shortly",
+                    retry_after=MEDIA_PROCESSING_RETRY,
+                )
+            self._pending_media.discard(media.id)
+
+    def publish(self, post: OutgoingPost, parent: PostRef | None, root: PostRef | None) -> PostRef:
+        """Post one status (a reply to `parent` when given) with an Idempotency-Key fixed by its content."""
+        account_id = self._ensure_login()
+        self._check_media_ready(post)
+        parent_id = parent.id if parent is not None else None
+        key = idempotency_key(self.instance, account_id, post.thread_key, post.index, post.text, parent_id)
+        status = self._call(
+            f"publishing post {post.index + 1}",
+            "status_post",
+            post.text,
+            in_reply_to_id=parent_id,
+            media_ids=[m.id for m in post.media] or None,
+            visibility=self.visibility,
+            language=post.language or self.language,
+            idempotency_key=key,
+        )
+        status_id = str(status["id"])
+        url = _get(status, "url") or _get(status, "uri") or f"{self.instance}/statuses/{status_id}"
+        return PostRef(id=status_id, url=str(url))
+
+    def lookup(self, post_id: str) -> PublishedPost | None:
+        """The status by id with its plain source text; None when it is gone (404/410)."""
+        from mastodon.errors import MastodonAPIError
+
+        try:
+            status = self._call("looking up a published post", "status", post_id)
+        except RejectedError as e:
+            if isinstance(e.__cause__, MastodonAPIError) and _api_error_details(e.__cause__)[0] in (404, 410):
+                return None
+            raise
+        try:
+            text = str(self._call("reading a post's source", "status_source", post_id)["text"])
+        except (RejectedError, KeyError, TypeError):  # servers without /source: fall back to the HTML
+            text = html_to_text(str(_get(status, "content") or ""))
+        url = _get(status, "url") or _get(status, "uri") or ""
+        return PublishedPost(ref=PostRef(id=str(status["id"]), url=str(url)), text=text)
+
+
+def _first_arg(exc: BaseException) -> str:
+    return str(exc.args[0]) if exc.args else type(exc).__name__
+
+
+def _api_error_details(exc: BaseException) -> tuple[int | None, str]:
+    """(HTTP status, server's error text) of a MastodonAPIError built by Mastodon.py's request helper."""
+    args = exc.args
+    if len(args) >= 2 and isinstance(args[1], int):
+        text = args[3] if len(args) >= 4 and args[3] else (args[2] if len(args) >= 3 else "")
+        return args[1], str(text or "")
+    return None, ""
+
+
+def from_config(config: Config) -> MastodonAdapter:
+    """The adapter for the configured instance; the token comes from the environment (ConfigError if unset)."""
+    from crossposter.config import platform_secrets
+
+    masto = config.platforms.mastodon
+    token = platform_secrets(PLATFORM)[TOKEN_VARIABLE]
+    return MastodonAdapter(
+        instance=masto.instance,
+        token=token,
+        visibility=masto.visibility,
+        language=config.language,
+        state_dir=config.state_path,
+    )
