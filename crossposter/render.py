@@ -93,7 +93,8 @@ class Token:
     sep: str  # written before the token when the previous token is in the same post
     strength: int  # how good a cut is in the gap before this token
     line: int
-    facets: list[tuple[int, int, str, str]] | None = None  # (char start, char end, kind, value) in `text`
+    # (char start, char end, kind, value, continues a facet of the previous token) in `text`
+    facets: list[tuple[int, int, str, str, bool]] | None = None
     links: list[str] | None = None
     images: list[ImageRef] | None = None  # images attached to the post holding this token
 
@@ -414,7 +415,8 @@ def _split_block(text: str, facets, glue, lines, prefix_len: int, out: list[Toke
             if fs < end and fe > start:
                 if tok_facets is None:
                     tok_facets = []
-                tok_facets.append((max(fs, start) - start, min(fe, end) - start, kind, value))
+                # the last field says the facet began in an earlier token (one link over several words)
+                tok_facets.append((max(fs, start) - start, min(fe, end) - start, kind, value, fs < start))
                 if kind in ("link", "url") and fs >= start:
                     if links is None:
                         links = []

@@ -220,11 +220,11 @@ def _assemble(tokens: list[Token], ranges: list[tuple[int, int]], platform: str,
                 parts.append(tok.sep)
                 nbytes += L.nbytes(tok.sep)
             if tok.facets:
-                for fs, fe, kind, value in tok.facets:
+                for fs, fe, kind, value, continues in tok.facets:
                     bs = nbytes + len(tok.text[:fs].encode())
                     be = nbytes + len(tok.text[:fe].encode())
                     prev = facets[-1] if facets else None
-                    if prev and prev[2] == kind and prev[3] == value and prev[4] == i - 1 and fs == 0:
+                    if continues and prev and prev[2] == kind and prev[3] == value and prev[4] == i - 1:
                         prev[1] = be  # one link whose text spans several words stays one facet
                         prev[4] = i
                     else:
