@@ -624,7 +624,15 @@ def publish_thread(config: Config, archive_path: Path, title: str, platforms: li
             return result
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)
-    with thread_lock(config, archive_path, title):
+    # The lock is named after the canonical heading, so `--thread "mixtral of experts"` and the exact title
+    # cannot take two different locks for the same thread.
+    from crossposter.archive import ArchiveError, read_archive
+
+    try:
+        canonical = read_archive(archive_path).find(title).title
+    except ArchiveError as e:
+        raise PreflightError([str(e)]) from None
+    with thread_lock(config, archive_path, canonical):
         return _publish(config, archive_path, title, platforms, adapters, stop_event, progress, sleep, now,
                         recorder or _default_recorder(), False, upload_ahead, rng)
 

@@ -1,0 +1,523 @@
+"""The publishing engine against in-process fake platforms: order, recording, resume, faults, pre-flight, lock."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from crossposter.archive import read_archive
+from crossposter.config import Config
+from crossposter.fakes import FakeAdapter, fake_adapters
+from crossposter.platforms.base import (
+    Limits,
+    RateLimitedError,
+    RejectedError,
+    TransientError,
+    UnauthorizedError,
+)
+from crossposter.publish import PreflightError, ThreadLockedError, publish_thread, thread_lock
+
+ROOT = Path(__file__).resolve().parent.parent
+TITLE = "A small thread"
+ARCHIVE = """# My archive
+
+Intro text that is not a thread.
+
+## A small thread
+2024-02-13 21:25
+
+The opening post of the thread.
+
+### Second part
+The second post, with a picture. ![a red square](red.png)
+
+### Third part
+The third post closes the thread.
+
+## Another thread
+
+Must stay untouched.
+"""
+
+
+def sha12(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Path:
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(tmp_path / "red.png")
+    path = tmp_path / "threads.md"
+    path.write_text(ARCHIVE, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    cfg = Config(state_dir=tmp_path / "state", base_dir=tmp_path)
+    cfg.platforms.x.enabled = True
+    cfg.retry.attempts = 4
+    cfg.retry.base_delay = 1.0
+    cfg.retry.max_delay = 10.0
+    cfg.retry.max_rate_limit_wait = 60.0
+    return cfg
+
+
+class Sleeps(list):
+    """An injected sleep: records the delays instead of waiting."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def meta_of(path: Path) -> dict:
+    return read_archive(path).find(TITLE).metadata
+
+
+def planned_texts(path: Path, config: Config, platform: str) -> list[str]:
+    from crossposter.plan import plan_thread
+
+    archive = read_archive(path)
+    plan = plan_thread(archive, archive.find(TITLE), config, [platform])
+    return [p.text for p in plan.platforms[platform].posts]
+
+
+def run(config: Config, path: Path, fakes: dict[str, FakeAdapter], **kw):
+    kw.setdefault("sleep", Sleeps())
+    return publish_thread(config, path, TITLE, list(fakes), adapters=fakes, progress=False, **kw)
+
+
+def assert_chain(fake: FakeAdapter, texts: list[str]) -> None:
+    posts = fake.thread()
+    assert [p.text for p in posts] == texts
+    assert posts[0].parent is None
+    for prev, post in zip(posts, posts[1:], strict=False):
+        assert post.parent == prev.ref.id
+        assert post.root == posts[0].ref.id
+
+
+# --------------------------------------------------------------------------- happy path, recording
+
+
+def test_thread_goes_out_in_order_as_replies_and_every_post_is_recorded(archive: Path, config: Config) -> None:
+    original = archive.read_bytes()
+    fakes = fake_adapters(["bluesky", "mastodon", "x"])
+    result = run(config, archive, fakes)
+
+    assert result.ok, result.outcomes
+    meta = meta_of(archive)
+    for name, fake in fakes.items():
+        texts = planned_texts(archive, config, name)
+        assert len(texts) == 3
+        assert_chain(fake, texts)
+        outcome = result.outcomes[name]
+        assert (outcome.state, outcome.posted, outcome.total) == ("done", 3, 3)
+        assert outcome.links == [p.ref.url for p in fake.thread()]
+        assert [e["id"] for e in meta[name]] == [p.ref.id for p in fake.thread()]
+        assert [e["sha"] for e in meta[name]] == [sha12(t) for t in texts]
+        # the image of post 2 went with post 2, nowhere else
+        assert [len(p.media) for p in fake.thread()] == [0, 1, 0]
+    assert [e["cid"] for e in meta["bluesky"]] == [p.ref.cid for p in fakes["bluesky"].thread()]
+    assert "pending" not in meta
+    # the other thread and everything else is byte-identical once the block is removed
+    from crossposter.metadata import strip_metadata_blocks
+
+    assert strip_metadata_blocks(archive.read_bytes()) == original
+
+
+def test_each_post_is_recorded_before_the_next_request(archive: Path, config: Config) -> None:
+    seen: list[tuple[str, int, int]] = []
+
+    class Checking(FakeAdapter):
+        def publish(self, post, parent, root):  # type: ignore[no-untyped-def]
+            seen.append((self.name, post.index, len(meta_of(archive).get(self.name, []))))
+            return super().publish(post, parent, root)
+
+    fakes = {n: Checking(n) for n in ("bluesky", "mastodon", "x")}
+    assert run(config, archive, fakes).ok
+    assert sorted(seen) == [(n, i, i) for n in sorted(fakes) for i in range(3)]
+
+
+def test_bluesky_rkey_is_stored_before_the_first_attempt_and_reused_on_retry(archive: Path,
+                                                                            config: Config) -> None:
+    pendings: list[dict] = []
+
+    class Watching(FakeAdapter):
+        def publish(self, post, parent, root):  # type: ignore[no-untyped-def]
+            pendings.append(dict(meta_of(archive)["pending"]["bluesky"]))
+            return super().publish(post, parent, root)
+
+    bsky = Watching("bluesky")
+    bsky.lose_response(1)  # accepted, but the answer never arrives: the retry must rewrite the same record
+    sleeps = Sleeps()
+    result = run(config, archive, {"bluesky": bsky}, sleep=sleeps)
+
+    assert result.ok
+    assert [p["index"] for p in pendings] == [0, 1, 1, 2]
+    assert pendings[1] == pendings[2]  # same rkey and createdAt on the retry
+    posts = bsky.thread()
+    assert len(posts) == 3 and posts[1].writes == 2
+    assert [p.ref.id.rsplit("/", 1)[-1] for p in posts] == [p["rkey"] for p in (pendings[0], pendings[1],
+                                                                                pendings[3])]
+    assert len(sleeps) == 1
+
+
+def test_a_pending_rkey_left_by_a_crash_is_reused(archive: Path, config: Config) -> None:
+    from crossposter.metadata import update_thread_metadata
+
+    pend = {"index": 0, "rkey": "3lbqaaaaaaa22", "created_at": "2026-01-01T00:00:00.000Z", "sha": "x"}
+    update_thread_metadata(archive, TITLE, lambda m: m.__setitem__("pending", {"bluesky": pend}))
+    bsky = FakeAdapter("bluesky")
+    assert run(config, archive, {"bluesky": bsky}).ok
+    assert bsky.thread()[0].ref.id.endswith("/3lbqaaaaaaa22")
+
+
+# --------------------------------------------------------------------------- resume, edits
+
+
+def test_resume_skips_recorded_posts_and_replies_to_the_last_one(archive: Path, config: Config) -> None:
+    fakes = fake_adapters(["bluesky", "mastodon"])
+    fakes["mastodon"].fail("publish", RejectedError("mastodon", "Validation failed: try again"), index=2)
+    first = run(config, archive, fakes)
+    assert not first.ok and not first.retryable
+    assert first.outcomes["bluesky"].state == "done"
+    m = first.outcomes["mastodon"]
+    assert (m.state, m.posted) == ("rejected", 2)
+    assert "Validation failed" in m.message
+    assert len(meta_of(archive)["mastodon"]) == 2
+
+    second = run(config, archive, fakes)
+    assert second.ok
+    texts = planned_texts(archive, config, "mastodon")
+    assert_chain(fakes["mastodon"], texts)
+    published = [c for c in fakes["mastodon"].calls if c[0] == "publish"]
+    assert [c[1] for c in published] == [0, 1, 2, 2]  # post 3 tried twice, posts 1-2 never again
+    assert [c[1] for c in fakes["bluesky"].calls if c[0] == "publish"] == [0, 1, 2]
+
+
+def test_edited_published_post_stops_that_platform_with_where_it_changed(archive: Path, config: Config) -> None:
+    fakes = fake_adapters(["bluesky", "mastodon"])
+    fakes["mastodon"].fail("publish", TransientError("mastodon", "down"), index=2)
+    config.retry.attempts = 1
+    first = run(config, archive, fakes)
+    assert first.outcomes["mastodon"].state == "transient"
+    text = archive.read_text(encoding="utf-8").replace("The second post, with", "The EDITED second post, with")
+    archive.write_text(text, encoding="utf-8")
+    before = {n: len(f.calls) for n, f in fakes.items()}
+
+    second = run(config, archive, fakes)
+    for name in fakes:
+        o = second.outcomes[name]
+        assert o.state == "changed"
+        line = text.splitlines().index("### Second part") + 1  # the block moved it down
+        assert f"post 2 (line {line})" in o.message
+    assert {n: len(f.calls) for n, f in fakes.items()} == {n: before[n] + 1 for n in fakes}  # only the logins
+
+
+def test_thread_shorter_than_what_was_published_is_a_change(archive: Path, config: Config) -> None:
+    fakes = fake_adapters(["x"])
+    assert run(config, archive, fakes).ok
+    text = archive.read_text(encoding="utf-8")
+    archive.write_text(text.replace("### Third part\nThe third post closes the thread.\n", ""), encoding="utf-8")
+    result = run(config, archive, fakes)
+    assert result.outcomes["x"].state == "changed"
+    assert "only 2" in result.outcomes["x"].message
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def test_transient_errors_are_retried_with_bounded_jittered_backoff(archive: Path, config: Config) -> None:
+    fakes = fake_adapters(["bluesky", "mastodon"])
+    fakes["mastodon"].fail("publish", TransientError("mastodon", "502"), TransientError("mastodon", "503"), index=1)
+    fakes["bluesky"].fail("publish", *[TransientError("bluesky", "500")] * 10, index=1)
+    sleeps = Sleeps()
+    result = run(config, archive, fakes, sleep=sleeps)
+
+    assert result.outcomes["mastodon"].state == "done"
+    b = result.outcomes["bluesky"]
+    assert (b.state, b.posted) == ("transient", 1)
+    assert b.retry_at is not None and b.retry_at.tzinfo is not None
+    assert result.retryable
+    tries = [c for c in fakes["bluesky"].calls if c[0] == "publish" and c[1] == 1]
+    assert len(tries) == config.retry.attempts  # bounded
+    assert len(sleeps) == 2 + (config.retry.attempts - 1)
+    # full jitter: each delay within [0, min(max_delay, base * 2^(n-1))]
+    assert all(0 <= s <= config.retry.max_delay for s in sleeps)
+    assert len(set(sleeps)) == len(sleeps)
+
+
+def test_backoff_bounds_grow_exponentially(archive: Path, config: Config) -> None:
+    import random
+
+    class Top(random.Random):
+        def uniform(self, a: float, b: float) -> float:
+            return b
+
+    config.retry.attempts = 6
+    fakes = fake_adapters(["x"])
+    fakes["x"].fail("publish", *[TransientError("x", "timeout")] * 5, index=0)
+    sleeps = Sleeps()
+    assert run(config, archive, fakes, sleep=sleeps, rng=Top()).ok
+    assert list(sleeps) == [1.0, 2.0, 4.0, 8.0, 10.0]
+
+
+def test_transient_retry_after_from_the_server_is_honoured(archive: Path, config: Config) -> None:
+    fakes = fake_adapters(["x"])
+    fakes["x"].fail("upload", TransientError("x", "503", retry_after=7.0))
+    sleeps = Sleeps()
+    assert run(config, archive, fakes, sleep=sleeps).ok
+    assert sleeps[0] >= 7.0
+
+
+def test_near_rate_limit_is_waited_out_far_one_stops_the_platform(archive: Path, config: Config) -> None:
+    t0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    fakes = fake_adapters(["bluesky", "mastodon"])
+    fakes["bluesky"].fail("publish", RateLimitedError("bluesky", "429", reset_at=t0 + timedelta(seconds=30)),
+                          index=1)
+    far = t0 + timedelta(hours=3)
+    fakes["mastodon"].fail("publish", RateLimitedError("mastodon", "429", reset_at=far), index=1)
+    sleeps = Sleeps()
+    result = run(config, archive, fakes, sleep=sleeps, now=lambda: t0)
+
+    assert result.outcomes["bluesky"].state == "done"
+    assert len(sleeps) == 1 and 30 <= sleeps[0] <= 32
+    m = result.outcomes["mastodon"]
+    assert (m.state, m.posted, m.retry_at) == ("rate_limited", 1, far)
+    assert result.retryable
+    assert [c[1] for c in fakes["mastodon"].calls if c[0] == "publish"] == [0, 1]
+
+
+def test_one_platform_down_while_the_others_succeed(archive: Path, config: Config) -> None:
+    fakes = fake_adapters(["bluesky", "mastodon", "x"])
+    fakes["x"].fail("login", *[TransientError("x", "connection refused")] * 10)
+    fakes["mastodon"].fail("publish", UnauthorizedError("mastodon", "401 token revoked"), index=1)
+    result = run(config, archive, fakes)
+    assert result.outcomes["bluesky"].state == "done"
+    assert (result.outcomes["x"].state, result.outcomes["x"].posted) == ("transient", 0)
+    assert result.outcomes["mastodon"].state == "unauthorized"
+    assert "token revoked" in result.outcomes["mastodon"].message
+    assert fakes["x"].posts == {}
+    assert "x" not in meta_of(archive) and len(meta_of(archive)["mastodon"]) == 1
+
+
+def test_x_duplicate_content_is_reported_never_retried(archive: Path, config: Config) -> None:
+    fakes = fake_adapters(["x"])
+    assert run(config, archive, fakes).ok
+    # a crash lost the record of posts 2-3: X refuses the same text again, and we must not loop or guess
+    from crossposter.metadata import update_thread_metadata
+
+    update_thread_metadata(archive, TITLE, lambda m: m.__setitem__("x", m["x"][:1]))
+    result = run(config, archive, fakes)
+    o = result.outcomes["x"]
+    assert (o.state, o.posted) == ("maybe_posted", 1)
+    assert "post 2" in o.message and "record it" in o.message
+    assert [c[1] for c in fakes["x"].calls if c[0] == "publish"] == [0, 1, 2, 1]
+    assert not result.retryable
+
+
+def test_stop_event_stops_every_chain_before_its_next_request(archive: Path, config: Config) -> None:
+    stop = threading.Event()
+
+    class Stopping(FakeAdapter):
+        def publish(self, post, parent, root):  # type: ignore[no-untyped-def]
+            ref = super().publish(post, parent, root)
+            stop.set()
+            return ref
+
+    fakes = {"bluesky": Stopping("bluesky")}
+    result = run(config, archive, fakes, stop_event=stop)
+    o = result.outcomes["bluesky"]
+    assert (o.state, o.posted) == ("stopped", 1)
+    assert result.retryable
+    assert len(meta_of(archive)["bluesky"]) == 1
+
+
+def test_mastodon_posts_are_split_for_the_instance_real_limit(archive: Path, config: Config) -> None:
+    long = " ".join(["word"] * 30)  # 149 characters
+    text = archive.read_text(encoding="utf-8").replace("The third post closes the thread.", long)
+    archive.write_text(text, encoding="utf-8")
+    small = Limits(max_characters=60, characters_reserved_per_url=23, max_images=4, max_image_bytes=8_000_000)
+    fake = FakeAdapter("mastodon", limits=small)
+    result = run(config, archive, {"mastodon": fake})
+    assert result.ok
+    posts = fake.thread()
+    assert len(posts) > 3
+    assert all(len(p.text) <= 60 for p in posts)
+    assert result.outcomes["mastodon"].total == len(posts)
+
+
+# --------------------------------------------------------------------------- pre-flight
+
+
+def _nothing_happened(fakes: dict[str, FakeAdapter]) -> bool:
+    return all(not f.posts and not f.media for f in fakes.values())
+
+
+def test_missing_image_fails_preflight_and_nothing_is_posted(archive: Path, config: Config) -> None:
+    (archive.parent / "red.png").unlink()
+    original = archive.read_bytes()
+    fakes = fake_adapters(["bluesky", "mastodon", "x"])
+    with pytest.raises(PreflightError) as info:
+        run(config, archive, fakes)
+    assert any(p.startswith(f"{archive}:11:") and "red.png" in p for p in info.value.problems)
+    assert _nothing_happened(fakes) and all(not f.calls for f in fakes.values())
+    assert archive.read_bytes() == original
+
+
+def test_image_too_broken_to_prepare_fails_preflight(archive: Path, config: Config) -> None:
+    (archive.parent / "red.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 50)
+    fakes = fake_adapters(["bluesky"])
+    with pytest.raises(PreflightError) as info:
+        run(config, archive, fakes)
+    assert "red.png" in str(info.value)
+    assert _nothing_happened(fakes)
+
+
+def test_missing_secret_fails_preflight_naming_the_variable(archive: Path, config: Config,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("CROSSPOSTER_X_CONSUMER_KEY", "CROSSPOSTER_X_CONSUMER_SECRET", "CROSSPOSTER_X_ACCESS_TOKEN",
+                 "CROSSPOSTER_X_ACCESS_TOKEN_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(f"{name}_FILE", raising=False)
+    fakes = fake_adapters(["bluesky", "mastodon"])  # x is built from the config: its secrets are missing
+    with pytest.raises(PreflightError) as info:
+        publish_thread(config, archive, TITLE, ["bluesky", "mastodon", "x"], adapters=fakes, progress=False)
+    text = str(info.value)
+    assert f"{archive}:5: [x]" in text and "CROSSPOSTER_X_CONSUMER_KEY" in text
+    assert all(not f.calls for f in fakes.values())
+
+
+def test_error_in_the_plan_fails_preflight(archive: Path, config: Config) -> None:
+    text = archive.read_text(encoding="utf-8").replace("closes the thread.", "closes " + "a" * 400 + ".")
+    archive.write_text(text, encoding="utf-8")
+    fakes = fake_adapters(["bluesky", "mastodon", "x"])
+    with pytest.raises(PreflightError) as info:
+        run(config, archive, fakes)
+    assert any(f"{archive}:14: [" in p for p in info.value.problems), info.value.problems
+    assert all(not f.calls for f in fakes.values())
+
+
+def test_unauthorized_login_fails_preflight_for_everyone(archive: Path, config: Config) -> None:
+    fakes = fake_adapters(["bluesky", "mastodon"])
+    fakes["mastodon"].fail("login", UnauthorizedError("mastodon", "401 The access token is invalid"))
+    with pytest.raises(PreflightError) as info:
+        run(config, archive, fakes)
+    assert "[mastodon] cannot log in: 401 The access token is invalid" in str(info.value)
+    assert _nothing_happened(fakes)
+
+
+def test_unknown_thread_is_a_preflight_error_listing_the_titles(archive: Path, config: Config) -> None:
+    fakes = fake_adapters(["x"])
+    with pytest.raises(PreflightError) as info:
+        publish_thread(config, archive, "No such thread", ["x"], adapters=fakes, progress=False)
+    assert "Another thread" in str(info.value)
+    assert not fakes["x"].calls
+
+
+# --------------------------------------------------------------------------- lock, dry run, CLI
+
+
+def test_a_second_run_is_refused_while_another_process_holds_the_thread(archive: Path, config: Config) -> None:
+    code = ("import sys; from pathlib import Path; from crossposter.config import Config; "
+            "from crossposter.publish import thread_lock\n"
+            f"cfg = Config(state_dir=Path({str(config.state_path)!r}), base_dir=Path('/'))\n"
+            f"with thread_lock(cfg, Path({str(archive)!r}), {TITLE!r}):\n"
+            "    print('locked', flush=True); sys.stdin.readline()\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, cwd=ROOT)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        fakes = fake_adapters(["bluesky"])
+        with pytest.raises(ThreadLockedError):
+            run(config, archive, fakes)
+        assert not fakes["bluesky"].calls
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.write("\n")
+        holder.stdin.close()
+        holder.wait(timeout=10)
+    assert run(config, archive, fake_adapters(["bluesky"])).ok  # released when the holder exits
+
+
+def test_two_concurrent_runs_never_both_post(archive: Path, config: Config) -> None:
+    fakes = fake_adapters(["bluesky", "mastodon"], delay=0.05)
+    outcomes: list[object] = []
+
+    def go() -> None:
+        try:
+            outcomes.append(run(config, archive, fakes))
+        except ThreadLockedError as e:
+            outcomes.append(e)
+
+    threads = [threading.Thread(target=go) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert sorted(type(o).__name__ for o in outcomes) == ["PublishResult", "ThreadLockedError"]
+    assert all(len(f.posts) == 3 for f in fakes.values())
+
+
+def test_cli_exit_code_3_when_locked_and_2_without_config(archive: Path, config: Config, tmp_path: Path) -> None:
+    cfg_file = tmp_path / "crossposter.yaml"
+    cfg_file.write_text(f"state_dir: {config.state_path}\nplatforms:\n  bluesky: {{handle: me.test}}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CROSSPOSTER_")}
+    from crossposter.config import load_config
+
+    with thread_lock(load_config(cfg_file), archive, TITLE):
+        locked = subprocess.run([sys.executable, "-m", "crossposter", "post", str(archive), "--thread", TITLE,
+                                 "--config", str(cfg_file)], capture_output=True, text=True, cwd=ROOT, env=env,
+                                timeout=60)
+    assert locked.returncode == 3, locked.stderr
+    assert "another crossposter run" in locked.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    none = subprocess.run([sys.executable, "-m", "crossposter", "post", str(archive), "--thread", TITLE],
+                          capture_output=True, text=True, cwd=elsewhere, env={**env, "XDG_CONFIG_HOME": str(tmp_path)},
+                          timeout=60)
+    assert none.returncode == 2 and "No config file" in none.stderr
+
+
+def test_cli_preflight_failure_exits_2_and_names_the_problem(archive: Path, tmp_path: Path) -> None:
+    cfg_file = tmp_path / "crossposter.yaml"
+    cfg_file.write_text("state_dir: state\nplatforms:\n  bluesky: {handle: me.test}\n  mastodon: {enabled: false}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CROSSPOSTER_")}
+    original = archive.read_bytes()
+    proc = subprocess.run([sys.executable, "-m", "crossposter", "post", str(archive), "--thread", TITLE,
+                           "--config", str(cfg_file)], capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=60)
+    assert proc.returncode == 2
+    assert "[bluesky]" in proc.stderr and "CROSSPOSTER_BLUESKY_PASSWORD" in proc.stderr
+    assert "nothing was posted" in proc.stderr
+    assert archive.read_bytes() == original
+
+
+def test_dry_run_prints_posts_and_diff_and_leaves_the_archive_untouched(archive: Path, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from crossposter.commands.post import run as post_run
+
+    cfg_file = tmp_path / "crossposter.yaml"
+    cfg_file.write_text("state_dir: state\nplatforms:\n  bluesky: {handle: me.test}\n  x: {enabled: true}\n")
+    before = archive.read_bytes()
+    time.sleep(0.01)
+    mtime = archive.stat().st_mtime_ns
+    code = post_run(path=archive, thread=TITLE, platforms=None, dry_run=True, config_path=cfg_file)
+    out = capsys.readouterr().out
+    assert code == 0
+    assert archive.read_bytes() == before and archive.stat().st_mtime_ns == mtime
+    assert not (tmp_path / "state").exists() or not any((tmp_path / "state").rglob("*.lock"))
+    assert "The third post closes the thread." in out
+    assert "+<!-- crossposter" in out and "+bluesky:" in out and "+mastodon:" in out and "+x:" in out
+    assert "at://did:plc:fakeme.test/app.bsky.feed.post/" in out
+    assert f"-{TITLE}" not in out  # only additions: the block
