@@ -69,6 +69,7 @@ class FakeAdapter:
         self._lost: set[int] = set()
         self._idem: dict[str, str] = {}
         self._next = _FIRST_ID.get(name, 1)
+        self._tid_seq = 0
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ test controls
@@ -117,9 +118,11 @@ class FakeAdapter:
         return self._limits
 
     def new_tid(self) -> str:
-        from crossposter.publish import new_tid
-
-        return new_tid()
+        """Deterministic TIDs (a fixed epoch plus a counter) so a dry run prints the same diff every time."""
+        with self._lock:
+            self._tid_seq += 1
+            value = ((1_767_225_600_000_000 + self._tid_seq) << 10) | 1  # 2026-01-01T00:00Z in microseconds
+        return "".join("234567abcdefghijklmnopqrstuvwxyz"[(value >> (5 * i)) & 31] for i in range(12, -1, -1))
 
     def upload_image(self, image: ImageUpload) -> UploadedMedia:
         self._request("upload", image.path.name)

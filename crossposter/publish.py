@@ -521,27 +521,27 @@ def _writable_problems(path: Path, line: int) -> list[str]:
 
 
 def _image_problems(plan: ThreadPlan, path: Path, platforms: list[str], starts: dict[str, int]) -> list[str]:
-    """Existence and folder checks need no network: run them before any login."""
+    """Existence and folder checks need no network: run them before any login (once per file)."""
     from crossposter.images import check_image
 
     folder = path.parent.resolve()
     problems: list[str] = []
-    seen: set[tuple[str, str]] = set()
+    reported = {d.line for d in plan.errors}  # the planner may already have said it
+    seen: set[str] = set()
     for p in platforms:
         for post in plan.platforms[p].posts[starts.get(p, 0):]:
             for img in post.images:
-                key = (p, str(img.path))
-                if key in seen:
+                if str(img.path) in seen or img.line in reported:
                     continue
-                seen.add(key)
+                seen.add(str(img.path))
                 resolved = Path(img.path).resolve()
                 if not resolved.is_relative_to(folder):
-                    problems.append(_where(path, img.line, p, f"image {img.src} is outside the archive's folder "
-                                                              f"{folder}; move it inside"))
+                    problems.append(_where(path, img.line, None, f"image {img.src} is outside the archive's "
+                                                                 f"folder {folder}; move it inside"))
                     continue
                 problem = check_image(resolved)
                 if problem:
-                    problems.append(_where(path, img.line, p, f"image {img.src}: {problem}"))
+                    problems.append(_where(path, img.line, None, f"image {img.src}: {problem}"))
     return problems
 
 

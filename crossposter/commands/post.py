@@ -115,7 +115,8 @@ def _summary(console, result) -> None:  # noqa: ANN001 - rich Console / PublishR
     table.add_column("state")
     table.add_column("links / what to do")
     for name, o in result.outcomes.items():
-        detail = "\n".join(o.links) if o.state == "done" else "\n".join([o.message, *o.links])
+        links = o.links if len(o.links) <= 3 else [o.links[0], f"… {len(o.links) - 2} more …", o.links[-1]]
+        detail = "\n".join(links) if o.state == "done" else "\n".join([o.message, *links])
         if o.retry_at:
             detail += f"\nretry after {o.retry_at:%Y-%m-%d %H:%M:%S} UTC"
         style = "green" if o.state == "done" else "yellow" if o.state in {"rate_limited", "transient",
