@@ -54,6 +54,7 @@ MAX_IMAGES = 4
 MAX_IMAGE_BYTES = 1_000_000
 MAX_ALT_TEXT = 2000
 #: XRPC error names that mean "the saved tokens are no good", whatever the HTTP status (often 400).
+_POST_URI = re.compile(r"^at://(did:[a-z]+:[A-Za-z0-9._:%-]+|[A-Za-z0-9.-]+)/app\.bsky\.feed\.post/[A-Za-z0-9._:~-]{1,512}$")
 _TOKEN_ERRORS = frozenset({"ExpiredToken", "InvalidToken", "AuthenticationRequired", "AuthMissing",
                            "AccountTakedown", "AccountDeactivated", "AuthFactorTokenRequired"})
 
@@ -177,18 +178,6 @@ def map_error(exc: BaseException, action: str) -> PlatformError:
     return TransientError(PLATFORM, f"{action}: {type(exc).__name__}: {exc}")
 
 
-def _is_token_problem(exc: BaseException) -> bool:
-    """True when a saved session was refused (expired/revoked), so a fresh password login may help."""
-    from atproto_client import exceptions as ex
-
-    if isinstance(exc, ex.LoginRequiredError):
-        return True
-    if isinstance(exc, ex.RequestErrorBase) and exc.response is not None:
-        name, _ = _xrpc_error(exc.response)
-        return exc.response.status_code in (400, 401, 403) or name in _TOKEN_ERRORS
-    return False
-
-
 # --------------------------------------------------------------------------- the adapter
 
 
@@ -206,13 +195,16 @@ class BlueskyAdapter:
         *,
         max_characters: int = 300,
         timeout: float = 30.0,
+        transport: Any = None,
     ) -> None:
+        """`transport` (an httpx transport) lets tests and proxies stand in for the network."""
         self.handle = handle
         self.service = service.rstrip("/")
         self.state_dir = Path(state_dir)
         self._password = password
         self._max_characters = max_characters
         self._timeout = timeout
+        self._transport = transport
         self._client: Any = None
         self._did: str | None = None
         self._session_handle: str | None = None
@@ -239,7 +231,10 @@ class BlueskyAdapter:
         from atproto import Client
         from atproto_client.request import Request
 
-        client = Client(base_url=self.service, request=Request(timeout=self._timeout))
+        options: dict[str, Any] = {"timeout": self._timeout}
+        if self._transport is not None:
+            options["transport"] = self._transport
+        client = Client(base_url=self.service, request=Request(**options))
         client.on_session_change(self._on_session_change)
         return client
 
@@ -301,22 +296,29 @@ class BlueskyAdapter:
         return self._client
 
     def _resume(self, session_string: str) -> bool:
-        """Import the saved session and check it with getSession (the SDK refreshes it first when due)."""
+        """Import the saved session and check it with getSession (the SDK refreshes it first when due).
+
+        Returns False (and forgets the file) when the server refuses the tokens or the file is unreadable,
+        so the caller logs in with the password; network trouble, 5xx and 429 propagate instead: a
+        password login would fail the same way and spend one of the few createSession calls a day.
+        """
+        import httpx
+        from atproto_client.exceptions import RequestErrorBase
+
         client = self._new_client()
         try:
             client.login(session_string=session_string, fetch_bsky_profile=False)
             info = client.com.atproto.server.get_session()
-        except ValueError:
-            log.warning("bluesky: the saved session %s is unreadable; logging in again", self.session_path)
+        except Exception as e:  # noqa: BLE001 - every SDK failure is sorted below
+            response = getattr(e, "response", None) if isinstance(e, RequestErrorBase) else None
+            if isinstance(e, httpx.HTTPError) or (isinstance(e, RequestErrorBase) and (
+                    response is None or response.status_code >= 500 or response.status_code == 429)):
+                raise map_error(e, f"resume the saved session at {self.service}") from None
+            reason = map_error(e, "resume").message if response is not None else type(e).__name__
+            log.info("bluesky: the saved session %s is not usable (%s); logging in with the password",
+                     self.session_path, reason)
             self._forget_session()
             return False
-        except Exception as e:  # noqa: BLE001 - every SDK failure is mapped below
-            if _is_token_problem(e):
-                log.info("bluesky: the saved session was refused (%s); logging in with the password",
-                         map_error(e, "resume session").message)
-                self._forget_session()
-                return False
-            raise map_error(e, f"resume the saved session at {self.service}") from None
         self._client = client
         self._did = str(info.did)
         self._session_handle = str(info.handle)
@@ -428,10 +430,10 @@ class BlueskyAdapter:
         from atproto_client.exceptions import RequestErrorBase
         from atproto_core.uri import AtUri
 
-        try:
-            uri = AtUri.from_str(post_id)
-        except Exception:  # noqa: BLE001 - the SDK raises its own parse errors
-            raise RejectedError(PLATFORM, f"{post_id!r} is not an at:// post URI") from None
+        if not _POST_URI.match(post_id):
+            raise RejectedError(PLATFORM, f"{post_id!r} is not the at:// URI of a post "
+                                          f"(at://did:…/{POST_COLLECTION}/<rkey>)")
+        uri = AtUri.from_str(post_id)
         client = self._ensure_login()
         try:
             response = client.com.atproto.repo.get_record(
