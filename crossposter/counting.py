@@ -1,0 +1,593 @@
+"""How long a post is, by each platform's own rule.
+
+The splitter asks "does this still fit?" many times per paragraph, and `crossposter preview` must start in
+well under a quarter of a second, so everything here is plain stdlib at import time: the `regex` module (for
+grapheme clusters and emoji properties) and every compiled pattern are loaded on first use, and pure-ASCII
+text takes shortcuts that need no pattern at all.
+
+Public API::
+
+    length(platform, text) -> int          # "bluesky" | "mastodon" | "x"
+    fits(platform, text, limit) -> bool    # Bluesky also enforces the 3000-byte cap
+    graphemes(text) -> list[str]           # user-perceived characters (regex \\X)
+    grapheme_count(text) -> int
+    utf8_length(text) -> int
+    url_spans(platform, text) -> list[tuple[int, int]]   # the URLs the platform shortens (never cut these)
+
+The rules, and where they come from:
+
+* **Bluesky** counts grapheme clusters (``app.bsky.feed.post.text``: maxGraphemes 300, maxLength 3000
+  bytes). The AppView does not shorten links: the text's URL is counted as written (the renderer shortens
+  bare URLs before counting, so the counted text is what is sent).
+* **Mastodon** (``StatusLengthValidator#countable_text``) replaces every URL it would link (a scheme is
+  required: ``http(s)://`` and a few others) by 23 ``x`` and every ``@user@domain`` mention by ``@user``,
+  then counts grapheme clusters.
+* **X** is twitter-text v3 (``config-v3.json``): NFC first; code points inside four ranges weigh 1, all
+  others 2; every URL twitter-text extracts (also without a scheme, like ``example.com``) weighs 23; every
+  emoji sequence weighs 2. The URL rules (preceding characters, TLD list, 63-character punycode labels,
+  ``t.co`` slugs) follow twitter-text's extractor closely enough to pass its conformance suite
+  (``validate.yml``); emoji sequences are recognised from Unicode properties instead of twemoji's
+  hard-coded list, so newer ZWJ sequences also count 2.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+__all__ = [
+    "BLUESKY_MAX_BYTES",
+    "PLATFORM_RULES",
+    "URL_WEIGHT",
+    "fits",
+    "grapheme_count",
+    "graphemes",
+    "length",
+    "mastodon_countable_text",
+    "url_spans",
+    "utf8_length",
+    "x_weighted_length",
+]
+
+#: Bluesky's second cap on a post's text, in UTF-8 bytes (lexicon ``app.bsky.feed.post``, maxLength).
+BLUESKY_MAX_BYTES = 3000
+#: What Mastodon and X count for any URL (X: ``transformedURLLength``; Mastodon: ``URL_PLACEHOLDER``).
+URL_WEIGHT = 23
+
+#: One line per platform, for `crossposter preview` and the README.
+PLATFORM_RULES: dict[str, str] = {
+    "bluesky": "grapheme clusters, and at most 3000 UTF-8 bytes",
+    "mastodon": "grapheme clusters; each http(s) URL counts 23, @user@domain counts as @user",
+    "x": "twitter-text v3 weights: most Latin 1, CJK/emoji 2, every URL 23 (NFC first)",
+}
+
+# --- twitter-text v3 configuration -----------------------------------------------------------------------
+# From twitter-text's config/v3.json (Copyright 2018 Twitter, Inc., Apache License 2.0,
+# https://github.com/twitter/twitter-text). Code points inside these inclusive ranges weigh 100, every
+# other code point weighs the default 200; the sum is divided by the scale (100). v2 is the same table with
+# emoji parsing off (each code point of an emoji sequence weighed on its own).
+X_CONFIG_V3: dict[str, Any] = {
+    "version": 3,
+    "maxWeightedTweetLength": 280,
+    "scale": 100,
+    "defaultWeight": 200,
+    "emojiParsingEnabled": True,
+    "transformedURLLength": 23,
+    "ranges": [
+        {"start": 0, "end": 4351, "weight": 100},
+        {"start": 8192, "end": 8205, "weight": 100},
+        {"start": 8208, "end": 8223, "weight": 100},
+        {"start": 8242, "end": 8247, "weight": 100},
+    ],
+}
+
+# Top-level domains twitter-text recognises (its TldLists, from IANA's root zone), split on spaces.
+_GTLDS = (
+    "aaa aarp abarth abb abbott abbvie abc able abogado abudhabi academy accenture accountant accountants "
+    "aco active actor adac ads adult aeg aero aetna afamilycompany afl africa agakhan agency aig aigo "
+    "airbus airforce airtel akdn alfaromeo alibaba alipay allfinanz allstate ally alsace alstom "
+    "americanexpress americanfamily amex amfam amica amsterdam analytics android anquan anz aol "
+    "apartments app apple aquarelle arab aramco archi army arpa art arte asda asia associates athleta "
+    "attorney auction audi audible audio auspost author auto autos avianca aws axa azure baby baidu "
+    "banamex bananarepublic band bank bar barcelona barclaycard barclays barefoot bargains baseball "
+    "basketball bauhaus bayern bbc bbt bbva bcg bcn beats beauty beer bentley berlin best bestbuy bet "
+    "bharti bible bid bike bing bingo bio biz black blackfriday blanco blockbuster blog bloomberg blue "
+    "bms bmw bnl bnpparibas boats boehringer bofa bom bond boo book booking boots bosch bostik boston bot "
+    "boutique box bradesco bridgestone broadway broker brother brussels budapest bugatti build builders "
+    "business buy buzz bzh cab cafe cal call calvinklein cam camera camp cancerresearch canon capetown "
+    "capital capitalone car caravan cards care career careers cars cartier casa case caseih cash casino "
+    "cat catering catholic cba cbn cbre cbs ceb center ceo cern cfa cfd chanel channel charity chase chat "
+    "cheap chintai chloe christmas chrome chrysler church cipriani circle cisco citadel citi citic city "
+    "cityeats claims cleaning click clinic clinique clothing cloud club clubmed coach codes coffee "
+    "college cologne com comcast commbank community company compare computer comsec condos construction "
+    "consulting contact contractors cooking cookingchannel cool coop corsica country coupon coupons "
+    "courses cpa credit creditcard creditunion cricket crown crs cruise cruises csc cuisinella cymru cyou "
+    "dabur dad dance data date dating datsun day dclk dds deal dealer deals degree delivery dell deloitte "
+    "delta democrat dental dentist desi design dev dhl diamonds diet digital direct directory discount "
+    "discover dish diy dnp docs doctor dodge dog doha domains doosan dot download drive dtv dubai duck "
+    "dunlop duns dupont durban dvag dvr earth eat eco edeka edu education email emerck energy engineer "
+    "engineering enterprises epost epson equipment ericsson erni esq estate esurance etisalat eurovision "
+    "eus events everbank exchange expert exposed express extraspace fage fail fairwinds faith family fan "
+    "fans farm farmers fashion fast fedex feedback ferrari ferrero fiat fidelity fido film final finance "
+    "financial fire firestone firmdale fish fishing fit fitness flickr flights flir florist flowers "
+    "flsmidth fly foo food foodnetwork football ford forex forsale forum foundation fox free fresenius "
+    "frl frogans frontdoor frontier ftr fujitsu fujixerox fun fund furniture futbol fyi gal gallery gallo "
+    "gallup game games gap garden gay gbiz gdn gea gent genting george ggee gift gifts gives giving glade "
+    "glass gle global globo gmail gmbh gmo gmx godaddy gold goldpoint golf goo goodhands goodyear goog "
+    "google gop got gov grainger graphics gratis green gripe grocery group guardian gucci guge guide "
+    "guitars guru hair hamburg hangout haus hbo hdfc hdfcbank health healthcare help helsinki here hermes "
+    "hgtv hiphop hisamitsu hitachi hiv hkt hockey holdings holiday homedepot homegoods homes homesense "
+    "honda honeywell horse hospital host hosting hot hoteles hotels hotmail house how hsbc htc hughes "
+    "hyatt hyundai ibm icbc ice icu ieee ifm iinet ikano imamat imdb immo immobilien inc industries "
+    "infiniti info ing ink institute insurance insure int intel international intuit investments ipiranga "
+    "irish iselect ismaili ist istanbul itau itv iveco iwc jaguar java jcb jcp jeep jetzt jewelry jio jlc "
+    "jll jmp jnj jobs joburg jot joy jpmorgan jprs juegos juniper kaufen kddi kerryhotels kerrylogistics "
+    "kerryproperties kfh kia kim kinder kindle kitchen kiwi koeln komatsu kosher kpmg kpn krd kred "
+    "kuokgroup kyoto lacaixa ladbrokes lamborghini lamer lancaster lancia lancome land landrover lanxess "
+    "lasalle lat latino latrobe law lawyer lds lease leclerc lefrak legal lego lexus lgbt liaison lidl "
+    "life lifeinsurance lifestyle lighting like lilly limited limo lincoln linde link lipsy live living "
+    "lixil llc llp loan loans locker locus loft lol london lotte lotto love lpl lplfinancial ltd ltda "
+    "lundbeck lupin luxe luxury macys madrid maif maison makeup man management mango map market marketing "
+    "markets marriott marshalls maserati mattel mba mcd mcdonalds mckinsey med media meet melbourne meme "
+    "memorial men menu meo merckmsd metlife miami microsoft mil mini mint mit mitsubishi mlb mls mma mobi "
+    "mobile mobily moda moe moi mom monash money monster montblanc mopar mormon mortgage moscow moto "
+    "motorcycles mov movie movistar msd mtn mtpc mtr museum mutual mutuelle nab nadex nagoya name "
+    "nationwide natura navy nba nec net netbank netflix network neustar new newholland news next "
+    "nextdirect nexus nfl ngo nhk nico nike nikon ninja nissan nissay nokia northwesternmutual norton now "
+    "nowruz nowtv nra nrw ntt nyc obi observer off office okinawa olayan olayangroup oldnavy ollo omega "
+    "one ong onion onl online onyourside ooo open oracle orange org organic orientexpress origins osaka "
+    "otsuka ott ovh page pamperedchef panasonic panerai paris pars partners parts party passagens pay "
+    "pccw pet pfizer pharmacy phd philips phone photo photography photos physio piaget pics pictet "
+    "pictures pid pin ping pink pioneer pizza place play playstation plumbing plus pnc pohl poker politie "
+    "porn post pramerica praxi press prime pro prod productions prof progressive promo properties "
+    "property protection pru prudential pub pwc qpon quebec quest qvc racing radio raid read realestate "
+    "realtor realty recipes red redstone redumbrella rehab reise reisen reit reliance ren rent rentals "
+    "repair report republican rest restaurant review reviews rexroth rich richardli ricoh rightathome ril "
+    "rio rip rmit rocher rocks rodeo rogers room rsvp rugby ruhr run rwe ryukyu saarland safe safety "
+    "sakura sale salon samsclub samsung sandvik sandvikcoromant sanofi sap sapo sarl sas save saxo sbi "
+    "sbs sca scb schaeffler schmidt scholarships school schule schwarz science scjohnson scor scot search "
+    "seat secure security seek select sener services ses seven sew sex sexy sfr shangrila sharp shaw "
+    "shell shia shiksha shoes shop shopping shouji show showtime shriram silk sina singles site ski skin "
+    "sky skype sling smart smile sncf soccer social softbank software sohu solar solutions song sony soy "
+    "space spiegel sport spot spreadbetting srl srt stada staples star starhub statebank statefarm "
+    "statoil stc stcgroup stockholm storage store stream studio study style sucks supplies supply support "
+    "surf surgery suzuki swatch swiftcover swiss sydney symantec systems tab taipei talk taobao target "
+    "tatamotors tatar tattoo tax taxi tci tdk team tech technology tel telecity telefonica temasek tennis "
+    "teva thd theater theatre tiaa tickets tienda tiffany tips tires tirol tjmaxx tjx tkmaxx tmall today "
+    "tokyo tools top toray toshiba total tours town toyota toys trade trading training travel "
+    "travelchannel travelers travelersinsurance trust trv tube tui tunes tushu tvs ubank ubs uconnect "
+    "unicom university uno uol ups vacations vana vanguard vegas ventures verisign vermögensberater "
+    "vermögensberatung versicherung vet viajes video vig viking villas vin vip virgin visa vision vista "
+    "vistaprint viva vivo vlaanderen vodka volkswagen volvo vote voting voto voyage vuelos wales walmart "
+    "walter wang wanggou warman watch watches weather weatherchannel webcam weber website wed wedding "
+    "weibo weir whoswho wien wiki williamhill win windows wine winners wme wolterskluwer woodside work "
+    "works world wow wtc wtf xbox xerox xfinity xihuan xin xperia xxx xyz yachts yahoo yamaxun yandex "
+    "yodobashi yoga yokohama you youtube yun zappos zara zero zip zippo zone zuerich дети католик ком "
+    "москва онлайн орг рус сайт קום ابوظبي اتصالات ارامكو العليان بازار بيتك شبكة عرب كاثوليك كوم موبايلي "
+    "موقع همراه कॉम नेट संगठन คอม みんな クラウド グーグル コム ストア セール ファッション ポイント 世界 中信 中文网 企业 佛山 信息 健康 八卦 公司 公益 商城 "
+    "商店 商标 嘉里 嘉里大酒店 在线 大众汽车 大拿 天主教 娱乐 家電 工行 广东 微博 慈善 我爱你 手机 手表 招聘 政务 政府 新闻 时尚 書籍 机构 淡马锡 游戏 点看 珠宝 移动 组织机构 "
+    "网址 网店 网站 网络 联通 诺基亚 谷歌 购物 通販 集团 電訊盈科 飞利浦 食品 餐厅 香格里拉 닷넷 닷컴 삼성 "
+)
+_CCTLDS = (
+    "ac ad ae af ag ai al am an ao aq ar as at au aw ax az ba bb bd be bf bg bh bi bj bl bm bn bo bq br "
+    "bs bt bv bw by bz ca cc cd cf cg ch ci ck cl cm cn co cr cu cv cw cx cy cz de dj dk dm do dz ec ee "
+    "eg eh er es et eu fi fj fk fm fo fr ga gb gd ge gf gg gh gi gl gm gn gp gq gr gs gt gu gw gy hk hm "
+    "hn hr ht hu id ie il im in io iq ir is it je jm jo jp ke kg kh ki km kn kp kr kw ky kz la lb lc li "
+    "lk lr ls lt lu lv ly ma mc md me mf mg mh mk ml mm mn mo mp mq mr ms mt mu mv mw mx my mz na nc ne "
+    "nf ng ni nl no np nr nu nz om pa pe pf pg ph pk pl pm pn pr ps pt pw py qa re ro rs ru rw sa sb sc "
+    "sd se sg sh si sj sk sl sm sn so sr ss st su sv sx sy sz tc td tf tg th tj tk tl tm tn to tp tr tt "
+    "tv tw tz ua ug uk um us uy uz va vc ve vg vi vn vu wf ws ye yt za zm zw ελ ευ бг бел ею мкд мон рф "
+    "срб укр қаз հայ الاردن البحرين الجزائر السعودية المغرب امارات ایران بارت بھارت تونس سودان سورية عراق "
+    "عمان فلسطين قطر مصر مليسيا موريتانيا پاکستان ڀارت भारत भारतम् भारोत বাংলা ভারত ভাৰত ਭਾਰਤ ભારત ଭାରତ "
+    "இந்தியா இலங்கை சிங்கப்பூர் భారత్ ಭಾರತ ഭാരതം ලංකා ไทย ລາວ გე 中国 中國 台湾 台灣 新加坡 澳門 香港 한국 "
+)
+
+#: The default emoji weight and URL weight in "units" (1 unit = weight 100 = one Latin character).
+_X_EMOJI_UNITS = X_CONFIG_V3["defaultWeight"] // X_CONFIG_V3["scale"]
+
+
+def _x_light_class() -> str:
+    """The character class of code points that weigh 1 on X, built from the embedded v3 table."""
+    parts = []
+    for r in X_CONFIG_V3["ranges"]:
+        if r["weight"] != X_CONFIG_V3["scale"]:  # the one-regex counting below relies on weights 1 and 2
+            raise AssertionError("twitter-text table with weights other than 1 and 2 is not supported")
+        parts.append(f"\\U{r['start']:08x}-\\U{r['end']:08x}")
+    return "".join(parts)
+
+
+# --- lazily compiled patterns ----------------------------------------------------------------------------
+
+
+@cache
+def _grapheme_re() -> Any:
+    import regex  # ~10 ms to import: only when some text is not plain ASCII
+
+    return regex.compile(r"\X", regex.DOTALL)
+
+
+@cache
+def _x_heavy_re() -> re.Pattern[str]:
+    """Runs of code points outside the weight-1 ranges: removing them tells how many weigh 2."""
+    return re.compile(f"[^{_x_light_class()}]+")
+
+
+@cache
+def _emoji_re() -> Any:
+    """One emoji sequence (keycap, flag, or pictograph with modifiers/VS16/tags, ZWJ-joined).
+
+    twitter-text uses twemoji's generated list; Unicode properties recognise the same sequences (and newer
+    ones). ©, ® and ™ are left out on purpose: twemoji does not treat them as emoji, and © and ® weigh 1.
+    """
+    import regex
+
+    element = (
+        r"(?:(?![#*0-9\u00a9\u00ae\u2122])\p{Emoji}"
+        r"(?:\p{Emoji_Modifier}|\ufe0f|[\U000e0020-\U000e007e]+\U000e007f)?)"
+    )
+    return regex.compile(rf"[#*0-9]\ufe0f?\u20e3|\p{{Regional_Indicator}}{{2}}|{element}(?:\u200d{element})*")
+
+
+# Characters that can never be part of a domain label (twitter-text's punctuation, spaces and invalid
+# characters). Everything else, any script, is a domain character.
+_NOT_DOMAIN = (
+    r"!'#%&()*+,\\\-./:;<=>?@\[\]^_{|}~$"
+    r"\t-\r \x85\xa0\u1680\u180e\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+    r"\ufffe\ufeff\uffff\u202a-\u202e"
+)
+_D = f"[^{_NOT_DOMAIN}]"
+_LABEL = rf"(?>{_D}(?:[-_]*{_D})*)"
+# A URL may not follow a letter, digit, @, $ or # (twitter-text's valid_url_preceding_chars); directional
+# marks before it are fine. A scheme-less candidate starts at the beginning of a run of domain characters.
+_PRECEDING = r"(?<![a-z0-9@\uff20$#\uff03\ufffe\ufeff\uffff])"
+# ...or where ASCII follows other scripts ("日本語example.com": twitter-text finds example.com there too).
+_NOT_MID = rf"(?:(?<!{_D})(?<![-_])|(?<=[^\x00-\x7f])(?=[\x00-\x7f]))"
+_LATIN = (
+    r"\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u00ff\u0100-\u024f\u0253\u0254\u0256\u0257\u0259\u025b"
+    r"\u0263\u0268\u026f\u0272\u0289\u028b\u02bb\u0300-\u036f\u1e00-\u1eff"
+)
+_CYRILLIC = r"\u0400-\u04ff"
+
+
+def _tail_pattern(path_chars: str, path_end: str, query_chars: str, query_end: str, at_unit: str) -> str:
+    parens = rf"\((?:{path_chars}+|{path_chars}*\({path_chars}+\){path_chars}*)\)"
+    unit = rf"(?:{path_chars}*(?:{parens}{path_chars}*)*(?:{path_end}|{parens})|{at_unit})"
+    return rf"(?::[0-9]++)?(?P<path>/{unit}*+)?(?:\?{query_chars}*{query_end})?"
+
+
+@dataclass(frozen=True)
+class _UrlRules:
+    candidate: re.Pattern[str]  # where a URL may start, its scheme, and the dotted host after it
+    tail: re.Pattern[str]  # port, path and query after the domain
+    tco: re.Pattern[str]  # a t.co link: stops after slug and query
+
+
+def _url_rules(
+    candidate: str, path_chars: str, path_end: str, query_chars: str, query_end: str, at_unit: str
+) -> _UrlRules:
+    return _UrlRules(
+        re.compile(candidate, re.I),
+        re.compile(_tail_pattern(path_chars, path_end, query_chars, query_end, at_unit), re.I),
+        re.compile(rf"https?://t\.co/([a-z0-9]+)(?:\?{query_chars}*{query_end})?", re.I),
+    )
+
+
+@cache
+def _x_rules() -> _UrlRules:
+    gp = rf"[a-z{_CYRILLIC}0-9!*';:=+,.$/%#\[\]\-\u2013_~@|&{_LATIN}]"
+    return _url_rules(
+        rf"{_PRECEDING}(?:(?P<proto>https?://)|{_NOT_MID})(?P<host>(?:{_LABEL}\.)+{_LABEL})",
+        gp,
+        rf"[+\-a-z{_CYRILLIC}0-9=_#/{_LATIN}]",
+        r"[a-z0-9!?*'();:&=+$/%#\[\]\-_.,~|@]",
+        r"[a-z0-9\-_&=#/]",
+        rf"@{gp}+/",
+    )
+
+
+@cache
+def _mastodon_rules() -> _UrlRules:
+    # Mastodon's config/initializers/twitter_regex.rb: twitter-text's domain rules, a few more schemes,
+    # far more permissive path and query characters; the scheme is required for a status's length.
+    uchars = r"\u00a0-\ud7ff\uf900-\ufdcf\ufdf0-\uffef\U00010000-\U0010fffd"
+    gp = r"[^\s<>()?]"
+    return _url_rules(
+        rf"{_PRECEDING}(?P<proto>(?:https?|dat|dweb|ipfs|ipns|ssb|gopher|gemini)://)"
+        rf"(?P<host>(?:{_LABEL}\.)+{_LABEL})",
+        gp,
+        r"""[^\s()?!*"'「」<>;:=,.$%\[\]~&|@]""",
+        rf"[a-z0-9!?*'();:&=+$/%#\[\]\-_.,~|@^{uchars}]",
+        rf"[a-z0-9_&=#/\-{uchars}]",
+        rf"{gp}+/",
+    )
+
+
+@cache
+def _mention_re() -> re.Pattern[str]:
+    """Mastodon's Account::MENTION_RE: @user, optionally @domain (only the @user part is counted)."""
+    return re.compile(
+        r"(?<![=/\w])@(?P<user>[a-z0-9_]+(?:[.-]+[a-z0-9_]+)*)(?:@(?P<domain>\w+(?:[.-]+\w+)*))?", re.I
+    )
+
+
+@cache
+def _tld_sets() -> tuple[frozenset[str], frozenset[str]]:
+    return frozenset(_GTLDS.split()), frozenset(_CCTLDS.split())
+
+
+_TLD_BAD_FOLLOWER = re.compile(r"[0-9a-z@+\-]", re.I)
+_PUNYCODE_TLD = re.compile(r"xn--[\-0-9a-z]+", re.I)
+# twitter-text's valid_ascii_domain: ASCII (and Latin-accented) labels; the TLD itself may be an IDN one.
+_ASCII_DOMAIN = re.compile(rf"(?:[\-a-z0-9{_LATIN}]+\.)+{_D}+", re.I)
+_MAX_URL_LENGTH = 4096
+_MAX_TCO_SLUG = 40
+
+
+# --- URL extraction (twitter-text's rules, shared by X and Mastodon) -------------------------------------
+
+
+def _tld_length(text: str, start: int, label: str, limit: int) -> int:
+    """Length of the TLD that `label` (at `text[start:]`) starts with, or 0.
+
+    twitter-text's TLD alternatives end in a lookahead: the TLD may be followed by anything except
+    [0-9a-z@+-] (or by the end, `limit`); so "example.comです" ends its domain after "com" and
+    "example.com-x" has no domain at all.
+    """
+    gtlds, cctlds = _tld_sets()
+    end = start + len(label)
+    follower = text[end : end + 1] if end < limit else ""
+    low = label.lower()
+    if (low in gtlds or low in cctlds) and not (follower and _TLD_BAD_FOLLOWER.match(follower)):
+        return len(label)
+    m = _PUNYCODE_TLD.match(label)
+    if m:
+        return m.end()
+    # A TLD that is a prefix of the label: only where the next character may follow a TLD.
+    for i in range(len(label) - 1, 0, -1):
+        if not _TLD_BAD_FOLLOWER.match(label[i]) and (low[:i] in gtlds or low[:i] in cctlds):
+            return i
+    return 0
+
+
+def _cut_domain(text: str, start: int, host: str, limit: int, underscore_ok: bool) -> int | None:
+    """End (in `text`) of the longest valid domain that `host` (at `text[start:]`) starts with.
+
+    The regexes' greedy sub-domain repetition means the TLD is the right-most label that is one; the label
+    before it may not hold "_" (sub-domains may), unless `underscore_ok` (the ASCII-domain pass).
+    """
+    labels = host.split(".")
+    offsets = []
+    pos = start
+    for label in labels:
+        offsets.append(pos)
+        pos += len(label) + 1
+    for k in range(len(labels) - 1, 0, -1):
+        if not labels[k - 1] or (not underscore_ok and "_" in labels[k - 1]):
+            continue
+        n = _tld_length(text, offsets[k], labels[k], limit)
+        if n:
+            return offsets[k] + n
+    return None
+
+
+def _punycode_length(domain: str) -> int | None:
+    """Length of the ASCII (punycode) form of `domain`, or None when a label is empty or over 63."""
+    if domain[:4].lower() == "xn--" and not domain.isascii():
+        return None
+    labels = domain.split(".")
+    total = len(labels) - 1
+    for label in labels:
+        if label.isascii():
+            n = len(label)
+        else:
+            try:
+                n = 4 + len(label.encode("punycode"))
+            except UnicodeError:
+                return None
+        if not 1 <= n <= 63:
+            return None
+        total += n
+    return total
+
+
+def _is_valid_url(url_len: int, protocol: str | None, domain: str) -> bool:
+    """twitter-text's isValidUrl: every label fits DNS once punycoded, and the URL is <= 4096."""
+    puny = _punycode_length(domain)
+    if puny is None:
+        return False
+    return len(protocol or "https://") + url_len + puny - len(domain) <= _MAX_URL_LENGTH
+
+
+def _extract_urls(text: str, rules: _UrlRules, without_protocol: bool) -> list[tuple[int, int]]:
+    """URL spans in `text`, scanning left to right like twitter-text's extractUrlsWithIndices."""
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    n = len(text)
+    while pos < n:
+        m = rules.candidate.search(text, pos)
+        if m is None:
+            break
+        protocol = m.group("proto")
+        host_start = m.start("host")
+        domain_end = _cut_domain(text, host_start, m.group("host"), n, underscore_ok=False)
+        if domain_end is None:
+            pos = m.end()
+            continue
+        t = rules.tail.match(text, domain_end)
+        assert t is not None  # everything in the tail is optional
+        start, end = m.start(), t.end()
+        # twitter-text's regex consumes the character before a URL, so after a match the next URL needs a
+        # preceding character of its own: the earliest start is one past this match.
+        pos = end + 1
+        domain = text[host_start:domain_end]
+        if not _is_valid_url(end - start, protocol, domain):
+            continue
+        if protocol:
+            short = rules.tco.match(text, start, end)
+            if short:  # a t.co link ends after its slug (and query); a slug over 40 is no link at all
+                if len(short.group(1)) > _MAX_TCO_SLUG:
+                    continue
+                end = short.end()
+            spans.append((start, end))
+            continue
+        if not without_protocol or text[start - 1 : start] in (".", "/", "-", "_"):
+            continue
+        # Without a scheme only the ASCII (and Latin-accented) domains inside count, each on its own;
+        # the last one takes the path when there is one.
+        found: list[list[int]] = []
+        at = host_start
+        while at < domain_end:
+            a = _ASCII_DOMAIN.search(text, at, domain_end)
+            if a is None:
+                break
+            a_end = _cut_domain(text, a.start(), a.group(), domain_end, underscore_ok=True)
+            if a_end is None:
+                at = a.end()
+                continue
+            found.append([a.start(), a_end])
+            at = a_end
+        if found and t.group("path"):
+            found[-1][1] = end
+        spans.extend((s, e) for s, e in found)
+    return spans
+
+
+def _x_url_spans(text: str) -> list[tuple[int, int]]:
+    if "." not in text:  # twitter-text's own shortcut: every URL has a dot in its domain
+        return []
+    return _extract_urls(text, _x_rules(), without_protocol=True)
+
+
+def _mastodon_url_spans(text: str) -> list[tuple[int, int]]:
+    if "://" not in text:
+        return []
+    return _extract_urls(text, _mastodon_rules(), without_protocol=False)
+
+
+# --- public API --------------------------------------------------------------------------------------------
+
+
+def graphemes(text: str) -> list[str]:
+    """The user-perceived characters of `text` (extended grapheme clusters, `regex`'s ``\\X``)."""
+    if text.isascii() and "\r\n" not in text:
+        return list(text)
+    return _grapheme_re().findall(text)
+
+
+def grapheme_count(text: str) -> int:
+    """How many grapheme clusters `text` has (Bluesky's and Mastodon's unit)."""
+    if text.isascii():
+        return len(text) - text.count("\r\n")  # CR LF is the only ASCII cluster of two
+    return len(_grapheme_re().findall(text))
+
+
+def utf8_length(text: str) -> int:
+    """Size of `text` in UTF-8 bytes (Bluesky's second limit; facet offsets use the same unit)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+def _units(segment: str) -> int:
+    """X weight of `segment` counted character by character: 1 per light code point, 2 per heavy one."""
+    if segment.isascii():
+        return len(segment)
+    return 2 * len(segment) - len(_x_heavy_re().sub("", segment))
+
+
+def x_weighted_length(text: str, *, emoji_parsing: bool = True) -> int:
+    """twitter-text's weightedLength. `emoji_parsing=False` gives the v2 behaviour (for the v2 test set)."""
+    t = unicodedata.normalize("NFC", text)
+    total = _units(t)
+    entities: list[tuple[int, int, int]] = [(s, 0, e) for s, e in _x_url_spans(t)]
+    if emoji_parsing and not t.isascii():
+        entities.extend((m.start(), 1, m.end()) for m in _emoji_re().finditer(t))
+    if entities:
+        entities.sort()
+        done = 0
+        for start, kind, end in entities:
+            if start < done:  # inside an entity already counted (twitter-text skips past it)
+                continue
+            total += (URL_WEIGHT if kind == 0 else _X_EMOJI_UNITS) - _units(t[start:end])
+            done = end
+    return total
+
+
+def mastodon_countable_text(text: str) -> str:
+    """The text Mastodon counts: each linked URL as 23 ``x``, each ``@user@domain`` as ``@user``."""
+    if "://" not in text and "@" not in text:
+        return text
+    entities: list[tuple[int, int, str]] = [(s, e, "x" * URL_WEIGHT) for s, e in _mastodon_url_spans(text)]
+    if "@" in text or "\uff20" in text:
+        for m in _mention_re().finditer(text):
+            after = text[m.end() : m.end() + 3]
+            if after[:1] in ("@", "\uff20") or after == "://" or (after and _is_latin_accent(after[0])):
+                continue
+            domain = m.group("domain")
+            if domain and len(domain) <= 253:
+                entities.append((m.start(), m.end(), "@" + m.group("user")))
+            elif not domain:
+                entities.append((m.start(), m.end(), m.group(0)))
+    if not entities:
+        return text
+    entities.sort()
+    out = []
+    done = 0
+    for start, end, replacement in entities:
+        if start < done:  # Extractor.remove_overlapping_entities: the earlier entity wins
+            continue
+        out.append(text[done:start])
+        out.append(replacement)
+        done = end
+    out.append(text[done:])
+    return "".join(out)
+
+
+def _is_latin_accent(ch: str) -> bool:
+    return bool(re.match(f"[{_LATIN}]", ch))
+
+
+_LENGTH: dict[str, Callable[[str], int]] = {
+    "bluesky": grapheme_count,
+    "mastodon": lambda text: grapheme_count(mastodon_countable_text(text)),
+    "x": x_weighted_length,
+}
+
+
+def _unknown(platform: str) -> ValueError:
+    return ValueError(f"unknown platform {platform!r}: expected one of {', '.join(_LENGTH)}")
+
+
+def length(platform: str, text: str) -> int:
+    """Length of `text` by `platform`'s own rule (``bluesky``, ``mastodon`` or ``x``)."""
+    try:
+        rule = _LENGTH[platform]
+    except KeyError:
+        raise _unknown(platform) from None
+    return rule(text)
+
+
+def fits(platform: str, text: str, limit: int) -> bool:
+    """Whether `text` is within `limit` on `platform`; for Bluesky also within 3000 UTF-8 bytes."""
+    if platform == "bluesky":
+        if utf8_length(text) > BLUESKY_MAX_BYTES:
+            return False
+        if len(text) <= limit:  # never more clusters than code points: no need to count them
+            return True
+    return length(platform, text) <= limit
+
+
+def url_spans(platform: str, text: str) -> list[tuple[int, int]]:
+    """(start, end) code point offsets of the URLs `platform` counts as 23, in order.
+
+    A splitter must never cut inside one. For ``x`` the offsets refer to the NFC form of `text` (the same
+    string for almost all real text). Bluesky shortens nothing, so it reports the scheme-ful URLs
+    Mastodon would link: still words a post must not be cut inside.
+    """
+    if platform == "x":
+        return _x_url_spans(unicodedata.normalize("NFC", text))
+    if platform in ("mastodon", "bluesky"):
+        return _mastodon_url_spans(text)
+    raise _unknown(platform)
