@@ -209,6 +209,7 @@ class BlueskyAdapter:
         self._did: str | None = None
         self._session_handle: str | None = None
         self._save_lock = threading.Lock()
+        self._login_lock = threading.Lock()  # images may be uploaded ahead from another thread
         self._did_cache: dict[str, str | None] = {}
 
     def __repr__(self) -> str:
@@ -283,12 +284,13 @@ class BlueskyAdapter:
 
     def login(self) -> None:
         """Reuse the saved session if the server still accepts it, else log in with the app password."""
-        if self._client is not None:
-            return
-        saved = self._load_session()
-        if saved is not None and self._resume(saved):
-            return
-        self._password_login()
+        with self._login_lock:
+            if self._client is not None:
+                return
+            saved = self._load_session()
+            if saved is not None and self._resume(saved):
+                return
+            self._password_login()
 
     def _ensure_login(self) -> Any:
         if self._client is None:
@@ -337,7 +339,7 @@ class BlueskyAdapter:
             client.login(self.handle, self._password.get_secret_value(), fetch_bsky_profile=False)
         except Exception as e:  # noqa: BLE001
             err = map_error(e, f"login as {self.handle} at {self.service}")
-            if isinstance(err, UnauthorizedError | RejectedError) and not isinstance(err, RateLimitedError):
+            if isinstance(err, UnauthorizedError | RejectedError):
                 # A 400 at login is about the credentials too (e.g. a malformed handle, 2FA required).
                 raise UnauthorizedError(
                     PLATFORM,
@@ -406,7 +408,7 @@ class BlueskyAdapter:
             record = models.AppBskyFeedPost.Record(
                 text=post.text,
                 created_at=post.created_at,
-                langs=[post.language],
+                langs=[post.language] if post.language else None,
                 facets=facets or None,
                 reply=reply,
                 embed=self._images_embed(post),
