@@ -11,7 +11,7 @@ from pathlib import Path
 from crossposter.archive import Archive, ArchiveError, Thread, read_archive
 from crossposter.config import Config
 from crossposter.model import PLATFORMS, Diagnostic, ImageRef, PlatformPosts, ThreadPlan
-from crossposter.render import blocks, has_opening_text, tokenize
+from crossposter.render import blocks, has_opening_text, tokenize_all
 from crossposter.split import split
 
 #: Longest alt text each platform keeps.
@@ -41,9 +41,10 @@ def plan_thread(archive: Archive, thread: Thread, config: Config, platforms: lis
     names = platforms or list(PLATFORMS)
     images = [run.image for b in rendered.blocks for run in b.runs if run.image is not None]
     _check_images(images, archive.path.parent, names, plan)
+    tokens = tokenize_all(rendered, names)
     for name in names:
         limit = (limits or {}).get(name) or platform_limit(config, name)
-        result = split(tokenize(rendered, name), name, limit, numbering=config.split.numbering)
+        result = split(tokens[name], name, limit, numbering=config.split.numbering)
         plan.platforms[name] = PlatformPosts(platform=name, limit=limit, posts=result.posts)
         plan.errors.extend(result.errors)
     if not any(pp.posts for pp in plan.platforms.values()) and names:

@@ -46,6 +46,7 @@ _MENTION = regex.compile(r"(?<![\p{L}\p{N}_@/])@([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-
 _SENTENCE_END = regex.compile(r"(?:[.!?…]|[。！？])[\"'”’)\]»]*$")
 _CJK_SENTENCE_END = regex.compile(r"[。！？][」』）\"'”’]*$")
 _CLAUSE_END = regex.compile(r"[,;:—–、，；：][\"'”’)\]]*$")
+_GRAPHEME = regex.compile(r"\X")
 _CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\u3000-\u303f\uff00-\uffef]")
 _ABBREVIATIONS = frozenset(
     ["e.g.", "i.e.", "vs.", "cf.", "approx.", "dr.", "mr.", "mrs.", "ms.", "st.", "no.", "fig.", "al.", "ca.", "resp.", "incl.", "jr.", "sr.", "p.", "pp."]
@@ -280,38 +281,75 @@ def short_url(url: str) -> str:
 
 def tokenize(rendered: RenderedThread, platform: str) -> list[Token]:
     """Write the blocks as `platform` shows them, as unbreakable tokens with cut strengths between them."""
-    tokens: list[Token] = []
-    pending: list[ImageRef] = []  # images with no text before them yet
+    return tokenize_all(rendered, [platform])[platform]
+
+
+def _neutral(block: Block) -> bool:
+    """Whether the block reads the same on every platform (no link, URL, tag or mention in it)."""
+    for run in block.runs:
+        if run.kind == "link":
+            return False
+        if run.kind == "text" and ("#" in run.text or "@" in run.text or "://" in run.text):
+            return False
+    return True
+
+
+def tokenize_all(rendered: RenderedThread, platforms: list[str]) -> dict[str, list[Token]]:
+    """`tokenize` for several platforms at once.
+
+    Most blocks read the same everywhere; their tokens are made once and shared
+    by every platform's list (tokens are never mutated after this function).
+    """
+    out: dict[str, list[Token]] = {p: [] for p in platforms}
+    pending: dict[str, list[ImageRef]] = {p: [] for p in platforms}  # images with no text before them yet
     for block in rendered.blocks:
-        text, facets, glue, images, lines = _block_text(block, platform)
-        first = len(tokens)
-        starts = _split_block(text, facets, glue, lines, len(block.prefix), tokens)
-        if first < len(tokens):
-            tokens[first].sep = block.sep if first else ""
-            tokens[first].strength = block.before if first else SECTION
-        for pos, img in images:
-            # The image belongs to the post that holds the text just before it.
-            k = first - 1
-            for j, start in enumerate(starts):
-                if start < pos:
-                    k = first + j
-            if k >= 0:
-                _attach(tokens[k], [img])
+        shared: tuple[list[Token], list[int], list] | None = None
+        for platform in platforms:
+            tokens = out[platform]
+            first = len(tokens)
+            if shared is None or not _neutral(block):
+                text, facets, glue, images, lines = _block_text(block, platform)
+                new: list[Token] = []
+                starts = _split_block(text, facets, glue, lines, len(block.prefix), new)
+                if new:
+                    new[0].sep = block.sep
+                    new[0].strength = block.before
+                own = (new, starts, images)
+                if _neutral(block):
+                    shared = own
             else:
-                pending.append(img)
-        if pending and len(tokens) > first:
-            _attach(tokens[first], pending)
-            pending = []
-    if pending:
-        # A thread of images only: an empty token carries them.
-        tokens.append(Token("", "", SECTION, pending[0].line, images=pending))
-    return tokens
+                own = shared
+            new, starts, images = own
+            tokens.extend(new)
+            if new and not first:  # the thread's first token: nothing before it
+                t0 = new[0]
+                tokens[0] = Token(t0.text, "", SECTION, t0.line, t0.facets, t0.links, t0.images)
+            for pos, img in images:
+                # The image belongs to the post that holds the text just before it.
+                k = first - 1
+                for j, start in enumerate(starts):
+                    if start < pos:
+                        k = first + j
+                if k >= 0:
+                    _attach(tokens, k, img)
+                else:
+                    pending[platform].append(img)
+            if pending[platform] and len(tokens) > first:
+                for img in pending[platform]:
+                    _attach(tokens, first, img)
+                pending[platform] = []
+    for platform in platforms:
+        if pending[platform]:
+            # A thread of images only: an empty token carries them.
+            imgs = pending[platform]
+            out[platform].append(Token("", "", SECTION, imgs[0].line, images=imgs))
+    return out
 
 
-def _attach(token: Token, images: list[ImageRef]) -> None:
-    if token.images is None:
-        token.images = []
-    token.images.extend(images)
+def _attach(tokens: list[Token], k: int, image: ImageRef) -> None:
+    """Attach an image to token k; a copy when the token may be shared with other platforms."""
+    tok = tokens[k]
+    tokens[k] = Token(tok.text, tok.sep, tok.strength, tok.line, tok.facets, tok.links, [*(tok.images or ()), image])
 
 
 def _block_text(block: Block, platform: str):
@@ -411,7 +449,7 @@ def _split_block(text: str, facets, glue, lines, prefix_len: int, out: list[Toke
             strength = _gap_strength(out[-1].text, sep, prev_end, start, glue)
         tok_facets = None
         links = None
-        for fs, fe, kind, value in facets:
+        for fs, fe, kind, value in facets if facets else ():
             if fs < end and fe > start:
                 if tok_facets is None:
                     tok_facets = []
@@ -472,7 +510,7 @@ def _cjk_spans(text: str, spans: list[tuple[int, int]], facets) -> list[tuple[in
         piece_start = start
         pos = start
         prev_cjk = False
-        for g in regex.findall(r"\X", chunk):
+        for g in _GRAPHEME.findall(chunk):
             is_cjk = bool(_CJK.match(g))
             closing = g in "。、，！？」』）》〉】：；”’.,!?)"
             if pos > piece_start and (is_cjk or prev_cjk) and not closing and text[pos - 1] not in "「『（《〈【“‘(":
@@ -497,11 +535,13 @@ def _gap_strength(prev: str, sep: str, gap_start: int, gap_end: int, glue) -> in
             return GLUE
     if "\n" in sep:
         return LINE
-    if sep == "" or sep.isspace():
-        if _SENTENCE_END.search(prev):
-            if prev.lower() in _ABBREVIATIONS or regex.fullmatch(r"\p{Lu}\.", prev):
-                return WORD
-            return SENTENCE
-        if _CLAUSE_END.search(prev):
-            return CLAUSE
+    last = prev[-1:] if prev else ""
+    if last.isalnum():  # most words: no punctuation to look at
+        return WORD
+    if _SENTENCE_END.search(prev):
+        if prev.lower() in _ABBREVIATIONS or regex.fullmatch(r"\p{Lu}\.", prev):
+            return WORD
+        return SENTENCE
+    if _CLAUSE_END.search(prev):
+        return CLAUSE
     return WORD

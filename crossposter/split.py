@@ -77,7 +77,7 @@ def split(tokens: list[Token], platform: str, limit: int, *, numbering: bool = F
         for i, post in enumerate(posts, 1):
             post.text += numbering_suffix(i, n) if post.text else numbering_suffix(i, n).lstrip("\n")
     for post in posts:
-        post.length = counting.length(platform, post.text)
+        post.length = lengths(post.text)
         too_long = post.length > limit or (platform == "bluesky" and len(post.text.encode()) > BLUESKY_MAX_BYTES)
         if too_long and not any(e.line == post.line for e in errors):
             errors.append(Diagnostic(post.line, f"a post is {post.length}/{limit} long and cannot be cut "
@@ -101,7 +101,8 @@ def _pack(tokens: list[Token], platform: str, limit: int, L: _Lengths, max_bytes
     if not n:
         return ranges, errors
     bluesky = platform == "bluesky"
-    tl = [L(t.text) for t in tokens]
+    get = L.cache.get
+    tl = [0] * n
     # cum[i] = sum over j <= i of (sep_j + text_j); a post a..b measures cum[b] - cum[a] + tl[a].
     cum = [0] * n
     cb = [0] * n
@@ -110,11 +111,19 @@ def _pack(tokens: list[Token], platform: str, limit: int, L: _Lengths, max_bytes
     total = 0
     total_b = 0
     for i, t in enumerate(tokens):
-        total += L(t.sep) + tl[i]
+        x, sep = t.text, t.sep
+        a = get(x)
+        if a is None:
+            a = L(x)
+        c = get(sep)
+        if c is None:
+            c = L(sep)
+        tl[i] = a
+        total += c + a
         cum[i] = total
         if bluesky:
-            tb[i] = L.nbytes(t.text)
-            total_b += L.nbytes(t.sep) + tb[i]
+            tb[i] = len(x) if x.isascii() else len(x.encode())
+            total_b += (len(sep) if sep.isascii() else len(sep.encode())) + tb[i]
             cb[i] = total_b
 
     def size(a: int, b: int) -> int:
@@ -161,7 +170,8 @@ def _pack(tokens: list[Token], platform: str, limit: int, L: _Lengths, max_bytes
 
 
 def _really_fits(tokens: list[Token], a: int, b: int, platform: str, limit: int, max_bytes: int) -> bool:
-    text = tokens[a].text + "".join(t.sep + t.text for t in tokens[a + 1:b + 1])
+    """Count the post as a whole: the summed token lengths are checked, never trusted."""
+    text = tokens[a].text + "".join([t.sep + t.text for t in tokens[a + 1:b + 1]])
     if platform == "bluesky" and len(text.encode()) > max_bytes:
         return False
     return counting.length(platform, text) <= limit
@@ -207,22 +217,22 @@ def _rebalance_tail(tokens, ranges, first_range: int, size, fits, imgs, limit: i
 
 
 def _assemble(tokens: list[Token], ranges: list[tuple[int, int]], platform: str, L: _Lengths) -> list[Post]:
+    bluesky = platform == "bluesky"
     posts: list[Post] = []
     for a, b in ranges:
         parts: list[str] = []
         facets: list[list] = []  # [byte_start, byte_end, kind, value, token index]
         links: list[str] = []
         images: list[ImageRef] = []
-        nbytes = 0
         for i in range(a, b + 1):
             tok = tokens[i]
             if i > a and tok.sep:
                 parts.append(tok.sep)
-                nbytes += L.nbytes(tok.sep)
-            if tok.facets:
+            if tok.facets and bluesky:
+                before = len("".join(parts).encode())  # rare: only tokens with a link, tag or mention
                 for fs, fe, kind, value, continues in tok.facets:
-                    bs = nbytes + len(tok.text[:fs].encode())
-                    be = nbytes + len(tok.text[:fe].encode())
+                    bs = before + len(tok.text[:fs].encode())
+                    be = before + len(tok.text[:fe].encode())
                     prev = facets[-1] if facets else None
                     if continues and prev and prev[2] == kind and prev[3] == value and prev[4] == i - 1:
                         prev[1] = be  # one link whose text spans several words stays one facet
@@ -232,14 +242,12 @@ def _assemble(tokens: list[Token], ranges: list[tuple[int, int]], platform: str,
             if tok.links:
                 links.extend(tok.links)
             parts.append(tok.text)
-            nbytes += L.nbytes(tok.text)
             if tok.images:
                 images.extend(tok.images)
         text = "".join(parts)
-        line = tokens[a].line
-        kept = [Facet(f[0], f[1], f[2], f[3]) for f in facets if platform == "bluesky" and f[2] != "url"]
+        kept = [Facet(f[0], f[1], f[2], f[3]) for f in facets]
         chunks = [images[i:i + MAX_IMAGES] for i in range(0, len(images), MAX_IMAGES)] or [[]]
-        posts.append(Post(text=text, length=0, facets=kept, images=chunks[0], links=links, line=line))
+        posts.append(Post(text=text, length=0, facets=kept, images=chunks[0], links=links, line=tokens[a].line))
         for extra in chunks[1:]:
             posts.append(Post(text="", length=0, images=extra, line=extra[0].line))
     return posts
