@@ -366,7 +366,7 @@ class _Renderer:
             )
         return (
             f'<figure class="image" data-src="{_esc(img.src)}">'
-            f'<img src="{uri}" alt="{_esc(img.alt)}"{title} loading="lazy" decoding="async">{badge}</figure>'
+            f'<img src="{uri}" alt="{_esc(img.alt)}"{title} decoding="async">{badge}</figure>'
         )
 
     def card(
@@ -703,9 +703,9 @@ main{padding:1rem;min-width:0}
 .p-mastodon .posts li + li .card{border-top:0}
 .card:target{background:var(--surface-2);box-shadow:inset 4px 0 0 var(--focus)}
 .avatar{width:44px;height:44px;border-radius:50%;display:grid;place-items:center;color:#fff;font-weight:700;font-size:1.1rem;
-  background:linear-gradient(135deg,#2563eb,#0b62d6 60%,#0a4fb0)}
-.p-mastodon .avatar{border-radius:10px;background:linear-gradient(135deg,#6d5dfc,#4a32c9)}
-.p-x .avatar{background:linear-gradient(135deg,#3b4450,#0f1419)}
+  background:#0b5cc7 linear-gradient(135deg,#2563eb,#0b62d6 60%,#0a4fb0)}
+.p-mastodon .avatar{border-radius:10px;background:#5037d0 linear-gradient(135deg,#6d5dfc,#4a32c9)}
+.p-x .avatar{background:#1f252d linear-gradient(135deg,#3b4450,#0f1419)}
 .card-head{display:flex;flex-wrap:wrap;align-items:baseline;gap:0 .35rem;line-height:1.3;margin-bottom:.15rem}
 .name{font-weight:700}
 .handle,.when{color:var(--muted);font-size:.92rem}
