@@ -160,7 +160,7 @@ def _pack(tokens: list[Token], platform: str, limit: int, L: _Lengths, max_bytes
                 ranges.append((start, end))
                 break
             k = _best_cut(tokens, start, w, size, limit)
-            while k - 1 > start and not _really_fits(tokens, start, k - 1, platform, limit, max_bytes):
+            while k - 1 > start and not _really_fits(tokens, start, k - 1, platform, limit, max_bytes, L):
                 # the summed lengths were off (e.g. X sees a URL across tokens): take less
                 k = _best_cut(tokens, start, k - 2, size, limit)
             ranges.append((start, k - 1))
@@ -169,12 +169,13 @@ def _pack(tokens: list[Token], platform: str, limit: int, L: _Lengths, max_bytes
     return ranges, errors
 
 
-def _really_fits(tokens: list[Token], a: int, b: int, platform: str, limit: int, max_bytes: int) -> bool:
+def _really_fits(tokens: list[Token], a: int, b: int, platform: str, limit: int, max_bytes: int,
+                 L: _Lengths) -> bool:
     """Count the post as a whole: the summed token lengths are checked, never trusted."""
     text = tokens[a].text + "".join([t.sep + t.text for t in tokens[a + 1:b + 1]])
     if platform == "bluesky" and len(text.encode()) > max_bytes:
         return False
-    return counting.length(platform, text) <= limit
+    return L(text) <= limit
 
 
 def _best_cut(tokens: list[Token], start: int, w: int, size, limit: int) -> int:
