@@ -12,6 +12,8 @@ tests/conftest.py; test modules use the fixture, never import this module.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import threading
 import time
@@ -98,7 +100,8 @@ def _oauth_problem(handler: BaseHTTPRequestHandler, body: bytes) -> str | None:
     collected = sig.collect_parameters(uri_query=parsed.query, body=form or None,
                                        headers={"Authorization": header}, exclude_oauth_signature=True)
     base = sig.signature_base_string(handler.command, sig.base_string_uri(uri), sig.normalize_parameters(collected))
-    expected = sig.sign_hmac_sha1(base, CONSUMER_SECRET, ACCESS_TOKEN_SECRET)
+    key = f"{urllib.parse.quote(CONSUMER_SECRET, safe='')}&{urllib.parse.quote(ACCESS_TOKEN_SECRET, safe='')}"
+    expected = base64.b64encode(hmac.new(key.encode(), base.encode(), hashlib.sha1).digest()).decode()
     if not sig.safe_string_equals(expected, urllib.parse.unquote(params.get("oauth_signature", ""))):
         return "bad OAuth signature"
     return None
