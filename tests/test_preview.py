@@ -1,0 +1,152 @@
+"""`crossposter preview`: the real command line on the seed archive and on the bundled example."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from crossposter import counting
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def preview(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "crossposter", "preview", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+
+
+def _seed_missing_image_lines(seed: Path) -> dict[str, list[int]]:
+    """Independently of the program: which `##` thread each `![...](...)` line belongs to."""
+    out: dict[str, list[int]] = {}
+    title = None
+    for n, line in enumerate(seed.read_text(encoding="utf-8").split("\n"), 1):
+        if line.startswith("## "):
+            title = line[3:].strip()
+        elif line.strip().startswith("![") and title:
+            out.setdefault(title, []).append(n)
+    return out
+
+
+@pytest.fixture(scope="module")
+def seed_json(shared_dir: Path) -> tuple[dict, int]:
+    proc = preview(str(shared_dir / "seed" / "tweets.md"), "--format", "json")
+    return json.loads(proc.stdout), proc.returncode
+
+
+def test_seed_has_seven_threads_and_the_toc_skipped(seed_json) -> None:
+    doc, _ = seed_json
+    threads = doc["threads"]
+    assert [t["title"] for t in threads if not t["skipped"]] == [
+        "Würstchen", "Mixtral of Experts", "Aespa - Post-Training Quantization of Hyper-Scale Transformers",
+        "Aya", "Scalable Diffusion Models with Transformers", "SambaNova Systems", "Groq"]
+    skipped = [t for t in threads if t["skipped"]]
+    assert [(t["title"], t["skip_reason"]) for t in skipped] == [("Table of Contents", "table of contents")]
+
+
+def test_seed_missing_images_are_errors_with_their_lines(seed_json, shared_dir: Path) -> None:
+    doc, code = seed_json
+    assert code == 1
+    expected = _seed_missing_image_lines(shared_dir / "seed" / "tweets.md")
+    assert len(expected) == 3
+    with_errors = {t["title"]: [e["line"] for e in t["errors"]] for t in doc["threads"] if t["errors"]}
+    assert with_errors == expected
+    for t in doc["threads"]:
+        for e in t["errors"]:
+            assert "not found" in e["message"]
+
+
+def test_seed_json_lengths_are_the_platform_rule_and_within_limits(seed_json) -> None:
+    doc, _ = seed_json
+    for t in doc["threads"]:
+        if t["skipped"]:
+            continue
+        assert set(t["platforms"]) == {"bluesky", "mastodon", "x"}
+        for name, pp in t["platforms"].items():
+            assert pp["limit"] == {"bluesky": 300, "mastodon": 500, "x": 280}[name]
+            assert pp["posts"]
+            for post in pp["posts"]:
+                assert post["length"] == counting.length(name, post["text"])
+                assert post["length"] <= pp["limit"]
+                assert post["text"] == post["text"].strip()
+
+
+def test_seed_links_are_written_out_on_mastodon_and_x_and_faceted_on_bluesky(seed_json) -> None:
+    doc, _ = seed_json
+    mixtral = next(t for t in doc["threads"] if t["title"] == "Mixtral of Experts")
+    url = "https://huggingface.co/spaces/lmsys/chatbot-arena-leaderboard"
+    for name in ("mastodon", "x"):
+        assert any(f"LMSys {url}" in p["text"] for p in mixtral["platforms"][name]["posts"])
+    bsky = [p for p in mixtral["platforms"]["bluesky"]["posts"] if {"url": url} in p["links"]]
+    assert len(bsky) == 1
+    post = bsky[0]
+    facet = next(f for f in post["facets"] if f["value"] == url)
+    assert post["text"].encode()[facet["byte_start"]:facet["byte_end"]].decode() == "LMSys"
+
+
+def test_crlf_and_bom_copies_preview_the_same(tmp_path: Path, shared_dir: Path) -> None:
+    original = (shared_dir / "seed" / "tweets.md").read_bytes()
+    (tmp_path / "lf.md").write_bytes(original)
+    (tmp_path / "crlf.md").write_bytes(b"\xef\xbb\xbf" + original.replace(b"\n", b"\r\n"))
+    docs = []
+    for name in ("lf.md", "crlf.md"):
+        proc = preview(name, "--format", "json", cwd=tmp_path)
+        doc = json.loads(proc.stdout)
+        for t in doc["threads"]:
+            t.pop("archive")
+            for e in t["errors"]:
+                e["message"] = e["message"].replace(name, "X")
+        docs.append(doc)
+    assert docs[0] == docs[1]
+
+
+def test_thread_and_platform_filters(shared_dir: Path) -> None:
+    proc = preview(str(shared_dir / "seed" / "tweets.md"), "--format", "json", "--thread", "Aya", "-p", "x")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert [t["title"] for t in doc["threads"]] == ["Aya"]
+    assert list(doc["threads"][0]["platforms"]) == ["x"]
+
+
+def test_unknown_thread_and_missing_path_are_clear_errors(tmp_path: Path, shared_dir: Path) -> None:
+    proc = preview(str(shared_dir / "seed" / "tweets.md"), "--thread", "Nope")
+    assert proc.returncode == 2 and "no thread titled 'Nope'" in proc.stderr
+    proc = preview(str(tmp_path / "missing.md"))
+    assert proc.returncode == 2 and "no such file" in proc.stderr
+
+
+def test_bundled_example_previews_without_errors() -> None:
+    proc = preview("threads/", "--format", "json")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
+    doc = json.loads(proc.stdout)
+    live = [t for t in doc["threads"] if not t["skipped"]]
+    assert len(live) >= 2
+    assert any(img for t in live for p in t["platforms"]["bluesky"]["posts"] for img in p["images"])
+
+
+def test_text_format_shows_counts_and_problems(shared_dir: Path) -> None:
+    proc = preview(str(shared_dir / "seed" / "tweets.md"), "--thread", "Groq")
+    assert proc.returncode == 1
+    assert "tweets.md:268" in proc.stdout and "not found" in proc.stdout
+    assert "/280" in proc.stdout and "/300" in proc.stdout and "/500" in proc.stdout
+
+
+def test_image_outside_folder_and_non_image_are_errors_empty_alt_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "arch").mkdir()
+    (tmp_path / "outside.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (tmp_path / "arch" / "notes.png").write_text("not an image", encoding="utf-8")
+    from PIL import Image
+
+    Image.new("RGB", (4, 4), "red").save(tmp_path / "arch" / "ok.png")
+    (tmp_path / "arch" / "a.md").write_text(
+        "## T\n\nText one.\n\n![](ok.png)\n\n![x](../outside.png)\n\n![y](notes.png)\n", encoding="utf-8")
+    proc = preview("arch/a.md", "--format", "json", cwd=tmp_path)
+    assert proc.returncode == 1
+    (t,) = json.loads(proc.stdout)["threads"]
+    assert [w["line"] for w in t["warnings"]] == [5]
+    errors = {e["line"]: e["message"] for e in t["errors"]}
+    assert set(errors) == {7, 9}
+    assert "outside the archive's folder" in errors[7]
