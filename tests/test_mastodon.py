@@ -341,3 +341,21 @@ def test_from_config_reads_the_token_from_the_environment(monkeypatch: pytest.Mo
     assert adapter.visibility == "private"
     assert adapter.state_dir == tmp_path / ".crossposter"
     assert "tok-xyz" not in repr(adapter)
+
+
+@responses.activate
+def test_image_over_the_pixel_limit_is_scaled_down_before_upload(tmp_path: Path) -> None:
+    responses.get(f"{FAKE}/api/v2/instance/", json=_instance(image_matrix_limit=10_000))
+    upload = responses.post(f"{FAKE}/api/v2/media", json=_media("78", f"{FAKE}/m/78.png"))
+    src = _png(tmp_path, "big.png", size=(300, 200))
+    prepared = prepare_image(src, "big", max_bytes=8_000_000)
+    assert prepared.width * prepared.height == 60_000
+
+    media = _fake(tmp_path).upload_image(prepared)
+
+    assert (media.width or 0) * (media.height or 0) <= 10_000
+    body = upload.calls[0].request.body
+    start = body.index(b"\x89PNG")
+    with Image.open(io.BytesIO(body[start:])) as sent:
+        assert sent.width * sent.height <= 10_000
+        assert abs(sent.width - 1.5 * sent.height) <= 2

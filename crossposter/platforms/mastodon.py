@@ -33,6 +33,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -146,8 +147,9 @@ class MastodonAdapter:
         self._token = token
         self._timeout = timeout
         self._api: Any = None
-        self._last_status: int | None = None
-        self._last_headers: dict[str, str] = {}
+        # Per thread: the publisher uploads the next post's images from another thread while posting.
+        self._local = threading.local()
+        self._lock = threading.Lock()
         self._account_id: str | None = None
         self.account_name: str | None = None
         self._limits: Limits | None = None
@@ -160,7 +162,19 @@ class MastodonAdapter:
 
     # ------------------------------------------------------------------ plumbing
 
+    @property
+    def _last_status(self) -> int | None:
+        return getattr(self._local, "status", None)
+
+    @property
+    def _last_headers(self) -> dict[str, str]:
+        return getattr(self._local, "headers", {})
+
     def _client(self) -> Any:
+        with self._lock:
+            return self._client_locked()
+
+    def _client_locked(self) -> Any:
         if self._api is None:
             import requests
             from mastodon import Mastodon
@@ -184,16 +198,16 @@ class MastodonAdapter:
         return self._api
 
     def _remember_response(self, response: Any, *args: Any, **kwargs: Any) -> None:
-        """Keep the status and headers of the latest answer: Mastodon.py's errors drop the headers."""
-        self._last_status = response.status_code
-        self._last_headers = dict(response.headers)
+        """Keep the status and headers of this thread's latest answer: Mastodon.py's errors drop the headers."""
+        self._local.status = response.status_code
+        self._local.headers = dict(response.headers)
 
     def _call(self, action: str, method: str, *args: Any, **kwargs: Any) -> Any:
         from mastodon.errors import MastodonError
 
         api = self._client()
-        self._last_status = None
-        self._last_headers = {}
+        self._local.status = None
+        self._local.headers = {}
         try:
             return getattr(api, method)(*args, **kwargs)
         except MastodonError as e:
@@ -256,8 +270,9 @@ class MastodonAdapter:
 
     def limits(self) -> Limits:
         """The instance's own limits, read once (`/api/v2/instance`, else v1) and cached for a day on disk."""
-        if self._limits is not None:
-            return self._limits
+        with self._lock:
+            if self._limits is not None:
+                return self._limits
         values = self._read_cached_limits()
         if values is None:
             values = self._fetch_limits()
@@ -337,7 +352,13 @@ class MastodonAdapter:
 
     def upload_image(self, image: ImageUpload) -> UploadedMedia:
         """Upload with its description; returns at once even when the server is still processing (202)."""
-        limit = self.limits().max_alt_text
+        limits = self.limits()
+        if self.image_matrix_limit and image.width * image.height > self.image_matrix_limit:
+            image = self._shrink_to_matrix(image, limits.max_image_bytes, self.image_matrix_limit)
+        if len(image.data) > limits.max_image_bytes:
+            raise RejectedError(PLATFORM, f"{image.path}: {len(image.data)} bytes is over {self.instance}'s "
+                                          f"limit of {limits.max_image_bytes} bytes per image")
+        limit = limits.max_alt_text
         alt = image.alt
         if len(alt) > limit:
             log.warning("mastodon: alt text of %s cut to the instance's %d characters", image.path.name, limit)
@@ -350,6 +371,19 @@ class MastodonAdapter:
             self._pending_media.add(media_id)
         return UploadedMedia(id=media_id, alt=alt, width=image.width, height=image.height,
                              raw={"processing": processing})
+
+    def _shrink_to_matrix(self, image: ImageUpload, max_bytes: int, max_pixels: int) -> ImageUpload:
+        """Mastodon refuses images above `image_matrix_limit` pixels (422), whatever their size in bytes:
+        a 48-megapixel phone photo fits 16 MB but not 33 MP. Re-prepare it from the file, smaller."""
+        from crossposter.images import ImageError, prepare_image
+
+        log.info("mastodon: %s has %d×%d pixels, over %s's limit of %d; scaling it down",
+                 image.path.name, image.width, image.height, self.instance, max_pixels)
+        try:
+            return prepare_image(image.path, image.alt, max_bytes, max_pixels=max_pixels)
+        except (ImageError, OSError) as e:
+            raise RejectedError(PLATFORM, f"{image.path}: over {self.instance}'s limit of {max_pixels} pixels "
+                                          f"and cannot be scaled down ({e})") from e
 
     def _check_media_ready(self, post: OutgoingPost) -> None:
         """One GET per image the server had not finished; TransientError (nothing posted) if still busy."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import html
 import logging
+import threading
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -241,6 +242,7 @@ class XAdapter:
         self._client: Any = None
         self._session: Any = None
         self._logged_in = False
+        self._lock = threading.Lock()  # images are uploaded ahead from another thread
         _install_redactor(s.get_secret_value() for s in self._credentials)
 
     def __repr__(self) -> str:
@@ -269,6 +271,10 @@ class XAdapter:
         return session
 
     def _tweepy(self) -> Any:
+        with self._lock:
+            return self._tweepy_locked()
+
+    def _tweepy_locked(self) -> Any:
         if self._client is None:
             import tweepy
 
@@ -281,11 +287,12 @@ class XAdapter:
         return self._client
 
     def _http(self) -> Any:
-        if self._session is None:
-            import requests
+        with self._lock:
+            if self._session is None:
+                import requests
 
-            self._session = requests.Session()
-        return self._session
+                self._session = requests.Session()
+            return self._session
 
     def _post_media(self, action: str, path: str, **kwargs: Any) -> Any:
         """A request to the media API; returns the decoded JSON body or raises a PlatformError."""
