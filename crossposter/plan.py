@@ -6,11 +6,15 @@ the same function, so the preview never disagrees with what gets posted.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crossposter.archive import Archive, ArchiveError, Thread, read_archive
-from crossposter.config import Config
-from crossposter.model import PLATFORMS, Diagnostic, ImageRef, PlatformPosts, ThreadPlan
+from crossposter.model import DEFAULT_LIMITS, PLATFORMS, Diagnostic, ImageRef, PlatformPosts, ThreadPlan
+
+if TYPE_CHECKING:
+    from crossposter.config import Config
 from crossposter.render import blocks, has_opening_text, tokenize_all
 from crossposter.split import split
 
@@ -18,22 +22,40 @@ from crossposter.split import split
 ALT_LIMITS = {"bluesky": 2000, "mastodon": 1500, "x": 1000}
 
 
-def platform_limit(config: Config, platform: str) -> int:
-    if platform == "bluesky":
-        return config.platforms.bluesky.max_graphemes
-    if platform == "mastodon":
-        return config.platforms.mastodon.max_characters
-    return 280
+@dataclass(frozen=True)
+class PlanOptions:
+    """What planning needs from the config; `preview` without --config uses the defaults and never
+    imports pydantic (which alone would cost a third of the start-up budget)."""
+
+    limits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
+    numbering: bool = False
+    post_title: bool = False
+
+    @classmethod
+    def of(cls, config: Config | PlanOptions) -> PlanOptions:
+        if isinstance(config, PlanOptions):
+            return config
+        return cls(
+            limits={"bluesky": config.platforms.bluesky.max_graphemes,
+                    "mastodon": config.platforms.mastodon.max_characters, "x": 280},
+            numbering=config.split.numbering,
+            post_title=config.split.post_title,
+        )
 
 
-def plan_thread(archive: Archive, thread: Thread, config: Config, platforms: list[str] | None = None,
+def platform_limit(config: Config | PlanOptions, platform: str) -> int:
+    return PlanOptions.of(config).limits[platform]
+
+
+def plan_thread(archive: Archive, thread: Thread, config: Config | PlanOptions, platforms: list[str] | None = None,
                 limits: dict[str, int] | None = None) -> ThreadPlan:
     """What `thread` becomes on each platform; `limits` overrides a platform's limit (the instance's real one)."""
+    options = PlanOptions.of(config)
     plan = ThreadPlan(archive=archive.path, title=thread.title, line=thread.line, skipped=thread.skipped)
     if thread.skipped:
         return plan
     tokens = archive.body_tokens(thread)
-    title = thread.title if config.split.post_title or not has_opening_text(tokens) else None
+    title = thread.title if options.post_title or not has_opening_text(tokens) else None
     rendered = blocks(thread.body, thread.body_line, archive.path.parent, title=title, title_line=thread.line,
                       tokens=tokens)
     plan.warnings.extend(rendered.warnings)
@@ -43,8 +65,8 @@ def plan_thread(archive: Archive, thread: Thread, config: Config, platforms: lis
     _check_images(images, archive.path.parent, names, plan)
     tokens = tokenize_all(rendered, names)
     for name in names:
-        limit = (limits or {}).get(name) or platform_limit(config, name)
-        result = split(tokens[name], name, limit, numbering=config.split.numbering)
+        limit = (limits or {}).get(name) or options.limits[name]
+        result = split(tokens[name], name, limit, numbering=options.numbering)
         plan.platforms[name] = PlatformPosts(platform=name, limit=limit, posts=result.posts)
         plan.errors.extend(result.errors)
     if not any(pp.posts for pp in plan.platforms.values()) and names:
@@ -94,13 +116,14 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     return out
 
 
-def plan_paths(paths: list[Path], config: Config, platforms: list[str] | None = None,
+def plan_paths(paths: list[Path], config: Config | PlanOptions, platforms: list[str] | None = None,
                thread_title: str | None = None) -> list[ThreadPlan]:
     """Plans for every thread of every archive (or the one titled `thread_title`).
 
     An archive that cannot be read yields one plan with the error, so a preview
     of many files still shows the others.
     """
+    options = PlanOptions.of(config)
     plans: list[ThreadPlan] = []
     for path in expand_paths(paths):
         try:
@@ -116,5 +139,5 @@ def plan_paths(paths: list[Path], config: Config, platforms: list[str] | None = 
             except ArchiveError:
                 continue
         for thread in threads:
-            plans.append(plan_thread(archive, thread, config, platforms))
+            plans.append(plan_thread(archive, thread, options, platforms))
     return plans

@@ -54,28 +54,34 @@ def plans_to_json(plans: list[ThreadPlan]) -> dict:
 
 def run(paths: list[Path], thread: str | None, platforms: list[str] | None, fmt: str, output: Path | None,
         open_browser: bool, config_path: Path | None) -> int:
-    from crossposter.config import ConfigError, default_config, load_config
-    from crossposter.plan import plan_paths
+    from crossposter.plan import PlanOptions, plan_paths
 
-    try:
-        config = load_config(config_path) if config_path else default_config()
-    except ConfigError as e:
-        print(f"crossposter: configuration error:\n{e}", file=sys.stderr)
-        return EXIT_USAGE
-    if platforms is None and config_path:
-        platforms = config.enabled_platforms()
-    if not paths:
-        paths = config.archive_paths() if config_path else [Path("threads")]
-        if not paths:
-            print("crossposter: no archives: the config's `archives` globs match no file", file=sys.stderr)
+    options = PlanOptions()
+    if config_path:  # only then is pydantic imported: the plain preview must start fast
+        from crossposter.config import ConfigError, load_config
+
+        try:
+            config = load_config(config_path)
+        except ConfigError as e:
+            print(f"crossposter: configuration error:\n{e}", file=sys.stderr)
             return EXIT_USAGE
+        options = PlanOptions.of(config)
+        if platforms is None:
+            platforms = config.enabled_platforms()
+        if not paths:
+            paths = config.archive_paths()
+            if not paths:
+                print("crossposter: no archives: the config's `archives` globs match no file", file=sys.stderr)
+                return EXIT_USAGE
+    if not paths:
+        paths = [Path("threads")]
     missing = [p for p in paths if not p.exists()]
     if missing:
         for p in missing:
             print(f"crossposter: {p}: no such file or folder (give an archive file or a folder of *.md files)",
                   file=sys.stderr)
         return EXIT_USAGE
-    plans = plan_paths(paths, config, platforms, thread)
+    plans = plan_paths(paths, options, platforms, thread)
     if thread is not None and not plans:
         print(f"crossposter: no thread titled {thread!r} in {', '.join(map(str, paths))}", file=sys.stderr)
         return EXIT_USAGE
