@@ -607,6 +607,7 @@ CSS = """
     --bsky:#5eaaff; --masto:#a99bff; --x:#e8edf2; --xlink:#5fb6f5; --pill:#243040;
     --shadow:none;
   }
+  .p-x .avatar{background:#46505c linear-gradient(135deg,#5b6673,#36404b)}
 }
 *{box-sizing:border-box}
 html{-webkit-text-size-adjust:100%}
@@ -735,7 +736,7 @@ main{padding:1rem;min-width:0}
 .alt-badge.no-alt{background:#9a1b12}
 .alt-pop{display:none;position:absolute;left:6px;right:6px;bottom:32px;z-index:3;background:rgba(0,0,0,.9);color:#fff;
   font-size:.85rem;line-height:1.35;padding:.5rem .6rem;border-radius:6px;max-height:70%;overflow:auto;white-space:pre-wrap}
-.alt-badge:hover + .alt-pop,.alt-badge:focus + .alt-pop,.alt-pop:hover{display:block}
+.alt-badge:hover + .alt-pop,.alt-badge:focus + .alt-pop,.alt-badge.open + .alt-pop,.alt-pop:hover{display:block}
 .image.missing{display:flex}
 .missing-box{flex:1;display:flex;flex-direction:column;gap:.2rem;justify-content:center;align-items:flex-start;padding:.8rem;
   min-height:120px;background:var(--err-bg);color:var(--text);border:2px dashed var(--err)}
@@ -790,6 +791,11 @@ JS = """
   }
   var hash=function(){try{return decodeURIComponent(location.hash.slice(1));}catch(e){return location.hash.slice(1);}};
   window.addEventListener('hashchange',function(){show(hash(),true);});
+  /* a tap does not always focus a button on phones: toggle the alt text explicitly */
+  document.addEventListener('click',function(e){
+    var b=e.target.closest?e.target.closest('.alt-badge'):null;
+    if(b){var open=!b.classList.contains('open');b.classList.toggle('open',open);b.setAttribute('aria-expanded',open?'true':'false');}
+  });
   show(hash(),false);
   window.addEventListener('load',function(){if(hash())show(hash(),true);});
 })();

@@ -162,10 +162,11 @@ def chromium() -> Path:
     pytest.skip(reason)
 
 
-def dump_dom(chromium: Path, target: Path, tmp: Path, *flags: str, window: str = "1280,900") -> str:
+def dump_dom(chromium: Path, target: Path, tmp: Path, *flags: str, window: str = "1280,900",
+             fragment: str = "") -> str:
     profile = tmp / f"profile-{len(list(tmp.glob('profile-*')))}"
     cmd = [str(chromium), *BASE_FLAGS, f"--user-data-dir={profile}", f"--window-size={window}", *flags,
-           "--dump-dom", target.as_uri()]
+           "--dump-dom", target.as_uri() + fragment]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, f"chromium failed ({proc.returncode}): {proc.stderr[-2000:]}"
     assert "<html" in proc.stdout, f"no DOM dumped; stderr: {proc.stderr[-2000:]}"
@@ -217,6 +218,14 @@ window.addEventListener('load', function () {
     out.threads.push({id: t.id, cols: cols, overflow: d.documentElement.scrollWidth - w.innerWidth});
     contrast(t, out.texts);
   });
+  var badge = d.querySelector('.alt-badge:not(.no-alt)'), pop = badge.nextElementSibling;
+  var home = badge.closest('.thread');
+  threads.forEach(function (x) { x.classList.toggle('current', x === home); });
+  var shown = function () { return w.getComputedStyle(pop).display !== 'none' && pop.getBoundingClientRect().height > 0; };
+  out.alt = {text: pop.textContent, before: shown()};
+  badge.focus(); out.alt.focus = shown(); badge.blur(); out.alt.blurred = shown();
+  badge.click(); out.alt.click = shown(); badge.blur(); out.alt.clickStays = shown();
+  badge.click(); out.alt.clickAgain = shown();
   Array.prototype.forEach.call(d.images, function (i) {
     out.images.push({alt: i.alt, ok: i.complete && i.naturalWidth > 0}); });
   document.body.setAttribute('data-probe', JSON.stringify(out));
@@ -325,7 +334,8 @@ def test_user_text_is_escaped():
     text = "<script>alert(1)</script> & <img src=x onerror=alert(2)>"
     plan = ThreadPlan(Path("/a/t.md"), "<b>title</b>", 1, None,
                       {"x": PlatformPosts("x", 280, [Post(text, len(text), line=3)])})
-    tree = parse(render_html([plan]))
+    tree = parse(render_html([plan], handles={"x": "me_at_x"}))
+    assert tree.find("span", "handle").text() == "@me_at_x"
     scripts = tree.find_all("script")
     assert len(scripts) == 1 and "alert" not in scripts[0].text()  # only the page's own script
     assert tree.find_all("img") == [] and tree.find_all("b") == []
@@ -437,6 +447,14 @@ def test_scripts_ran_and_one_thread_is_shown(dom):
     assert current == ["t2"]  # the first thread that is not skipped
     picked = [a for a in dom.find("nav", "picker").find_all("a") if a.attrs.get("aria-current") == "true"]
     assert [a.attrs["href"] for a in picked] == ["#t2"]
+
+
+def test_a_link_to_a_card_shows_its_thread(chromium, page_file, fixture_dir):
+    dom = parse(dump_dom(chromium, page_file, fixture_dir, fragment="#t4-x-1"))
+    current = [t.attrs["id"] for t in dom.find_all("section", "thread") if "current" in t.classes]
+    assert current == ["t4"]
+    picked = [a.attrs["href"] for a in dom.find_all("a") if a.attrs.get("aria-current") == "true"]
+    assert picked == ["#t4"]
 
 
 def test_picker_lists_every_thread_and_marks_skipped(dom, plans):
@@ -664,6 +682,11 @@ def test_desktop_columns_side_by_side(chromium, page, fixture_dir, plans):
     assert all(i["ok"] for i in result["images"]), result["images"]
     assert len(result["texts"]) > 100
     assert _low_contrast(result) == []
+    # the ALT badge shows the alt text on focus (keyboard, hover-less) and toggles it on tap
+    alt = result["alt"]
+    assert alt["text"] and alt["text"] == plans[1].platforms["bluesky"].posts[1].images[0].alt
+    assert (alt["before"], alt["focus"], alt["blurred"]) == (False, True, False)
+    assert (alt["click"], alt["clickStays"], alt["clickAgain"]) == (True, True, False)
 
 
 def test_phone_columns_stack(chromium, page, fixture_dir, plans):
