@@ -104,7 +104,7 @@ def _clean(img: PILImage.Image) -> tuple[PILImage.Image, bytes | None, bool]:
     if alpha:
         pixels = upright.convert("RGBA")
     elif upright.mode in ("L", "RGB"):
-        pixels = upright.copy()
+        pixels = upright  # exif_transpose already returned a new image
     elif upright.mode in ("1", "I", "I;16", "I;16B", "I;16L", "F"):
         pixels = upright.convert("L")
         icc = None
@@ -127,13 +127,15 @@ def _resized(img: PILImage.Image, scale: float) -> PILImage.Image:
     return img.resize(size, Image.Resampling.LANCZOS)
 
 
-def _encode(img: PILImage.Image, fmt: str, icc: bytes | None, quality: int = 0) -> bytes:
+def _encode(img: PILImage.Image, fmt: str, icc: bytes | None, quality: int = 0, final: bool = True) -> bytes:
+    """`final=False` for JPEG trials: optimal Huffman tables only ever make the file smaller, so the
+    trial that fits is encoded once more with them instead of paying for them on every trial."""
     buf = io.BytesIO()
     kwargs: dict[str, object] = {}
     if icc:
         kwargs["icc_profile"] = icc
     if fmt == "JPEG":
-        kwargs.update(quality=quality, optimize=True, progressive=True)
+        kwargs.update(quality=quality, optimize=final)
     else:
         kwargs.update(optimize=True)
     img.save(buf, fmt, **kwargs)
@@ -194,9 +196,12 @@ def prepare_image(path: Path, alt: str, max_bytes: int, max_pixels: int | None =
     for _ in range(_MAX_ROUNDS):
         size = 0
         for quality in _JPEG_QUALITIES:
-            data = _encode(current, "JPEG", icc, quality)
-            size = len(data)
+            trial = _encode(current, "JPEG", icc, quality, final=False)
+            size = len(trial)
             if size <= max_bytes:
+                data = _encode(current, "JPEG", icc, quality)
+                if len(data) > size:  # never seen, but the limit is a hard one
+                    data = trial
                 return ImageUpload(path=path, data=data, mime_type="image/jpeg", width=current.width,
                                    height=current.height, alt=alt)
             if size > 2 * max_bytes:
