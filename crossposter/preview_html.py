@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import html
 import re
-import webbrowser
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -299,6 +298,11 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+def _title(plan: ThreadPlan) -> str:
+    # an archive that could not be read comes as one plan without a title (its error says why)
+    return plan.title or f"{plan.archive.name} (not readable)"
+
+
 def diagnostic_target(plan: ThreadPlan, diag: Diagnostic) -> tuple[str, int] | None:
     """(platform, post index) of the card a diagnostic concerns.
 
@@ -496,7 +500,7 @@ class _Renderer:
         return (
             f'<section class="thread{" skipped" if plan.skipped else ""}" id="{_Ids.thread(n)}" '
             f'aria-labelledby="{_Ids.thread(n)}-title"{" data-default" if default else ""}>'
-            f'<header class="thread-head"><h2 id="{_Ids.thread(n)}-title">{_E(plan.title)}</h2>'
+            f'<header class="thread-head"><h2 id="{_Ids.thread(n)}-title">{_E(_title(plan))}</h2>'
             f'<p class="thread-meta">{_E(plan.archive.name)}, line {plan.line}</p></header>'
             f"{skipped}{problems}{body}</section>"
         )
@@ -520,7 +524,7 @@ class _Renderer:
             items.append(
                 f'<li class="{"skipped" if plan.skipped else ""}">'
                 f'<a href="#{_Ids.thread(n)}" data-thread="{_Ids.thread(n)}">'
-                f'<span class="pick-title">{_E(plan.title)}</span>'
+                f'<span class="pick-title">{_E(_title(plan))}</span>'
                 f'<span class="pick-meta">{_E(plan.archive.name)}:{plan.line}</span>'
                 f'<span class="badges">{"".join(badges)}</span></a></li>'
             )
@@ -583,6 +587,8 @@ def write_html(
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(render_html(plans, title=title, handles=handles), encoding="utf-8")
     if open_browser:
+        import webbrowser  # only here: it pulls in subprocess & co., which the preview itself never needs
+
         webbrowser.open(output.resolve().as_uri())
 
 

@@ -19,13 +19,13 @@ import socket
 import subprocess
 import sys
 import threading
+import webbrowser
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-from crossposter import preview_html
 from crossposter.model import Diagnostic, Facet, ImageRef, PlatformPosts, Post, ThreadPlan
 from crossposter.preview_html import (
     bluesky_spans,
@@ -397,7 +397,7 @@ def test_no_resource_url_in_the_page(page):
 
 def test_write_html_writes_and_opens(tmp_path, plans, monkeypatch):
     opened: list[str] = []
-    monkeypatch.setattr(preview_html.webbrowser, "open", lambda url: opened.append(url) or True)
+    monkeypatch.setattr(webbrowser, "open", lambda url: opened.append(url) or True)
     out = tmp_path / "sub" / "preview.html"
     write_html(plans, out, False)
     assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>") and opened == []
