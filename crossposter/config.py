@@ -95,6 +95,23 @@ class DaemonConfig(_Strict):
     #: How often a thread stopped by a transient error or rate limit is retried later.
     retry_later_attempts: int = Field(3, ge=0)
     retry_later_delay: int = Field(900, ge=1)
+    #: Seconds between two looks (a cheap stat) at the archives for edits, new files and removed files.
+    watch_interval: float = Field(1.0, ge=0.1, le=60)
+
+    @field_validator("queue_slots")
+    @classmethod
+    def _valid_slots(cls, v: list[str]) -> list[str]:
+        from crossposter.timeparse import TimeError, parse_slot
+
+        problems = []
+        for i, text in enumerate(v):
+            try:
+                parse_slot(text)
+            except TimeError as e:
+                problems.append(f"[{i}] {e}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return v
 
 
 class Config(_Strict):
@@ -178,6 +195,37 @@ def platform_secrets(platform: str, environ: dict[str, str] | None = None) -> di
     return found
 
 
+def missing_settings(config: Config, environ: dict[str, str] | None = None) -> list[str]:
+    """What an enabled platform still needs before it can publish: secrets and required settings.
+
+    Separate from `load_config` because `preview` and `status` work without secrets; `check`
+    and the daemon call this so a missing secret is reported at start-up, not at 3 a.m.
+    """
+    problems: list[str] = []
+    for platform in config.enabled_platforms():
+        try:
+            platform_secrets(platform, environ)
+        except ConfigError as e:
+            problems.extend(e.problems)
+    if "bluesky" in config.enabled_platforms() and not config.platforms.bluesky.handle:
+        problems.append("platforms.bluesky.handle: not set (the account handle, e.g. me.bsky.social)")
+    return problems
+
+
+def secret_values(environ: dict[str, str] | None = None) -> list[str]:
+    """Every configured secret value, so logs can redact them wherever they might appear."""
+    values: list[str] = []
+    for names in SECRET_NAMES.values():
+        for name in names:
+            try:
+                value = read_secret(name, environ)
+            except ConfigError:
+                continue
+            if value is not None and value.get_secret_value():
+                values.append(value.get_secret_value())
+    return values
+
+
 def _format_error(err: dict) -> str:
     loc = ".".join(str(p) for p in err.get("loc", ())) or "(top level)"
     if err.get("type") == "extra_forbidden":
@@ -205,8 +253,11 @@ def find_config_file(explicit: Path | str | None = None) -> Path | None:
     return user if user.is_file() else None
 
 
-def load_config(path: Path | str) -> Config:
-    """Load and validate a config file; every problem is reported at once, each naming its key."""
+def load_config(path: Path | str, *, require_secrets: bool = False) -> Config:
+    """Load and validate a config file; every problem is reported at once, each naming its key.
+
+    With `require_secrets`, a missing secret of an enabled platform is one more problem.
+    """
     import yaml
     from pydantic import ValidationError
 
@@ -228,9 +279,14 @@ def load_config(path: Path | str) -> Config:
     if "base_dir" in raw:
         raise ConfigError(["base_dir: unknown key (check the spelling against config.example.yaml)"], path)
     try:
-        return Config.model_validate({**raw, "base_dir": path.resolve().parent})
+        config = Config.model_validate({**raw, "base_dir": path.resolve().parent})
     except ValidationError as e:
         raise ConfigError([_format_error(err) for err in e.errors()], path) from None
+    if require_secrets:
+        problems = missing_settings(config)
+        if problems:
+            raise ConfigError(problems, path)
+    return config
 
 
 def default_config() -> Config:
@@ -238,3 +294,20 @@ def default_config() -> Config:
     cfg = Config()
     cfg.platforms.x.enabled = True
     return cfg
+
+
+def config_for_command(explicit: Path | str | None, *, required: bool = False) -> Config:
+    """The config a command runs with: the file `find_config_file` finds, else the defaults.
+
+    `required` commands (the daemon, `check`) refuse to guess: without a file they would
+    watch `threads/*.md` of whatever directory they happen to start in.
+    """
+    path = find_config_file(explicit)
+    if path is None:
+        if required:
+            raise ConfigError([
+                "no config file: pass --config FILE, set CROSSPOSTER_CONFIG, or create ./crossposter.yaml "
+                "(see config.example.yaml)"
+            ])
+        return Config()
+    return load_config(path)

@@ -1,0 +1,103 @@
+"""`crossposter schedule` / `unschedule`: the schedule lives in the archive's metadata block.
+
+Writing it into the archive (not into a database) is what lets it be reviewed and versioned
+with the text; the write goes through `metadata.update_thread_metadata` like the publisher's,
+so it is atomic, locked against a running daemon or `post`, and preserves every other byte.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from crossposter.model import PLATFORMS
+
+
+def _err(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+def published_platforms(meta: dict) -> list[str]:
+    """Platforms on which the thread already has recorded posts (or a post in flight)."""
+    out = [p for p in PLATFORMS if isinstance(meta.get(p), list) and meta[p]]
+    pending = meta.get("pending")
+    if isinstance(pending, dict):
+        out += [p for p in pending if p not in out]
+    return out
+
+
+def run_schedule(path: Path, thread: str, at: str, config_path: Path | None,
+                 now: datetime | None = None) -> int:
+    from crossposter.archive import ArchiveError, read_archive
+    from crossposter.config import ConfigError, config_for_command
+    from crossposter.metadata import update_thread_metadata
+    from crossposter.timeparse import TimeError, format_at, parse_at
+
+    try:
+        config = config_for_command(config_path)
+    except ConfigError as e:
+        return _err(str(e))
+    try:
+        when = parse_at(at, config.timezone)
+    except TimeError as e:
+        return _err(f"--at: {e}")
+    now = now or datetime.now(UTC)
+    if when <= now:
+        local_now = now.astimezone(when.tzinfo).isoformat(timespec="seconds")
+        return _err(f"--at {at!r} is in the past (now is {local_now}); give a future time")
+    value = format_at(when, config.timezone)
+    try:
+        t = read_archive(Path(path)).find(thread)
+    except ArchiveError as e:
+        return _err(str(e))
+    if t.skipped:
+        return _err(f"{path}:{t.line}: thread {t.title!r} is not postable ({t.skipped}); nothing to schedule")
+
+    refused: list[str] = []
+
+    def update(meta: dict) -> None:
+        # Checked again under the lock: a `post` may have published it since we looked.
+        done = published_platforms(meta)
+        if done:
+            refused.extend(done)
+            return
+        meta["schedule"] = value
+
+    try:
+        update_thread_metadata(Path(path), t.title, update)
+    except ArchiveError as e:
+        return _err(str(e))
+    if refused:
+        return _err(f"{path}:{t.line}: thread {t.title!r} is already published on {', '.join(refused)}; "
+                    "a schedule would post nothing (run `crossposter post` to resume a partly published thread)")
+    print(f"{path}:{t.line}: {t.title!r} scheduled for {value} ({config.timezone})")
+    return 0
+
+
+def run_unschedule(path: Path, thread: str, config_path: Path | None) -> int:
+    from crossposter.archive import ArchiveError, read_archive
+    from crossposter.metadata import update_thread_metadata
+
+    try:
+        t = read_archive(Path(path)).find(thread)
+    except ArchiveError as e:
+        return _err(str(e))
+    removed: list[str] = []
+
+    def update(meta: dict) -> None:
+        for key in ("schedule", "queued"):
+            if key in meta:
+                removed.append(key)
+                del meta[key]
+
+    try:
+        update_thread_metadata(Path(path), t.title, update)
+    except ArchiveError as e:
+        return _err(str(e))
+    if removed:
+        print(f"{path}:{t.line}: {t.title!r} unscheduled (removed {', '.join(removed)})")
+    else:
+        print(f"{path}:{t.line}: {t.title!r} was not scheduled; nothing changed")
+    return 0
