@@ -332,7 +332,11 @@ class XAdapter:
                       max_image_bytes=MAX_IMAGE_BYTES, max_alt_text=MAX_ALT_TEXT)
 
     def upload_image(self, image: ImageUpload) -> UploadedMedia:
-        """`POST /2/media/upload` (multipart), then the alt text with `POST /2/media/metadata`."""
+        """`POST /2/media/upload` (multipart), then the alt text with `POST /2/media/metadata`.
+
+        Both media endpoints go to `upload_base` (media lived on its own host in v1.1; X now serves
+        both from api.x.com, the default of both settings).
+        """
         action = f"uploading {image.path.name}"
         extension = "png" if image.mime_type == "image/png" else "jpg"
         body = self._post_media(
