@@ -26,10 +26,14 @@ from crossposter.preview_html import render_html  # noqa: E402
 
 
 def example_plans(archive: Path) -> list[ThreadPlan]:
-    from crossposter.config import default_config
-    from crossposter.plan import plan_paths
+    """The plans `crossposter preview threads/ --format html` shows (no config: default platforms and limits)."""
+    from crossposter import plan
 
-    return plan_paths([archive], default_config())
+    if hasattr(plan, "PlanOptions"):
+        return plan.plan_paths([archive], plan.PlanOptions())
+    from crossposter.config import default_config
+
+    return plan.plan_paths([archive], default_config())
 
 
 def fixture_plans(folder: Path) -> list[ThreadPlan]:

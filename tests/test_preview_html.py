@@ -717,12 +717,16 @@ def test_dark_mode_is_dark_and_readable(chromium, page, fixture_dir):
 
 
 def _pipeline_or_skip():
+    """plan_paths and the options `crossposter preview` uses without --config."""
     try:
-        from crossposter.config import default_config
-        from crossposter.plan import plan_paths
+        from crossposter import plan
     except ImportError as e:
         pytest.skip(f"the planning pipeline is not importable yet: {e}")
-    return plan_paths, default_config
+    if hasattr(plan, "PlanOptions"):
+        return plan.plan_paths, plan.PlanOptions
+    from crossposter.config import default_config
+
+    return plan.plan_paths, default_config
 
 
 def _json_preview(path: Path) -> dict:
