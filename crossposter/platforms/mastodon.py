@@ -439,7 +439,9 @@ class MastodonAdapter:
 
 
 def _first_arg(exc: BaseException) -> str:
-    return str(exc.args[0]) if exc.args else type(exc).__name__
+    """The SDK's message, cut short: for a non-JSON answer it quotes the whole body (an HTML error page)."""
+    text = str(exc.args[0]) if exc.args else type(exc).__name__
+    return text if len(text) <= 300 else text[:300] + "…"
 
 
 def _api_error_details(exc: BaseException) -> tuple[int | None, str]:
