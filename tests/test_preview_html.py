@@ -716,38 +716,31 @@ def test_dark_mode_is_dark_and_readable(chromium, page, fixture_dir):
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _pipeline_or_skip():
-    """plan_paths and the options `crossposter preview` uses without --config."""
+def _preview_cli(path: Path, *args: str) -> subprocess.CompletedProcess:
+    """`crossposter preview PATH ARGS...` as a user runs it (no config: all platforms, default limits)."""
     try:
-        from crossposter import plan
+        import crossposter.plan  # noqa: F401
     except ImportError as e:
         pytest.skip(f"the planning pipeline is not importable yet: {e}")
-    if hasattr(plan, "PlanOptions"):
-        return plan.plan_paths, plan.PlanOptions
-    from crossposter.config import default_config
-
-    return plan.plan_paths, default_config
-
-
-def _json_preview(path: Path) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "crossposter", "preview", str(path), "--format", "json"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert proc.returncode in (0, 1), proc.stderr
-    return json.loads(proc.stdout)
+    proc = subprocess.run([sys.executable, "-m", "crossposter", "preview", str(path), *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode in (0, 1), proc.stderr  # 1: a thread has errors
+    return proc
 
 
-def _check_against_json(chromium: Path, path: Path, tmp: Path) -> tuple[list[ThreadPlan], Node]:
-    plan_paths, default_config = _pipeline_or_skip()
-    plans = plan_paths([path], default_config())
+def _check_against_json(chromium: Path, path: Path, tmp: Path) -> tuple[dict, Node]:
+    """The page `crossposter preview --format html` writes, in Chromium, against `--format json`."""
     out = tmp / "pipeline.html"
-    write_html(plans, out, False)
+    html_run = _preview_cli(path, "--format", "html", "--output", str(out))
+    doc = json.loads(_preview_cli(path, "--format", "json").stdout)
+    assert html_run.returncode == (1 if any(t["errors"] for t in doc["threads"]) else 0)
     dom = parse(dump_dom(chromium, out, tmp))
-    doc = _json_preview(path)
-    assert len(doc["threads"]) == len(plans)
+    assert len(dom.find_all("section", "thread")) == len(doc["threads"]) > 0
     cards = 0
     for n, thread in enumerate(doc["threads"], 1):
         section = dom.find("section", "thread", id=f"t{n}")
         assert section.find("h2").text() == thread["title"]
+        assert ("skipped" in section.classes) == bool(thread["skipped"])
         for name, pj in thread["platforms"].items():
             shown = cards_of(dom, f"t{n}", name)
             assert [int(c.attrs["data-length"]) for c in shown] == [p["length"] for p in pj["posts"]]
@@ -758,24 +751,25 @@ def _check_against_json(chromium: Path, path: Path, tmp: Path) -> tuple[list[Thr
                 alts = [f.find("img").attrs["alt"] if f.find("img") else f.attrs["data-alt"]
                         for f in c.find_all("figure", "image")]
                 assert alts == [i["alt"] for i in p["images"]]
+                assert ("over-limit" in c.classes) == (p["length"] > pj["limit"])
             cards += len(shown)
         assert len(section.find_all("li", "diag")) == len(thread["errors"]) + len(thread["warnings"])
     assert cards > 0
-    return plans, dom
+    return doc, dom
 
 
 def test_bundled_example_matches_json_preview(chromium, tmp_path):
     example = ROOT / "threads"
     if not any(example.glob("*.md")):
         pytest.skip("the bundled example threads/*.md is not written yet")
-    plans, dom = _check_against_json(chromium, example, tmp_path)
+    doc, dom = _check_against_json(chromium, example, tmp_path)
     assert all(i.attrs["src"].startswith("data:image/") for i in dom.find_all("img"))
     assert dom.find_all("img"), "the example shows images"
 
 
 def test_seed_archive_matches_json_preview(chromium, tmp_path, shared_dir):
-    plans, dom = _check_against_json(chromium, shared_dir / "seed" / "tweets.md", tmp_path)
-    assert sum(1 for p in plans if not p.skipped) == 7
+    doc, dom = _check_against_json(chromium, shared_dir / "seed" / "tweets.md", tmp_path)
+    assert sum(1 for t in doc["threads"] if not t["skipped"]) == 7
     # the seed's images do not exist: each shows as a placeholder with its alt text, and an error links to it
     assert dom.find_all("figure", "missing")
-    assert sum(1 for p in plans if p.errors) == 3
+    assert sum(1 for t in doc["threads"] if t["errors"]) == 3
