@@ -493,8 +493,15 @@ class _Renderer:
                 f'<p class="skipped-note">Skipped ({_E(plan.skipped)}): this section is not a thread '
                 f"and will not be posted.</p>"
             )
+        jump = ""
+        if len(plan.platforms) > 1:  # on a phone the columns stack: one tap to the platform you care about
+            links = "".join(
+                f'<a href="#{_Ids.column(n, p)}">{_E(PLATFORM_NAMES.get(p, p))} ({len(pp.posts)})</a>'
+                for p, pp in plan.platforms.items()
+            )
+            jump = f'<nav class="jump" aria-label="Platforms of this thread">{links}</nav>'
         if cols:
-            body = f'<div class="columns" style="--n:{len(plan.platforms)}">{cols}</div>'
+            body = f'{jump}<div class="columns" style="--n:{len(plan.platforms)}">{cols}</div>'
         else:
             body = "" if plan.skipped else '<p class="skipped-note">No platforms selected.</p>'
         return (
@@ -683,6 +690,11 @@ main{padding:1rem;min-width:0}
 .where{font-variant-numeric:tabular-nums;font-weight:600}
 
 /* platform columns */
+.jump{display:flex;gap:.4rem;flex-wrap:wrap;margin:-.25rem 0 .75rem}
+.jump a{font-size:.85rem;font-weight:600;text-decoration:none;padding:.2rem .65rem;border-radius:999px;
+  background:var(--surface);border:1px solid var(--border)}
+@media (min-width:800px){.jump{display:none}}
+.column{scroll-margin-top:.5rem}
 .columns{display:grid;gap:1rem;grid-template-columns:minmax(0,1fr)}
 @media (min-width:800px){.columns{grid-template-columns:repeat(var(--n,3),minmax(0,1fr))}}
 .column{background:var(--surface);border:1px solid var(--border);border-radius:14px;box-shadow:var(--shadow);

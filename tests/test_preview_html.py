@@ -449,6 +449,16 @@ def test_scripts_ran_and_one_thread_is_shown(dom):
     assert [a.attrs["href"] for a in picked] == ["#t2"]
 
 
+def test_every_in_page_link_resolves(dom, plans):
+    ids = {n.attrs["id"] for n in dom.iter() if "id" in n.attrs}
+    internal = [a.attrs["href"] for a in dom.find_all("a") if a.attrs.get("href", "").startswith("#")]
+    assert [h for h in internal if h[1:] not in ids] == []
+    # the phone-width jump links: one per platform of each thread that has several
+    jumps = [a.attrs["href"] for a in dom.find_all("a") if a.ancestor("jump") is not None]
+    assert jumps == [f"#t{n}-{p}" for n, plan in enumerate(plans, 1) if len(plan.platforms) > 1
+                     for p in plan.platforms]
+
+
 def test_a_link_to_a_card_shows_its_thread(chromium, page_file, fixture_dir):
     dom = parse(dump_dom(chromium, page_file, fixture_dir, fragment="#t4-x-1"))
     current = [t.attrs["id"] for t in dom.find_all("section", "thread") if "current" in t.classes]
