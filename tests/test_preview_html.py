@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import html
 import importlib.util
+import io
 import json
 import os
 import socket
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from crossposter import preview_html
 from crossposter.model import Diagnostic, Facet, ImageRef, PlatformPosts, Post, ThreadPlan
 from crossposter.preview_html import (
     bluesky_spans,
@@ -378,6 +380,22 @@ def test_images_are_embedded_and_problems_shown(tmp_path):
     assert "The missing one" in missing[0].text() and "file not found" in missing[0].text()
     assert "not a PNG, JPEG, GIF or WebP image" in missing[1].text() and "No alt text" in missing[1].text()
     assert tree.find("div", "media").classes >= {"media", "n3"}
+
+
+def test_a_big_photo_is_embedded_smaller(tmp_path):
+    from PIL import Image
+
+    big = tmp_path / "photo.png"
+    Image.frombytes("RGB", (2400, 1200), os.urandom(2400 * 1200 * 3)).save(big)
+    assert big.stat().st_size > preview_html.EMBED_SHRINK_BYTES
+    plan = ThreadPlan(tmp_path / "t.md", "t", 1, None, {"bluesky": PlatformPosts("bluesky", 300, [
+        Post("photo", 5, images=[ImageRef("photo.png", big, "Noise", None, 2)], line=1)])})
+    (img,) = parse(render_html([plan])).find_all("img")
+    data = base64.b64decode(img.attrs["src"].split(",", 1)[1])
+    assert len(data) < big.stat().st_size
+    with Image.open(io.BytesIO(data)) as shown:
+        assert shown.size == (1600, 800)  # aspect ratio kept
+    assert img.attrs["alt"] == "Noise"
 
 
 def test_no_resource_url_in_the_page(page):
