@@ -1,0 +1,42 @@
+"""`crossposter health`: the container's health check, from the daemon's heartbeat file.
+
+It reads a file instead of talking to the daemon because a health check must be cheap,
+must not need a port, and must say "unhealthy" when the daemon's main loop is stuck —
+which a stale heartbeat shows and a process-exists check would not.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+def run(config_path: Path | None) -> int:
+    from crossposter.config import ConfigError, config_for_command
+    from crossposter.schedule import HEARTBEAT_FILE
+
+    try:
+        config = config_for_command(config_path, required=True)
+    except ConfigError as e:
+        print(f"unhealthy: {e}", file=sys.stderr)
+        return 1
+    path = config.state_path / HEARTBEAT_FILE
+    interval = config.daemon.heartbeat_interval
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        beat = datetime.fromisoformat(data["time"])
+    except FileNotFoundError:
+        print(f"unhealthy: no heartbeat at {path} (is the daemon running with this config?)", file=sys.stderr)
+        return 1
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        print(f"unhealthy: cannot read the heartbeat {path}: {e}", file=sys.stderr)
+        return 1
+    age = (datetime.now(UTC) - beat).total_seconds()
+    if age >= 3 * interval:
+        print(f"unhealthy: last heartbeat {age:.0f} s ago (limit {3 * interval} s = 3 x heartbeat_interval); "
+              "the daemon is stopped or stuck", file=sys.stderr)
+        return 1
+    print(f"healthy: heartbeat {age:.1f} s ago (pid {data.get('pid')})")
+    return 0

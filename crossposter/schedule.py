@@ -1,0 +1,563 @@
+"""The daemon's engine: jobs from the archives, queue slots, misfire policy, retries, one worker.
+
+How it is put together, and why:
+
+* **APScheduler 3** (`BackgroundScheduler`, in the configured zone) holds one `DateTrigger`
+  job per scheduled thread and one `CronTrigger` job per queue-slot time. Jobs do no work
+  themselves: they put the thread on the worker's queue. APScheduler sleeps until the next
+  job is due (an `Event.wait` with a timeout), so an idle daemon uses no CPU.
+* **One worker thread** publishes, one thread at a time. Every thread goes to the same
+  accounts, so a lock per account would serialise them anyway; one worker is the simplest
+  way to guarantee "at most one thread per account at a time" and keeps the order obvious.
+  The publisher also takes its per-thread file lock, so a manual `post` cannot overlap.
+* **Watching** is polling: every `daemon.watch_interval` seconds the main thread re-expands
+  the archive globs and `stat`s each file (mtime, size, inode). That is a handful of syscalls
+  a second — no busy loop, no extra dependency, and it works on bind mounts and network
+  file systems where inotify (watchfiles) misses changes made from outside the container.
+  A changed file is re-read and its jobs are added, moved or dropped.
+* **State** the archive cannot hold (missed, failed, retry counts, stopped-by-signal) lives in
+  `$state_dir/daemon-state.json`, keyed by archive path and title, with a signature of the
+  schedule and the body so that editing or rescheduling a thread makes it eligible again.
+  `status` reads it to show missed threads and errors.
+
+Misfire policy: a scheduled thread nobody has started, whose time passed while the daemon
+was down (or asleep), goes out if the daemon sees it within `daemon.misfire_grace` seconds
+of its time; later than that it is logged as missed, recorded, and left alone. A thread
+that was already started (some posts recorded, or stopped by SIGTERM) is always resumed,
+because a half-published thread is worse than a late one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from crossposter.model import PLATFORMS
+
+if TYPE_CHECKING:
+    from crossposter.archive import Archive, Thread
+    from crossposter.config import Config
+
+log = logging.getLogger("crossposter.daemon")
+
+STATE_FILE = "daemon-state.json"
+HEARTBEAT_FILE = "heartbeat"
+
+#: Terminal outcomes: the daemon leaves the thread alone until its schedule or text changes.
+TERMINAL = ("done", "failed", "missed")
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------- what the daemon knows of a thread
+
+
+@dataclass
+class ThreadInfo:
+    """One thread as the daemon sees it, from a cheap read of the archive (no rendering)."""
+
+    archive: Path
+    title: str
+    line: int
+    schedule: datetime | None
+    schedule_error: str | None
+    queued: bool
+    skipped: str | None
+    recorded: dict[str, int]
+    pending: bool
+    sig: str  # changes when the schedule, the queued flag or the text changes
+
+    @property
+    def key(self) -> str:
+        return f"{self.archive}::{self.title}"
+
+    @property
+    def started(self) -> bool:
+        return self.pending or any(self.recorded.values())
+
+
+def thread_info(archive_path: Path, thread: Thread, timezone: str) -> ThreadInfo:
+    from crossposter.timeparse import TimeError, schedule_value
+
+    meta = thread.metadata if isinstance(thread.metadata, dict) else {}
+    when: datetime | None = None
+    error: str | None = None
+    raw = meta.get("schedule")
+    if raw is not None:
+        try:
+            when = schedule_value(raw, timezone).astimezone(UTC)
+        except TimeError as e:
+            error = f"{archive_path}:{thread.line}: {e}"
+    recorded = {p: len(meta[p]) if isinstance(meta.get(p), list) else 0 for p in PLATFORMS}
+    h = hashlib.sha256()
+    # the instant, not the spelling: PyYAML may hand back a datetime where a string was written
+    h.update(repr((when.isoformat() if when else str(raw), meta.get("queued") is True, thread.body)).encode())
+    return ThreadInfo(
+        archive=archive_path, title=thread.title, line=thread.line, schedule=when, schedule_error=error,
+        queued=meta.get("queued") is True, skipped=thread.skipped or ("skip: true" if meta.get("skip") else None),
+        recorded=recorded, pending=bool(meta.get("pending")), sig=h.hexdigest()[:16],
+    )
+
+
+# --------------------------------------------------------------------------- persisted state
+
+
+class DaemonState:
+    """`daemon-state.json`: outcomes the archive does not hold. Written atomically (temp + rename)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.entries: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, path: Path) -> DaemonState:
+        st = cls(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and isinstance(data.get("threads"), dict):
+                st.entries = data["threads"]
+        except (OSError, ValueError):
+            pass
+        return st
+
+    def get(self, key: str, sig: str | None = None) -> dict[str, Any] | None:
+        e = self.entries.get(key)
+        if e is None or (sig is not None and e.get("sig") != sig):
+            return None
+        return e
+
+    def set(self, key: str, **values: Any) -> None:
+        with self._lock:
+            entry = {**values, "at": now_utc().isoformat(timespec="seconds")}
+            self.entries[key] = entry
+            self._save()
+
+    def drop(self, key: str) -> None:
+        with self._lock:
+            if self.entries.pop(key, None) is not None:
+                self._save()
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"threads": self.entries}, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+
+def write_heartbeat(state_dir: Path, extra: dict[str, Any] | None = None) -> None:
+    """The file `crossposter health` looks at; written atomically so a reader never sees half of it."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / HEARTBEAT_FILE
+    tmp = path.with_name(f".{HEARTBEAT_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"time": now_utc().isoformat(), "pid": os.getpid(), **(extra or {})}),
+                   encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- the engine
+
+PublishFn = Callable[..., Any]
+
+
+@dataclass
+class _Work:
+    key: str
+    reason: str  # "scheduled", "queued", "misfire", "resume", "retry"
+    due: datetime  # when it should have started (for the start-delay log)
+
+
+@dataclass
+class _FileSig:
+    mtime_ns: int
+    size: int
+    ino: int
+
+
+@dataclass
+class Engine:
+    """Runs the daemon's jobs. `publish` and `adapters` are injectable for tests and the benchmark."""
+
+    config: Config
+    publish: PublishFn | None = None
+    adapters: dict[str, Any] | None = None
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    #: Called after each thread (tests wait on it).
+    on_result: Callable[[str, str], None] | None = None
+
+    def __post_init__(self) -> None:
+        from zoneinfo import ZoneInfo
+
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        self.zone = ZoneInfo(self.config.timezone)
+        self.state = DaemonState.load(self.config.state_path / STATE_FILE)
+        self.scheduler = BackgroundScheduler(
+            timezone=self.zone,
+            job_defaults={"coalesce": True, "max_instances": 1,
+                          "misfire_grace_time": max(1, self.config.daemon.misfire_grace)},
+        )
+        self.threads: dict[str, ThreadInfo] = {}  # every thread of every archive, archive order
+        self._by_archive: dict[Path, list[str]] = {}
+        self._files: dict[Path, _FileSig] = {}
+        self._jobs: dict[str, datetime] = {}  # thread key -> run time of its DateTrigger job
+        self._inflight: set[str] = set()
+        self._inflight_lock = threading.Lock()
+        self._queue: queue.Queue[_Work] = queue.Queue()
+        self._worker: threading.Thread | None = None
+        self._reload_lock = threading.RLock()
+        self.current: str | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        from apscheduler.events import EVENT_JOB_MISSED
+
+        self.config.state_path.mkdir(parents=True, exist_ok=True)
+        self.scheduler.add_listener(self._job_missed, EVENT_JOB_MISSED)
+        self.scheduler.start()
+        self._add_slot_jobs()
+        self.poll(initial=True)
+        self._worker = threading.Thread(target=self._work_loop, name="publisher", daemon=True)
+        self._worker.start()
+        log.info("daemon started: %d archive(s), %d thread(s), %d job(s), timezone %s",
+                 len(self._by_archive), len(self.threads), len(self._jobs), self.config.timezone,
+                 extra={"event": "started"})
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop taking new work, let the current request finish (the publisher sees stop_event)."""
+        self.stop_event.set()
+        with contextlib.suppress(Exception):
+            self.scheduler.shutdown(wait=False)
+        if self._worker is not None:
+            self._worker.join(timeout)
+
+    def run_forever(self) -> None:
+        """The main loop: watch the archives and beat the heart until stop_event is set."""
+        interval = self.config.daemon.watch_interval
+        beat_every = self.config.daemon.heartbeat_interval
+        next_beat = 0.0
+        while not self.stop_event.is_set():
+            t = time.monotonic()
+            if t >= next_beat:
+                write_heartbeat(self.config.state_path, {"current": self.current})
+                next_beat = t + beat_every
+            try:
+                self.poll()
+            except Exception:  # a bad read must never kill the daemon
+                log.exception("watching the archives failed", extra={"event": "watch_error"})
+            self.stop_event.wait(interval)
+
+    # ------------------------------------------------------------------ watching
+
+    def poll(self, initial: bool = False) -> None:
+        """Re-expand the globs, stat every file, reload what changed."""
+        with self._reload_lock:
+            paths = self.config.archive_paths()
+            seen: set[Path] = set()
+            for p in paths:
+                seen.add(p)
+                try:
+                    st = p.stat()
+                except OSError:
+                    continue
+                sig = _FileSig(st.st_mtime_ns, st.st_size, st.st_ino)
+                if self._files.get(p) != sig:
+                    self._files[p] = sig
+                    if not initial:
+                        log.info("archive changed: %s", p, extra={"event": "archive_changed", "archive": str(p)})
+                    self._load_archive(p)
+            for gone in [p for p in self._files if p not in seen]:
+                log.info("archive removed: %s", gone, extra={"event": "archive_removed", "archive": str(gone)})
+                del self._files[gone]
+                for key in self._by_archive.pop(gone, []):
+                    self._forget(key)
+            if paths != list(self._by_archive):
+                # keep the queue order the config's archive order
+                self._by_archive = {p: self._by_archive[p] for p in paths if p in self._by_archive}
+
+    def _load_archive(self, path: Path) -> None:
+        from crossposter.archive import ArchiveError, read_archive
+
+        try:
+            archive = read_archive(path)
+        except ArchiveError as e:
+            log.error("cannot read archive: %s", e, extra={"event": "archive_error", "archive": str(path)})
+            return
+        old = set(self._by_archive.get(path, []))
+        pairs: dict[str, tuple[ThreadInfo, Thread]] = {}
+        for t in archive.threads:
+            info = thread_info(path, t, self.config.timezone)
+            # a duplicate title: the publisher refuses it and `check` reports it; keep the first
+            pairs.setdefault(info.key, (info, t))
+        self._by_archive[path] = list(pairs)
+        for key in old - set(pairs):
+            self._forget(key)
+        for key, (info, _t) in pairs.items():
+            self.threads[key] = info
+        for info, t in pairs.values():
+            self._reconcile(info, archive, t)
+
+    def _forget(self, key: str) -> None:
+        self.threads.pop(key, None)
+        self._drop_job(key)
+
+    # ------------------------------------------------------------------ deciding what a thread needs
+
+    def _reconcile(self, info: ThreadInfo, archive: Archive, thread: Thread) -> None:
+        key = info.key
+        if info.skipped or (info.schedule is None and not info.queued):
+            self._drop_job(key)
+            if info.schedule_error:
+                log.error("bad schedule: %s", info.schedule_error, extra={"event": "bad_schedule"})
+            return
+        if self._is_inflight(key):
+            return
+        entry = self.state.get(key, info.sig)
+        if entry and entry.get("outcome") in TERMINAL:
+            self._drop_job(key)
+            return
+        now = now_utc()
+        if entry and entry.get("outcome") == "stopped":
+            self._drop_job(key)
+            self._enqueue(key, "resume", now)
+            return
+        if entry and entry.get("outcome") == "retrying":
+            retry_at = datetime.fromisoformat(entry["retry_at"])
+            self._set_job(key, max(retry_at, now), "retry")
+            return
+        if info.schedule is None:  # queued only: a slot takes it, unless it was started and interrupted
+            self._drop_job(key)
+            if info.started and not self._complete(info, archive, thread):
+                self._enqueue(key, "resume", now)
+            return
+        if info.schedule > now:
+            self._set_job(key, info.schedule, "scheduled")
+            return
+        # its time has passed
+        self._drop_job(key)
+        if info.started:
+            if not self._complete(info, archive, thread):
+                self._enqueue(key, "resume", info.schedule)
+            return
+        late = (now - info.schedule).total_seconds()
+        if late <= self.config.daemon.misfire_grace:
+            log.info("%r was due %s (%.0f s ago, within the %d s grace): publishing now", info.title,
+                     info.schedule.astimezone(self.zone).isoformat(timespec="seconds"), late,
+                     self.config.daemon.misfire_grace, extra={"event": "misfire_run", "title": info.title})
+            self._enqueue(key, "misfire", info.schedule)
+        else:
+            self._mark_missed(info, late)
+
+    def _complete(self, info: ThreadInfo, archive: Archive, thread: Thread) -> bool:
+        """Whether every enabled platform has all its posts recorded (planned offline; done entries cached)."""
+        from crossposter.plan import plan_thread
+
+        try:
+            plan = plan_thread(archive, thread, self.config, self.config.enabled_platforms())
+        except Exception:
+            return False
+        if plan.errors:
+            return False
+        done = all(info.recorded.get(p, 0) >= len(pp.posts) for p, pp in plan.platforms.items())
+        if done and not info.pending:
+            self.state.set(info.key, outcome="done", sig=info.sig, message="all posts recorded")
+        return done and not info.pending
+
+    def _mark_missed(self, info: ThreadInfo, late: float) -> None:
+        when = info.schedule.astimezone(self.zone).isoformat(timespec="seconds") if info.schedule else "?"
+        log.warning("%s:%d: %r was due %s, %.0f s ago, beyond the %d s misfire grace: missed, left alone "
+                    "(schedule it again to publish it)", info.archive, info.line, info.title, when, late,
+                    self.config.daemon.misfire_grace,
+                    extra={"event": "missed", "title": info.title, "archive": str(info.archive)})
+        self.state.set(info.key, outcome="missed", sig=info.sig, schedule=when,
+                       message=f"missed: due {when}, daemon saw it {late:.0f} s late "
+                               f"(grace {self.config.daemon.misfire_grace} s)")
+
+    def _job_missed(self, event: Any) -> None:
+        """APScheduler skipped a job whose time passed beyond the grace (the process was asleep)."""
+        job_id: str = event.job_id
+        if not job_id.startswith("thread:"):
+            return
+        key = job_id[len("thread:"):]
+        self._jobs.pop(key, None)
+        info = self.threads.get(key)
+        if info is not None:
+            self._mark_missed(info, (now_utc() - event.scheduled_run_time).total_seconds())
+
+    # ------------------------------------------------------------------ jobs
+
+    def _set_job(self, key: str, when: datetime, reason: str) -> None:
+        if self._jobs.get(key) == when:
+            return
+        from apscheduler.triggers.date import DateTrigger
+
+        moved = key in self._jobs
+        self._jobs[key] = when
+        self.scheduler.add_job(self._due, DateTrigger(run_date=when), args=[key, reason, when],
+                               id=f"thread:{key}", replace_existing=True, name=key)
+        info = self.threads.get(key)
+        log.debug("%s %r at %s", "moved" if moved else "scheduled", info.title if info else key,
+                  when.astimezone(self.zone).isoformat(timespec="seconds"),
+                  extra={"event": "job_moved" if moved else "job_added"})
+
+    def _drop_job(self, key: str) -> None:
+        if self._jobs.pop(key, None) is not None:
+            with contextlib.suppress(Exception):
+                self.scheduler.remove_job(f"thread:{key}")
+            log.debug("dropped job of %s", key, extra={"event": "job_dropped"})
+
+    def _add_slot_jobs(self) -> None:
+        from crossposter.timeparse import parse_slot, slot_triggers
+
+        for i, text in enumerate(self.config.daemon.queue_slots):
+            for j, trig in enumerate(slot_triggers(parse_slot(text), self.config.timezone)):
+                self.scheduler.add_job(self._slot, trig, args=[text], id=f"slot:{i}:{j}", name=f"slot {text}",
+                                       misfire_grace_time=60)
+
+    def next_slot(self) -> datetime | None:
+        times = [j.next_run_time for j in self.scheduler.get_jobs() if j.id.startswith("slot:") and j.next_run_time]
+        return min(times) if times else None
+
+    def jobs(self) -> dict[str, datetime]:
+        return dict(self._jobs)
+
+    # ------------------------------------------------------------------ firing
+
+    def _due(self, key: str, reason: str, when: datetime) -> None:
+        with self._reload_lock:
+            if self._jobs.get(key) == when:
+                del self._jobs[key]
+        self._enqueue(key, reason, when)
+
+    def _slot(self, text: str) -> None:
+        fired = now_utc()
+        with self._reload_lock:
+            for key in [k for keys in self._by_archive.values() for k in keys]:
+                info = self.threads.get(key)
+                if info is None or not info.queued or info.schedule is not None or info.skipped or info.started:
+                    continue
+                if self.state.get(key, info.sig) or self._is_inflight(key):
+                    continue
+                log.info("queue slot %r: next queued thread is %r", text, info.title,
+                         extra={"event": "slot", "title": info.title, "archive": str(info.archive)})
+                self._enqueue(key, "queued", fired)
+                return
+        log.info("queue slot %r: no queued thread waiting", text, extra={"event": "slot_empty"})
+
+    def _is_inflight(self, key: str) -> bool:
+        with self._inflight_lock:
+            return key in self._inflight
+
+    def _enqueue(self, key: str, reason: str, due: datetime) -> None:
+        with self._inflight_lock:
+            if key in self._inflight:
+                return
+            self._inflight.add(key)
+        self._queue.put(_Work(key, reason, due))
+
+    def _work_loop(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                work = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            try:
+                if self.stop_event.is_set():
+                    return  # left undone: still due (or stopped) at the next start
+                self._run(work)
+            except Exception:
+                log.exception("publishing %s failed unexpectedly", work.key, extra={"event": "error"})
+            finally:
+                with self._inflight_lock:
+                    self._inflight.discard(work.key)
+
+    def _run(self, work: _Work) -> None:
+        info = self.threads.get(work.key)
+        if info is None:
+            log.info("%s is gone from the archives; not publishing", work.key, extra={"event": "gone"})
+            return
+        start = now_utc()
+        delay = (start - work.due).total_seconds()
+        log.info("publishing %r (%s, due %s, start delay %.3f s)", info.title, work.reason,
+                 work.due.astimezone(self.zone).isoformat(timespec="seconds"), delay,
+                 extra={"event": "publish_start", "title": info.title, "archive": str(info.archive),
+                        "reason": work.reason, "due": work.due.isoformat(), "delay": round(delay, 6)})
+        self.current = work.key
+        try:
+            outcome = self._publish(info)
+        finally:
+            self.current = None
+        if self.on_result is not None:
+            self.on_result(work.key, outcome)
+
+    def _publish(self, info: ThreadInfo) -> str:
+        from crossposter.publish import PreflightError, ThreadLockedError
+
+        publish = self.publish
+        if publish is None:
+            from crossposter.publish import publish_thread as publish
+        prev = self.state.get(info.key, info.sig) or {}
+        attempts = int(prev.get("attempts", 0)) if prev.get("outcome") == "retrying" else 0
+        extra = {"title": info.title, "archive": str(info.archive)}
+        try:
+            result = publish(self.config, info.archive, info.title, adapters=self.adapters,
+                             stop_event=self.stop_event, progress=False)
+        except PreflightError as e:
+            self.state.set(info.key, outcome="failed", sig=info.sig, message="; ".join(e.problems))
+            for p in e.problems:
+                log.error("not published: %s", p, extra={**extra, "event": "preflight_error"})
+            return "failed"
+        except ThreadLockedError as e:
+            return self._retry_later(info, attempts, None, str(e))
+        summary = "; ".join(f"{p}: {o.state} {o.posted}/{o.total}" + (f" ({o.message})" if o.message else "")
+                            for p, o in result.outcomes.items())
+        links = {p: o.links for p, o in result.outcomes.items()}
+        if result.ok:
+            self.state.set(info.key, outcome="done", sig=info.sig, message=summary, links=links)
+            log.info("published %r: %s", info.title, summary, extra={**extra, "event": "published", "links": links})
+            return "done"
+        if self.stop_event.is_set() and result.retryable:
+            self.state.set(info.key, outcome="stopped", sig=info.sig, message=summary)
+            log.info("stopped %r on shutdown: %s (resumes at the next start)", info.title, summary,
+                     extra={**extra, "event": "stopped"})
+            return "stopped"
+        if result.retryable:
+            retry_ats = [o.retry_at for o in result.outcomes.values() if o.retry_at is not None]
+            return self._retry_later(info, attempts, max(retry_ats) if retry_ats else None, summary)
+        self.state.set(info.key, outcome="failed", sig=info.sig, message=summary)
+        log.error("failed %r: %s", info.title, summary, extra={**extra, "event": "failed"})
+        return "failed"
+
+    def _retry_later(self, info: ThreadInfo, attempts: int, retry_at: datetime | None, why: str) -> str:
+        attempts += 1
+        extra = {"title": info.title, "archive": str(info.archive)}
+        if attempts > self.config.daemon.retry_later_attempts:
+            self.state.set(info.key, outcome="failed", sig=info.sig, attempts=attempts - 1,
+                           message=f"gave up after {attempts - 1} later attempt(s): {why}")
+            log.error("giving up on %r after %d later attempt(s): %s", info.title, attempts - 1, why,
+                      extra={**extra, "event": "failed"})
+            return "failed"
+        when = retry_at or (now_utc() + timedelta(seconds=self.config.daemon.retry_later_delay))
+        when = max(when, now_utc())
+        self.state.set(info.key, outcome="retrying", sig=info.sig, attempts=attempts, retry_at=when.isoformat(),
+                       message=why)
+        log.warning("%r stopped (%s); retry %d/%d at %s", info.title, why, attempts,
+                    self.config.daemon.retry_later_attempts, when.astimezone(self.zone).isoformat(timespec="seconds"),
+                    extra={**extra, "event": "retry_later", "retry_at": when.isoformat()})
+        with self._reload_lock:
+            self._set_job(info.key, when, "retry")
+        return "retrying"
