@@ -299,7 +299,8 @@ def update_thread_metadata(path: Path, title: str, update: Callable[[dict], None
             raise ArchiveError(path, thread.line, "metadata update did not leave a mapping")
         if meta == thread.metadata:
             return meta
-        if not os.access(real, os.W_OK):
+        # the owner's write bit is honoured even by root (the daemon's container runs as root)
+        if not os.access(real, os.W_OK) or not os.stat(real).st_mode & stat.S_IWUSR:
             raise ArchiveError(path, None, "the archive is not writable; crossposter records post IDs in it "
                                            "(fix its permissions)")
         try:
