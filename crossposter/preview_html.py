@@ -39,11 +39,8 @@ DEFAULT_HANDLES: dict[str, str] = {
 EMBED_SHRINK_BYTES = 1_500_000
 EMBED_MAX_SIDE = 1600
 
+#: Escapes text and attribute values alike (quotes too): every string from the archive goes through it.
 _E = html.escape
-
-
-def _esc(text: str) -> str:
-    return html.escape(text, quote=True)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -176,14 +173,14 @@ def _span_html(text: str, kind: str, value: str, platform: str) -> str:
         href = _safe_href(value)
         inner = _E(text) if platform == "bluesky" else _link_display(text, platform)
         if href is None:
-            return f'<span class="link" title="{_esc(value)}">{inner}</span>'
+            return f'<span class="link" title="{_E(value)}">{inner}</span>'
         return (
-            f'<a class="link" href="{_esc(href)}" title="{_esc(value)}" target="_blank" '
+            f'<a class="link" href="{_E(href)}" title="{_E(value)}" target="_blank" '
             f'rel="noopener noreferrer">{inner}</a>'
         )
     if kind == "tag":
-        return f'<span class="tag" title="#{_esc(value)}">{_E(text)}</span>'
-    return f'<span class="mention" title="@{_esc(value)}">{_E(text)}</span>'
+        return f'<span class="tag" title="#{_E(value)}">{_E(text)}</span>'
+    return f'<span class="mention" title="@{_E(value)}">{_E(text)}</span>'
 
 
 def text_html(post: Post, platform: str) -> tuple[str, list[str]]:
@@ -342,7 +339,7 @@ class _Renderer:
         self._alt_id += 1
         alt_id = f"alt{self._alt_id}"
         uri, problem = self.images.data_uri(img.path)
-        title = f' title="{_esc(img.title)}"' if img.title else ""
+        title = f' title="{_E(img.title)}"' if img.title else ""
         if uri is None:
             alt_line = (
                 f'<span class="missing-alt">Alt: {_E(img.alt)}</span>'
@@ -350,8 +347,8 @@ class _Renderer:
                 else '<span class="missing-alt">No alt text</span>'
             )
             return (
-                f'<figure class="image missing" data-src="{_esc(img.src)}" data-alt="{_esc(img.alt)}">'
-                f'<div class="missing-box" role="img" aria-label="{_esc("Image not available: " + img.alt)}">'
+                f'<figure class="image missing" data-src="{_E(img.src)}" data-alt="{_E(img.alt)}">'
+                f'<div class="missing-box" role="img" aria-label="{_E("Image not available: " + img.alt)}">'
                 f'<span class="missing-icon" aria-hidden="true">⚠</span>'
                 f'<span class="missing-title">Image not available</span>{alt_line}</div>'
                 f'<figcaption class="missing-why">{_E(img.src)}: {_E(problem or "")} '
@@ -369,8 +366,8 @@ class _Renderer:
                 f"people using screen readers will not know what it shows.</span>"
             )
         return (
-            f'<figure class="image" data-src="{_esc(img.src)}">'
-            f'<img src="{uri}" alt="{_esc(img.alt)}"{title} decoding="async">{badge}</figure>'
+            f'<figure class="image" data-src="{_E(img.src)}">'
+            f'<img src="{uri}" alt="{_E(img.alt)}"{title} decoding="async">{badge}</figure>'
         )
 
     def card(
@@ -413,9 +410,9 @@ class _Renderer:
         line = f'<span class="src-line">line {post.line}</span>' if post.line else ""
         return (
             f'<li><article class="{" ".join(classes)}" id="{_Ids.card(n, platform, index)}" '
-            f'data-platform="{_esc(platform)}" data-index="{index}" data-length="{post.length}" '
+            f'data-platform="{_E(platform)}" data-index="{index}" data-length="{post.length}" '
             f'data-limit="{pp.limit}" data-line="{post.line}" '
-            f'aria-label="{_esc(PLATFORM_NAMES.get(platform, platform))} post {index + 1} of {total}">'
+            f'aria-label="{_E(PLATFORM_NAMES.get(platform, platform))} post {index + 1} of {total}">'
             f'<div class="avatar" aria-hidden="true"><span>Y</span></div>'
             f'<div class="card-main">'
             f'<header class="card-head"><span class="name">You</span> '
@@ -438,8 +435,8 @@ class _Renderer:
         if not cards:
             cards = '<li class="empty">No posts.</li>'
         return (
-            f'<section class="column p-{_esc(pp.platform)}" id="{_Ids.column(n, pp.platform)}" '
-            f'data-platform="{_esc(pp.platform)}" aria-label="{_esc(name)}">'
+            f'<section class="column p-{_E(pp.platform)}" id="{_Ids.column(n, pp.platform)}" '
+            f'data-platform="{_E(pp.platform)}" aria-label="{_E(name)}">'
             f'<header class="col-head"><h3><span class="logo" aria-hidden="true"></span>{_E(name)}</h3>'
             f'<p class="col-sub">{_plural(len(pp.posts), "post")} · limit {pp.limit}{over_html}</p></header>'
             f'<ol class="posts">{cards}</ol></section>'
