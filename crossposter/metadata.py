@@ -227,7 +227,8 @@ def _folder_lock(folder: Path, path: Path) -> Iterator[int]:
                 break
             except OSError as e:
                 if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise
+                    raise ArchiveError(path, None, f"cannot lock the archive's folder {folder} "
+                                                   f"({e.strerror}); is it on a file system without flock?") from None
                 if time.monotonic() > deadline:
                     raise ArchiveError(path, None, f"another process has held the lock on {folder} for "
                                                    f"{LOCK_TIMEOUT:.0f} s; is a crossposter process stuck?") from None
@@ -266,14 +267,19 @@ def _atomic_write(real: Path, data: bytes, folder_fd: int, path: Path) -> None:
                     os.fchown(f.fileno(), st.st_uid, st.st_gid)
             os.fsync(f.fileno())
         os.replace(tmp, real)
-    except BaseException as e:
+    except BaseException as e:  # noqa: B036 - also on KeyboardInterrupt: never leave a temp file behind
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         if isinstance(e, OSError):
             raise ArchiveError(path, None, f"could not write the archive ({e.strerror or e}); "
                                            "it is unchanged") from None
         raise
-    os.fsync(folder_fd)
+    try:
+        os.fsync(folder_fd)  # makes the rename itself durable
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.ENOTSUP):  # some file systems cannot fsync a folder
+            raise ArchiveError(path, None, f"the archive was written but the folder could not be synced "
+                                           f"({e.strerror}); check the disk") from None
 
 
 def update_thread_metadata(path: Path, title: str, update: Callable[[dict], None]) -> dict:

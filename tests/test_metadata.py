@@ -357,3 +357,56 @@ def test_two_processes_lose_no_update(tmp_path: Path) -> None:
     assert strip_metadata_blocks(p.read_bytes()) == original
     assert os.listdir(tmp_path) == ["a.md"]
     assert reads > 0
+
+
+def test_threads_of_one_process_lose_no_update(tmp_path: Path) -> None:
+    """The publisher records from one thread per platform: the folder lock must serialise threads too."""
+    import threading
+
+    original = b"## Shared\nbody\n"
+    p = write(tmp_path, original)
+
+    def worker(platform: str) -> None:
+        for i in range(25):
+            update_thread_metadata(p, "Shared", lambda m, i=i: m.setdefault(platform, []).append({"id": str(i)}))
+
+    workers = [threading.Thread(target=worker, args=(name,)) for name in ("bluesky", "mastodon", "x")]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    meta = thread_metadata(p, "Shared")
+    assert {k: [e["id"] for e in v] for k, v in meta.items()} == {
+        name: [str(i) for i in range(25)] for name in ("bluesky", "mastodon", "x")}
+    assert strip_metadata_blocks(p.read_bytes()) == original
+
+
+def _append_forever(path: str) -> None:
+    while True:
+        update_thread_metadata(Path(path), "Shared", lambda m: m.setdefault("x", []).append(str(len(m["x"]))))
+
+
+def test_sigkill_mid_update_never_corrupts(tmp_path: Path) -> None:
+    """A writer killed at random moments leaves a complete file (old or new), never a torn one."""
+    import random
+    import signal
+    import time
+
+    original = "\ufeff# Archive\r\n## Shared\r\n\r\n2024-02-13 21:25\r\nbody  \r\n## Next\r\nend".encode()
+    p = write(tmp_path, original)
+    update_thread_metadata(p, "Shared", lambda m: m.update(x=[]))
+    ctx = multiprocessing.get_context("spawn")
+    rng = random.Random(7)
+    for _ in range(5):
+        proc = ctx.Process(target=_append_forever, args=(str(p),))
+        proc.start()
+        time.sleep(rng.uniform(0.6, 1.0))  # spawn start-up takes ~0.4 s; then it writes continuously
+        assert proc.pid is not None
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join(10)
+        ids = thread_metadata(p, "Shared")["x"]
+        assert ids == [str(i) for i in range(len(ids))]
+        assert strip_metadata_blocks(p.read_bytes()) == original
+    assert len(ids) > 0
+    update_thread_metadata(p, "Shared", lambda m: m["x"].append("last"))
+    assert os.listdir(tmp_path) == ["a.md"]  # a temp file left by a killed writer is gone
