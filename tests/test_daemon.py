@@ -1,0 +1,367 @@
+"""The daemon as a real subprocess (journal fakes via CROSSPOSTER_FAKE_PLATFORMS), and its engine in-process.
+
+Times here are correctness bounds only (generous); the precise start delays are measured by
+benchmarks/daemon.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from crossposter.archive import read_archive
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def iso(dt: datetime) -> str:
+    return dt.isoformat(timespec="seconds")
+
+
+def thread_md(title: str, posts: list[str], when: datetime | None = None, queued: bool = False) -> str:
+    meta = []
+    if when is not None:
+        meta.append(f"schedule: {iso(when)}")
+    if queued:
+        meta.append("queued: true")
+    block = ("<!-- crossposter\n" + "\n".join(meta) + "\n-->\n") if meta else ""
+    body = f"\n{posts[0]}\n" + "".join(f"\n### Part {i + 2}\n\n{p}\n" for i, p in enumerate(posts[1:]))
+    return f"## {title}\n{block}{body}\n"
+
+
+@dataclass
+class Daemon:
+    root: Path
+    config: Path
+    out: Path
+    proc: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def start(self, **env: str) -> None:
+        e = {**os.environ, "CROSSPOSTER_FAKE_PLATFORMS": "1", **self.env, **env}
+        e.pop("CROSSPOSTER_CONFIG", None)
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        with self.out.open("ab") as f:
+            self.proc = subprocess.Popen([sys.executable, "-m", "crossposter", "daemon", "--config", str(self.config)],
+                                         stdout=f, stderr=subprocess.STDOUT, env=e, cwd="/")
+        self.wait_for(lambda: any(ev.get("event") == "started" for ev in self.events()), 20, "daemon start")
+
+    def events(self) -> list[dict]:
+        out = []
+        for line in self.out.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                out.append({"event": "non-json", "msg": line})
+        return out
+
+    def journal(self) -> list[dict]:
+        p = self.root / "state" / "fake-platforms.jsonl"
+        if not p.exists():
+            return []
+        return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+
+    def wait_for(self, cond: Callable[[], bool], timeout: float, what: str) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if cond():
+                return
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited ({self.proc.returncode}) waiting for {what}:\n"
+                                     + self.out.read_text())
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}:\n" + self.out.read_text()[-4000:])
+
+    def signal(self, sig: int) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        rc = self.proc.wait(30)
+        self.proc = None
+        return rc
+
+    def published(self, title: str) -> list[dict]:
+        return [e for e in self.journal() if e["thread_key"].endswith(f"::{title}")]
+
+
+@pytest.fixture()
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    (tmp_path / "threads").mkdir()
+    cfg = tmp_path / "crossposter.yaml"
+    cfg.write_text("timezone: Europe/Berlin\nstate_dir: state\narchives: ['threads/*.md']\n"
+                   "platforms: {bluesky: {handle: me.test}, mastodon: {instance: 'http://127.0.0.1:9'}}\n"
+                   "daemon: {log_format: json, heartbeat_interval: 1, watch_interval: 0.5, misfire_grace: 3}\n")
+    d = Daemon(tmp_path, cfg, tmp_path / "daemon.log")
+    yield d
+    if d.proc is not None and d.proc.poll() is None:
+        d.proc.kill()
+        d.proc.wait(10)
+
+
+def write_archive(path: Path, *threads: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("# Threads\n\n" + "\n".join(threads), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def test_publishes_on_time_and_health(daemon: Daemon) -> None:
+    a = daemon.root / "threads" / "a.md"
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
+    write_archive(a, thread_md("On time", ["First post.", "Second post."], due), thread_md("Later", ["Not yet."]))
+    daemon.start()
+    daemon.wait_for(lambda: len(daemon.published("On time")) == 4, 20, "the thread on both platforms")
+    first = min(e["time"] for e in daemon.journal())
+    assert -0.05 <= first - due.timestamp() < 5.0  # correctness bound; the benchmark measures precisely
+    start = [e for e in daemon.events() if e.get("event") == "publish_start"]
+    assert len(start) == 1 and start[0]["title"] == "On time" and start[0]["delay"] < 5.0
+    assert daemon.published("Later") == []
+    # recorded in the archive, every post in thread order
+    daemon.wait_for(lambda: len(read_archive(a).find("On time").metadata.get("mastodon", [])) == 2, 10, "record")
+    # health: fresh while it runs
+    env = {**os.environ, "CROSSPOSTER_CONFIG": str(daemon.config)}
+    r = subprocess.run([sys.executable, "-m", "crossposter", "health"], env=env, capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert daemon.signal(signal.SIGTERM) == 0
+    time.sleep(3.2)  # three heartbeat intervals
+    r = subprocess.run([sys.executable, "-m", "crossposter", "health"], env=env, capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 1 and "unhealthy" in r.stderr
+
+
+def test_edits_while_running_change_jobs(daemon: Daemon) -> None:
+    a = daemon.root / "threads" / "a.md"
+    far = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
+    write_archive(a, thread_md("Moved", ["Moved thread."], far), thread_md("Dropped", ["Dropped thread."], far))
+    daemon.start()
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
+    # rescheduled (far -> soon) and Dropped also brought forward; a new file with a new thread
+    write_archive(a, thread_md("Moved", ["Moved thread."], soon),
+                  thread_md("Dropped", ["Dropped thread."], soon + timedelta(seconds=1)))
+    write_archive(daemon.root / "threads" / "b.md", thread_md("Added", ["Added thread."], soon + timedelta(seconds=1)))
+    daemon.wait_for(lambda: sum(ev.get("event") == "archive_changed" for ev in daemon.events()) >= 1, 5, "reload")
+    time.sleep(1)
+    # then unscheduled before its time: it must not go out
+    write_archive(a, thread_md("Moved", ["Moved thread."], soon), thread_md("Dropped", ["Dropped thread."]))
+    daemon.wait_for(lambda: bool(daemon.published("Moved") and daemon.published("Added")), 20, "moved and added")
+    moved = min(e["time"] for e in daemon.published("Moved"))
+    assert -0.05 < moved - soon.timestamp() < 5
+    added = min(e["time"] for e in daemon.published("Added"))
+    assert -0.05 < added - (soon + timedelta(seconds=1)).timestamp() < 5
+    time.sleep(max(0.0, soon.timestamp() + 2.5 - time.time()))
+    assert daemon.published("Dropped") == []
+    # removing a file drops its jobs
+    c = daemon.root / "threads" / "c.md"
+    write_archive(c, thread_md("Gone", ["Gone."], datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)))
+    daemon.wait_for(lambda: any(str(ev.get("archive", "")).endswith("c.md") for ev in daemon.events()), 5, "c.md")
+    c.unlink()
+    time.sleep(4)
+    assert daemon.published("Gone") == []
+    assert any(ev.get("event") == "archive_removed" for ev in daemon.events())
+    assert daemon.signal(signal.SIGTERM) == 0
+
+
+def test_kill_and_restart_misfire_policy(daemon: Daemon) -> None:
+    a = daemon.root / "threads" / "a.md"
+    now = datetime.now(UTC).replace(microsecond=0)
+    late_ok = now + timedelta(seconds=5)  # 2 s late at restart: within the 3 s grace
+    too_late = now + timedelta(seconds=1)  # 6 s late at restart: beyond it
+    write_archive(a, thread_md("Within grace", ["Goes out late."], late_ok),
+                  thread_md("Beyond grace", ["Stays unposted."], too_late))
+    daemon.start()
+    assert daemon.proc is not None
+    daemon.proc.kill()  # kill -9: no clean-up at all
+    daemon.proc.wait(10)
+    daemon.proc = None
+    time.sleep(max(0.0, late_ok.timestamp() + 2 - time.time()))
+    daemon.start()
+    daemon.wait_for(lambda: len(daemon.published("Within grace")) == 2, 15, "the thread within grace")
+    missed = [ev for ev in daemon.events() if ev.get("event") == "missed"]
+    assert [m["title"] for m in missed] == ["Beyond grace"]
+    time.sleep(1)
+    assert daemon.published("Beyond grace") == []
+    assert read_archive(a).find("Beyond grace").metadata.get("bluesky") is None
+    state = json.loads((daemon.root / "state" / "daemon-state.json").read_text())["threads"]
+    assert state[f"{a}::Beyond grace"]["outcome"] == "missed"
+    assert daemon.signal(signal.SIGTERM) == 0
+    # a further restart does not publish the missed thread either
+    daemon.start()
+    time.sleep(1.5)
+    assert daemon.published("Beyond grace") == []
+    assert daemon.signal(signal.SIGINT) == 0
+
+
+def test_sigterm_mid_thread_then_resume_without_duplicates(daemon: Daemon) -> None:
+    a = daemon.root / "threads" / "a.md"
+    posts = [f"Post number {i} of the long thread." for i in range(1, 7)]
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    write_archive(a, thread_md("Long", posts, due))
+    daemon.start(CROSSPOSTER_FAKE_DELAY="0.4")
+    daemon.wait_for(lambda: len(daemon.published("Long")) >= 2, 20, "the first posts")
+    assert daemon.signal(signal.SIGTERM) == 0
+    partial = daemon.published("Long")
+    assert 2 <= len(partial) < 12, "SIGTERM must land mid-thread"
+    meta = read_archive(a).find("Long").metadata
+    recorded = len(meta.get("bluesky", [])) + len(meta.get("mastodon", []))
+    assert recorded == len(partial)  # every accepted post was recorded before exit
+    stopped = [ev for ev in daemon.events() if ev.get("event") == "stopped"]
+    assert stopped and stopped[0]["title"] == "Long"
+    # well past the 3 s grace: a started thread is resumed anyway
+    time.sleep(max(0.0, due.timestamp() + 4 - time.time()))
+    daemon.start()
+    daemon.wait_for(lambda: len({(e["platform"], e["index"]) for e in daemon.published("Long")}) == 12, 20,
+                    "the rest of the thread")
+    time.sleep(0.5)
+    entries = [e for e in daemon.published("Long") if not e["rewrite"]]
+    keys = [(e["platform"], e["index"]) for e in entries]
+    assert sorted(keys) == sorted({(p, i) for p in ("bluesky", "mastodon") for i in range(6)}), "duplicate post"
+    meta = read_archive(a).find("Long").metadata
+    assert [m["id"] for m in meta["mastodon"]] == [e["id"] for e in sorted(
+        (e for e in entries if e["platform"] == "mastodon"), key=lambda e: e["index"])]
+    # each reply's parent is the previous post of the same chain
+    for p in ("bluesky", "mastodon"):
+        chain = sorted((e for e in entries if e["platform"] == p), key=lambda e: e["index"])
+        assert [e["parent"] for e in chain[1:]] == [e["id"] for e in chain[:-1]]
+    assert daemon.signal(signal.SIGTERM) == 0
+
+
+def test_bad_config_exits_with_message(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("daemon: {misfire_grase: 5}\n")
+    r = subprocess.run([sys.executable, "-m", "crossposter", "daemon", "--config", str(cfg)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 1
+    assert "daemon.misfire_grase: unknown key" in r.stderr
+
+
+def test_missing_secret_exits_and_is_not_leaked(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("platforms: {bluesky: {handle: me.test}}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CROSSPOSTER_")}
+    env["CROSSPOSTER_BLUESKY_PASSWORD"] = "very-secret-app-password"
+    r = subprocess.run([sys.executable, "-m", "crossposter", "daemon", "--config", str(cfg)], capture_output=True,
+                       text=True, timeout=30, env=env)
+    assert r.returncode == 1
+    assert "CROSSPOSTER_MASTODON_ACCESS_TOKEN" in r.stdout
+    assert "very-secret" not in r.stdout + r.stderr
+
+
+# --------------------------------------------------------------------------- engine in-process
+
+
+@dataclass
+class FakeResult:
+    outcomes: dict
+    ok: bool
+    retryable: bool
+
+
+@dataclass
+class FakeOutcome:
+    state: str
+    posted: int = 0
+    total: int = 1
+    message: str = ""
+    links: list = field(default_factory=list)
+    retry_at: datetime | None = None
+
+
+def _engine(tmp_path: Path, publish: Callable, **daemon: object):
+    from crossposter.config import load_config
+    from crossposter.schedule import Engine
+
+    cfg = tmp_path / "crossposter.yaml"
+    extra = "".join(f"  {k}: {json.dumps(v)}\n" for k, v in daemon.items())
+    cfg.write_text("timezone: Europe/Berlin\nstate_dir: state\narchives: ['one.md', 'two.md']\n"
+                   f"daemon:\n  watch_interval: 0.2\n{extra}")
+    return Engine(load_config(cfg), publish=publish)
+
+
+def test_queue_slot_takes_next_queued_in_archive_order(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    def publish(config, path, title, **kw):  # noqa: ANN001, ANN003, ANN202
+        calls.append(title)
+        return FakeResult({"bluesky": FakeOutcome("done")}, True, False)
+
+    write_archive(tmp_path / "one.md", thread_md("Plain", ["x"]), thread_md("Q1", ["a"], queued=True))
+    write_archive(tmp_path / "two.md", thread_md("Q2", ["b"], queued=True),
+                  thread_md("Q3 scheduled", ["c"], datetime.now(UTC) + timedelta(days=2), queued=True))
+    done: list[str] = []
+    eng = _engine(tmp_path, publish, queue_slots=["daily 09:00"])
+    eng.on_result = lambda key, outcome: done.append(outcome)
+    eng.start()
+    try:
+        nxt = eng.next_slot()
+        assert nxt is not None and nxt.astimezone(eng.zone).strftime("%H:%M") == "09:00"
+        for expect in (1, 2):
+            eng._slot("daily 09:00")
+            end = time.monotonic() + 5
+            while len(done) < expect and time.monotonic() < end:
+                time.sleep(0.02)
+        assert calls == ["Q1", "Q2"]
+        eng._slot("daily 09:00")  # nothing queued is left (Q3 has a schedule: its own job takes it)
+        time.sleep(0.3)
+        assert calls == ["Q1", "Q2"]
+    finally:
+        eng.stop(5)
+
+
+def test_retry_later_is_bounded(tmp_path: Path) -> None:
+    calls: list[float] = []
+
+    def publish(config, path, title, **kw):  # noqa: ANN001, ANN003, ANN202
+        calls.append(time.monotonic())
+        return FakeResult({"mastodon": FakeOutcome("rate_limited", message="429")}, False, True)
+
+    write_archive(tmp_path / "one.md", thread_md("Limited", ["x"], datetime.now(UTC) + timedelta(seconds=1)))
+    eng = _engine(tmp_path, publish, retry_later_attempts=2, retry_later_delay=1)
+    outcomes: list[str] = []
+    eng.on_result = lambda key, outcome: outcomes.append(outcome)
+    eng.start()
+    try:
+        end = time.monotonic() + 15
+        while len(outcomes) < 3 and time.monotonic() < end:
+            time.sleep(0.05)
+        time.sleep(1.5)
+    finally:
+        eng.stop(5)
+    assert outcomes == ["retrying", "retrying", "failed"]
+    assert all(b - a >= 0.9 for a, b in zip(calls, calls[1:], strict=False))
+    state = json.loads((tmp_path / "state" / "daemon-state.json").read_text())["threads"]
+    entry = state[f"{tmp_path / 'one.md'}::Limited"]
+    assert entry["outcome"] == "failed" and "gave up after 2" in entry["message"]
+
+
+def test_retry_at_from_platform_is_used(tmp_path: Path) -> None:
+    calls: list[datetime] = []
+
+    def publish(config, path, title, **kw):  # noqa: ANN001, ANN003, ANN202
+        calls.append(datetime.now(UTC))
+        if len(calls) == 1:
+            return FakeResult({"x": FakeOutcome("transient", retry_at=datetime.now(UTC) + timedelta(seconds=1.5))},
+                              False, True)
+        return FakeResult({"x": FakeOutcome("done")}, True, False)
+
+    write_archive(tmp_path / "one.md", thread_md("Flaky", ["x"], datetime.now(UTC) + timedelta(seconds=1)))
+    eng = _engine(tmp_path, publish, retry_later_delay=3600)
+    outcomes: list[str] = []
+    eng.on_result = lambda key, outcome: outcomes.append(outcome)
+    eng.start()
+    try:
+        end = time.monotonic() + 10
+        while len(outcomes) < 2 and time.monotonic() < end:
+            time.sleep(0.05)
+    finally:
+        eng.stop(5)
+    assert outcomes == ["retrying", "done"]
+    assert 1.3 <= (calls[1] - calls[0]).total_seconds() < 4
