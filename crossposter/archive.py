@@ -254,7 +254,7 @@ def _read_block(lines: list[str], first: int, stop: int, path: Path) -> tuple[di
 
     source = "\n".join(parts)
     try:
-        data = yaml.safe_load(source)
+        data = yaml.load(source, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # safe; libyaml when built
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         line = first + 1 + (mark.line if mark is not None else 0)

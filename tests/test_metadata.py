@@ -410,3 +410,21 @@ def test_sigkill_mid_update_never_corrupts(tmp_path: Path) -> None:
     assert len(ids) > 0
     update_thread_metadata(p, "Shared", lambda m: m["x"].append("last"))
     assert os.listdir(tmp_path) == ["a.md"]  # a temp file left by a killed writer is gone
+
+
+@pytest.mark.parametrize("corrupt", [
+    lambda new: new.replace(b"body", b"bodY"),          # the thread's own text
+    lambda new: new.replace(b"## B", b"## b"),          # another section
+    lambda new: new.replace(b"skip: true", b"skip: 1"),  # the recorded value
+])
+def test_safety_net_refuses_bytes_that_do_not_read_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        corrupt: object) -> None:
+    import crossposter.metadata as mod
+
+    data = b"## A\nbody\n## B\nx\n"
+    p = write(tmp_path, data)
+    real = mod._replace_block
+    monkeypatch.setattr(mod, "_replace_block", lambda *a: corrupt(real(*a)))  # type: ignore[operator]
+    with pytest.raises(ArchiveError, match="nothing was written"):
+        update_thread_metadata(p, "A", set_skip)
+    assert p.read_bytes() == data and os.listdir(tmp_path) == ["a.md"]
