@@ -415,7 +415,7 @@ def test_sigkill_mid_update_never_corrupts(tmp_path: Path) -> None:
 @pytest.mark.parametrize("corrupt", [
     lambda new: new.replace(b"body", b"bodY"),          # the thread's own text
     lambda new: new.replace(b"## B", b"## b"),          # another section
-    lambda new: new.replace(b"skip: true", b"skip: 1"),  # the recorded value
+    lambda new: new.replace(b"skip: true", b"skip: no"),  # the recorded value
 ])
 def test_safety_net_refuses_bytes_that_do_not_read_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                         corrupt: object) -> None:
