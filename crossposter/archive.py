@@ -36,7 +36,7 @@ BLOCK_CLOSE = "-->"
 _BOM = "\ufeff"
 
 #: A line that is only the thread's original date (optionally with time).
-_DATE_RE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}:\d{2}(?::\d{2})?))?")
+_DATE_RE = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})(?:[ T]([0-9]{2}:[0-9]{2}(?::[0-9]{2})?))?")
 
 _LIST_TOKENS = frozenset({"bullet_list_open", "bullet_list_close", "ordered_list_open", "ordered_list_close",
                           "list_item_open", "list_item_close", "paragraph_open", "paragraph_close", "inline"})
@@ -96,6 +96,7 @@ class Archive:
     _tokens: list[Token] | None = field(default=None, repr=False, compare=False)
     _env: dict | None = field(default=None, repr=False, compare=False)
     _body_cache: dict[int, list[Token]] = field(default_factory=dict, repr=False, compare=False)
+    _positions: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
 
     def find(self, title: str) -> Thread:
         """The thread with this heading; exact match first, then ignoring case and spacing if unique.
@@ -144,8 +145,9 @@ class Archive:
 
     def _slice_body(self, thread: Thread) -> list[Token] | None:
         """The block tokens of the body, or None when the body does not start on a block boundary."""
-        if self._tokens is None or thread._token_range is None:
-            return None
+        pos = self._positions.get(id(thread))
+        if self._tokens is None or thread._token_range is None or pos is None or self.threads[pos] is not thread:
+            return None  # not a thread of this parse: its token range would point elsewhere
         start, stop = thread._token_range
         first = thread.body_line - 1  # 0-based
         for i in range(start, stop):
@@ -371,7 +373,8 @@ def parse_archive(text: str, path: Path) -> Archive:
                         _token_range=(ti + 3, nxt_ti))
         threads.append(thread)
 
-    archive = Archive(path=path, threads=threads, _tokens=tokens, _env=env)
+    archive = Archive(path=path, threads=threads, _tokens=tokens, _env=env,
+                      _positions={id(t): i for i, t in enumerate(threads)})
     for thread in threads:
         if thread.metadata.get("skip") is True:
             thread.skipped = "skip: true"

@@ -315,3 +315,15 @@ def test_generated_archive_parses_in_one_pass(tmp_path: Path, monkeypatch: pytes
     for t in archive.threads:
         archive.body_tokens(t)
     assert len(archive.threads) == 200 and calls == [len(text)]
+
+
+def test_body_tokens_of_a_foreign_thread_are_parsed_from_its_body() -> None:
+    one = parse_archive("## A\n\nfirst *one*\n", Path("a.md"))
+    two = parse_archive("# x\n\n## B\n\n- item\n", Path("b.md"))
+    tokens = one.body_tokens(two.threads[0])
+    assert [t.type for t in tokens][:2] == ["bullet_list_open", "list_item_open"]
+
+
+def test_unicode_digits_are_not_a_date() -> None:
+    t = parse_archive("## A\n٢٠٢٤-٠١-٠١\nBody\n", Path("a.md")).threads[0]
+    assert t.date is None and t.body.startswith("٢٠٢٤")
