@@ -35,7 +35,10 @@ module is paranoid:
   on the old inode), and serialises threads of one process as well as separate
   processes (each call opens its own descriptor). The file is re-read under the
   lock, so an update never works on stale bytes. Leftover temp files of a
-  writer that was killed are removed under the same lock.
+  writer that was killed are removed under the same lock. Editors do not take
+  the lock: if the file's inode, size or mtime changed between our read and the
+  rename, the temp file is discarded and the read-modify-write redone (so an
+  editor's save is never overwritten; ``update`` may run more than once).
 """
 
 from __future__ import annotations
@@ -268,19 +271,28 @@ def _remove_stale_temps(real: Path) -> None:
                     os.unlink(entry.path)
 
 
-def _atomic_write(real: Path, data: bytes, folder_fd: int, path: Path) -> None:
-    st = os.stat(real)
+def _same_file(st: os.stat_result, now: os.stat_result) -> bool:
+    return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns) == (now.st_ino, now.st_dev, now.st_size,
+                                                                  now.st_mtime_ns)
+
+
+def _atomic_write(real: Path, data: bytes, folder_fd: int, path: Path, read_stat: os.stat_result) -> bool:
+    """Write ``data`` over ``real`` atomically; False (nothing written) if the file changed since it was read."""
     tmp = real.parent / f"{_tmp_prefix(real)}{os.getpid()}.{secrets.token_hex(4)}{_TMP_SUFFIX}"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fchmod(f.fileno(), stat.S_IMODE(st.st_mode))
+            os.fchmod(f.fileno(), stat.S_IMODE(read_stat.st_mode))
             if hasattr(os, "fchown"):
                 with contextlib.suppress(OSError):
-                    os.fchown(f.fileno(), st.st_uid, st.st_gid)
+                    os.fchown(f.fileno(), read_stat.st_uid, read_stat.st_gid)
             os.fsync(f.fileno())
+        # An editor does not take our lock: if it saved meanwhile, do not overwrite its save.
+        if not _same_file(read_stat, os.stat(real)):
+            os.unlink(tmp)
+            return False
         os.replace(tmp, real)
     except BaseException as e:  # noqa: B036 - also on KeyboardInterrupt: never leave a temp file behind
         with contextlib.suppress(OSError):
@@ -295,41 +307,54 @@ def _atomic_write(real: Path, data: bytes, folder_fd: int, path: Path) -> None:
         if e.errno not in (errno.EINVAL, errno.ENOTSUP):  # some file systems cannot fsync a folder
             raise ArchiveError(path, None, f"the archive was written but the folder could not be synced "
                                            f"({e.strerror}); check the disk") from None
+    return True
+
+
+#: how often a read-modify-write is redone when an editor saved the file in between
+_ATTEMPTS = 5
 
 
 def update_thread_metadata(path: Path, title: str, update: Callable[[dict], None]) -> dict:
     """Apply ``update`` to a copy of the thread's metadata and write it back (see module docstring).
 
     Returns the new metadata. Raises ArchiveError (file unreadable/not writable, thread missing or
-    ambiguous, metadata not writable); in every error case the file is left untouched.
+    ambiguous, metadata not writable); in every error case the file is left untouched. ``update`` may be
+    called more than once (on a fresh copy each time) if another program saves the file meanwhile, so it
+    must only mutate the dict it is given.
     """
     path = Path(path)
     real = Path(os.path.realpath(path))
     with _folder_lock(real.parent, path) as folder_fd:
         _remove_stale_temps(real)
-        try:
-            data = real.read_bytes()
-        except OSError as e:
-            raise ArchiveError(path, None, f"cannot read the archive: {e.strerror or e}") from None
-        archive = parse_archive(decode_archive(data, path), path)
-        thread = archive.find(title)
-        meta = copy.deepcopy(thread.metadata)
-        update(meta)
-        if not isinstance(meta, dict):  # pragma: no cover - update mutates in place, but be sure
-            raise ArchiveError(path, thread.line, "metadata update did not leave a mapping")
-        if meta == thread.metadata:
-            return meta
-        # the owner's write bit is honoured even by root (the daemon's container runs as root)
-        if not os.access(real, os.W_OK) or not os.stat(real).st_mode & stat.S_IWUSR:
-            raise ArchiveError(path, None, "the archive is not writable; crossposter records post IDs in it "
-                                           "(fix its permissions)")
-        try:
-            new = _replace_block(data, archive, thread, meta)
-        except ValueError as e:
-            raise ArchiveError(path, thread.line, f"cannot record metadata for {thread.title!r}: {e}") from None
-        _verify(data, new, thread, meta, path)
-        _atomic_write(real, new, folder_fd, path)
-        return meta
+        for _ in range(_ATTEMPTS):
+            try:
+                with open(real, "rb") as f:
+                    read_stat = os.fstat(f.fileno())
+                    data = f.read()
+            except OSError as e:
+                raise ArchiveError(path, None, f"cannot read the archive: {e.strerror or e}") from None
+            archive = parse_archive(decode_archive(data, path), path)
+            thread = archive.find(title)
+            meta = copy.deepcopy(thread.metadata)
+            update(meta)
+            if not isinstance(meta, dict):  # pragma: no cover - update mutates in place, but be sure
+                raise ArchiveError(path, thread.line, "metadata update did not leave a mapping")
+            if meta == thread.metadata:
+                return meta
+            # the owner's write bit is honoured even by root (the daemon's container runs as root)
+            if not os.access(real, os.W_OK) or not read_stat.st_mode & stat.S_IWUSR:
+                raise ArchiveError(path, None, "the archive is not writable; crossposter records post IDs "
+                                               "in it (fix its permissions)")
+            try:
+                new = _replace_block(data, archive, thread, meta)
+            except ValueError as e:
+                raise ArchiveError(path, thread.line,
+                                   f"cannot record metadata for {thread.title!r}: {e}") from None
+            _verify(data, new, thread, meta, path)
+            if _atomic_write(real, new, folder_fd, path, read_stat):
+                return meta
+        raise ArchiveError(path, None, f"the archive kept changing while crossposter recorded into it "
+                                       f"({_ATTEMPTS} attempts); is an editor auto-saving it?")
 
 
 def strip_metadata_blocks(data: bytes) -> bytes:

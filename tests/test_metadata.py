@@ -428,3 +428,21 @@ def test_safety_net_refuses_bytes_that_do_not_read_back(tmp_path: Path, monkeypa
     with pytest.raises(ArchiveError, match="nothing was written"):
         update_thread_metadata(p, "A", set_skip)
     assert p.read_bytes() == data and os.listdir(tmp_path) == ["a.md"]
+
+
+def test_an_editor_saving_meanwhile_is_not_overwritten(tmp_path: Path) -> None:
+    """Editors do not take our lock: a save between our read and our rename must survive."""
+    p = write(tmp_path, b"## A\nbody\n")
+    calls = []
+
+    def update(meta: dict) -> None:
+        if not calls:  # the "editor" saves while we are working on the first read
+            with open(p, "ab") as f:
+                f.write(b"added in the editor\n")
+        calls.append(1)
+        meta["skip"] = True
+
+    update_thread_metadata(p, "A", update)
+    assert len(calls) == 2
+    assert p.read_bytes() == b"## A\n<!-- crossposter\nskip: true\n-->\nbody\nadded in the editor\n"
+    assert os.listdir(tmp_path) == ["a.md"]
