@@ -365,3 +365,38 @@ def test_retry_at_from_platform_is_used(tmp_path: Path) -> None:
         eng.stop(5)
     assert outcomes == ["retrying", "done"]
     assert 1.3 <= (calls[1] - calls[0]).total_seconds() < 4
+
+
+# --------------------------------------------------------------------------- logs
+
+
+def test_logs_redact_secrets_plain_and_json() -> None:
+    import io
+    import logging
+
+    from crossposter.logs import setup_logging
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        for fmt in ("plain", "json"):
+            buf = io.StringIO()
+            setup_logging(fmt, ["s3cr3t-token-value", "pw"], stream=buf)
+            log = logging.getLogger("crossposter.test")
+            log.info("token is %s", "s3cr3t-token-value", extra={"event": "e1", "detail": "x s3cr3t-token-value"})
+            try:
+                raise RuntimeError("auth failed for s3cr3t-token-value")
+            except RuntimeError:
+                log.exception("boom")
+            out = buf.getvalue()
+            assert "s3cr3t" not in out, out
+            assert out.count("***") >= 3
+            if fmt == "json":
+                lines = [json.loads(line) for line in out.splitlines()]
+                assert lines[0]["event"] == "e1" and lines[0]["msg"] == "token is ***"
+                assert lines[0]["detail"] == "x ***" and "RuntimeError" in lines[1]["exc"]
+            else:
+                assert "INFO" in out and "token is ***" in out and "Traceback" in out
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
