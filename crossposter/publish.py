@@ -323,11 +323,65 @@ class _Runtime:
 # --------------------------------------------------------------------------- recording
 
 
-def _record_into(update: Recorder, archive_path: Path, title: str) -> Callable[[Callable[[dict], None]], dict]:
-    def write(fn: Callable[[dict], None]) -> dict:
-        return update(archive_path, title, fn)
+class _GroupRecorder:
+    """Serialises metadata writes from the platform threads and merges those that arrive together.
 
-    return write
+    Each chain must see its post recorded before its next request, but three chains finishing a
+    post at about the same time need not pay for three lock/parse/fsync rounds: whoever finds no
+    write in progress becomes the writer and applies every update queued so far in one atomic
+    write (group commit); the others wait for it. An update that raises fails alone.
+    """
+
+    def __init__(self, update: Recorder, archive_path: Path, title: str) -> None:
+        self._update = update
+        self._path = archive_path
+        self._title = title
+        self._cond = threading.Condition()
+        self._queue: list[_Ticket] = []
+        self._writing = False
+        self.writes = 0
+
+    def __call__(self, fn: Callable[[dict], None]) -> None:
+        ticket = _Ticket(fn)
+        with self._cond:
+            self._queue.append(ticket)
+            while not ticket.done and self._writing:
+                self._cond.wait()
+            if ticket.done:
+                if ticket.error is not None:
+                    raise ticket.error
+                return
+            self._writing = True
+            batch, self._queue = self._queue, []
+        error: BaseException | None = None
+        try:
+            self._update(self._path, self._title, lambda meta: [t.apply(meta) for t in batch])
+            self.writes += 1
+        except BaseException as e:  # the write itself failed: every update in it failed
+            error = e
+        with self._cond:
+            for t in batch:
+                t.done = True
+                if error is not None and t.error is None:
+                    t.error = error
+            self._writing = False
+            self._cond.notify_all()
+        if ticket.error is not None:
+            raise ticket.error
+
+
+class _Ticket:
+    def __init__(self, fn: Callable[[dict], None]) -> None:
+        self.fn = fn
+        self.done = False
+        self.error: BaseException | None = None
+
+    def apply(self, meta: dict) -> None:
+        # An update checks before it mutates (see _Chain._apply), so a failing one leaves meta as it was.
+        try:
+            self.fn(meta)
+        except Exception as e:
+            self.error = e
 
 
 def _default_recorder() -> Recorder:
@@ -348,7 +402,7 @@ class _Chain:
     pending: dict | None
     prepared: dict[tuple[str, str, int], ImageUpload]
     max_image_bytes: int
-    write: Callable[[Callable[[dict], None]], dict]
+    write: Callable[[Callable[[dict], None]], None]
     thread_key: str
     language: str
     rt: _Runtime
@@ -702,10 +756,17 @@ def _publish(config: Config, archive_path: Path, title: str, platforms: list[str
 
     with reporter:
         # 4. log in everywhere at once; learn the real limits
+        prepared: dict[tuple[str, str, int], ImageUpload] = {}
+        cache_lock = threading.Lock()
+
         def login(p: str) -> Any:
             try:
                 rt.call(p, "log in", built[p].login)
-                return rt.call(p, "read limits", built[p].limits)
+                lim = rt.call(p, "read limits", built[p].limits)
+                # Re-encode images now, while the other platforms still wait for their servers; problems are
+                # reported by the pass over the final plan below (which then only hits this cache).
+                _prepare_images(plan, archive_path, p, len(recorded[p]), lim.max_image_bytes, prepared, cache_lock)
+                return lim
             except _Stop as s:
                 return s
             except PlatformError as e:
@@ -732,8 +793,6 @@ def _publish(config: Config, archive_path: Path, title: str, platforms: list[str
             problems += _plan_problems(plan, archive_path)
 
         # 6. prepare every image still to upload, at each platform's byte limit
-        prepared: dict[tuple[str, str, int], ImageUpload] = {}
-        cache_lock = threading.Lock()
         for p, lim in limits.items():
             problems += _prepare_images(plan, archive_path, p, len(recorded[p]), lim.max_image_bytes, prepared,
                                         cache_lock)
@@ -742,6 +801,7 @@ def _publish(config: Config, archive_path: Path, title: str, platforms: list[str
 
         # 7. the chains, one thread per platform
         chains: dict[str, _Chain] = {}
+        group = _GroupRecorder(recorder, archive_path, title)
         for p in limits:
             why = _check_recorded(plan, p, recorded[p])
             if why:
@@ -753,7 +813,7 @@ def _publish(config: Config, archive_path: Path, title: str, platforms: list[str
             pend = pending_all.get(p) if isinstance(pending_all.get(p), dict) else None
             chains[p] = _Chain(platform=p, adapter=built[p], posts=plan.platforms[p].posts, recorded=recorded[p],
                                pending=pend, prepared=prepared, max_image_bytes=limits[p].max_image_bytes,
-                               write=_record_into(recorder, archive_path, title), thread_key=thread.key,
+                               write=group, thread_key=thread.key,
                                language=config.language, rt=rt, upload_ahead=upload_ahead)
         if chains:
             with ThreadPoolExecutor(max_workers=len(chains), thread_name_prefix="chain") as pool:
