@@ -521,3 +521,51 @@ def test_dry_run_prints_posts_and_diff_and_leaves_the_archive_untouched(archive:
     assert "+<!-- crossposter" in out and "+bluesky:" in out and "+mastodon:" in out and "+x:" in out
     assert "at://did:plc:fakeme.test/app.bsky.feed.post/" in out
     assert f"-{TITLE}" not in out  # only additions: the block
+
+
+def test_a_failing_update_in_a_group_commit_fails_alone(archive: Path) -> None:
+    from crossposter.metadata import update_thread_metadata
+    from crossposter.publish import _GroupRecorder
+
+    group = _GroupRecorder(update_thread_metadata, archive, TITLE)
+    started, release = threading.Event(), threading.Event()
+
+    def slow(meta: dict) -> None:
+        started.set()
+        release.wait(5)
+        meta["bluesky"] = [{"id": "a"}]
+
+    def bad(meta: dict) -> None:
+        raise RuntimeError("the block was edited")
+
+    errors: list[BaseException] = []
+
+    def submit(fn) -> None:  # type: ignore[no-untyped-def]
+        try:
+            group(fn)
+        except RuntimeError as e:
+            errors.append(e)
+
+    first = threading.Thread(target=submit, args=(slow,))
+    first.start()
+    assert started.wait(5)
+    queued = [threading.Thread(target=submit, args=(fn,)) for fn in
+              (bad, lambda m: m.__setitem__("x", [{"id": "b"}]), lambda m: m.__setitem__("mastodon", [{"id": "c"}]))]
+    for t in queued:
+        t.start()
+    deadline = time.monotonic() + 5
+    while len(group._queue) < 3 and time.monotonic() < deadline:  # all three queue behind the write in progress
+        time.sleep(0.01)
+    release.set()
+    for t in (first, *queued):
+        t.join(5)
+    assert [str(e) for e in errors] == ["the block was edited"]
+    assert meta_of(archive) == {"bluesky": [{"id": "a"}], "x": [{"id": "b"}], "mastodon": [{"id": "c"}]}
+    assert group.writes == 2  # the three queued updates went out in one write
+
+
+def test_progress_bars_run_through_a_whole_thread(archive: Path, config: Config) -> None:
+    fakes = fake_adapters(["bluesky", "x"])
+    fakes["x"].fail("publish", RejectedError("x", "too long"), index=1)
+    result = publish_thread(config, archive, TITLE, ["bluesky", "x"], adapters=fakes, progress=True)
+    assert result.outcomes["bluesky"].state == "done" and result.outcomes["x"].state == "rejected"
