@@ -113,7 +113,7 @@ def _summary(console, result) -> None:  # noqa: ANN001 - rich Console / PublishR
     table.add_column("platform")
     table.add_column("posted", justify="right")
     table.add_column("state")
-    table.add_column("links / what to do")
+    table.add_column("links / what to do", overflow="fold")
     for name, o in result.outcomes.items():
         links = o.links if len(o.links) <= 3 else [o.links[0], f"… {len(o.links) - 2} more …", o.links[-1]]
         detail = "\n".join(links) if o.state == "done" else "\n".join([o.message, *links])
