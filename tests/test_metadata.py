@@ -268,6 +268,7 @@ def test_recording_preserves_every_other_byte(tmp_path: Path, case: tuple[bytes,
     # a heading on the last line has no line ending of its own: the file's first one is used
     want_cr = (orig_lines[cr_line - 1] if cr_line < len(orig_lines) else original.split(b"\n")[0]).endswith(b"\r")
 
+    previous = original
     for n, (key, value) in enumerate(steps):
         def update(meta: dict, key: str = key, value: str = value, n: int = n) -> None:
             if key in ("bluesky", "mastodon", "x"):
@@ -299,7 +300,7 @@ def test_recording_preserves_every_other_byte(tmp_path: Path, case: tuple[bytes,
         # line ending of the block it replaces
         target = read_archive(p).find(title)
         raw_lines = new.split(b"\n")
-        if target.block_line is not None and target.block_end_line > target.block_line:
+        if new != previous and target.block_line is not None and target.block_end_line > target.block_line:
             for k in range(target.block_line, target.block_end_line):
                 assert raw_lines[k - 1].endswith(b"\r") == want_cr
         # (2b) and byte for byte: every other section's raw lines, line endings and trailing spaces included
@@ -307,6 +308,7 @@ def test_recording_preserves_every_other_byte(tmp_path: Path, case: tuple[bytes,
         for t, raw in section_bytes(original, p, original=True).items():
             if t != title:
                 assert new_sections[t] == raw
+        previous = new
     assert sorted(os.listdir(tmp_path)) == ["gen.md"]
 
 
