@@ -12,6 +12,7 @@ import random
 import statistics
 import subprocess
 import sys
+import time
 import timeit
 from collections.abc import Callable
 from pathlib import Path
@@ -66,28 +67,43 @@ SAMPLES: dict[str, Callable[[random.Random, int], str]] = {
 }
 
 
-def import_time_ms(runs: int = 7) -> tuple[float, float]:
-    """Median wall time of `python -c pass` and of `python -c "import crossposter.counting"`, in ms."""
+def _median_wall_ms(code: str, runs: int = 7) -> float:
+    """Median wall time of a fresh `python -c code`, in ms (interpreter start-up included)."""
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
+        )
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
 
-    def run(code: str) -> float:
-        times = []
-        for _ in range(runs):
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    "-c",
-                    f"import time; t=time.perf_counter(); {code}; print(time.perf_counter()-t)",
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-                cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
-            )
-            times.append(float(out.stdout) * 1000)
-        return statistics.median(times)
 
-    return run("pass"), run("import crossposter.counting")
+FIRST_USE = (
+    "import time; t=time.perf_counter(); import crossposter.counting as c; t1=time.perf_counter(); "
+    "[c.length(p, 'Grüße 👋🏽 日本語 https://example.com/a?b=1 @me@example.social') for p in ('bluesky','mastodon','x')]; "
+    "t2=time.perf_counter(); print(f'{(t1-t)*1000:.2f} {(t2-t1)*1000:.2f}')"
+)
+
+
+def first_use_ms(runs: int = 7) -> tuple[float, float]:
+    """In a fresh interpreter: (import time, first calls on all platforms with non-ASCII text and a URL).
+
+    The first calls import `regex` and compile the lazy patterns; that is what a preview pays once.
+    """
+    imports, firsts = [], []
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, "-c", FIRST_USE],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        ).stdout.split()
+        imports.append(float(out[0]))
+        firsts.append(float(out[1]))
+    return statistics.median(imports), statistics.median(firsts)
 
 
 def main() -> None:
@@ -105,10 +121,13 @@ def main() -> None:
                 best = min(timeit.repeat(lambda p=platform, t=text: length(p, t), number=number, repeat=5))
                 row.append(best / number * 1e6)
             print(f"{name:16} {n:5}  " + " ".join(f"{us:9.1f}" for us in row))
-    base, counting = import_time_ms()
+    base = _median_wall_ms("pass")
+    with_import = _median_wall_ms("import crossposter.counting")
+    inside, first = first_use_ms()
     print(
-        f"\nimport crossposter.counting: {counting:.2f} ms inside a fresh interpreter "
-        f"(the statement `pass` alone: {base:.2f} ms)"
+        f"\npython -c pass: {base:.1f} ms wall; python -c 'import crossposter.counting': {with_import:.1f} ms wall"
+        f"\nimport measured inside the interpreter: {inside:.2f} ms; first length() calls on the three platforms"
+        f" (imports regex, compiles the lazy patterns): {first:.1f} ms"
     )
     print(
         f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r} (when set, every import compiles)"
