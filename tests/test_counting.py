@@ -176,6 +176,20 @@ def test_mastodon_examples(text: str, expected: int) -> None:
     assert length("mastodon", text) == expected
 
 
+def test_mastodon_cases_from_its_own_validator_spec() -> None:
+    """The texts of Mastodon's spec/validators/status_length_validator_spec.rb, lengths worked out here."""
+    long_host = "http://" + "b" * 30 + ".com/example"
+    # After a space the URL is linked: 476 + 1 + 23 = 500, exactly the default limit.
+    assert length("mastodon", "a" * 476 + " " + long_host) == 500
+    # Glued to the a's it is not linked, so counted as written: 476 + 7 + 34 + 8 = 525.
+    assert length("mastodon", "a" * 476 + long_host) == 525
+    # A URL over 4096 characters is no link: all 25 + 5 * 1000 characters count.
+    overlong = "http://example.com/valid?" + "#foo?" * 1000
+    assert length("mastodon", overlong) == 5025
+    # A remote mention counts as "@alice": 475 + 1 + 6 = 482.
+    assert length("mastodon", "a" * 475 + " @alice@" + "b" * 30 + ".com") == 482
+
+
 def test_mastodon_countable_text_is_what_the_server_counts() -> None:
     assert mastodon_countable_text("hi @bob@example.com") == "hi @bob"
     assert mastodon_countable_text("see https://example.com here") == "see " + "x" * 23 + " here"
