@@ -400,3 +400,62 @@ def test_logs_redact_secrets_plain_and_json() -> None:
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
+
+
+# --------------------------------------------------------------------------- against the local test servers
+
+
+@pytest.fixture()
+def local_servers(pds, mastodon_server, x_server):  # noqa: ANN001, ANN201 - fixtures from the server plugins
+    from tests.test_publish_e2e import Servers
+
+    handle, did, password = pds.create_account("dmn")
+    return Servers(pds, mastodon_server, x_server, handle, did, password)
+
+
+def test_daemon_publishes_to_local_servers_on_time(local_servers, tmp_path: Path) -> None:  # noqa: ANN001
+    """`schedule` (CLI), `check` (real logins), then the daemon publishes to the real local PDS,
+    mastodon-mock and the X fake; `status` reports it published."""
+    import uuid
+
+    from tests.test_publish_e2e import TITLE, assert_thread_everywhere, cli_env, write_archive, write_config
+
+    platforms = ["bluesky", "mastodon", "x"]
+    marker = uuid.uuid4().hex[:10]
+    archive = write_archive(tmp_path, marker)
+    cfg = write_config(tmp_path, local_servers, platforms)
+    cfg.write_text(cfg.read_text() + "timezone: Europe/Berlin\narchives: [threads.md]\n"
+                   "daemon: {log_format: json, heartbeat_interval: 1, watch_interval: 0.5}\n")
+    env = cli_env(local_servers)
+    cli = [sys.executable, "-m", "crossposter"]
+
+    r = subprocess.run([*cli, "check", "--config", str(cfg)], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("logged in") == 3
+
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=8)
+    r = subprocess.run([*cli, "schedule", str(archive), "--thread", TITLE, "--at", due.isoformat(), "--config",
+                        str(cfg)], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+    d = Daemon(tmp_path, cfg, tmp_path / "daemon.log")
+    with d.out.open("ab") as f:  # cli_env has no CROSSPOSTER_FAKE_PLATFORMS: the real adapters
+        d.proc = subprocess.Popen([*cli, "daemon", "--config", str(cfg)], stdout=f, stderr=subprocess.STDOUT,
+                                  env=env, cwd="/")
+    try:
+        d.wait_for(lambda: any(ev.get("event") == "published" for ev in d.events()), 90, "published")
+        starts = [ev for ev in d.events() if ev.get("event") == "publish_start"]
+        assert len(starts) == 1 and 0 <= starts[0]["delay"] < 5.0
+        assert_thread_everywhere(local_servers, archive, cfg, marker, platforms)
+        assert d.signal(signal.SIGTERM) == 0
+    finally:
+        if d.proc is not None and d.proc.poll() is None:
+            d.proc.kill()
+    out = d.out.read_text()
+    for secret in (local_servers.bsky_password, local_servers.mastodon.token, *local_servers.x.env.values()):
+        assert secret not in out
+    r = subprocess.run([*cli, "status", "--format", "json", "--config", str(cfg)], env=env, capture_output=True,
+                       text=True, timeout=60)
+    t = {t["title"]: t for t in json.loads(r.stdout)["threads"]}[TITLE]
+    assert t["state"] == "published"
+    assert all(v["posted"] == v["total"] == 3 for v in t["platforms"].values())
