@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -120,11 +121,16 @@ import crossposter.publish as pub
 from crossposter.config import load_config
 
 writes = 0
+write_s = 0.0
 real_update = md.update_thread_metadata
 def counting(*a, **k):
-    global writes
+    global writes, write_s
     writes += 1
-    return real_update(*a, **k)
+    t = time.perf_counter()
+    try:
+        return real_update(*a, **k)
+    finally:
+        write_s += time.perf_counter() - t
 md.update_thread_metadata = counting
 if sys.argv[4] == "True":
     import logging
@@ -135,7 +141,7 @@ result = pub.publish_thread(config, Path(sys.argv[2]), "Benchmark thread", progr
                             upload_ahead=sys.argv[3] == "True")
 wall = time.perf_counter() - t0
 print(json.dumps({"wall": wall, "ok": result.ok, "totals": {p: o.total for p, o in result.outcomes.items()},
-                  "outcomes": {p: [o.state, o.message] for p, o in result.outcomes.items()}, "writes": writes}))
+                  "outcomes": {p: [o.state, o.message] for p, o in result.outcomes.items()}, "writes": f"{writes} ({write_s:.2f} s)"}))
 """
 
 
@@ -168,40 +174,62 @@ def main() -> None:
         print(f"{args.posts}-post thread, 2 images, 3 platforms, +{args.delay * 1000:.0f} ms per request; "
               "the publisher runs in its own process (SDKs imported before the clock starts), the Bluesky "
               "session is saved after the first run and reused, as in real use")
-        print(f"{'mode':<14}{'run':>4}{'wall s':>9}{'floor s':>9}{'ratio':>7}   requests b/m/x   requests per post"
-              "   archive writes")
+        print(f"{'mode':<14}{'delay':>6}{'run':>4}{'wall s':>9}{'floor s':>9}{'ratio':>7}   requests b/m/x"
+              "   requests per post   archive writes")
         state = Path(tempfile.mkdtemp(prefix="bench-state-"))
-        for upload_ahead in (True, False):
-            for run in range(1, args.runs + 1):
-                folder = Path(tempfile.mkdtemp(prefix="bench-publish-"))
-                archive = write_thread(folder, uuid.uuid4().hex[:8], args.posts)
-                (folder / "crossposter.yaml").write_text(
-                    f"state_dir: {state}\nplatforms:\n"
-                    f"  bluesky: {{handle: {handle}, service: '{proxies['bluesky'].url}'}}\n"
-                    f"  mastodon: {{instance: '{proxies['mastodon'].url}'}}\n"
-                    f"  x: {{enabled: true, api_base: '{proxies['x'].url}', upload_base: '{proxies['x'].url}'}}\n",
-                    encoding="utf-8")
-                for p in proxies.values():
-                    p.arm(None, None)
-                child = subprocess.run([sys.executable, "-c", CHILD, str(folder / "crossposter.yaml"), str(archive),
-                                        str(upload_ahead), str(args.trace)], capture_output=True, text=True, cwd=ROOT, timeout=300)
-                if child.returncode != 0:
-                    print("  run failed:", child.stdout[-2000:], child.stderr[-2000:])
-                    continue
-                out = json.loads(child.stdout.strip().splitlines()[-1])
-                if args.trace:
-                    print(child.stderr)
-                if not out["ok"]:
-                    print("  run failed:", out["outcomes"])
-                    continue
-                counts = {p: x.count for p, x in proxies.items()}
-                floor = max(counts.values()) * args.delay
-                wall = out["wall"]
-                per_post = "/".join(f"{counts[p] / out['totals'][p]:.2f}" for p in proxies)
-                print(f"{'upload ahead' if upload_ahead else 'sequential':<14}{run:>4}{wall:>9.2f}{floor:>9.2f}"
-                      f"{wall / floor:>7.2f}   {counts['bluesky']}/{counts['mastodon']}/{counts['x']}"
-                      f"{'':>8}{per_post:<20}{out['writes']}")
-                shutil.rmtree(folder, ignore_errors=True)
+        walls: dict[tuple[bool, float], list[float]] = {}
+        floors: list[float] = []
+        # Zero added delay first: what the servers and the publisher themselves cost on this machine.
+        for delay in (0.0, args.delay):
+            for p in proxies.values():
+                p.delay = delay
+            for upload_ahead in (True, False):
+                for run in range(1, args.runs + 1):
+                    folder = Path(tempfile.mkdtemp(prefix="bench-publish-"))
+                    archive = write_thread(folder, uuid.uuid4().hex[:8], args.posts)
+                    (folder / "crossposter.yaml").write_text(
+                        f"state_dir: {state}\nplatforms:\n"
+                        f"  bluesky: {{handle: {handle}, service: '{proxies['bluesky'].url}'}}\n"
+                        f"  mastodon: {{instance: '{proxies['mastodon'].url}'}}\n"
+                        f"  x: {{enabled: true, api_base: '{proxies['x'].url}', upload_base: '{proxies['x'].url}'}}\n",
+                        encoding="utf-8")
+                    for p in proxies.values():
+                        p.arm(None, None)
+                    child = subprocess.run([sys.executable, "-c", CHILD, str(folder / "crossposter.yaml"),
+                                            str(archive), str(upload_ahead), str(args.trace)],
+                                           capture_output=True, text=True, cwd=ROOT, timeout=300)
+                    shutil.rmtree(folder, ignore_errors=True)
+                    if child.returncode != 0:
+                        print("  run failed:", child.stdout[-2000:], child.stderr[-2000:])
+                        continue
+                    out = json.loads(child.stdout.strip().splitlines()[-1])
+                    if args.trace:
+                        print(child.stderr)
+                    if not out["ok"]:
+                        print("  run failed:", out["outcomes"])
+                        continue
+                    counts = {p: x.count for p, x in proxies.items()}
+                    floor = max(counts.values()) * args.delay
+                    wall = out["wall"]
+                    if run > 1:  # the first run of a mode pays for the Bluesky login / warm-up
+                        walls.setdefault((upload_ahead, delay), []).append(wall)
+                        if delay:
+                            floors.append(floor)
+                    per_post = "/".join(f"{counts[p] / out['totals'][p]:.2f}" for p in proxies)
+                    ratio = f"{wall / floor:>7.2f}" if delay else f"{'-':>7}"
+                    print(f"{'upload ahead' if upload_ahead else 'sequential':<14}{delay * 1000:>4.0f}ms{run:>4}"
+                          f"{wall:>9.2f}{floor:>9.2f}{ratio}   {counts['bluesky']}/{counts['mastodon']}/{counts['x']}"
+                          f"{'':>8}{per_post:<20}{out['writes']}")
+        if floors and walls:
+            floor = statistics.median(floors)
+            print(f"\nmedian over runs 2..{args.runs} (floor {floor:.2f} s = longest chain's requests x "
+                  f"{args.delay * 1000:.0f} ms):")
+            for upload_ahead in (True, False):
+                base = statistics.median(walls.get((upload_ahead, 0.0), [0.0]))
+                slow = statistics.median(walls.get((upload_ahead, args.delay), [0.0]))
+                print(f"  {'upload ahead' if upload_ahead else 'sequential':<13} wall {slow:.2f} s = "
+                      f"{slow / floor:.2f}x floor; with no added delay {base:.2f} s, so the added latency cost "
+                      f"{slow - base:.2f} s = {(slow - base) / floor:.2f}x floor")
         shutil.rmtree(state, ignore_errors=True)
     finally:
         for p in proxies.values():
