@@ -135,7 +135,8 @@ class Archive:
             tokens = markdown_parser().parse(thread.body, dict(self._env or {}))
         else:
             shift = thread.body_line - 1
-            n = thread.body.count("\n")  # a list's map in the file parse may run over trailing blank lines
+            # a list's map in the file parse may run over trailing blank lines: clamp to the body's lines
+            n = thread.body.count("\n") + (0 if thread.body.endswith("\n") else 1)
             for tok in tokens:
                 if tok.map is not None:
                     tok.map = [tok.map[0] - shift, min(tok.map[1] - shift, n)]
@@ -363,10 +364,13 @@ def parse_archive(text: str, path: Path) -> Archive:
                     raise ArchiveError(path, i + 1, "the crossposter metadata block must come directly under "
                                                     "the `##` heading, before the date line; move it up")
         body_start = i
-        last = stop - 1
-        while last >= body_start and _blank(lines[last]):
-            last -= 1
-        body = "\n".join(lines[body_start:last + 1]) + "\n" if last >= body_start else ""
+        # the exact slice up to the next heading (trailing blank lines too, so that markdown-it reads it as
+        # it reads the file); no line ending is invented at the end of a file without final newline
+        body = ""
+        if body_start < stop:
+            body = "\n".join(lines[body_start:stop])
+            if stop < n_lines or norm.endswith("\n"):
+                body += "\n"
         thread = Thread(title=title, line=line, end_line=max(stop, line + (head_end - tok.map[0]) - 1),
                         date=date, metadata=metadata, body=body, body_line=body_start + 1, skipped=None,
                         heading_end_line=head_end, block_line=block_line, block_end_line=block_end, path=path,
