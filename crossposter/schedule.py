@@ -484,11 +484,26 @@ class Engine:
             finally:
                 with self._inflight_lock:
                     self._inflight.discard(work.key)
+                # Edits seen while it was queued or running were not acted on (it was in flight):
+                # forget the file's signature so the next poll reconciles its threads again.
+                info = self.threads.get(work.key)
+                if info is not None:
+                    with self._reload_lock:
+                        self._files.pop(info.archive, None)
 
     def _run(self, work: _Work) -> None:
+        # Look at the archives once more: an edit made while this waited behind another thread wins.
+        try:
+            self.poll()
+        except Exception:
+            log.exception("watching the archives failed", extra={"event": "watch_error"})
         info = self.threads.get(work.key)
         if info is None:
             log.info("%s is gone from the archives; not publishing", work.key, extra={"event": "gone"})
+            return
+        why_not = self._not_wanted(info, work)
+        if why_not:
+            log.info("not publishing %r: %s", info.title, why_not, extra={"event": "skipped", "title": info.title})
             return
         start = now_utc()
         delay = (start - work.due).total_seconds()
@@ -503,6 +518,21 @@ class Engine:
             self.current = None
         if self.on_result is not None:
             self.on_result(work.key, outcome)
+
+    def _not_wanted(self, info: ThreadInfo, work: _Work) -> str | None:
+        """Why a thread taken off the queue should not be published after all (None: go ahead)."""
+        if info.skipped:
+            return f"skipped ({info.skipped})"
+        if work.reason == "queued":
+            return None if info.queued and info.schedule is None else "no longer queued"
+        if work.reason in ("scheduled", "misfire"):
+            if info.schedule is None:
+                return "unscheduled"
+            if info.schedule > now_utc() + timedelta(seconds=1):
+                return "rescheduled to a later time"
+        if work.reason == "retry" and info.schedule is None and not info.queued:
+            return "unscheduled"
+        return None
 
     def _publish(self, info: ThreadInfo) -> str:
         from crossposter.publish import PreflightError, ThreadLockedError

@@ -459,3 +459,34 @@ def test_daemon_publishes_to_local_servers_on_time(local_servers, tmp_path: Path
     t = {t["title"]: t for t in json.loads(r.stdout)["threads"]}[TITLE]
     assert t["state"] == "published"
     assert all(v["posted"] == v["total"] == 3 for v in t["platforms"].values())
+
+
+def test_rescheduled_while_waiting_behind_another_thread(tmp_path: Path) -> None:
+    """One worker: B waits while A publishes; B moved later meanwhile goes out at its new time, not now."""
+    calls: list[tuple[str, float]] = []
+
+    def publish(config, path, title, **kw):  # noqa: ANN001, ANN003, ANN202
+        calls.append((title, time.time()))
+        if title == "A":
+            time.sleep(2.0)
+        return FakeResult({"bluesky": FakeOutcome("done")}, True, False)
+
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    write_archive(tmp_path / "one.md", thread_md("A", ["a"], due), thread_md("B", ["b"], due))
+    import threading
+
+    eng = _engine(tmp_path, publish)
+    eng.start()
+    threading.Thread(target=eng.run_forever, daemon=True).start()  # the daemon's watch loop
+    threading_done = time.monotonic() + 15
+    try:
+        while not calls and time.monotonic() < threading_done:
+            time.sleep(0.02)
+        later = due + timedelta(seconds=4)
+        write_archive(tmp_path / "one.md", thread_md("A", ["a"], due), thread_md("B", ["b"], later))
+        while len(calls) < 2 and time.monotonic() < threading_done:
+            time.sleep(0.02)
+    finally:
+        eng.stop(5)
+    assert [c[0] for c in calls] == ["A", "B"]
+    assert calls[1][1] >= later.timestamp() - 0.05
