@@ -1,7 +1,7 @@
 """Read a Markdown thread archive into threads, without ever losing track of source lines.
 
 The archive is the user's own file and the source of truth, so reading must be
-forgiving about encodings details (BOM, CRLF, no final newline) but strict about
+forgiving about encoding details (BOM, CRLF, no final newline) but strict about
 anything that would make us post the wrong thing: malformed metadata or bytes
 that are not UTF-8 stop with an error naming the file and line.
 
@@ -11,6 +11,11 @@ thread. The whole file is block-parsed exactly once (inline parsing disabled:
 it is the expensive half and only headings matter here); sections are line
 slices of that parse. ``Archive.body_tokens`` finishes the inline parse for
 one thread on demand so a renderer never has to parse the file a second time.
+
+``Thread.body`` is the exact text from the first line after the heading,
+metadata block and date line (blank lines skipped) up to the next ``#``/``##``
+heading, with ``\\r\\n`` turned into ``\\n`` and nothing else changed, so body
+line k is file line ``body_line + k``.
 
 Lines are counted on ``\\n`` only (``\\r\\n`` is one line ending; a lone ``\\r``
 is ordinary text), as ``grep -n`` and editors in Unix mode do.

@@ -21,7 +21,10 @@ module is paranoid:
   never emitted. The dumped YAML must load back to the same value and must not
   contain ``-->`` (which would close the HTML comment early), else nothing is
   written. Note that ``safe_load`` turns unquoted ISO timestamps into
-  ``datetime`` objects; they round-trip as such.
+  ``datetime`` objects; they round-trip as such. A block is regenerated from
+  its data when it changes, so YAML comments a person wrote inside it are not
+  kept (the block is crossposter's; nothing outside it is ever rewritten).
+  Libyaml (``CSafeLoader``/``CSafeDumper``) is used when PyYAML was built with it.
 * **Atomic.** New bytes go to a temp file in the same folder, flushed and
   fsynced, given the original file's permission bits (and owner, when we are
   allowed to), renamed over the archive with ``os.replace``, then the folder is
