@@ -121,7 +121,10 @@ class Archive:
             lines = ", ".join(str(t.line) for t in exact)
             raise ArchiveError(self.path, None, f"thread title {title!r} is ambiguous: headings at lines {lines}; "
                                                 "rename one of them so each `##` heading is unique")
-        titles = "; ".join(repr(t.title) for t in self.threads) or "(none: the file has no `##` headings)"
+        shown = [repr(t.title) for t in self.threads[:20]]
+        if len(self.threads) > 20:
+            shown.append(f"… and {len(self.threads) - 20} more")
+        titles = "; ".join(shown) or "(none: the file has no `##` headings)"
         raise ArchiveError(self.path, None, f"no thread titled {title!r}; the threads are: {titles}")
 
     def body_tokens(self, thread: Thread) -> list[Token]:

@@ -366,3 +366,12 @@ def test_generated_archives_keep_line_mapping(lines: list[str], final_newline: b
     for t in archive.threads:
         got = [(x.type, x.map, x.content) for x in archive.body_tokens(t)]
         assert got == [(x.type, x.map, x.content) for x in md.parse(t.body)]
+
+
+def test_not_found_lists_a_bounded_number_of_titles() -> None:
+    archive = parse_archive("".join(f"## T{i}\nx\n" for i in range(50)), Path("a.md"))
+    with pytest.raises(ArchiveError) as info:
+        archive.find("nope")
+    assert "'T19'" in info.value.message and "'T20'" not in info.value.message and "30 more" in info.value.message
+    with pytest.raises(ArchiveError, match="no `##` headings"):
+        parse_archive("# only a title\n", Path("b.md")).find("x")
