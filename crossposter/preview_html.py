@@ -53,8 +53,10 @@ _Span = tuple[int, int, str, str]
 _URL_RE = re.compile(r"https?://[^\s<>\"'\u3000]+", re.IGNORECASE)
 # A hashtag starts after a start of text or a non-word character (not inside a URL path, an anchor or a word).
 _TAG_RE = re.compile(r"(?<![\w/&#@＃])[#＃](\w+)")
-# @user, @user@domain (Mastodon), @handle.bsky.social.
-_MENTION_RE = re.compile(r"(?<![\w@/.])@(\w+(?:[.-]\w+)*(?:@[\w-]+(?:\.[\w-]+)+)?)")
+# Mastodon: @user or @user@domain.
+_MASTODON_MENTION_RE = re.compile(r"(?<![\w@/.])@(\w+(?:[.-]\w+)*(?:@[\w-]+(?:\.[\w-]+)+)?)")
+# X (twitter-text): @ and 1–15 word characters, not part of an e-mail-like run ("@user@host" is no mention).
+_X_MENTION_RE = re.compile(r"(?<![\w@＠!#$%&*])[@＠](\w{1,15})(?![\w@＠]|://)")
 _TRAILING_PUNCT = ".,;:!?'\"…"
 
 
@@ -105,7 +107,7 @@ def _trim_url(url: str) -> str:
     return url
 
 
-def written_out_spans(text: str, links: list[str]) -> list[_Span]:
+def written_out_spans(text: str, links: list[str], platform: str = "mastodon") -> list[_Span]:
     """Links, hashtags and mentions as Mastodon and X find them in plain text.
 
     The URLs are written out in the text there; `links` (from the renderer) says which ones, and a URL-shaped
@@ -137,7 +139,7 @@ def written_out_spans(text: str, links: list[str]) -> list[_Span]:
         tag = m.group(1)
         if not tag.replace("_", "").isdigit():  # "#1" is not a hashtag on either platform
             add(m.start(), m.end(), "tag", tag)
-    for m in _MENTION_RE.finditer(text):
+    for m in (_X_MENTION_RE if platform == "x" else _MASTODON_MENTION_RE).finditer(text):
         add(m.start(), m.end(), "mention", m.group(1))
     spans.sort()
     return spans
@@ -188,7 +190,7 @@ def text_html(post: Post, platform: str) -> tuple[str, list[str]]:
     if platform == "bluesky":
         spans, problems = bluesky_spans(post.text, post.facets)
     else:
-        spans, problems = written_out_spans(post.text, post.links), []
+        spans, problems = written_out_spans(post.text, post.links, platform), []
     out: list[str] = []
     pos = 0
     for start, end, kind, value in spans:
@@ -367,7 +369,7 @@ class _Renderer:
             )
         return (
             f'<figure class="image" data-src="{_E(img.src)}">'
-            f'<img src="{uri}" alt="{_E(img.alt)}"{title} decoding="async">{badge}</figure>'
+            f'<img src="{uri}" alt="{_E(img.alt)}"{title}>{badge}</figure>'
         )
 
     def card(

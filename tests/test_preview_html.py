@@ -330,6 +330,11 @@ def test_written_out_urls_hashtags_and_mentions():
         ("#MoE", "tag"),
         ("@cohere@sigmoid.social", "mention"),
     ]
+    # on X, "@user@host" is no mention at all; a plain @handle is
+    x_text = "ask @cohere@sigmoid.social or @cohere_ai, not me@example.org"
+    assert [(x_text[s:e], kind) for s, e, kind, _ in written_out_spans(x_text, [], "x")] == [
+        ("@cohere_ai", "mention")
+    ]
 
 
 def test_user_text_is_escaped():
