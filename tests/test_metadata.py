@@ -207,7 +207,7 @@ def archives(draw: st.DrawFn) -> tuple[bytes, bool]:
     out: list[str] = []
     if draw(st.booleans()):
         out += ["# " + draw(line_text), draw(line_text)]
-    n = draw(st.integers(1, 8))
+    n = draw(st.integers(1, 15))
     for i in range(n):
         trailing = draw(st.sampled_from(["", " ", "  ", "\t"]))
         out.append(f"## T{i} " + draw(line_text).strip().replace("#", "") + trailing)
