@@ -490,3 +490,63 @@ def test_rescheduled_while_waiting_behind_another_thread(tmp_path: Path) -> None
         eng.stop(5)
     assert [c[0] for c in calls] == ["A", "B"]
     assert calls[1][1] >= later.timestamp() - 0.05
+
+
+def test_sigterm_during_a_real_request_then_resume(local_servers, tmp_path: Path) -> None:  # noqa: ANN001
+    """SIGTERM lands while the daemon's first X request is on the wire: that request finishes and is
+    recorded, the daemon exits 0, and the next start completes the thread: every server holds each post once."""
+    import threading
+    import uuid
+
+    from tests.test_publish_e2e import (
+        assert_thread_everywhere,
+        cli_env,
+        recorded,
+        write_archive,
+        write_config,
+    )
+
+    platforms = ["bluesky", "mastodon", "x"]
+    marker = uuid.uuid4().hex[:10]
+    archive = write_archive(tmp_path, marker, posts=4)
+    cfg = write_config(tmp_path, local_servers, platforms)
+    cfg.write_text(cfg.read_text() + "archives: [threads.md]\n"
+                   "daemon: {log_format: json, heartbeat_interval: 1, watch_interval: 0.5, misfire_grace: 1}\n")
+    from tests.test_publish_e2e import TITLE
+
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)  # after start-up and first logins
+    text = archive.read_bytes().decode("utf-8")
+    archive.write_bytes(text.replace(f"## {TITLE}\r\n", f"## {TITLE}\r\n<!-- crossposter\r\nschedule: "
+                                     f"{due.isoformat()}\r\n-->\r\n", 1).encode())
+    env = cli_env(local_servers)
+    d = Daemon(tmp_path, cfg, tmp_path / "daemon.log")
+    fired = threading.Event()
+
+    def after(method: str, path: str, status: int) -> None:
+        if method == "POST" and path == "/2/tweets" and status == 201 and not fired.is_set():
+            fired.set()
+            assert d.proc is not None
+            d.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)  # the response is still pending: the request is in flight
+
+    local_servers.x.after_request = after
+    cmd = [sys.executable, "-m", "crossposter", "daemon", "--config", str(cfg)]
+    with d.out.open("ab") as f:
+        d.proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd="/")
+    try:
+        assert d.proc.wait(90) == 0, d.out.read_text()
+        d.proc = None
+        assert fired.is_set()
+        assert len(recorded(archive, "x")) == 1  # the in-flight tweet was recorded before exit
+        assert any(ev.get("event") == "stopped" for ev in d.events())
+        local_servers.x.after_request = None
+        time.sleep(max(0.0, due.timestamp() + 2 - time.time()))  # past the 1 s grace: resumed anyway
+        with d.out.open("ab") as f:
+            d.proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd="/")
+        d.wait_for(lambda: any(ev.get("event") == "published" for ev in d.events()), 90, "resumed and published")
+        assert_thread_everywhere(local_servers, archive, cfg, marker, platforms)
+        assert d.signal(signal.SIGTERM) == 0
+    finally:
+        local_servers.x.after_request = None
+        if d.proc is not None and d.proc.poll() is None:
+            d.proc.kill()
