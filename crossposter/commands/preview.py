@@ -57,6 +57,7 @@ def run(paths: list[Path], thread: str | None, platforms: list[str] | None, fmt:
     from crossposter.plan import PlanOptions, plan_paths
 
     options = PlanOptions()
+    handles: dict[str, str] = {}
     if config_path:  # only then is pydantic imported: the plain preview must start fast
         from crossposter.config import ConfigError, load_config
 
@@ -66,6 +67,8 @@ def run(paths: list[Path], thread: str | None, platforms: list[str] | None, fmt:
             print(f"crossposter: configuration error:\n{e}", file=sys.stderr)
             return EXIT_USAGE
         options = PlanOptions.of(config)
+        handles = {"bluesky": config.platforms.bluesky.handle, "x": config.platforms.x.username}
+        handles = {k: v for k, v in handles.items() if v}
         if platforms is None:
             platforms = config.enabled_platforms()
         if not paths:
@@ -99,8 +102,13 @@ def run(paths: list[Path], thread: str | None, platforms: list[str] | None, fmt:
         from crossposter.preview_html import write_html
 
         target = output or Path("preview.html")
-        write_html(plans, target, open_browser)
+        write_html(plans, target, False, handles=handles or None)
         print(f"wrote {target}", file=sys.stderr)
+        if open_browser:
+            import webbrowser
+
+            if not webbrowser.open(target.resolve().as_uri()):
+                print(f"crossposter: no browser found here; open {target.resolve()} yourself", file=sys.stderr)
     else:
         from crossposter.preview_text import print_plans
 
