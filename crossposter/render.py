@@ -437,30 +437,41 @@ def _split_block(text: str, facets, glue, lines, prefix_len: int, out: list[Toke
     spans = [(m.start(), m.end()) for m in _SPLIT.finditer(text)]
     spans = _cjk_spans(text, spans, facets)
     spans = _merge_marker(spans, prefix_len)
+    n_lines = len(lines)
     line_idx = 0
-    prev_end = None
+    next_line_at = lines[1][0] if n_lines > 1 else len(text) + 1
+    prev_end = -1
+    prev_text = ""
+    append = out.append
     for start, end in spans:
-        while line_idx + 1 < len(lines) and lines[line_idx + 1][0] <= start:
+        while start >= next_line_at:
             line_idx += 1
-        if prev_end is None:
+            next_line_at = lines[line_idx + 1][0] if line_idx + 1 < n_lines else len(text) + 1
+        word = text[start:end]
+        if prev_end < 0:
             sep, strength = "", SECTION
         else:
             sep = text[prev_end:start]
-            strength = _gap_strength(out[-1].text, sep, prev_end, start, glue)
+            if glue or "\n" in sep or not prev_text[-1].isalnum():
+                strength = _gap_strength(prev_text, sep, prev_end, start, glue)
+            else:
+                strength = WORD  # the common case, decided without a regex
         tok_facets = None
         links = None
-        for fs, fe, kind, value in facets if facets else ():
-            if fs < end and fe > start:
-                if tok_facets is None:
-                    tok_facets = []
-                # the last field says the facet began in an earlier token (one link over several words)
-                tok_facets.append((max(fs, start) - start, min(fe, end) - start, kind, value, fs < start))
-                if kind in ("link", "url") and fs >= start:
-                    if links is None:
-                        links = []
-                    links.append(value)
-        out.append(Token(text[start:end], sep, strength, lines[line_idx][1], tok_facets, links))
+        if facets:
+            for fs, fe, kind, value in facets:
+                if fs < end and fe > start:
+                    if tok_facets is None:
+                        tok_facets = []
+                    # the last field says the facet began in an earlier token (one link over several words)
+                    tok_facets.append((max(fs, start) - start, min(fe, end) - start, kind, value, fs < start))
+                    if kind in ("link", "url") and fs >= start:
+                        if links is None:
+                            links = []
+                        links.append(value)
+        append(Token(word, sep, strength, lines[line_idx][1], tok_facets, links))
         prev_end = end
+        prev_text = word
     return [start for start, _ in spans]
 
 

@@ -11,7 +11,9 @@ white space); every finished post is then counted again as a whole with
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
+from itertools import accumulate
 
 from crossposter import counting
 from crossposter.model import Diagnostic, Facet, ImageRef, Post
@@ -134,6 +136,18 @@ def _pack(tokens: list[Token], platform: str, limit: int, L: _Lengths, max_bytes
             return False
         return not bluesky or cb[b] - cb[a] + tb[a] <= max_bytes
 
+    # image prefix sums: images in a..b = icum[b] - icum[a] + imgs[a]
+    icum = list(accumulate(imgs))
+
+    def furthest(start: int, end: int) -> int:
+        """The last token that still fits after `start` (binary search on the prefix sums)."""
+        w = bisect_right(cum, limit + cum[start] - tl[start], start, end + 1) - 1
+        if bluesky:
+            w = min(w, bisect_right(cb, max_bytes + cb[start] - tb[start], start, end + 1) - 1)
+        if icum[-1]:
+            w = min(w, bisect_right(icum, MAX_IMAGES + icum[start] - imgs[start], start, end + 1) - 1)
+        return w
+
     # sections: a SECTION gap always starts a new post
     group_starts = [i for i in range(n) if i == 0 or tokens[i].strength >= SECTION]
     group_starts.append(n)
@@ -150,16 +164,11 @@ def _pack(tokens: list[Token], platform: str, limit: int, L: _Lengths, max_bytes
                 ranges.append((start, start))
                 start += 1
                 continue
-            # the furthest token that still fits (and keeps at most 4 images)
-            w = start
-            images = imgs[start]
-            while w + 1 <= end and fits(start, w + 1) and images + imgs[w + 1] <= MAX_IMAGES:
-                w += 1
-                images += imgs[w]
-            if w == end:
+            w = max(furthest(start, end), start)
+            if w == end and _really_fits(tokens, start, end, platform, limit, max_bytes, L):
                 ranges.append((start, end))
                 break
-            k = _best_cut(tokens, start, w, size, limit)
+            k = _best_cut(tokens, start, min(w, end - 1), size, limit)
             while k - 1 > start and not _really_fits(tokens, start, k - 1, platform, limit, max_bytes, L):
                 # the summed lengths were off (e.g. X sees a URL across tokens): take less
                 k = _best_cut(tokens, start, k - 2, size, limit)
