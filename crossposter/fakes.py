@@ -184,6 +184,15 @@ class FakeAdapter:
         self.order.append(ref.id)
         return ref
 
+    def find_recent(self, text: str, parent: PostRef | None, max_results: int = 20) -> PostRef | None:
+        """Like the X adapter's extra: the account's recent post with this text and parent."""
+        self._request("find_recent")
+        for pid in reversed(self.order[-max_results:]):
+            p = self.posts[pid]
+            if p.text == text and p.parent == (parent.id if parent else None):
+                return p.ref
+        return None
+
     def lookup(self, post_id: str) -> PublishedPost | None:
         self._request("lookup", post_id)
         p = self.posts.get(post_id)

@@ -473,7 +473,7 @@ class _Chain:
                     ref = self.rt.call(p, f"post {i + 1}",
                                        lambda o=out, par=parent, r=root: self.adapter.publish(o, par, r))
                 except MaybePostedError as e:
-                    raise _Stop("maybe_posted", self._maybe_posted_message(i, e)) from None
+                    ref = self._settle_maybe_posted(i, parent, e)
                 entry: dict[str, Any] = {"id": ref.id, "url": ref.url}
                 if ref.cid:
                     entry["cid"] = ref.cid
@@ -541,6 +541,28 @@ class _Chain:
             meta["pending"] = pending
         else:
             meta.pop("pending", None)
+
+    def _settle_maybe_posted(self, index: int, parent: PostRef | None, e: MaybePostedError) -> PostRef:
+        """X refused the text as a duplicate: an earlier attempt (lost answer, crash) probably got through.
+
+        Adapters that can read the account's recent posts (`find_recent`, optional) let us find that
+        post and record it; without a match we stop and ask the user, never post again blindly.
+        """
+        finder = getattr(self.adapter, "find_recent", None)
+        if callable(finder):
+            text = self.posts[index].text
+            try:
+                found = self.rt.call(self.platform, f"post {index + 1}: look for an earlier attempt",
+                                     lambda: finder(text, parent))
+            except PlatformError as err:
+                log.warning("%s: could not look for an earlier attempt of post %d: %s", self.platform, index + 1,
+                            err.message)
+                found = None
+            if found is not None:
+                self.rt.reporter.note(self.platform, f"post {index + 1} was already published by an earlier "
+                                                     f"attempt: {found.url}")
+                return found
+        raise _Stop("maybe_posted", self._maybe_posted_message(index, e))
 
     def _maybe_posted_message(self, index: int, e: PlatformError) -> str:
         post = self.posts[index]

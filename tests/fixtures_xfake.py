@@ -5,7 +5,7 @@ publisher's end-to-end and crash tests: OAuth 1.0a user-context signatures are
 verified (HMAC-SHA1 over the URL the client used), `POST /2/media/upload`
 (multipart or JSON base64), `POST /2/media/metadata` (alt text), `POST /2/tweets`
 (text, reply, media ids; 403 "duplicate content" for a repeated text, exactly as X
-answers), `GET /2/tweets/:id` and `GET /2/users/me`. Loaded as a pytest plugin by
+answers), `GET /2/tweets/:id`, `GET /2/users/me` and the user timeline `GET /2/users/:id/tweets`. Loaded as a pytest plugin by
 tests/conftest.py; test modules use the fixture, never import this module.
 """
 
@@ -165,6 +165,17 @@ def _handler(state: XFakeServer) -> type[BaseHTTPRequestHandler]:
                 self._metadata(body)
             elif route == ("POST", "/2/tweets"):
                 self._create(body)
+            elif route == ("GET", f"/2/users/{USER_ID}/tweets"):
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                limit = int(query.get("max_results", ["10"])[0])
+                with state.lock:
+                    newest = list(reversed(state.tweets))[:limit]
+                data = [{"id": t.id, "text": t.text, "edit_history_tweet_ids": [t.id],
+                         **({"referenced_tweets": [{"type": "replied_to", "id": t.in_reply_to}]}
+                            if t.in_reply_to else {})} for t in newest]
+                meta = {"result_count": len(data), **({"newest_id": data[0]["id"], "oldest_id": data[-1]["id"]}
+                                                      if data else {})}
+                self._send(200, {"data": data, "meta": meta} if data else {"meta": meta})
             elif self.command == "GET" and path.startswith("/2/tweets/"):
                 t = state.tweet(path.rsplit("/", 1)[-1])
                 if t is None:

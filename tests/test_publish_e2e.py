@@ -76,6 +76,8 @@ platforms:
 
 def cli_env(servers: Servers) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CROSSPOSTER_")}
+    # the checkout under test, whatever `pip install -e` last pointed the installed package at
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     env.update(servers.x.env)
     env["CROSSPOSTER_BLUESKY_PASSWORD"] = servers.bsky_password
     env["CROSSPOSTER_MASTODON_ACCESS_TOKEN"] = servers.mastodon.token
