@@ -167,8 +167,12 @@ def thread_lock(config: Config, archive_path: Path, title: str) -> Iterator[Path
     flock dies with the process, so a crashed run never leaves a stale lock behind.
     """
     path = lock_path_for(config, archive_path, title)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as e:
+        raise PreflightError([f"{config.state_path}: cannot create the run lock {path.name} in the state "
+                              f"directory ({e.strerror or e}); make state_dir writable"]) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -587,7 +591,8 @@ def _plan_problems(plan: ThreadPlan, path: Path) -> list[str]:
 
 def _writable_problems(path: Path, line: int) -> list[str]:
     problems = []
-    if not os.access(path, os.W_OK):
+    # os.access says yes to root even for a read-only file; the mode bits say what the owner meant.
+    if not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222:
         problems.append(_where(path, line, None, "the archive is not writable; crossposter records each post's ID "
                                                  "in it (fix its permissions)"))
     if not os.access(path.parent, os.W_OK | os.X_OK):

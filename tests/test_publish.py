@@ -586,3 +586,15 @@ def test_progress_bars_run_through_a_whole_thread(archive: Path, config: Config)
     fakes["x"].fail("publish", RejectedError("x", "too long"), index=1)
     result = publish_thread(config, archive, TITLE, ["bluesky", "x"], adapters=fakes, progress=True)
     assert result.outcomes["bluesky"].state == "done" and result.outcomes["x"].state == "rejected"
+
+
+def test_read_only_archive_fails_preflight(archive: Path, config: Config) -> None:
+    archive.chmod(0o444)
+    try:
+        fakes = fake_adapters(["bluesky"])
+        with pytest.raises(PreflightError) as info:
+            run(config, archive, fakes)
+        assert "archive is not writable" in str(info.value)
+        assert not fakes["bluesky"].calls
+    finally:
+        archive.chmod(0o644)
