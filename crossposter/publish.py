@@ -698,7 +698,7 @@ def publish_thread(config: Config, archive_path: Path, title: str, platforms: li
             if adapters is None:
                 from crossposter.fakes import fake_adapters
 
-                adapters = dict(fake_adapters(platforms or config.enabled_platforms(), config=config))
+                adapters = dict(fake_adapters(platforms or config.enabled_platforms(), config=config, strict=False))
             result = _publish(config, archive_path, title, platforms, adapters, stop_event, progress, sleep, now,
                               dry_recorder, True, upload_ahead, rng)
             result.archive_after = copy.read_bytes()

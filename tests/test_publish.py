@@ -598,3 +598,23 @@ def test_read_only_archive_fails_preflight(archive: Path, config: Config) -> Non
         assert not fakes["bluesky"].calls
     finally:
         archive.chmod(0o644)
+
+
+def test_dry_run_of_a_partly_published_thread_shows_only_the_rest(archive: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from crossposter.commands.post import run as post_run
+
+    cfg_file = tmp_path / "crossposter.yaml"
+    cfg_file.write_text("state_dir: state\nplatforms:\n  bluesky: {handle: me.test}\n  mastodon: {enabled: false}\n")
+    config = Config(state_dir=tmp_path / "state", base_dir=tmp_path)
+    first = fake_adapters(["bluesky"])
+    first["bluesky"].fail("publish", RejectedError("bluesky", "no"), index=1)
+    run(config, archive, first)
+    before = archive.read_bytes()
+    code = post_run(path=archive, thread=TITLE, platforms=None, dry_run=True, config_path=cfg_file)
+    out = capsys.readouterr().out
+    assert code == 0
+    assert archive.read_bytes() == before
+    assert "bluesky: 2 post(s) would be sent" in out
+    assert "The opening post of the thread." not in out.split("Archive changes")[0]
+    assert f"reply to {meta_of(archive)['bluesky'][0]['id']}" in out

@@ -66,7 +66,7 @@ def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, con
     if dry_run:
         from crossposter.fakes import fake_adapters
 
-        adapters = fake_adapters(platforms or config.enabled_platforms(), config=config)
+        adapters = fake_adapters(platforms or config.enabled_platforms(), config=config, strict=False)
     before = archive.read_bytes() if dry_run else b""
     try:
         result = publish_thread(config, archive, thread, platforms, adapters=adapters,  # type: ignore[arg-type]
