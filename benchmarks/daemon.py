@@ -38,6 +38,17 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def children(pid: int) -> list[int]:
+    """Child processes of `pid` (scanning /proc: /proc/PID/task/*/children needs a kernel option)."""
+    out: list[int] = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            with contextlib.suppress(OSError):
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(d.name))
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK  # utime, stime (all threads)
@@ -91,8 +102,10 @@ def main() -> int:
     horizon = due[-1] + timedelta(minutes=5) if due else first_due + timedelta(minutes=5)
     build(root, args.threads, args.archives, due, horizon)
 
-    env = {**os.environ, "CROSSPOSTER_FAKE_PLATFORMS": "1", "CROSSPOSTER_BLUESKY_PASSWORD": "bench",
-           "CROSSPOSTER_MASTODON_ACCESS_TOKEN": "bench"}
+    env = {**os.environ, "CROSSPOSTER_FAKE_PLATFORMS": "1", "CROSSPOSTER_BLUESKY_PASSWORD": "bench-password-1",
+           "CROSSPOSTER_MASTODON_ACCESS_TOKEN": "bench-token-1",
+           # the code of this checkout, whatever `pip install -e` points at
+           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     env.pop("CROSSPOSTER_FAKE_DELAY", None)
     log_path = root / "daemon.log"
     started = time.monotonic()
@@ -119,12 +132,14 @@ def main() -> int:
         start_msg = next(e for e in events() if e.get("event") == "started")["msg"]
         time.sleep(2.0)  # let start-up allocations settle
 
-        # phase 1: idle
+        # phase 1: idle (nothing due within the publisher's prewarm window: no child process)
         rss: list[float] = []
+        idle_children: set[int] = set()
         c0, w0 = cpu_seconds(proc.pid), time.monotonic()
         end = w0 + args.duration
         while time.monotonic() < end:
             rss.append(rss_mb(proc.pid))
+            idle_children.update(children(proc.pid))
             time.sleep(min(1.0, max(0.0, end - time.monotonic())))
         c1, w1 = cpu_seconds(proc.pid), time.monotonic()
         idle_cpu = c1 - c0
@@ -133,7 +148,11 @@ def main() -> int:
         # phase 2: due threads
         wait_until = (due[-1] - datetime.now(UTC)).total_seconds() + 5 if due else 0
         deadline = time.monotonic() + max(0.0, wait_until) + 30
+        child_rss = 0.0
         while time.monotonic() < deadline:
+            for c in children(proc.pid):
+                with contextlib.suppress(OSError):
+                    child_rss = max(child_rss, rss_mb(c))
             if sum(e.get("event") == "published" for e in events()) >= len(due):
                 break
             time.sleep(0.2)
@@ -163,7 +182,9 @@ def main() -> int:
           "target < 80 MB)")
     print(f"  idle CPU:                {idle_cpu:.2f} s over {w1 - w0:.1f} s = {100 * idle_cpu / (w1 - w0):.2f} % "
           "of one core (target: near zero)")
-    print(f"  RSS after publishing:    {busy_rss:.1f} MB")
+    print(f"  child processes while idle: {len(idle_children)}")
+    print(f"  RSS after publishing:    daemon {busy_rss:.1f} MB; publisher child (SDKs loaded) peak "
+          f"{child_rss:.1f} MB while threads were due")
     print(f"  threads due in the run:  {len(due)}, published {published}")
     if starts:
         print(f"  start delay (scheduled -> publish_start): p50 {1000 * statistics.median(starts):.1f} ms, "

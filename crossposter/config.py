@@ -97,6 +97,9 @@ class DaemonConfig(_Strict):
     retry_later_delay: int = Field(900, ge=1)
     #: Seconds between two looks (a cheap stat) at the archives for edits, new files and removed files.
     watch_interval: float = Field(1.0, ge=0.1, le=60)
+    #: Publish from a child process started shortly before a thread is due, so the idle daemon
+    #: does not hold the platform SDKs in memory (about 55 MB).
+    publisher_process: bool = True
 
     @field_validator("queue_slots")
     @classmethod

@@ -220,6 +220,9 @@ class Engine:
         self._worker: threading.Thread | None = None
         self._reload_lock = threading.RLock()
         self.current: str | None = None
+        self.child: ChildPublisher | None = None
+        if self.publish is None and self.config.daemon.publisher_process:
+            self.child = ChildPublisher(self.config)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -244,6 +247,8 @@ class Engine:
             self.scheduler.shutdown(wait=False)
         if self._worker is not None:
             self._worker.join(timeout)
+        if self.child is not None:
+            self.child.close()
 
     def run_forever(self) -> None:
         """The main loop: watch the archives and beat the heart until stop_event is set."""
@@ -257,9 +262,23 @@ class Engine:
                 next_beat = t + beat_every
             try:
                 self.poll()
+                self._manage_child()
             except Exception:  # a bad read must never kill the daemon
                 log.exception("watching the archives failed", extra={"event": "watch_error"})
             self.stop_event.wait(interval)
+
+    def _manage_child(self) -> None:
+        """Start the publisher process shortly before something is due; stop it when idle for a while."""
+        if self.child is None or self.stop_event.is_set():
+            return
+        due = [t for t in (*self._jobs.values(), self.next_slot()) if t is not None]
+        soon = bool(due) and (min(due) - now_utc()).total_seconds() <= PREWARM
+        with self._inflight_lock:
+            working = bool(self._inflight)
+        if soon or working:
+            self.child.ensure()
+        elif self.child.alive and not self.child.busy and time.monotonic() - self.child.idle_since > LINGER:
+            self.child.close()
 
     # ------------------------------------------------------------------ watching
 
@@ -537,7 +556,7 @@ class Engine:
     def _publish(self, info: ThreadInfo) -> str:
         from crossposter.publish import PreflightError, ThreadLockedError
 
-        publish = self.publish
+        publish = self.publish or self.child
         if publish is None:
             from crossposter.publish import publish_thread as publish
         prev = self.state.get(info.key, info.sig) or {}
@@ -591,3 +610,235 @@ class Engine:
         with self._reload_lock:
             self._set_job(info.key, when, "retry")
         return "retrying"
+
+
+# --------------------------------------------------------------------------- the publisher child process
+#
+# The platform SDKs cost about 55 MB of resident memory once imported (atproto alone ~40 MB) and
+# Python never gives module memory back. An idle daemon holding them would miss the 80 MB target
+# by itself, so publishing happens in a child process: started PREWARM seconds before the next
+# job is due (so its imports are done when the time comes), given threads one at a time over a
+# pipe, and stopped after LINGER idle seconds with nothing due soon. A parent killed with -9
+# closes the pipe; the child then stops after the request in flight, like on SIGTERM.
+
+PREWARM = 60.0
+LINGER = 120.0
+
+
+@dataclass
+class _ChildOutcome:
+    state: str
+    posted: int = 0
+    total: int = 0
+    links: list[str] = field(default_factory=list)
+    message: str = ""
+    retry_at: datetime | None = None
+
+
+@dataclass
+class _ChildResult:
+    outcomes: dict[str, _ChildOutcome]
+
+    @property
+    def ok(self) -> bool:
+        return all(o.state == "done" for o in self.outcomes.values())
+
+    @property
+    def retryable(self) -> bool:
+        return not self.ok and all(o.state in ("done", "rate_limited", "transient", "stopped")
+                                   for o in self.outcomes.values())
+
+
+class ChildPublisher:
+    """Callable like `publish_thread`, but runs it in a long-lived child process (see above)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.proc: Any = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self.busy = False
+        self.idle_since = time.monotonic()
+        self._seq = 0
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def ensure(self) -> None:
+        import subprocess
+        import sys
+
+        with self._lock:
+            if self.alive:
+                return
+            self._lines = queue.Queue()
+            payload = {"config": self.config.model_dump(mode="json"), "base_dir": str(self.config.base_dir)}
+            # Logs go where ours go (our stdout); results come back on the child's stdout pipe.
+            err = sys.stdout if _has_fileno(sys.stdout) else None
+            # the child imports the very package this process runs (not whatever the cwd holds)
+            package_root = str(Path(__file__).resolve().parent.parent)
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+                [package_root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+            self.proc = subprocess.Popen(
+                [sys.executable, "-P", "-c", "from crossposter.schedule import child_main; child_main()"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True, bufsize=1, env=env,
+                cwd=str(self.config.base_dir),
+            )
+            self.proc.stdin.write(json.dumps(payload) + "\n")
+            self.proc.stdin.flush()
+            threading.Thread(target=self._read, args=(self.proc, self._lines), name="publisher-reader",
+                             daemon=True).start()
+            self.idle_since = time.monotonic()
+            log.info("publisher process started (pid %d)", self.proc.pid, extra={"event": "publisher_started"})
+
+    @staticmethod
+    def _read(proc: Any, lines: queue.Queue[str | None]) -> None:
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    def close(self, timeout: float = 30.0) -> None:
+        with self._lock:
+            proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            proc.stdin.close()  # EOF: the child finishes what it does and exits
+        try:
+            proc.wait(timeout)
+        except Exception:
+            proc.kill()
+            proc.wait(5)
+        log.info("publisher process stopped", extra={"event": "publisher_stopped"})
+
+    def __call__(self, config: Config, archive: Path, title: str, *, adapters: Any = None,
+                 stop_event: threading.Event | None = None, progress: bool = False) -> _ChildResult:
+        from crossposter.publish import PreflightError, ThreadLockedError
+
+        self.ensure()
+        self.busy = True
+        try:
+            self._seq += 1
+            job = {"op": "publish", "id": self._seq, "archive": str(archive), "title": title}
+            proc, lines = self.proc, self._lines
+            try:
+                proc.stdin.write(json.dumps(job) + "\n")
+                proc.stdin.flush()
+            except (OSError, ValueError, AttributeError):
+                return self._died("the publisher process could not be reached")
+            told_stop = False
+            while True:
+                if stop_event is not None and stop_event.is_set() and not told_stop:
+                    with contextlib.suppress(OSError, ValueError):
+                        proc.stdin.write(json.dumps({"op": "stop"}) + "\n")
+                        proc.stdin.flush()
+                    told_stop = True
+                try:
+                    line = lines.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                if line is None:
+                    return self._died(f"the publisher process exited ({proc.wait()})")
+                msg = json.loads(line)
+                if msg.get("id") != self._seq:
+                    continue  # "ready", or an answer to an older request
+                kind = msg["kind"]
+                if kind == "preflight":
+                    raise PreflightError(msg["problems"])
+                if kind == "locked":
+                    raise ThreadLockedError(archive, title, Path(msg["lock"]))
+                if kind == "error":
+                    return _ChildResult({"publisher": _ChildOutcome("error", message=msg["message"])})
+                return _ChildResult({p: _ChildOutcome(
+                    o["state"], o["posted"], o["total"], o["links"], o["message"],
+                    datetime.fromisoformat(o["retry_at"]) if o.get("retry_at") else None)
+                    for p, o in msg["outcomes"].items()})
+        finally:
+            self.busy = False
+            self.idle_since = time.monotonic()
+
+    def _died(self, why: str) -> _ChildResult:
+        log.error("%s; the thread will be retried", why, extra={"event": "publisher_died"})
+        with self._lock:
+            self.proc = None
+        return _ChildResult({"publisher": _ChildOutcome("transient", message=why)})
+
+
+def _has_fileno(stream: Any) -> bool:
+    try:
+        stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    return True
+
+
+def child_main() -> None:
+    """The publisher child: read a config, warm the SDK imports, publish threads the daemon sends."""
+    import signal
+    import sys
+
+    # The daemon decides when to stop (it forwards SIGTERM/SIGINT as a "stop" message), so a
+    # Ctrl-C reaching the whole process group must not cut a request short here.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    from crossposter.config import Config, secret_values
+    from crossposter.logs import setup_logging
+
+    out = sys.stdout
+    sys.stdout = sys.stderr  # nothing but results may reach the pipe
+    first = json.loads(sys.stdin.readline())
+    config = Config.model_validate({**first["config"], "base_dir": first["base_dir"]})
+    setup_logging(config.daemon.log_format, secret_values(), stream=sys.stderr)
+    from crossposter.commands.daemon import fake_adapters_from_env
+    from crossposter.publish import PreflightError, ThreadLockedError, publish_thread
+
+    adapters = fake_adapters_from_env(config)
+    # Import the SDKs now (also with the test fakes, so that memory and timings stay realistic):
+    # when the thread is due, the first request goes out at once.
+    import importlib
+
+    for module in [f"crossposter.platforms.{p}" for p in config.enabled_platforms()] + [
+            {"bluesky": "atproto", "mastodon": "mastodon", "x": "tweepy"}[p] for p in config.enabled_platforms()]:
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
+    stop = threading.Event()
+    jobs: queue.Queue[dict | None] = queue.Queue()
+
+    def reader() -> None:
+        for line in sys.stdin:
+            msg = json.loads(line)
+            if msg.get("op") == "stop":
+                stop.set()
+            else:
+                jobs.put(msg)
+        stop.set()  # the daemon is gone (EOF): finish the request in flight, then exit
+        jobs.put(None)
+
+    threading.Thread(target=reader, name="commands", daemon=True).start()
+
+    def send(msg: dict) -> None:
+        out.write(json.dumps(msg, default=str) + "\n")
+        out.flush()
+
+    send({"kind": "ready", "id": 0})
+    while True:
+        job = jobs.get()
+        if job is None:
+            return
+        try:
+            result = publish_thread(config, Path(job["archive"]), job["title"], adapters=adapters,
+                                    stop_event=stop, progress=False)
+            send({"id": job["id"], "kind": "result", "outcomes": {
+                p: {"state": o.state, "posted": o.posted, "total": o.total, "links": list(o.links),
+                    "message": o.message, "retry_at": o.retry_at.isoformat() if o.retry_at else None}
+                for p, o in result.outcomes.items()}})
+        except PreflightError as e:
+            send({"id": job["id"], "kind": "preflight", "problems": e.problems})
+        except ThreadLockedError as e:
+            send({"id": job["id"], "kind": "locked", "lock": str(e.lock_path)})
+        except Exception as e:
+            log.exception("publishing %r failed", job["title"], extra={"event": "error"})
+            send({"id": job["id"], "kind": "error", "message": f"{type(e).__name__}: {e}"})
+        if stop.is_set():
+            return

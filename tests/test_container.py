@@ -183,6 +183,8 @@ def test_entrypoint_and_healthcheck_as_the_container(stage: list[tuple[str, str]
         "CROSSPOSTER_BLUESKY_PASSWORD_FILE": str(secrets / "bluesky_password"),
         "CROSSPOSTER_MASTODON_ACCESS_TOKEN_FILE": str(secrets / "mastodon_token"),
         "CROSSPOSTER_FAKE_PLATFORMS": "1",
+        # the code of this checkout (in the image, the package installed in /usr/local)
+        "PYTHONPATH": str(ROOT),
     }
     workdir = _map(_one(stage, "WORKDIR"), data)
     entry = exec_form(_one(stage, "ENTRYPOINT")) + exec_form(_one(stage, "CMD"))

@@ -24,6 +24,13 @@ from crossposter.archive import read_archive
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def checkout_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """Subprocesses run the code of this checkout, whatever `pip install -e` points at."""
+    e = dict(os.environ if env is None else env)
+    e["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [e.get("PYTHONPATH")])])
+    return e
+
+
 def iso(dt: datetime) -> str:
     return dt.isoformat(timespec="seconds")
 
@@ -48,7 +55,7 @@ class Daemon:
     env: dict[str, str] = field(default_factory=dict)
 
     def start(self, **env: str) -> None:
-        e = {**os.environ, "CROSSPOSTER_FAKE_PLATFORMS": "1", **self.env, **env}
+        e = checkout_env({**os.environ, "CROSSPOSTER_FAKE_PLATFORMS": "1", **self.env, **env})
         e.pop("CROSSPOSTER_CONFIG", None)
         self.out.parent.mkdir(parents=True, exist_ok=True)
         with self.out.open("ab") as f:
@@ -127,7 +134,7 @@ def test_publishes_on_time_and_health(daemon: Daemon) -> None:
     # recorded in the archive, every post in thread order
     daemon.wait_for(lambda: len(read_archive(a).find("On time").metadata.get("mastodon", [])) == 2, 10, "record")
     # health: fresh while it runs
-    env = {**os.environ, "CROSSPOSTER_CONFIG": str(daemon.config)}
+    env = checkout_env({**os.environ, "CROSSPOSTER_CONFIG": str(daemon.config)})
     r = subprocess.run([sys.executable, "-m", "crossposter", "health"], env=env, capture_output=True, text=True,
                        timeout=30)
     assert r.returncode == 0, r.stderr
@@ -238,7 +245,7 @@ def test_bad_config_exits_with_message(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("daemon: {misfire_grase: 5}\n")
     r = subprocess.run([sys.executable, "-m", "crossposter", "daemon", "--config", str(cfg)], capture_output=True,
-                       text=True, timeout=30)
+                       text=True, timeout=30, env=checkout_env())
     assert r.returncode == 1
     assert "daemon.misfire_grase: unknown key" in r.stderr
 
@@ -248,6 +255,7 @@ def test_missing_secret_exits_and_is_not_leaked(tmp_path: Path) -> None:
     cfg.write_text("platforms: {bluesky: {handle: me.test}}\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CROSSPOSTER_")}
     env["CROSSPOSTER_BLUESKY_PASSWORD"] = "very-secret-app-password"
+    env = checkout_env(env)
     r = subprocess.run([sys.executable, "-m", "crossposter", "daemon", "--config", str(cfg)], capture_output=True,
                        text=True, timeout=30, env=env)
     assert r.returncode == 1
@@ -426,7 +434,7 @@ def test_daemon_publishes_to_local_servers_on_time(local_servers, tmp_path: Path
     cfg = write_config(tmp_path, local_servers, platforms)
     cfg.write_text(cfg.read_text() + "timezone: Europe/Berlin\narchives: [threads.md]\n"
                    "daemon: {log_format: json, heartbeat_interval: 1, watch_interval: 0.5}\n")
-    env = cli_env(local_servers)
+    env = checkout_env(cli_env(local_servers))
     cli = [sys.executable, "-m", "crossposter"]
 
     r = subprocess.run([*cli, "check", "--config", str(cfg)], env=env, capture_output=True, text=True, timeout=120)
@@ -518,7 +526,7 @@ def test_sigterm_during_a_real_request_then_resume(local_servers, tmp_path: Path
     text = archive.read_bytes().decode("utf-8")
     archive.write_bytes(text.replace(f"## {TITLE}\r\n", f"## {TITLE}\r\n<!-- crossposter\r\nschedule: "
                                      f"{due.isoformat()}\r\n-->\r\n", 1).encode())
-    env = cli_env(local_servers)
+    env = checkout_env(cli_env(local_servers))
     d = Daemon(tmp_path, cfg, tmp_path / "daemon.log")
     fired = threading.Event()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from crossposter.timeparse import (
 )
 
 BERLIN = ZoneInfo("Europe/Berlin")
+ROOT = Path(__file__).resolve().parent.parent
 ARCHIVE = "# Threads\r\n\r\n## First thread\r\n\r\nHello  \r\nworld.\r\n\r\n## Second\r\n\r\nBody two."
 
 
@@ -126,7 +128,7 @@ def test_cli_end_to_end(setup: tuple[Path, Path], tmp_path: Path) -> None:
     a, c = setup
     r = subprocess.run([sys.executable, "-m", "crossposter", "schedule", str(a), "--thread", "Second",
                         "--at", "2031-05-05 05:05", "--config", str(c)], capture_output=True, text=True,
-                       timeout=60, cwd=tmp_path)
+                       timeout=60, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 0, r.stderr
     assert str(meta(a, "Second")["schedule"]).startswith("2031-05-05T05:05:00+02:00")
 

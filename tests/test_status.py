@@ -84,7 +84,7 @@ def test_status_shows_daemon_outcomes(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_status_cli_text(tmp_path: Path) -> None:
     cfg = _setup(tmp_path)
     r = subprocess.run([sys.executable, "-m", "crossposter", "status", "--config", str(cfg)], capture_output=True,
-                       text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
+                       text=True, timeout=60, env={**os.environ, "COLUMNS": "200", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
     assert r.returncode == 0, r.stderr
     for word in ("Scheduled one", "Half done", "scheduled", "partial", "queued", "missed", "0/2", "1/2"):
         assert word in r.stdout, word
