@@ -558,3 +558,50 @@ def test_sigterm_during_a_real_request_then_resume(local_servers, tmp_path: Path
         local_servers.x.after_request = None
         if d.proc is not None and d.proc.poll() is None:
             d.proc.kill()
+
+
+def test_publisher_process_only_around_due_times(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK-holding child runs only when something is due soon, and goes away when idle."""
+    import threading
+
+    from crossposter import schedule
+
+    monkeypatch.setenv("CROSSPOSTER_FAKE_PLATFORMS", "1")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.setattr(schedule, "PREWARM", 3.0)
+    monkeypatch.setattr(schedule, "LINGER", 1.0)
+    write_archive(tmp_path / "one.md", thread_md("Far", ["far"], datetime.now(UTC) + timedelta(hours=1)))
+    from crossposter.config import load_config
+
+    cfg = tmp_path / "crossposter.yaml"
+    cfg.write_text("state_dir: state\narchives: ['one.md']\nplatforms: {bluesky: {handle: me.test}}\n"
+                   "daemon: {watch_interval: 0.2}\n")
+    eng = schedule.Engine(load_config(cfg))
+    results: list[str] = []
+    eng.on_result = lambda key, outcome: results.append(outcome)
+    eng.start()
+    threading.Thread(target=eng.run_forever, daemon=True).start()
+    try:
+        time.sleep(1.0)
+        assert eng.child is not None and not eng.child.alive  # nothing due within PREWARM
+        due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
+        write_archive(tmp_path / "one.md", thread_md("Far", ["far"], datetime.now(UTC) + timedelta(hours=1)),
+                      thread_md("Soon", ["soon"], due))
+        end = time.monotonic() + 10
+        while not eng.child.alive and time.monotonic() < end:
+            time.sleep(0.05)
+        assert eng.child.alive and time.time() < due.timestamp()  # started ahead of time
+        pid = eng.child.proc.pid
+        while not results and time.monotonic() < end + 10:
+            time.sleep(0.05)
+        assert results == ["done"]
+        end = time.monotonic() + 5
+        while eng.child.alive and time.monotonic() < end:
+            time.sleep(0.05)
+        assert not eng.child.alive  # idle past LINGER with nothing due soon: stopped
+        end = time.monotonic() + 10
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < end:
+            time.sleep(0.05)
+        assert not Path(f"/proc/{pid}").exists()  # exited and reaped
+    finally:
+        eng.stop(10)
