@@ -6,7 +6,7 @@ Runs `python -m crossposter daemon` as a real subprocess on journal fakes
 (CROSSPOSTER_FAKE_PLATFORMS=1: no network; the engine, APScheduler, the archive watcher, the
 publisher and the metadata writes are all real). `--threads` threads are scheduled across
 the coming week, spread over `--archives` files. Phase 1 (idle): for `--duration` seconds no
-thread is due; resident memory (VmRSS from /proc) and CPU time (utime+stime of every thread
+thread is due (nor within the publisher process's prewarm minute, so only the daemon runs); resident memory (VmRSS from /proc) and CPU time (utime+stime of every thread
 of the process) are sampled. Phase 2: `--due` of those threads fall due `--spacing` seconds
 apart; the delay between each one's scheduled time and the daemon starting it (its
 `publish_start` log event) and its first post being accepted (the fake's journal) is
@@ -97,7 +97,10 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="crossposter-bench-"))
     t0 = datetime.now(UTC).replace(microsecond=0)
     startup_allowance = 15.0
-    first_due = t0 + timedelta(seconds=startup_allowance + args.duration + 3)
+    # The idle phase must end before the publisher process is prewarmed for the first due thread.
+    from crossposter.schedule import PREWARM
+
+    first_due = t0 + timedelta(seconds=startup_allowance + args.duration + PREWARM + 5)
     due = [first_due + timedelta(seconds=args.spacing * i) for i in range(args.due)]
     horizon = due[-1] + timedelta(minutes=5) if due else first_due + timedelta(minutes=5)
     build(root, args.threads, args.archives, due, horizon)

@@ -571,7 +571,12 @@ class Engine:
                 log.error("not published: %s", p, extra={**extra, "event": "preflight_error"})
             return "failed"
         except ThreadLockedError as e:
-            return self._retry_later(info, attempts, None, str(e))
+            # another run (a manual `post`, or an orphaned publisher finishing) holds it: look again soon
+            soon = now_utc() + timedelta(seconds=min(30, self.config.daemon.retry_later_delay))
+            return self._retry_later(info, attempts, soon, str(e))
+        except Exception as e:  # never loop on a crash: count it as a later attempt
+            log.exception("publishing %r failed", info.title, extra={**extra, "event": "error"})
+            return self._retry_later(info, attempts, None, f"{type(e).__name__}: {e}")
         summary = "; ".join(f"{p}: {o.state} {o.posted}/{o.total}" + (f" ({o.message})" if o.message else "")
                             for p, o in result.outcomes.items())
         links = {p: o.links for p, o in result.outcomes.items()}
