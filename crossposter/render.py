@@ -321,6 +321,11 @@ def tokenize_all(rendered: RenderedThread, platforms: list[str]) -> dict[str, li
                 own = shared
             new, starts, images = own
             tokens.extend(new)
+            if first and new and new[0].strength < SECTION and tokens[first - 1].text.endswith(":"):
+                # "My favourite quote:" introduces what follows: keep them together where possible
+                t0 = new[0]
+                tokens[first] = Token(t0.text, t0.sep, min(t0.strength, CLAUSE), t0.line, t0.facets, t0.links,
+                                      t0.images)
             if new and not first:  # the thread's first token: nothing before it
                 t0 = new[0]
                 tokens[0] = Token(t0.text, "", SECTION, t0.line, t0.facets, t0.links, t0.images)
@@ -545,7 +550,7 @@ def _gap_strength(prev: str, sep: str, gap_start: int, gap_end: int, glue) -> in
         if a < gap_start and gap_end < b:
             return GLUE
     if "\n" in sep:
-        return LINE
+        return CLAUSE if prev.endswith(":") else LINE
     last = prev[-1:] if prev else ""
     if last.isalnum():  # most words: no punctuation to look at
         return WORD

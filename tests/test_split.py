@@ -266,3 +266,12 @@ def test_seed_thread_fits(platform: str, shared_dir: Path) -> None:
         assert not result.errors
         for post in result.posts:
             assert within_limit(platform, post.text, PLATFORMS[platform])
+
+
+def test_a_line_ending_in_a_colon_stays_with_what_it_introduces() -> None:
+    # 241 + 1 + 19 characters of intro, 2 of paragraph break and 252 of quote: 515 > 500. The cut goes
+    # before "My favourite quote:" (a line break), not between the colon and the quote.
+    intro = "a" * 240 + ".\nMy favourite quote:"
+    quote = "> " + "q" * 250
+    posts = [p.text for p in posts_of(f"{intro}\n\n{quote}", "mastodon").posts]
+    assert posts == ["a" * 240 + ".", "My favourite quote:\n\n“" + "q" * 250 + "”"]
