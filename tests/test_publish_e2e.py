@@ -228,3 +228,22 @@ def test_dry_run_against_the_same_config_sends_nothing(servers: Servers, tmp_pat
     assert archive.read_bytes() == original
     assert not bluesky_thread(servers, marker) and not mastodon_thread(servers, marker)
     assert not x_thread(servers, marker)
+
+
+def test_editing_a_published_post_stops_each_platform_with_a_message(servers: Servers, tmp_path: Path) -> None:
+    marker = uuid.uuid4().hex[:10]
+    archive = write_archive(tmp_path, marker)
+    cfg = write_config(tmp_path, servers, ["bluesky", "mastodon", "x"])
+    env = cli_env(servers)
+    assert subprocess.run(post_cmd(archive, cfg), capture_output=True, text=True, cwd=tmp_path, env=env,
+                          timeout=180).returncode == 0
+    data = archive.read_bytes().replace(f"Post number 2 of the thread {marker}.".encode(),
+                                        f"Post number 2, edited, of the thread {marker}.".encode())
+    archive.write_bytes(data)
+    proc = subprocess.run(post_cmd(archive, cfg), capture_output=True, text=True, cwd=tmp_path, env=env,
+                          timeout=180)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    for platform in ("bluesky", "mastodon", "x"):  # the plain log lines carry the whole message
+        assert f"{platform}: changed, 3/3 posted — post 2 (line" in proc.stderr, proc.stderr
+    assert len(bluesky_thread(servers, marker)) == 3 and len(mastodon_thread(servers, marker)) == 3
+    assert len(x_thread(servers, marker)) == 3
