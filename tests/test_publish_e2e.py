@@ -247,3 +247,30 @@ def test_editing_a_published_post_stops_each_platform_with_a_message(servers: Se
         assert f"{platform}: changed, 3/3 posted — post 2 (line" in proc.stderr, proc.stderr
     assert len(bluesky_thread(servers, marker)) == 3 and len(mastodon_thread(servers, marker)) == 3
     assert len(x_thread(servers, marker)) == 3
+
+
+def test_sigterm_stops_before_the_next_request_and_keeps_the_record(servers: Servers, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    marker = uuid.uuid4().hex[:10]
+    archive = write_archive(tmp_path, marker, posts=5)
+    cfg = write_config(tmp_path, servers, ["x"])
+    servers.x.delay = 0.3
+    proc = subprocess.Popen(post_cmd(archive, cfg), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path, env=cli_env(servers))
+    deadline = time.monotonic() + 60
+    while not x_thread(servers, marker) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, out + err
+    assert "stopped" in out and "Stopping" in err
+    tweets = x_thread(servers, marker)
+    assert 1 <= len(tweets) < 5
+    assert [e["id"] for e in recorded(archive, "x")] == [t.id for t in tweets]  # nothing sent unrecorded
+    servers.x.delay = 0.0
+    again = subprocess.run(post_cmd(archive, cfg), capture_output=True, text=True, cwd=tmp_path,
+                           env=cli_env(servers), timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert [t.text for t in x_thread(servers, marker)] == planned(archive, cfg, "x")

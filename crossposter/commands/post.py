@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import difflib
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_PREFLIGHT, EXIT_LOCKED = 0, 1, 2, 3
@@ -68,9 +70,20 @@ def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, con
 
         adapters = fake_adapters(platforms or config.enabled_platforms(), config=config, strict=False)
     before = archive.read_bytes() if dry_run else b""
+    stop = threading.Event()
+
+    def stop_soon(signum: int, _frame: object) -> None:
+        """First Ctrl-C/SIGTERM: finish the requests in flight, record them, send nothing more."""
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        err.print("Stopping: no new requests; what is already sent gets recorded. Run again to resume.")
+
+    in_main = threading.current_thread() is threading.main_thread()  # signals can only be caught there
+    previous = {sig: signal.signal(sig, stop_soon) for sig in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
     try:
         result = publish_thread(config, archive, thread, platforms, adapters=adapters,  # type: ignore[arg-type]
-                                progress=progress, dry_run=dry_run)
+                                progress=progress, dry_run=dry_run, stop_event=stop)
     except PreflightError as e:
         err.print("[bold red]Cannot post this thread; nothing was posted anywhere:[/]")
         for problem in e.problems:
@@ -79,6 +92,9 @@ def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, con
     except ThreadLockedError as e:
         err.print(str(e), markup=False)
         return EXIT_LOCKED
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
     if dry_run and adapters is not None:
         console.print(f"[bold]Dry run[/] of {thread!r}: nothing was sent, the archive was not touched.\n")
