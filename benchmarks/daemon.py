@@ -98,6 +98,7 @@ def main() -> int:
     t0 = datetime.now(UTC).replace(microsecond=0)
     startup_allowance = 15.0
     # The idle phase must end before the publisher process is prewarmed for the first due thread.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's package
     from crossposter.schedule import PREWARM
 
     first_due = t0 + timedelta(seconds=startup_allowance + args.duration + PREWARM + 5)
