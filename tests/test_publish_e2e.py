@@ -274,3 +274,18 @@ def test_sigterm_stops_before_the_next_request_and_keeps_the_record(servers: Ser
                            env=cli_env(servers), timeout=120)
     assert again.returncode == 0, again.stdout + again.stderr
     assert [t.text for t in x_thread(servers, marker)] == planned(archive, cfg, "x")
+
+
+def test_two_post_processes_at_once_never_both_post(servers: Servers, tmp_path: Path) -> None:
+    marker = uuid.uuid4().hex[:10]
+    archive = write_archive(tmp_path, marker)
+    cfg = write_config(tmp_path, servers, ["mastodon", "x"])
+    servers.x.delay = 0.2
+    procs = [subprocess.Popen(post_cmd(archive, cfg), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=tmp_path, env=cli_env(servers)) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    codes = sorted(p.returncode for p in procs)
+    assert codes in ([0, 3], [0, 0]), outs  # the second waits out nothing: it is refused, or finds all recorded
+    if codes == [0, 3]:
+        assert any("another crossposter run" in err for _, err in outs)
+    assert_thread_everywhere(servers, archive, cfg, marker, ["mastodon", "x"])
