@@ -10,6 +10,11 @@ How it is put together, and why:
   accounts, so a lock per account would serialise them anyway; one worker is the simplest
   way to guarantee "at most one thread per account at a time" and keeps the order obvious.
   The publisher also takes its per-thread file lock, so a manual `post` cannot overlap.
+* **The publishing itself** happens in a child process (`ChildPublisher`, below) that is
+  started a minute before something is due and stopped when idle, because the platform SDKs
+  cost ~55 MB that Python never returns; `daemon.publisher_process: false` keeps it in-process.
+  SIGTERM/SIGINT reach the daemon, which forwards a "stop" to the child: the request in flight
+  finishes and is recorded, the chain stops, the outcome is stored as "stopped", exit 0.
 * **Watching** is polling: every `daemon.watch_interval` seconds the main thread re-expands
   the archive globs and `stat`s each file (mtime, size, inode). That is a handful of syscalls
   a second — no busy loop, no extra dependency, and it works on bind mounts and network
