@@ -47,6 +47,7 @@ _SENTENCE_END = regex.compile(r"(?:[.!?…]|[。！？])[\"'”’)\]»]*$")
 _CJK_SENTENCE_END = regex.compile(r"[。！？][」』）\"'”’]*$")
 _CLAUSE_END = regex.compile(r"[,;:—–、，；：][\"'”’)\]]*$")
 _GRAPHEME = regex.compile(r"\X")
+_INITIAL = regex.compile(r"\p{Lu}\.")  # "J." in "J. Smith" ends no sentence
 _CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\u3000-\u303f\uff00-\uffef]")
 _ABBREVIATIONS = frozenset(
     ["e.g.", "i.e.", "vs.", "cf.", "approx.", "dr.", "mr.", "mrs.", "ms.", "st.", "no.", "fig.", "al.", "ca.", "resp.", "incl.", "jr.", "sr.", "p.", "pp."]
@@ -555,7 +556,7 @@ def _gap_strength(prev: str, sep: str, gap_start: int, gap_end: int, glue) -> in
     if last.isalnum():  # most words: no punctuation to look at
         return WORD
     if _SENTENCE_END.search(prev):
-        if prev.lower() in _ABBREVIATIONS or regex.fullmatch(r"\p{Lu}\.", prev):
+        if prev.lower() in _ABBREVIATIONS or _INITIAL.fullmatch(prev):
             return WORD
         return SENTENCE
     if _CLAUSE_END.search(prev):
