@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import datetime
 import errno
 import fcntl
 import functools
@@ -154,6 +155,10 @@ def _dumper() -> type:
 
     Dumper.add_representer(_FlowMap, lambda d, data: d.represent_mapping("tag:yaml.org,2002:map", data,
                                                                          flow_style=True))
+    # A schedule read from an unquoted `2026-12-01T09:00:00+01:00` is a datetime: write it back in the same
+    # ISO 8601 form (PyYAML's default would write "2026-12-01 09:00:00+01:00").
+    Dumper.add_representer(datetime.datetime, lambda d, data: d.represent_scalar("tag:yaml.org,2002:timestamp",
+                                                                                 data.isoformat()))
     return Dumper
 
 

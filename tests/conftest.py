@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,9 @@ pytest_plugins = [
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 
+# Subprocesses (`python -m crossposter …`) must run this checkout, whatever `pip install -e` points at.
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+
 
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
@@ -26,8 +30,6 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     """`../shared` beside the checkout: present in CI and for developers, never needed at run time."""
-    import os
-
     if not SHARED.is_dir():
         if os.environ.get("CI") == "true":
             pytest.fail(f"{SHARED} is missing under CI")

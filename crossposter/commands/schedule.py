@@ -59,6 +59,8 @@ def run_schedule(path: Path, thread: str, at: str, config_path: Path | None,
 
     def update(meta: dict) -> None:
         # Checked again under the lock: a `post` may have published it since we looked.
+        # (The writer may call this again after a concurrent edit: start from a clean slate.)
+        refused.clear()
         done = published_platforms(meta)
         if done:
             refused.extend(done)
@@ -87,6 +89,7 @@ def run_unschedule(path: Path, thread: str, config_path: Path | None) -> int:
     removed: list[str] = []
 
     def update(meta: dict) -> None:
+        removed.clear()  # may be called again after a concurrent edit
         for key in ("schedule", "queued"):
             if key in meta:
                 removed.append(key)
