@@ -14,6 +14,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass
 from itertools import accumulate
+from operator import add
 
 from crossposter import counting
 from crossposter.model import Diagnostic, Facet, ImageRef, Post
@@ -30,13 +31,26 @@ class SplitResult:
     errors: list[Diagnostic]
 
 
+#: Lengths of token texts and separators per platform, kept across threads and archives: words repeat a
+#: lot, and counting a non-ASCII word costs a pattern match. Cleared when it grows past _CACHE_MAX.
+_WORD_LENGTHS: dict[str, dict[str, int]] = {}
+_WORD_BYTES: dict[str, int] = {}
+_CACHE_MAX = 200_000
+
+
 class _Lengths:
-    """Per-platform length of token texts and separators, cached: words repeat a lot."""
+    """Per-platform length of token texts and separators (shared cache) and of whole posts (this split's)."""
 
     def __init__(self, platform: str) -> None:
         self.platform = platform
-        self.cache: dict[str, int] = {}
-        self.bytes_cache: dict[str, int] = {}
+        cache = _WORD_LENGTHS.setdefault(platform, {})
+        if len(cache) > _CACHE_MAX:
+            cache.clear()
+        if len(_WORD_BYTES) > _CACHE_MAX:
+            _WORD_BYTES.clear()
+        self.cache = cache
+        self.bytes_cache = _WORD_BYTES
+        self.posts: dict[str, int] = {}
 
     def __call__(self, text: str) -> int:
         n = self.cache.get(text)
@@ -44,6 +58,23 @@ class _Lengths:
             n = counting.length(self.platform, text) if text else 0
             self.cache[text] = n
         return n
+
+    def post(self, text: str) -> int:
+        """A whole post's length (not kept beyond this split: posts rarely repeat)."""
+        n = self.posts.get(text)
+        if n is None:
+            n = counting.length(self.platform, text) if text else 0
+            self.posts[text] = n
+        return n
+
+    def fill(self, texts) -> None:
+        """Count every text not yet in the cache."""
+        cache = self.cache
+        missing = set(texts).difference(cache)
+        if missing:
+            platform = self.platform
+            for text in missing:
+                cache[text] = counting.length(platform, text) if text else 0
 
     def nbytes(self, text: str) -> int:
         n = self.bytes_cache.get(text)
@@ -64,8 +95,9 @@ def split(tokens: list[Token], platform: str, limit: int, *, numbering: bool = F
     reserve_bytes = 0
     ranges: list[tuple[int, int]] = []
     errors: list[Diagnostic] = []
+    exact: dict[tuple[int, int], int] = {}
     for _ in range(4):  # numbering width depends on the number of posts: iterate until stable
-        ranges, errors = _pack(tokens, platform, limit - reserve, lengths, BLUESKY_MAX_BYTES - reserve_bytes)
+        ranges, errors, exact = _pack(tokens, platform, limit - reserve, lengths, BLUESKY_MAX_BYTES - reserve_bytes)
         if not numbering:
             break
         n = _count_posts(tokens, ranges)
@@ -73,14 +105,16 @@ def split(tokens: list[Token], platform: str, limit: int, *, numbering: bool = F
         if lengths(widest) <= reserve:
             break
         reserve, reserve_bytes = lengths(widest), len(widest.encode())
-    posts = _assemble(tokens, ranges, platform, lengths)
+    posts = _assemble(tokens, ranges, platform, lengths, exact)
     if numbering and len(posts) > 1:
         n = len(posts)
         for i, post in enumerate(posts, 1):
             post.text += numbering_suffix(i, n) if post.text else numbering_suffix(i, n).lstrip("\n")
+            post.length = -1
     for post in posts:
-        post.length = lengths(post.text)
-        too_long = post.length > limit or (platform == "bluesky" and len(post.text.encode()) > BLUESKY_MAX_BYTES)
+        if post.length < 0:
+            post.length = lengths.post(post.text)
+        too_long = post.length > limit or (platform == "bluesky" and counting.utf8_length(post.text) > BLUESKY_MAX_BYTES)
         if too_long and not any(e.line == post.line for e in errors):
             errors.append(Diagnostic(post.line, f"a post is {post.length}/{limit} long and cannot be cut "
                                          "further here; shorten the text", platform))
@@ -101,32 +135,40 @@ def _pack(tokens: list[Token], platform: str, limit: int, L: _Lengths, max_bytes
     errors: list[Diagnostic] = []
     ranges: list[tuple[int, int]] = []
     if not n:
-        return ranges, errors
+        return ranges, errors, {}
     bluesky = platform == "bluesky"
-    get = L.cache.get
-    tl = [0] * n
+    texts = [t.text for t in tokens]
+    seps = [t.sep for t in tokens]
+    L.fill(texts)
+    L.fill(seps)
+    lookup = L.cache.__getitem__
+    tl = list(map(lookup, texts))
     # cum[i] = sum over j <= i of (sep_j + text_j); a post a..b measures cum[b] - cum[a] + tl[a].
-    cum = [0] * n
-    cb = [0] * n
-    tb = [0] * n
+    cum = list(accumulate(map(add, map(lookup, seps), tl)))
     imgs = [len(t.images) if t.images else 0 for t in tokens]
-    total = 0
-    total_b = 0
-    for i, t in enumerate(tokens):
-        x, sep = t.text, t.sep
-        a = get(x)
-        if a is None:
-            a = L(x)
-        c = get(sep)
-        if c is None:
-            c = L(sep)
-        tl[i] = a
-        total += c + a
-        cum[i] = total
-        if bluesky:
-            tb[i] = len(x) if x.isascii() else len(x.encode())
-            total_b += (len(sep) if sep.isascii() else len(sep.encode())) + tb[i]
-            cb[i] = total_b
+    if bluesky:
+        nb = L.nbytes
+        tb = [len(x) if x.isascii() else nb(x) for x in texts]
+        cb = list(accumulate(map(add, [len(x) if x.isascii() else nb(x) for x in seps], tb)))
+    else:
+        tb = cb = tl
+    # Ranges whose summed length is provably the platform's count of their text (see _clean): not re-counted.
+    clean = _CLEAN.setdefault(platform, {})
+    if len(clean) > _CACHE_MAX:
+        clean.clear()
+    test = _clean_test(platform)
+    for x in set(texts).difference(clean):
+        clean[x] = test(x, False)
+    for x in set(seps).difference(clean):
+        clean[x] = test(x, True)
+    get_clean = clean.__getitem__
+    bad_t = [0 if c else 1 for c in map(get_clean, texts)]
+    bad_s = [0 if c else 1 for c in map(get_clean, seps)]
+    bt = list(accumulate(bad_t))
+    bs = list(accumulate(bad_s))
+
+    def exact(a: int, b: int) -> bool:
+        return bt[b] - bt[a] + bad_t[a] == 0 and bs[b] == bs[a]
 
     def size(a: int, b: int) -> int:
         return cum[b] - cum[a] + tl[a]
@@ -149,7 +191,8 @@ def _pack(tokens: list[Token], platform: str, limit: int, L: _Lengths, max_bytes
         return w
 
     # sections: a SECTION gap always starts a new post
-    group_starts = [i for i in range(n) if i == 0 or tokens[i].strength >= SECTION]
+    strengths = [t.strength for t in tokens]
+    group_starts = [i for i in range(n) if i == 0 or strengths[i] >= SECTION]
     group_starts.append(n)
     for g in range(len(group_starts) - 1):
         start, end = group_starts[g], group_starts[g + 1] - 1
@@ -165,17 +208,56 @@ def _pack(tokens: list[Token], platform: str, limit: int, L: _Lengths, max_bytes
                 start += 1
                 continue
             w = max(furthest(start, end), start)
-            if w == end and _really_fits(tokens, start, end, platform, limit, max_bytes, L):
+            if w == end and (exact(start, end) or _really_fits(tokens, start, end, platform, limit, max_bytes, L)):
                 ranges.append((start, end))
                 break
-            k = _best_cut(tokens, start, min(w, end - 1), size, limit)
-            while k - 1 > start and not _really_fits(tokens, start, k - 1, platform, limit, max_bytes, L):
+            k = _best_cut(strengths, start, min(w, end - 1), cum, tl, limit)
+            while k - 1 > start and not (exact(start, k - 1)
+                                         or _really_fits(tokens, start, k - 1, platform, limit, max_bytes, L)):
                 # the summed lengths were off (e.g. X sees a URL across tokens): take less
-                k = _best_cut(tokens, start, k - 2, size, limit)
+                k = _best_cut(strengths, start, k - 2, cum, tl, limit)
             ranges.append((start, k - 1))
             start = k
         _rebalance_tail(tokens, ranges, first_range, size, fits, imgs, limit)
-    return ranges, errors
+    return ranges, errors, {(a, b): size(a, b) for a, b in ranges if exact(a, b)}
+
+
+#: Per platform: token text or separator -> whether it is "clean" (see _clean_test); shared like _WORD_LENGTHS.
+_CLEAN: dict[str, dict[str, bool]] = {}
+
+
+def _clean_test(platform: str):
+    """When the platform's length of a concatenation is provably the sum of its parts' lengths.
+
+    Grapheme clusters: a cluster can only span two code points when one of them is "complex"
+    (`counting.has_complex`: combining marks, ZWJ, CR, Hangul jamo, regional indicators...), so parts
+    without one add up; UTF-8 bytes always add up. Mastodon also rewrites URLs and `@user@domain`: parts
+    without ":" or "@" leave nothing to rewrite. X: ASCII text needs no NFC, has no emoji and weighs 1 a
+    character; its URLs (with or without a scheme) all need a "." followed by a domain character, so
+    tokens whose only "." is their last character, joined by non-empty white space, hold no URL together
+    or apart. Everything else is counted as a whole post (`_really_fits`).
+    """
+    has_complex = counting.has_complex
+
+    def grapheme_clean(text: str, is_sep: bool) -> bool:
+        if text.isascii():
+            return "\r" not in text and (is_sep or text != "")
+        return not has_complex(text) and (is_sep or text != "")
+
+    if platform == "bluesky":
+        return grapheme_clean
+    if platform == "mastodon":
+        def mastodon_clean(text: str, is_sep: bool) -> bool:
+            return ":" not in text and "@" not in text and "\uff20" not in text and grapheme_clean(text, is_sep)
+        return mastodon_clean
+
+    def x_clean(text: str, is_sep: bool) -> bool:
+        if not text.isascii():
+            return False
+        if is_sep:
+            return text != "" and "." not in text
+        return text != "" and "." not in text[:-1]
+    return x_clean
 
 
 def _really_fits(tokens: list[Token], a: int, b: int, platform: str, limit: int, max_bytes: int,
@@ -184,16 +266,21 @@ def _really_fits(tokens: list[Token], a: int, b: int, platform: str, limit: int,
     text = tokens[a].text + "".join([t.sep + t.text for t in tokens[a + 1:b + 1]])
     if platform == "bluesky" and len(text.encode()) > max_bytes:
         return False
-    return L(text) <= limit
+    return L.post(text) <= limit
 
 
-def _best_cut(tokens: list[Token], start: int, w: int, size, limit: int) -> int:
-    """The token that starts the next post: the strongest gap in reach, the latest among equals."""
+def _best_cut(strengths: list[int], start: int, w: int, cum: list[int], tl: list[int], limit: int) -> int:
+    """The token that starts the next post: the strongest gap in reach, the latest among equals.
+
+    Gaps that would leave the post under MIN_FILL count only when no other gap is in reach.
+    """
+    need = limit * MIN_FILL
+    base = cum[start] - tl[start]  # size(start, k - 1) == cum[k - 1] - base
     best_k, best_s = w + 1, -1
     fallback_k, fallback_s = w + 1, -1
     for k in range(w + 1, start, -1):
-        s = tokens[k].strength
-        if size(start, k - 1) >= limit * MIN_FILL:
+        s = strengths[k]
+        if cum[k - 1] - base >= need:
             if s > best_s:
                 best_k, best_s = k, s
         elif s > fallback_s:
@@ -226,7 +313,9 @@ def _rebalance_tail(tokens, ranges, first_range: int, size, fits, imgs, limit: i
         ranges[-2:] = [(a, k - 1), (k, d)]
 
 
-def _assemble(tokens: list[Token], ranges: list[tuple[int, int]], platform: str, L: _Lengths) -> list[Post]:
+def _assemble(tokens: list[Token], ranges: list[tuple[int, int]], platform: str, L: _Lengths,
+              exact: dict[tuple[int, int], int]) -> list[Post]:
+    """Posts for the ranges; `length` is the exact summed length where known, else -1 (count the text)."""
     bluesky = platform == "bluesky"
     posts: list[Post] = []
     for a, b in ranges:
@@ -257,7 +346,8 @@ def _assemble(tokens: list[Token], ranges: list[tuple[int, int]], platform: str,
         text = "".join(parts)
         kept = [Facet(f[0], f[1], f[2], f[3]) for f in facets]
         chunks = [images[i:i + MAX_IMAGES] for i in range(0, len(images), MAX_IMAGES)] or [[]]
-        posts.append(Post(text=text, length=0, facets=kept, images=chunks[0], links=links, line=tokens[a].line))
+        posts.append(Post(text=text, length=exact.get((a, b), -1), facets=kept, images=chunks[0], links=links,
+                          line=tokens[a].line))
         for extra in chunks[1:]:
             posts.append(Post(text="", length=0, images=extra, line=extra[0].line))
     return posts
