@@ -120,6 +120,10 @@ def _multipart(content_type: str, body: bytes) -> dict[str, bytes]:
 def _handler(state: XFakeServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # The answer goes out in two writes (headers, then body). With Nagle's algorithm on, the body waits
+        # for the client's delayed ACK of the headers on a kept-alive connection: ~40 ms per request that
+        # no real server costs (measured: 44 ms per request with it, 1.5 ms without).
+        disable_nagle_algorithm = True
 
         def log_message(self, *args: object) -> None:
             return None
