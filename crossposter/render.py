@@ -18,7 +18,10 @@ grapheme cluster is never cut by construction.
 
 from __future__ import annotations
 
+import re
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,7 +42,8 @@ ITEM = 5
 PARAGRAPH = 6
 SECTION = 100  # a `###` sub-section: always a new post
 
-_SPLIT = regex.compile(r"[^ \t\n\r\f\v\u2028\u2029\u3000]+")
+# Tokens are the runs between these white space characters (re.split keeps the gaps: they are separators).
+_WS_SPLIT = re.compile(r"([ \t\n\r\f\v\u2028\u2029\u3000]+)")
 _URL = regex.compile(r"https?://[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}’”]|https?://[^\s<>\"'`]*\([^\s()]*\)", regex.I)
 _TAG = regex.compile(r"(?<![\p{L}\p{N}_&/#])#([\p{L}\p{M}\p{N}_]*\p{L}[\p{L}\p{M}\p{N}_]*)")
 _MENTION = regex.compile(r"(?<![\p{L}\p{N}_@/])@([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)+)")
@@ -304,22 +308,23 @@ def tokenize_all(rendered: RenderedThread, platforms: list[str]) -> dict[str, li
     out: dict[str, list[Token]] = {p: [] for p in platforms}
     pending: dict[str, list[ImageRef]] = {p: [] for p in platforms}  # images with no text before them yet
     for block in rendered.blocks:
-        shared: tuple[list[Token], list[int], list] | None = None
+        # Tokens by how the block reads: the same everywhere (neutral), on Bluesky (link text, short URLs,
+        # tag and mention facets), or with URLs written out (Mastodon and X write links identically).
+        neutral = _neutral(block)
+        shared: dict[str, tuple[list[Token], list[int], list]] = {}
         for platform in platforms:
             tokens = out[platform]
             first = len(tokens)
-            if shared is None or not _neutral(block):
+            variant = "neutral" if neutral else "bluesky" if platform == "bluesky" else "written"
+            own = shared.get(variant)
+            if own is None:
                 text, facets, glue, images, lines = _block_text(block, platform)
                 new: list[Token] = []
                 starts = _split_block(text, facets, glue, lines, len(block.prefix), new)
                 if new:
                     new[0].sep = block.sep
                     new[0].strength = block.before
-                own = (new, starts, images)
-                if _neutral(block):
-                    shared = own
-            else:
-                own = shared
+                own = shared[variant] = (new, starts, images)
             new, starts, images = own
             tokens.extend(new)
             if first and new and new[0].strength < SECTION and tokens[first - 1].text.endswith(":"):
@@ -433,52 +438,85 @@ def _scan_text(text: str, offset: int, platform: str, facets: list[tuple[int, in
         facets.append((offset + m.start(), offset + m.end(), "mention", m.group(1)))
 
 
+#: Strength of a one-line gap after a word that ends in punctuation, by word ("e.g." -> WORD, "end." -> SENTENCE).
+_WORD_GAP: dict[str, int] = {}
+
+
 def _split_block(text: str, facets, glue, lines, prefix_len: int, out: list[Token]) -> list[int]:
     """Cut the block's text into tokens at white space (and between CJK characters).
 
     Returns each new token's start offset in the block's text, for anchoring images.
     """
     # Bluesky shows bare URLs shortened: swap in the short text now so every offset stays consistent.
-    text, facets, glue, lines = _shorten(text, facets, glue, lines)
-    spans = [(m.start(), m.end()) for m in _SPLIT.finditer(text)]
-    spans = _cjk_spans(text, spans, facets)
+    if facets:
+        text, facets, glue, lines = _shorten(text, facets, glue, lines)
+    spans = _spans(text, facets)
     spans = _merge_marker(spans, prefix_len)
-    n_lines = len(lines)
-    line_idx = 0
-    next_line_at = lines[1][0] if n_lines > 1 else len(text) + 1
-    prev_end = -1
-    prev_text = ""
-    append = out.append
-    for start, end in spans:
-        while start >= next_line_at:
-            line_idx += 1
-            next_line_at = lines[line_idx + 1][0] if line_idx + 1 < n_lines else len(text) + 1
-        word = text[start:end]
-        if prev_end < 0:
-            sep, strength = "", SECTION
-        else:
-            sep = text[prev_end:start]
-            if glue or "\n" in sep or not prev_text[-1].isalnum():
-                strength = _gap_strength(prev_text, sep, prev_end, start, glue)
-            else:
-                strength = WORD  # the common case, decided without a regex
-        tok_facets = None
-        links = None
-        if facets:
-            for fs, fe, kind, value in facets:
-                if fs < end and fe > start:
-                    if tok_facets is None:
-                        tok_facets = []
-                    # the last field says the facet began in an earlier token (one link over several words)
-                    tok_facets.append((max(fs, start) - start, min(fe, end) - start, kind, value, fs < start))
-                    if kind in ("link", "url") and fs >= start:
-                        if links is None:
-                            links = []
-                        links.append(value)
-        append(Token(word, sep, strength, lines[line_idx][1], tok_facets, links))
-        prev_end = end
-        prev_text = word
-    return [start for start, _ in spans]
+    n = len(spans)
+    if not n:
+        return []
+    starts = [s for s, _ in spans]
+    ends = [e for _, e in spans]
+    words = [text[s:e] for s, e in spans]
+    seps = [text[e:s] for e, s in zip(ends, starts[1:], strict=False)]
+    seps.insert(0, "")
+    # The common gap (one word, then white space without a line break) is a WORD gap: no regex needed.
+    strengths: list[int | None] = [SECTION]
+    strengths.extend([WORD if prev[-1].isalnum() and "\n" not in sep else None
+                      for prev, sep in zip(words, seps[1:], strict=False)])
+    for a, b in glue:  # gaps inside a link's text (gap i lies between ends[i - 1] and starts[i])
+        for i in range(max(1, bisect_right(ends, a) + 1), bisect_left(starts, b)):
+            strengths[i] = GLUE
+    for i in range(1, n):
+        if strengths[i] is None:
+            prev, sep = words[i - 1], seps[i]
+            if "\n" in sep:
+                strengths[i] = _gap_strength(prev, sep, ends[i - 1], starts[i], ())
+            else:  # decided by the previous word alone
+                st = _WORD_GAP.get(prev)
+                if st is None:
+                    st = _gap_strength(prev, sep, ends[i - 1], starts[i], ())
+                    if len(_WORD_GAP) < 100_000:
+                        _WORD_GAP[prev] = st
+                strengths[i] = st
+    if len(lines) == 1:
+        token_lines = [lines[0][1]] * n
+    else:
+        line_starts = [a for a, _ in lines]
+        token_lines = [lines[bisect_right(line_starts, s) - 1][1] for s in starts]
+    tok_facets: list = [None] * n
+    links: list = [None] * n
+    if facets:
+        for fs, fe, kind, value in facets:
+            # the tokens the facet overlaps: start < fe and end > fs
+            lo = bisect_right(ends, fs)
+            hi = bisect_left(starts, fe)
+            for i in range(lo, hi):
+                start, end = starts[i], ends[i]
+                if tok_facets[i] is None:
+                    tok_facets[i] = []
+                # the last field says the facet began in an earlier token (one link over several words)
+                tok_facets[i].append((max(fs, start) - start, min(fe, end) - start, kind, value, fs < start))
+                if kind in ("link", "url") and fs >= start:
+                    if links[i] is None:
+                        links[i] = []
+                    links[i].append(value)
+    out.extend(map(Token, words, seps, strengths, token_lines, tok_facets, links))
+    return starts
+
+
+def _spans(text: str, facets) -> list[tuple[int, int]]:
+    """(start, end) of the block's tokens: runs of non-white-space, cut between CJK characters."""
+    parts = _WS_SPLIT.split(text)  # word, white space, word, ...: the first and last word may be ""
+    offsets = list(accumulate(map(len, parts), initial=0))
+    spans = list(zip(offsets[0::2], offsets[1::2], strict=True))
+    if spans and spans[0][0] == spans[0][1]:
+        del spans[0]
+    if spans and spans[-1][0] == spans[-1][1]:
+        del spans[-1]
+    if not text.isascii() and _CJK.search(text):
+        spans = _cjk_spans(text, spans, facets)
+    return spans
 
 
 def _shorten(text, facets, glue, lines):
@@ -515,15 +553,22 @@ def _shorten(text, facets, glue, lines):
 
 def _cjk_spans(text: str, spans: list[tuple[int, int]], facets) -> list[tuple[int, int]]:
     """Allow cuts between CJK characters, which are written without spaces (never inside a URL)."""
-    if not _CJK.search(text):
+    cjk_at = [m.start() for m in _CJK.finditer(text)]
+    if not cjk_at:
         return spans
     urls = [(fs, fe) for fs, fe, kind, _ in facets if kind in ("link", "url", "mention", "tag")]
+    starts = [s for s, _ in spans]
+    # the spans holding a CJK character, in order (only these can be cut further)
+    with_cjk = sorted({bisect_right(starts, p) - 1 for p in cjk_at})
     out: list[tuple[int, int]] = []
-    for start, end in spans:
-        chunk = text[start:end]
-        if not _CJK.search(chunk) or any(fs < end and fe > start for fs, fe in urls):
-            out.append((start, end))
+    done = 0
+    for j in with_cjk:
+        start, end = spans[j]
+        if j < 0 or end <= cjk_at[bisect_left(cjk_at, start)] or any(fs < end and fe > start for fs, fe in urls):
             continue
+        out.extend(spans[done:j])
+        done = j + 1
+        chunk = text[start:end]
         piece_start = start
         pos = start
         prev_cjk = False
@@ -536,6 +581,7 @@ def _cjk_spans(text: str, spans: list[tuple[int, int]], facets) -> list[tuple[in
             pos += len(g)
             prev_cjk = is_cjk
         out.append((piece_start, end))
+    out.extend(spans[done:])
     return out
 
 
