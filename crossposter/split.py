@@ -11,7 +11,8 @@ white space); every finished post is then counted again as a whole with
 
 from __future__ import annotations
 
-from bisect import bisect_right
+import unicodedata
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from itertools import accumulate
 from operator import add
@@ -36,6 +37,9 @@ class SplitResult:
 _WORD_LENGTHS: dict[str, dict[str, int]] = {}
 _WORD_BYTES: dict[str, int] = {}
 _CACHE_MAX = 200_000
+#: A URL or mention always holds one of these (X: a "." before the TLD; Mastodon: "://" or "@").
+_URL_MARKS = {"x": ".", "mastodon": ":/@"}
+_WHITE_SPACE = " \t\n\r\f\v\u2028\u2029\u3000"  # what render puts between tokens
 
 
 class _Lengths:
@@ -164,6 +168,11 @@ def _pack(tokens: list[Token], platform: str, limit: int, L: _Lengths, max_bytes
     get_clean = clean.__getitem__
     bad_t = [0 if c else 1 for c in map(get_clean, texts)]
     bad_s = [0 if c else 1 for c in map(get_clean, seps)]
+    if platform != "bluesky":  # "example." right before "com" (no gap): the URL rules see both at once
+        marks = _URL_MARKS[platform]
+        for i in [i for i, sep in enumerate(seps) if not sep]:
+            if i and (any(c in texts[i - 1] for c in marks) or any(c in texts[i] for c in marks)):
+                bad_s[i] = 1
     bt = list(accumulate(bad_t))
     bs = list(accumulate(bad_s))
 
@@ -232,10 +241,20 @@ def _clean_test(platform: str):
     Grapheme clusters: a cluster can only span two code points when one of them is "complex"
     (`counting.has_complex`: combining marks, ZWJ, CR, Hangul jamo, regional indicators...), so parts
     without one add up; UTF-8 bytes always add up. Mastodon also rewrites URLs and `@user@domain`: parts
-    without ":" or "@" leave nothing to rewrite. X: ASCII text needs no NFC, has no emoji and weighs 1 a
-    character; its URLs (with or without a scheme) all need a "." followed by a domain character, so
-    tokens whose only "." is their last character, joined by non-empty white space, hold no URL together
-    or apart. Everything else is counted as a whole post (`_really_fits`).
+    without ":" or "@" leave nothing to rewrite.
+
+    URLs and mentions (Mastodon, X) never span white space, and the rules that find them look at their
+    neighbours only for "not a letter, digit, @..." (white space and the start of a text both qualify) or
+    for what may continue a path or query (never ASCII white space, nor any for X): so each token's URLs
+    are the same alone and in the post, and its counted length adds up, as long as tokens are separated
+    by white space (ASCII only for Mastodon, whose query characters include U+3000); tokens joined without
+    a gap (CJK) are exact only when neither holds a URL mark (`_URL_MARKS`).
+
+    X weighs code points after NFC: an NFC text stays NFC after a part that starts with a starter that
+    composes with nothing before it (combining class 0 and not "complex": every code point that can be the
+    second of a canonical composition is complex); emoji sequences only go on with complex code points
+    (ZWJ, VS16, modifiers, keycap, tags, regional indicators). Everything else is counted as a whole post
+    (`_really_fits`).
     """
     has_complex = counting.has_complex
 
@@ -248,15 +267,21 @@ def _clean_test(platform: str):
         return grapheme_clean
     if platform == "mastodon":
         def mastodon_clean(text: str, is_sep: bool) -> bool:
-            return ":" not in text and "@" not in text and "\uff20" not in text and grapheme_clean(text, is_sep)
+            if is_sep:  # a URL's query may run on over U+3000 and other non-ASCII white space
+                return text.isascii() and grapheme_clean(text, True)
+            return grapheme_clean(text, False)
         return mastodon_clean
 
     def x_clean(text: str, is_sep: bool) -> bool:
-        if not text.isascii():
-            return False
         if is_sep:
-            return text != "" and "." not in text
-        return text != "" and "." not in text[:-1]
+            return text.strip(_WHITE_SPACE) == ""
+        if not text:
+            return False
+        if text.isascii():
+            return True
+        first = text[0]
+        return (unicodedata.is_normalized("NFC", text) and not has_complex(first)
+                and unicodedata.combining(first) == 0)
     return x_clean
 
 
@@ -315,20 +340,31 @@ def _rebalance_tail(tokens, ranges, first_range: int, size, fits, imgs, limit: i
 
 def _assemble(tokens: list[Token], ranges: list[tuple[int, int]], platform: str, L: _Lengths,
               exact: dict[tuple[int, int], int]) -> list[Post]:
-    """Posts for the ranges; `length` is the exact summed length where known, else -1 (count the text)."""
+    """Posts for the ranges; `length` is the exact summed length where known, else -1 (count the text).
+
+    A post's text is one join; only the few tokens with facets, links or images are visited one by one.
+    """
     bluesky = platform == "bluesky"
+    texts = [t.text for t in tokens]
+    joined = [t.sep + t.text for t in tokens]  # how a token reads after another one in the same post
+    special = [i for i, t in enumerate(tokens) if t.links or t.images or (bluesky and t.facets)]
+    ends = list(accumulate(map(len, joined))) if bluesky and special else []
     posts: list[Post] = []
     for a, b in ranges:
-        parts: list[str] = []
+        text = texts[a] + "".join(joined[a + 1:b + 1])
         facets: list[list] = []  # [byte_start, byte_end, kind, value, token index]
         links: list[str] = []
         images: list[ImageRef] = []
-        for i in range(a, b + 1):
+        ascii_text = None
+        for j in range(bisect_left(special, a), bisect_right(special, b)):
+            i = special[j]
             tok = tokens[i]
-            if i > a and tok.sep:
-                parts.append(tok.sep)
             if tok.facets and bluesky:
-                before = len("".join(parts).encode())  # rare: only tokens with a link, tag or mention
+                # where the token starts in the post (rare: only tokens with a link, tag or mention)
+                at = 0 if i == a else ends[i] - ends[a] + len(texts[a]) - len(texts[i])
+                if ascii_text is None:
+                    ascii_text = text.isascii()
+                before = at if ascii_text else len(text[:at].encode())
                 for fs, fe, kind, value, continues in tok.facets:
                     bs = before + len(tok.text[:fs].encode())
                     be = before + len(tok.text[:fe].encode())
@@ -340,10 +376,8 @@ def _assemble(tokens: list[Token], ranges: list[tuple[int, int]], platform: str,
                         facets.append([bs, be, kind, value, i])
             if tok.links:
                 links.extend(tok.links)
-            parts.append(tok.text)
             if tok.images:
                 images.extend(tok.images)
-        text = "".join(parts)
         kept = [Facet(f[0], f[1], f[2], f[3]) for f in facets]
         chunks = [images[i:i + MAX_IMAGES] for i in range(0, len(images), MAX_IMAGES)] or [[]]
         posts.append(Post(text=text, length=exact.get((a, b), -1), facets=kept, images=chunks[0], links=links,
