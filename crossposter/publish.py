@@ -580,6 +580,35 @@ class _Chain:
 # --------------------------------------------------------------------------- pre-flight
 
 
+def warm_up(platforms: list[str]) -> None:
+    """Pay a fresh process's one-time SDK costs now, offline, instead of inside the first publication.
+
+    Importing an SDK is not all of it: the atproto SDK builds its HTTP stack (httpx imports httpcore
+    on the first client, ~150 ms) and loads its record models lazily on first use. Every platform
+    waits for every log-in (a failed log-in is a pre-flight problem), so Bluesky's first-use cost
+    delays all three chains. A process started ahead of a due thread (the daemon's publisher)
+    calls this while it waits; nothing here touches the network.
+    """
+    import importlib
+
+    for p in platforms:
+        with contextlib.suppress(Exception):
+            importlib.import_module(f"crossposter.platforms.{p}")
+            importlib.import_module({"bluesky": "atproto", "mastodon": "mastodon", "x": "tweepy"}[p])
+    if "bluesky" in platforms:
+        with contextlib.suppress(Exception):
+            from atproto import Client, models
+            from atproto_client.request import Request
+
+            request = Request(timeout=1)
+            Client(base_url="http://127.0.0.1:9", request=request)  # never used: builds the HTTP stack
+            with contextlib.suppress(Exception):
+                request._client.close()
+            for name in ("ComAtprotoServerGetSession", "ComAtprotoRepoPutRecord", "ComAtprotoRepoUploadBlob",
+                         "ComAtprotoRepoStrongRef", "AppBskyFeedPost", "AppBskyEmbedImages", "AppBskyRichtextFacet"):
+                getattr(models, name)
+
+
 def _where(path: Path, line: int | None, platform: str | None, message: str) -> str:
     loc = f"{path}:{line}" if line else str(path)
     return f"{loc}: [{platform}] {message}" if platform else f"{loc}: {message}"
