@@ -162,8 +162,13 @@ def _dumper() -> type:
     return Dumper
 
 
-def render_block(meta: dict, eol: str = "\n") -> str:
-    """The block text for ``meta`` (no final line ending); raises ValueError if it cannot be written faithfully."""
+def render_block(meta: dict, eol: str = "\n", *, round_trip: bool = True) -> str:
+    """The block text for ``meta`` (no final line ending); raises ValueError if it cannot be written faithfully.
+
+    ``round_trip=False`` skips loading the YAML back: only for callers that re-parse the written bytes
+    and compare with ``meta`` anyway (``update_thread_metadata`` via ``_verify``, a stronger check),
+    because a YAML load per write is a third of what recording a post costs.
+    """
     import yaml
 
     try:
@@ -173,7 +178,7 @@ def render_block(meta: dict, eol: str = "\n") -> str:
         raise ValueError(f"metadata cannot be written as YAML: {e}") from None
     if BLOCK_CLOSE in dumped:
         raise ValueError(f"metadata contains {BLOCK_CLOSE!r}, which would end the HTML comment early")
-    if yaml.load(dumped, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) != meta:
+    if round_trip and yaml.load(dumped, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) != meta:
         raise ValueError("metadata does not survive a YAML round trip (only str, int, float, bool, None, "
                          "datetime, lists and mappings can be stored)")
     lines = [BLOCK_OPEN, *dumped.rstrip("\n").split("\n"), BLOCK_CLOSE]
@@ -184,7 +189,10 @@ def render_block(meta: dict, eol: str = "\n") -> str:
 
 
 def _replace_block(data: bytes, archive: Archive, thread: Thread, meta: dict) -> bytes:
-    """The file bytes with ``thread``'s block set to ``meta`` (removed when ``meta`` is empty)."""
+    """The file bytes with ``thread``'s block set to ``meta`` (removed when ``meta`` is empty).
+
+    The YAML is not loaded back here: ``_verify`` parses the new bytes and compares with ``meta``.
+    """
     starts = _line_starts(data)
     if thread.block_line is not None:
         assert thread.block_end_line is not None
@@ -196,17 +204,17 @@ def _replace_block(data: bytes, archive: Archive, thread: Thread, meta: dict) ->
         begin = starts[thread.block_line - 1]
         end = _line_end(data, starts, thread.block_end_line)
         end -= len(_eol_of(data, starts, thread.block_end_line) or b"")
-        block = render_block(meta, eol.decode()).encode("utf-8")
+        block = render_block(meta, eol.decode(), round_trip=False).encode("utf-8")
         return data[:begin] + block + data[end:]
     if not meta:
         return data
     head_eol = _eol_of(data, starts, thread.heading_end_line)
     at = _line_end(data, starts, thread.heading_end_line)
     if head_eol is not None:
-        block = render_block(meta, head_eol.decode()).encode("utf-8") + head_eol
+        block = render_block(meta, head_eol.decode(), round_trip=False).encode("utf-8") + head_eol
     else:  # heading is the last line, without final newline
         eol = _default_eol(data)
-        block = eol + render_block(meta, eol.decode()).encode("utf-8")
+        block = eol + render_block(meta, eol.decode(), round_trip=False).encode("utf-8")
     return data[:at] + block + data[at:]
 
 
@@ -231,6 +239,13 @@ def _verify(old_data: bytes, new: bytes, thread: Thread, meta: dict, path: Path)
         else:
             t = section[0]
             if (t.title, t.date, t.body, t.metadata) != (thread.title, thread.date, thread.body, meta):
+                if t.metadata != meta:
+                    # the usual cause: a value YAML cannot hold (a tuple, a set…) — say so, as render_block would
+                    try:
+                        render_block(meta)
+                    except ValueError as e:
+                        raise ArchiveError(path, thread.line,
+                                           f"cannot record metadata for {thread.title!r}: {e}") from None
                 problem = "the thread would not read back with the new metadata and the same text"
     if problem:
         raise ArchiveError(path, thread.line, f"internal error: {problem}; nothing was written "
