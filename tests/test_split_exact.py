@@ -22,6 +22,7 @@ _PIECES = [
     "@user@mastodon.social", "@bob", "x@y.z", "://", ":", "/", "(!)", "naïve", "ﬁ", "©\ufe0f", "\u200d", "‼",
     "k.рф", "abc.日本", "a.com)", "(a.com", ".com", "x.", "..", "https://a.com/p(x)", "a.com?q=1", "「a.com」",
     "gopher://a.b", "\uff20user", "https://e.org/?q=日本", "www.日本.jp", "xn--p1ai.com", "ö.com", "\u0308",
+    "a.みんな", "みんな",
 ]
 _SEPS = [" ", "  ", "\n", "\u3000", " \u3000 ", "\t"]
 
@@ -50,3 +51,21 @@ def test_x_url_length_adds_up_across_tokens() -> None:
     assert len(result.posts) > 1
     for post in result.posts:
         assert post.length == counting.length("x", post.text) <= 280
+
+
+def test_mastodon_query_runs_on_over_ideographic_space() -> None:
+    # Mastodon's query characters include U+3000: "word" belongs to the URL in the post, not on its own
+    text = "https://e.org/?q=日本\u3000word " * 30
+    result = split(tokenize(blocks(text, 1, Path("/tmp")), "mastodon"), "mastodon", 100)
+    assert len(result.posts) > 1
+    for post in result.posts:
+        assert post.length == counting.length("mastodon", post.text) <= 100
+
+
+def test_x_domain_across_a_cjk_cut() -> None:
+    # "a." and "みんな" are separate tokens (a cut may fall between CJK characters) but one URL together
+    text = "see a.みんな now " * 30
+    result = split(tokenize(blocks(text, 1, Path("/tmp")), "x"), "x", 100)
+    assert len(result.posts) > 1
+    for post in result.posts:
+        assert post.length == counting.length("x", post.text) <= 100
