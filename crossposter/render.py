@@ -569,20 +569,40 @@ def _cjk_spans(text: str, spans: list[tuple[int, int]], facets) -> list[tuple[in
         out.extend(spans[done:j])
         done = j + 1
         chunk = text[start:end]
+        cuts = _CJK_CUTS.get(chunk)
+        if cuts is None:
+            cuts = _cjk_cuts(chunk)
+            if len(_CJK_CUTS) < 100_000:
+                _CJK_CUTS[chunk] = cuts
         piece_start = start
-        pos = start
-        prev_cjk = False
-        for g in _GRAPHEME.findall(chunk):
-            is_cjk = bool(_CJK.match(g))
-            closing = g in "。、，！？」』）》〉】：；”’.,!?)"
-            if pos > piece_start and (is_cjk or prev_cjk) and not closing and text[pos - 1] not in "「『（《〈【“‘(":
-                out.append((piece_start, pos))
-                piece_start = pos
-            pos += len(g)
-            prev_cjk = is_cjk
+        for cut in cuts:
+            out.append((piece_start, start + cut))
+            piece_start = start + cut
         out.append((piece_start, end))
     out.extend(spans[done:])
     return out
+
+
+#: Word -> where `_cjk_cuts` cuts it (words repeat; the cuts depend on the word alone).
+_CJK_CUTS: dict[str, tuple[int, ...]] = {}
+
+
+def _cjk_cuts(chunk: str) -> tuple[int, ...]:
+    """Offsets in a white-space-free word where a cut may fall: around CJK characters, never before a
+    closing mark or after an opening one."""
+    cuts: list[int] = []
+    piece_start = 0
+    pos = 0
+    prev_cjk = False
+    for g in _GRAPHEME.findall(chunk):
+        is_cjk = bool(_CJK.match(g))
+        closing = g in "。、，！？」』）》〉】：；”’.,!?)"
+        if pos > piece_start and (is_cjk or prev_cjk) and not closing and chunk[pos - 1] not in "「『（《〈【“‘(":
+            cuts.append(pos)
+            piece_start = pos
+        pos += len(g)
+        prev_cjk = is_cjk
+    return tuple(cuts)
 
 
 def _merge_marker(spans: list[tuple[int, int]], prefix_len: int) -> list[tuple[int, int]]:
