@@ -15,7 +15,7 @@ from crossposter.model import DEFAULT_LIMITS, PLATFORMS, Diagnostic, ImageRef, P
 
 if TYPE_CHECKING:
     from crossposter.config import Config
-from crossposter.render import blocks, has_opening_text, tokenize_all
+from crossposter.render import blocks, has_opening_text, tokenize_streams
 from crossposter.split import split
 
 #: Longest alt text each platform keeps.
@@ -63,10 +63,10 @@ def plan_thread(archive: Archive, thread: Thread, config: Config | PlanOptions, 
     names = platforms or list(PLATFORMS)
     images = [run.image for b in rendered.blocks for run in b.runs if run.image is not None]
     _check_images(images, archive.path.parent, names, plan)
-    tokens = tokenize_all(rendered, names)
+    streams = tokenize_streams(rendered, names)
     for name in names:
         limit = (limits or {}).get(name) or options.limits[name]
-        result = split(tokens[name], name, limit, numbering=options.numbering)
+        result = split(streams[name], name, limit, numbering=options.numbering)
         plan.platforms[name] = PlatformPosts(platform=name, limit=limit, posts=result.posts)
         plan.errors.extend(result.errors)
     if not any(pp.posts for pp in plan.platforms.values()) and names:

@@ -19,7 +19,7 @@ from operator import add
 
 from crossposter import counting
 from crossposter.model import Diagnostic, Facet, ImageRef, Post
-from crossposter.render import CLAUSE, SECTION, SENTENCE, Token
+from crossposter.render import CLAUSE, SECTION, SENTENCE, Stream, Token
 
 MAX_IMAGES = 4
 MIN_FILL = 1 / 3  # a boundary that leaves a post less full than this is not worth preferring
@@ -92,8 +92,10 @@ def numbering_suffix(i: int, n: int) -> str:
     return f"\n{i}/{n}"
 
 
-def split(tokens: list[Token], platform: str, limit: int, *, numbering: bool = False) -> SplitResult:
+def split(tokens: list[Token] | Stream, platform: str, limit: int, *, numbering: bool = False) -> SplitResult:
     """Split a thread's tokens into posts of at most `limit` by `platform`'s rule."""
+    if not isinstance(tokens, Stream):
+        tokens = Stream.of(tokens)
     lengths = _Lengths(platform)
     reserve = 0
     reserve_bytes = 0
@@ -125,15 +127,15 @@ def split(tokens: list[Token], platform: str, limit: int, *, numbering: bool = F
     return SplitResult(posts, errors)
 
 
-def _count_posts(tokens: list[Token], ranges: list[tuple[int, int]]) -> int:
+def _count_posts(tokens: Stream, ranges: list[tuple[int, int]]) -> int:
     n = 0
     for a, b in ranges:
-        images = sum(len(t.images or ()) for t in tokens[a:b + 1])
+        images = sum(len(v) for k, v in tokens.images.items() if a <= k <= b)
         n += max(1, -(-images // MAX_IMAGES))
     return n
 
 
-def _pack(tokens: list[Token], platform: str, limit: int, L: _Lengths, max_bytes: int):
+def _pack(tokens: Stream, platform: str, limit: int, L: _Lengths, max_bytes: int):
     """Choose post boundaries as (first, last) token index ranges."""
     n = len(tokens)
     errors: list[Diagnostic] = []
@@ -141,15 +143,17 @@ def _pack(tokens: list[Token], platform: str, limit: int, L: _Lengths, max_bytes
     if not n:
         return ranges, errors, {}
     bluesky = platform == "bluesky"
-    texts = [t.text for t in tokens]
-    seps = [t.sep for t in tokens]
+    texts = tokens.texts
+    seps = tokens.seps
     L.fill(texts)
     L.fill(seps)
     lookup = L.cache.__getitem__
     tl = list(map(lookup, texts))
     # cum[i] = sum over j <= i of (sep_j + text_j); a post a..b measures cum[b] - cum[a] + tl[a].
     cum = list(accumulate(map(add, map(lookup, seps), tl)))
-    imgs = [len(t.images) if t.images else 0 for t in tokens]
+    imgs = [0] * n
+    for k, v in tokens.images.items():
+        imgs[k] = len(v)
     if bluesky:
         nb = L.nbytes
         tb = [len(x) if x.isascii() else nb(x) for x in texts]
@@ -200,7 +204,7 @@ def _pack(tokens: list[Token], platform: str, limit: int, L: _Lengths, max_bytes
         return w
 
     # sections: a SECTION gap always starts a new post
-    strengths = [t.strength for t in tokens]
+    strengths = tokens.strengths
     group_starts = [i for i in range(n) if i == 0 or strengths[i] >= SECTION]
     group_starts.append(n)
     for g in range(len(group_starts) - 1):
@@ -208,26 +212,26 @@ def _pack(tokens: list[Token], platform: str, limit: int, L: _Lengths, max_bytes
         first_range = len(ranges)
         while start <= end:
             if not fits(start, start):
-                tok = tokens[start]
-                shown = tok.text if len(tok.text) <= 60 else tok.text[:57] + "..."
-                errors.append(Diagnostic(tok.line, f"{shown!r} is {tl[start]} long, longer than a whole "
+                tok_text = texts[start]
+                shown = tok_text if len(tok_text) <= 60 else tok_text[:57] + "..."
+                errors.append(Diagnostic(tokens.lines[start], f"{shown!r} is {tl[start]} long, longer than a whole "
                                          f"{platform} post ({limit}); shorten it or break it with spaces",
                                          platform))
                 ranges.append((start, start))
                 start += 1
                 continue
             w = max(furthest(start, end), start)
-            if w == end and (exact(start, end) or _really_fits(tokens, start, end, platform, limit, max_bytes, L)):
+            if w == end and (exact(start, end) or _really_fits(texts, seps, start, end, platform, limit, max_bytes, L)):
                 ranges.append((start, end))
                 break
             k = _best_cut(strengths, start, min(w, end - 1), cum, tl, limit)
             while k - 1 > start and not (exact(start, k - 1)
-                                         or _really_fits(tokens, start, k - 1, platform, limit, max_bytes, L)):
+                                         or _really_fits(texts, seps, start, k - 1, platform, limit, max_bytes, L)):
                 # the summed lengths were off (e.g. X sees a URL across tokens): take less
                 k = _best_cut(strengths, start, k - 2, cum, tl, limit)
             ranges.append((start, k - 1))
             start = k
-        _rebalance_tail(tokens, ranges, first_range, size, fits, imgs, limit)
+        _rebalance_tail(strengths, ranges, first_range, size, fits, imgs, limit)
     return ranges, errors, {(a, b): size(a, b) for a, b in ranges if exact(a, b)}
 
 
@@ -285,10 +289,10 @@ def _clean_test(platform: str):
     return x_clean
 
 
-def _really_fits(tokens: list[Token], a: int, b: int, platform: str, limit: int, max_bytes: int,
+def _really_fits(texts: list[str], seps: list[str], a: int, b: int, platform: str, limit: int, max_bytes: int,
                  L: _Lengths) -> bool:
     """Count the post as a whole: the summed token lengths are checked, never trusted."""
-    text = tokens[a].text + "".join([t.sep + t.text for t in tokens[a + 1:b + 1]])
+    text = texts[a] + "".join(map(add, seps[a + 1:b + 1], texts[a + 1:b + 1]))
     if platform == "bluesky" and len(text.encode()) > max_bytes:
         return False
     return L.post(text) <= limit
@@ -313,12 +317,12 @@ def _best_cut(strengths: list[int], start: int, w: int, cum: list[int], tl: list
     return best_k if best_s >= 0 else fallback_k
 
 
-def _rebalance_tail(tokens, ranges, first_range: int, size, fits, imgs, limit: int) -> None:
+def _rebalance_tail(strengths, ranges, first_range: int, size, fits, imgs, limit: int) -> None:
     """Avoid a last post of a word or two cut off mid-sentence: share the last two posts out evenly."""
     if len(ranges) - first_range < 2:
         return
     (a, b), (c, d) = ranges[-2], ranges[-1]
-    if c != b + 1 or tokens[c].strength > CLAUSE:
+    if c != b + 1 or strengths[c] > CLAUSE:
         return
     if d - c >= 2 and size(c, d) >= limit * 0.15:
         return
@@ -330,7 +334,7 @@ def _rebalance_tail(tokens, ranges, first_range: int, size, fits, imgs, limit: i
         if sum(imgs[a:k]) > MAX_IMAGES or sum(imgs[k:d + 1]) > MAX_IMAGES:
             continue
         left, right = size(a, k - 1), size(k, d)
-        key = (min(left, right) >= total * 0.25, min(tokens[k].strength, SENTENCE), -abs(left - right))
+        key = (min(left, right) >= total * 0.25, min(strengths[k], SENTENCE), -abs(left - right))
         if best is None or key > best[0]:
             best = (key, k)
     if best is not None:
@@ -338,16 +342,17 @@ def _rebalance_tail(tokens, ranges, first_range: int, size, fits, imgs, limit: i
         ranges[-2:] = [(a, k - 1), (k, d)]
 
 
-def _assemble(tokens: list[Token], ranges: list[tuple[int, int]], platform: str, L: _Lengths,
+def _assemble(tokens: Stream, ranges: list[tuple[int, int]], platform: str, L: _Lengths,
               exact: dict[tuple[int, int], int]) -> list[Post]:
     """Posts for the ranges; `length` is the exact summed length where known, else -1 (count the text).
 
     A post's text is one join; only the few tokens with facets, links or images are visited one by one.
     """
     bluesky = platform == "bluesky"
-    texts = [t.text for t in tokens]
-    joined = [t.sep + t.text for t in tokens]  # how a token reads after another one in the same post
-    special = [i for i, t in enumerate(tokens) if t.links or t.images or (bluesky and t.facets)]
+    texts = tokens.texts
+    joined = list(map(add, tokens.seps, texts))  # how a token reads after another one in the same post
+    tok_facets, tok_links, tok_images = tokens.facets, tokens.links, tokens.images
+    special = sorted({*tok_links, *tok_images, *(tok_facets if bluesky else ())})
     ends = list(accumulate(map(len, joined))) if bluesky and special else []
     posts: list[Post] = []
     for a, b in ranges:
@@ -358,30 +363,31 @@ def _assemble(tokens: list[Token], ranges: list[tuple[int, int]], platform: str,
         ascii_text = None
         for j in range(bisect_left(special, a), bisect_right(special, b)):
             i = special[j]
-            tok = tokens[i]
-            if tok.facets and bluesky:
+            facets_i = tok_facets.get(i) if bluesky else None
+            if facets_i:
                 # where the token starts in the post (rare: only tokens with a link, tag or mention)
                 at = 0 if i == a else ends[i] - ends[a] + len(texts[a]) - len(texts[i])
                 if ascii_text is None:
                     ascii_text = text.isascii()
                 before = at if ascii_text else len(text[:at].encode())
-                for fs, fe, kind, value, continues in tok.facets:
-                    bs = before + len(tok.text[:fs].encode())
-                    be = before + len(tok.text[:fe].encode())
+                tok_text = texts[i]
+                for fs, fe, kind, value, continues in facets_i:
+                    bs = before + len(tok_text[:fs].encode())
+                    be = before + len(tok_text[:fe].encode())
                     prev = facets[-1] if facets else None
                     if continues and prev and prev[2] == kind and prev[3] == value and prev[4] == i - 1:
                         prev[1] = be  # one link whose text spans several words stays one facet
                         prev[4] = i
                     else:
                         facets.append([bs, be, kind, value, i])
-            if tok.links:
-                links.extend(tok.links)
-            if tok.images:
-                images.extend(tok.images)
+            if i in tok_links:
+                links.extend(tok_links[i])
+            if i in tok_images:
+                images.extend(tok_images[i])
         kept = [Facet(f[0], f[1], f[2], f[3]) for f in facets]
         chunks = [images[i:i + MAX_IMAGES] for i in range(0, len(images), MAX_IMAGES)] or [[]]
         posts.append(Post(text=text, length=exact.get((a, b), -1), facets=kept, images=chunks[0], links=links,
-                          line=tokens[a].line))
+                          line=tokens.lines[a]))
         for extra in chunks[1:]:
             posts.append(Post(text="", length=0, images=extra, line=extra[0].line))
     return posts
