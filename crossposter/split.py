@@ -145,8 +145,9 @@ def _pack(tokens: Stream, platform: str, limit: int, L: _Lengths, max_bytes: int
     bluesky = platform == "bluesky"
     texts = tokens.texts
     seps = tokens.seps
-    L.fill(texts)
-    L.fill(seps)
+    unique_texts, unique_seps = set(texts), set(seps)
+    L.fill(unique_texts)
+    L.fill(unique_seps)
     lookup = L.cache.__getitem__
     tl = list(map(lookup, texts))
     # cum[i] = sum over j <= i of (sep_j + text_j); a post a..b measures cum[b] - cum[a] + tl[a].
@@ -156,32 +157,41 @@ def _pack(tokens: Stream, platform: str, limit: int, L: _Lengths, max_bytes: int
         imgs[k] = len(v)
     if bluesky:
         nb = L.nbytes
-        tb = [len(x) if x.isascii() else nb(x) for x in texts]
-        cb = list(accumulate(map(add, [len(x) if x.isascii() else nb(x) for x in seps], tb)))
+        byte_cache = L.bytes_cache
+        for x in unique_texts.union(unique_seps).difference(byte_cache):
+            nb(x)
+        tb = list(map(byte_cache.__getitem__, texts))
+        cb = list(accumulate(map(add, map(byte_cache.__getitem__, seps), tb)))
     else:
         tb = cb = tl
-    # Ranges whose summed length is provably the platform's count of their text (see _clean): not re-counted.
+    # Ranges whose summed length is provably the platform's count of their text (see _clean_test): such a
+    # post is not counted again.
     clean = _CLEAN.setdefault(platform, {})
     if len(clean) > _CACHE_MAX:
         clean.clear()
     test = _clean_test(platform)
-    for x in set(texts).difference(clean):
+    for x in unique_texts.difference(clean):
         clean[x] = test(x, False)
-    for x in set(seps).difference(clean):
+    for x in unique_seps.difference(clean):
         clean[x] = test(x, True)
-    get_clean = clean.__getitem__
-    bad_t = [0 if c else 1 for c in map(get_clean, texts)]
-    bad_s = [0 if c else 1 for c in map(get_clean, seps)]
-    if platform != "bluesky":  # "example." right before "com" (no gap): the URL rules see both at once
+    bad_texts = {x for x in unique_texts if not clean[x]}
+    bad_seps = {x for x in unique_seps if not clean[x]}
+    bad_t = [x in bad_texts for x in texts] if bad_texts else [False] * n
+    bad_s = [x in bad_seps for x in seps] if bad_seps else [False] * n
+    if platform != "bluesky" and "" in unique_seps:  # "example." right before "com" (no gap): one URL
         marks = _URL_MARKS[platform]
         for i in [i for i, sep in enumerate(seps) if not sep]:
             if i and (any(c in texts[i - 1] for c in marks) or any(c in texts[i] for c in marks)):
-                bad_s[i] = 1
-    bt = list(accumulate(bad_t))
-    bs = list(accumulate(bad_s))
+                bad_s[i] = True
+    if any(bad_t) or any(bad_s):
+        bt = list(accumulate(bad_t))
+        bs = list(accumulate(bad_s))
 
-    def exact(a: int, b: int) -> bool:
-        return bt[b] - bt[a] + bad_t[a] == 0 and bs[b] == bs[a]
+        def exact(a: int, b: int) -> bool:
+            return bt[b] - bt[a] + bad_t[a] == 0 and bs[b] == bs[a]
+    else:
+        def exact(a: int, b: int) -> bool:
+            return True
 
     def size(a: int, b: int) -> int:
         return cum[b] - cum[a] + tl[a]
@@ -205,7 +215,9 @@ def _pack(tokens: Stream, platform: str, limit: int, L: _Lengths, max_bytes: int
 
     # sections: a SECTION gap always starts a new post
     strengths = tokens.strengths
-    group_starts = [i for i in range(n) if i == 0 or strengths[i] >= SECTION]
+    group_starts = [i for i, st in enumerate(strengths) if st >= SECTION]
+    if not group_starts or group_starts[0]:
+        group_starts.insert(0, 0)
     group_starts.append(n)
     for g in range(len(group_starts) - 1):
         start, end = group_starts[g], group_starts[g + 1] - 1
