@@ -581,7 +581,7 @@ class _Chain:
 
 
 def warm_up(platforms: list[str]) -> None:
-    """Pay a fresh process's one-time SDK costs now, offline, instead of inside the first publication.
+    """Pay a fresh process's one-time costs now, offline, instead of inside the first publication.
 
     Importing an SDK is not all of it: the atproto SDK builds its HTTP stack (httpx imports httpcore
     on the first client, ~150 ms) and loads its record models lazily on first use. Every platform
@@ -591,6 +591,13 @@ def warm_up(platforms: list[str]) -> None:
     """
     import importlib
 
+    # The publication's own lazy imports: planning (render/split/counting, ~70 ms) and Pillow's codecs.
+    with contextlib.suppress(Exception):
+        importlib.import_module("crossposter.plan")
+        importlib.import_module("crossposter.images")
+        from PIL import Image
+
+        Image.init()
     for p in platforms:
         with contextlib.suppress(Exception):
             importlib.import_module(f"crossposter.platforms.{p}")
