@@ -435,7 +435,7 @@ def _block_text(block: Block, platform: str):
         pos += len(s)
 
     if block.prefix:
-        add(block.prefix)  # the marker stays with the first word: see _merge_marker
+        add(block.prefix)  # the marker stays with the first word: see _pieces
     if block.kind == "code":
         run = block.runs[0]
         for k, code_line in enumerate(run.text.split("\n")):
@@ -508,16 +508,10 @@ def _split_block(text: str, facets, glue, lines, prefix_len: int):
     # Bluesky shows bare URLs shortened: swap in the short text now so every offset stays consistent.
     if facets:
         text, facets, glue, lines = _shorten(text, facets, glue, lines)
-    spans = _spans(text, facets)
-    spans = _merge_marker(spans, prefix_len)
-    n = len(spans)
+    words, seps, starts, ends = _pieces(text, facets, prefix_len)
+    n = len(words)
     if not n:
         return [], [], [], [], {}, {}, []
-    starts = [s for s, _ in spans]
-    ends = [e for _, e in spans]
-    words = [text[s:e] for s, e in spans]
-    seps = [text[e:s] for e, s in zip(ends, starts[1:], strict=False)]
-    seps.insert(0, "")
     # The common gap (one word, then white space without a line break) is a WORD gap: no regex needed.
     strengths: list[int | None] = [SECTION]
     strengths.extend([WORD if prev[-1].isalnum() and "\n" not in sep else None
@@ -556,18 +550,64 @@ def _split_block(text: str, facets, glue, lines, prefix_len: int):
     return words, seps, strengths, token_lines, tok_facets, links, starts
 
 
-def _spans(text: str, facets) -> list[tuple[int, int]]:
-    """(start, end) of the block's tokens: runs of non-white-space, cut between CJK characters."""
+def _pieces(text: str, facets, prefix_len: int):
+    """The block's tokens as (texts, separators before them, start offsets, end offsets).
+
+    Tokens are runs of non-white-space, cut between CJK characters, the list marker glued to the first.
+    """
     parts = _WS_SPLIT.split(text)  # word, white space, word, ...: the first and last word may be ""
     offsets = list(accumulate(map(len, parts), initial=0))
-    spans = list(zip(offsets[0::2], offsets[1::2], strict=True))
-    if spans and spans[0][0] == spans[0][1]:
-        del spans[0]
-    if spans and spans[-1][0] == spans[-1][1]:
-        del spans[-1]
-    if not text.isascii() and _CJK.search(text):
-        spans = _cjk_spans(text, spans, facets)
-    return spans
+    words = parts[0::2]
+    seps = parts[1::2]
+    seps.insert(0, "")  # seps[i] comes before words[i]
+    starts = offsets[0::2]
+    ends = offsets[1::2]
+    if not words[-1]:
+        words.pop()
+        seps.pop()
+        starts.pop()
+        ends.pop()
+    if words and not words[0]:
+        del words[0], seps[0], starts[0], ends[0]
+        if seps:
+            seps[0] = ""
+    if words and not text.isascii():
+        _cut_cjk(text, facets, words, seps, starts, ends)
+    if prefix_len and len(words) >= 2 and ends[0] <= prefix_len:
+        # a post never starts with a lone list marker ("- ", "12. "): glue it to the item's first word
+        words[0] = text[starts[0]:ends[1]]
+        del words[1], seps[1], starts[1], ends[0]
+    return words, seps, starts, ends
+
+
+def _cut_cjk(text: str, facets, words: list[str], seps: list[str], starts: list[int], ends: list[int]) -> None:
+    """Allow cuts between CJK characters, which are written without spaces (never inside a URL)."""
+    cjk_at = [m.start() for m in _CJK.finditer(text)]
+    if not cjk_at:
+        return
+    urls = [(fs, fe) for fs, fe, kind, _ in facets if kind in ("link", "url", "mention", "tag")]
+    with_cjk = set()  # the tokens holding a CJK character (only these can be cut further)
+    for p in cjk_at:
+        j = bisect_right(starts, p) - 1
+        if j >= 0 and p < ends[j]:
+            with_cjk.add(j)
+    for j in sorted(with_cjk, reverse=True):  # from the end: splicing keeps earlier indices valid
+        start, end = starts[j], ends[j]
+        if any(fs < end and fe > start for fs, fe in urls):
+            continue
+        chunk = words[j]
+        cuts = _CJK_CUTS.get(chunk)
+        if cuts is None:
+            cuts = _cjk_cuts(chunk)
+            if len(_CJK_CUTS) < 100_000:
+                _CJK_CUTS[chunk] = cuts
+        if not cuts:
+            continue
+        bounds = [0, *cuts, len(chunk)]
+        words[j:j + 1] = [chunk[x:y] for x, y in zip(bounds, bounds[1:], strict=False)]
+        seps[j + 1:j + 1] = [""] * len(cuts)
+        starts[j + 1:j + 1] = [start + c for c in cuts]
+        ends[j:j] = [start + c for c in cuts]
 
 
 def _shorten(text, facets, glue, lines):
@@ -602,38 +642,6 @@ def _shorten(text, facets, glue, lines):
     return "".join(new_text), facets, glue, lines
 
 
-def _cjk_spans(text: str, spans: list[tuple[int, int]], facets) -> list[tuple[int, int]]:
-    """Allow cuts between CJK characters, which are written without spaces (never inside a URL)."""
-    cjk_at = [m.start() for m in _CJK.finditer(text)]
-    if not cjk_at:
-        return spans
-    urls = [(fs, fe) for fs, fe, kind, _ in facets if kind in ("link", "url", "mention", "tag")]
-    starts = [s for s, _ in spans]
-    # the spans holding a CJK character, in order (only these can be cut further)
-    with_cjk = sorted({bisect_right(starts, p) - 1 for p in cjk_at})
-    out: list[tuple[int, int]] = []
-    done = 0
-    for j in with_cjk:
-        start, end = spans[j]
-        if j < 0 or end <= cjk_at[bisect_left(cjk_at, start)] or any(fs < end and fe > start for fs, fe in urls):
-            continue
-        out.extend(spans[done:j])
-        done = j + 1
-        chunk = text[start:end]
-        cuts = _CJK_CUTS.get(chunk)
-        if cuts is None:
-            cuts = _cjk_cuts(chunk)
-            if len(_CJK_CUTS) < 100_000:
-                _CJK_CUTS[chunk] = cuts
-        piece_start = start
-        for cut in cuts:
-            out.append((piece_start, start + cut))
-            piece_start = start + cut
-        out.append((piece_start, end))
-    out.extend(spans[done:])
-    return out
-
-
 #: Word -> where `_cjk_cuts` cuts it (words repeat; the cuts depend on the word alone).
 _CJK_CUTS: dict[str, tuple[int, ...]] = {}
 
@@ -654,13 +662,6 @@ def _cjk_cuts(chunk: str) -> tuple[int, ...]:
         pos += len(g)
         prev_cjk = is_cjk
     return tuple(cuts)
-
-
-def _merge_marker(spans: list[tuple[int, int]], prefix_len: int) -> list[tuple[int, int]]:
-    """Glue a list marker ("- ", "12. ") to the item's first word: a post never starts with a lone marker."""
-    if prefix_len and len(spans) >= 2 and spans[0][1] <= prefix_len:
-        return [(spans[0][0], spans[1][1]), *spans[2:]]
-    return spans
 
 
 def _gap_strength(prev: str, sep: str, gap_start: int, gap_end: int, glue) -> int:
