@@ -581,27 +581,25 @@ def _pieces(text: str, facets, prefix_len: int):
 
 
 def _cut_cjk(text: str, facets, words: list[str], seps: list[str], starts: list[int], ends: list[int]) -> None:
-    """Allow cuts between CJK characters, which are written without spaces (never inside a URL)."""
-    cjk_at = [m.start() for m in _CJK.finditer(text)]
-    if not cjk_at:
-        return
-    urls = [(fs, fe) for fs, fe, kind, _ in facets if kind in ("link", "url", "mention", "tag")]
-    with_cjk = set()  # the tokens holding a CJK character (only these can be cut further)
-    for p in cjk_at:
-        j = bisect_right(starts, p) - 1
-        if j >= 0 and p < ends[j]:
-            with_cjk.add(j)
-    for j in sorted(with_cjk, reverse=True):  # from the end: splicing keeps earlier indices valid
-        start, end = starts[j], ends[j]
-        if any(fs < end and fe > start for fs, fe in urls):
-            continue
-        chunk = words[j]
+    """Allow cuts between CJK characters, which are written without spaces (never inside a URL).
+
+    Only a word with a CJK character has cuts (`_cjk_cuts`, cached by word), and only a non-ASCII
+    word can have one.
+    """
+    urls = None
+    for j in [j for j, w in enumerate(words) if not w.isascii()][::-1]:  # from the end: splicing keeps
+        chunk = words[j]                                                  # earlier indices valid
         cuts = _CJK_CUTS.get(chunk)
         if cuts is None:
             cuts = _cjk_cuts(chunk)
             if len(_CJK_CUTS) < 100_000:
                 _CJK_CUTS[chunk] = cuts
         if not cuts:
+            continue
+        start, end = starts[j], ends[j]
+        if urls is None:
+            urls = [(fs, fe) for fs, fe, kind, _ in facets if kind in ("link", "url", "mention", "tag")]
+        if any(fs < end and fe > start for fs, fe in urls):
             continue
         bounds = [0, *cuts, len(chunk)]
         words[j:j + 1] = [chunk[x:y] for x, y in zip(bounds, bounds[1:], strict=False)]

@@ -15,6 +15,7 @@ import unicodedata
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from itertools import accumulate
+from math import ceil
 from operator import add
 
 from crossposter import counting
@@ -215,7 +216,17 @@ def _pack(tokens: Stream, platform: str, limit: int, L: _Lengths, max_bytes: int
 
     # sections: a SECTION gap always starts a new post
     strengths = tokens.strengths
-    group_starts = [i for i, st in enumerate(strengths) if st >= SECTION]
+    if max(strengths) > SECTION:  # not from render: any strength above SECTION also starts a group
+        group_starts = [i for i, st in enumerate(strengths) if st >= SECTION]
+    else:  # a few SECTION gaps among many: list.index finds them without a Python loop
+        group_starts = []
+        i = -1
+        try:
+            while True:
+                i = strengths.index(SECTION, i + 1)
+                group_starts.append(i)
+        except ValueError:
+            pass
     if not group_starts or group_starts[0]:
         group_starts.insert(0, 0)
     group_starts.append(n)
@@ -313,20 +324,20 @@ def _really_fits(texts: list[str], seps: list[str], a: int, b: int, platform: st
 def _best_cut(strengths: list[int], start: int, w: int, cum: list[int], tl: list[int], limit: int) -> int:
     """The token that starts the next post: the strongest gap in reach, the latest among equals.
 
-    Gaps that would leave the post under MIN_FILL count only when no other gap is in reach.
+    Gaps that would leave the post under MIN_FILL count only when no other gap is in reach. The sizes
+    grow with k, so the gaps that leave enough are the k from k0 on (a bisection on the prefix sums).
     """
-    need = limit * MIN_FILL
     base = cum[start] - tl[start]  # size(start, k - 1) == cum[k - 1] - base
-    best_k, best_s = w + 1, -1
-    fallback_k, fallback_s = w + 1, -1
-    for k in range(w + 1, start, -1):
-        s = strengths[k]
-        if cum[k - 1] - base >= need:
-            if s > best_s:
-                best_k, best_s = k, s
-        elif s > fallback_s:
-            fallback_k, fallback_s = k, s
-    return best_k if best_s >= 0 else fallback_k
+    need = ceil(limit * MIN_FILL)  # sizes are whole numbers: >= limit * MIN_FILL means >= its ceiling
+    k0 = bisect_left(cum, base + need, start, w + 1) + 1
+    for lo, hi in ((k0, w + 1), (start + 1, min(k0 - 1, w + 1))):  # enough, then the fallback
+        if lo > hi:
+            continue
+        window = strengths[lo:hi + 1]
+        best = max(window)
+        if best >= 0:
+            return hi - window[::-1].index(best)  # the latest gap of that strength
+    return w + 1
 
 
 def _rebalance_tail(strengths, ranges, first_range: int, size, fits, imgs, limit: int) -> None:
