@@ -533,9 +533,12 @@ def _split_block(text: str, facets, glue, lines, prefix_len: int):
                 strengths[i] = st
     if len(lines) == 1:
         token_lines = [lines[0][1]] * n
-    else:
-        line_starts = [a for a, _ in lines]
-        token_lines = [lines[bisect_right(line_starts, s) - 1][1] for s in starts]
+    else:  # a token's line is the last one starting at or before it: fill each line's run of tokens
+        token_lines = []
+        firsts = [bisect_left(starts, offset) for offset, _ in lines]
+        firsts.append(n)
+        for j, (_, line) in enumerate(lines):
+            token_lines.extend([line] * (firsts[j + 1] - firsts[j]))
     tok_facets: dict[int, list] = {}
     links: dict[int, list[str]] = {}
     for fs, fe, kind, value in facets:
