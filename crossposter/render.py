@@ -602,7 +602,7 @@ def _cut_cjk(text: str, facets, words: list[str], seps: list[str], starts: list[
         start, end = starts[j], ends[j]
         if urls is None:
             urls = [(fs, fe) for fs, fe, kind, _ in facets if kind in ("link", "url", "mention", "tag")]
-        if any(fs < end and fe > start for fs, fe in urls):
+        if urls and any(fs < end and fe > start for fs, fe in urls):
             continue
         bounds = [0, *cuts, len(chunk)]
         words[j:j + 1] = [chunk[x:y] for x, y in zip(bounds, bounds[1:], strict=False)]

@@ -181,16 +181,14 @@ def _pack(tokens: Stream, platform: str, limit: int, L: _Lengths, max_bytes: int
     bad_s = [x in bad_seps for x in seps] if bad_seps else [False] * n
     if platform != "bluesky" and "" in unique_seps:  # "example." right before "com" (no gap): one URL
         marks = _URL_MARKS[platform]
-        marked = {x for x in unique_texts if any(c in x for c in marks)}
-        if marked:
-            i = 0
-            try:
-                while True:
-                    i = seps.index("", i + 1)  # tokens joined without a gap (CJK): few
-                    if texts[i - 1] in marked or texts[i] in marked:
-                        bad_s[i] = True
-            except ValueError:
-                pass
+        i = 0
+        try:
+            while True:
+                i = seps.index("", i + 1)  # tokens joined without a gap (CJK): few
+                if any(c in texts[i - 1] or c in texts[i] for c in marks):
+                    bad_s[i] = True
+        except ValueError:
+            pass
     if any(bad_t) or any(bad_s):
         bt = list(accumulate(bad_t))
         bs = list(accumulate(bad_s))
