@@ -801,17 +801,13 @@ def child_main() -> None:
     config = Config.model_validate({**first["config"], "base_dir": first["base_dir"]})
     setup_logging(config.daemon.log_format, secret_values(), stream=sys.stderr)
     from crossposter.commands.daemon import fake_adapters_from_env
-    from crossposter.publish import PreflightError, ThreadLockedError, publish_thread
+    from crossposter.publish import PreflightError, ThreadLockedError, publish_thread, warm_up
 
     adapters = fake_adapters_from_env(config)
-    # Import the SDKs now (also with the test fakes, so that memory and timings stay realistic):
-    # when the thread is due, the first request goes out at once.
-    import importlib
-
-    for module in [f"crossposter.platforms.{p}" for p in config.enabled_platforms()] + [
-            {"bluesky": "atproto", "mastodon": "mastodon", "x": "tweepy"}[p] for p in config.enabled_platforms()]:
-        with contextlib.suppress(Exception):
-            importlib.import_module(module)
+    # Pay the SDKs' one-time costs now (also with the test fakes, so that memory and timings stay
+    # realistic): when the thread is due, the first request goes out at once.
+    with contextlib.suppress(Exception):
+        warm_up(config.enabled_platforms())
     stop = threading.Event()
     jobs: queue.Queue[dict | None] = queue.Queue()
 
