@@ -37,7 +37,7 @@ class SplitResult:
 #: lot, and counting a non-ASCII word costs a pattern match. Cleared when it grows past _CACHE_MAX.
 _WORD_LENGTHS: dict[str, dict[str, int]] = {}
 _WORD_BYTES: dict[str, int] = {}
-_CACHE_MAX = 200_000
+_CACHE_MAX = 50_000
 #: A URL or mention always holds one of these (X: a "." before the TLD; Mastodon: "://" or "@").
 _URL_MARKS = {"x": ".", "mastodon": ":/@"}
 _WHITE_SPACE = " \t\n\r\f\v\u2028\u2029\u3000"  # what render puts between tokens
