@@ -484,15 +484,20 @@ def _block_text(block: Block, platform: str):
 
 def _scan_text(text: str, offset: int, platform: str, facets: list[tuple[int, int, str, str]]) -> None:
     """Bare URLs, #tags and @mentions in plain text (rendered text, not Markdown)."""
-    for m in _URL.finditer(text):
-        facets.append((offset + m.start(), offset + m.end(), "link" if platform == "bluesky" else "url", m.group()))
+    # Each pattern needs its literal ("://", "#", "@"): most text has none of them, so no search.
+    if "://" in text:
+        for m in _URL.finditer(text):
+            facets.append((offset + m.start(), offset + m.end(), "link" if platform == "bluesky" else "url",
+                           m.group()))
     if platform != "bluesky":
         return
-    for m in _TAG.finditer(text):
-        if len(m.group(1)) <= 64:
-            facets.append((offset + m.start(), offset + m.end(), "tag", m.group(1)))
-    for m in _MENTION.finditer(text):
-        facets.append((offset + m.start(), offset + m.end(), "mention", m.group(1)))
+    if "#" in text:
+        for m in _TAG.finditer(text):
+            if len(m.group(1)) <= 64:
+                facets.append((offset + m.start(), offset + m.end(), "tag", m.group(1)))
+    if "@" in text:
+        for m in _MENTION.finditer(text):
+            facets.append((offset + m.start(), offset + m.end(), "mention", m.group(1)))
 
 
 #: Strength of a one-line gap after a word that ends in punctuation, by word ("e.g." -> WORD, "end." -> SENTENCE).
