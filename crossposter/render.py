@@ -500,7 +500,7 @@ def _scan_text(text: str, offset: int, platform: str, facets: list[tuple[int, in
             facets.append((offset + m.start(), offset + m.end(), "mention", m.group(1)))
 
 
-#: Strength of a one-line gap after a word that ends in punctuation, by word ("e.g." -> WORD, "end." -> SENTENCE).
+#: Strength of a gap without a line break after a word, by word ("e.g." -> WORD, "end." -> SENTENCE).
 _WORD_GAP: dict[str, int] = {}
 
 
@@ -517,25 +517,31 @@ def _split_block(text: str, facets, glue, lines, prefix_len: int):
     n = len(words)
     if not n:
         return [], [], [], [], {}, {}, []
-    # The common gap (one word, then white space without a line break) is a WORD gap: no regex needed.
+    # A gap without a line break is decided by the word before it alone (cached by word: "e.g." -> WORD,
+    # "end." -> SENTENCE); a line break or a link's text around the gap decides otherwise.
     strengths: list[int | None] = [SECTION]
-    strengths.extend([WORD if prev[-1].isalnum() and "\n" not in sep else None
-                      for prev, sep in zip(words, seps[1:], strict=False)])
+    strengths.extend(map(_WORD_GAP.get, words[:-1]))
+    p = text.find("\n")
+    while p >= 0:
+        i = bisect_right(starts, p)  # the gap holding this line break comes before token i
+        if 0 < i < n:
+            strengths[i] = _gap_strength(words[i - 1], seps[i], ends[i - 1], starts[i], ())
+        p = text.find("\n", p + 1)
+    if None in strengths:
+        i = 0
+        try:
+            while True:
+                i = strengths.index(None, i + 1)
+                prev = words[i - 1]
+                st = _gap_strength(prev, seps[i], ends[i - 1], starts[i], ())
+                if len(_WORD_GAP) < 100_000:
+                    _WORD_GAP[prev] = st
+                strengths[i] = st
+        except ValueError:
+            pass
     for a, b in glue:  # gaps inside a link's text (gap i lies between ends[i - 1] and starts[i])
         for i in range(max(1, bisect_right(ends, a) + 1), bisect_left(starts, b)):
             strengths[i] = GLUE
-    for i in range(1, n):
-        if strengths[i] is None:
-            prev, sep = words[i - 1], seps[i]
-            if "\n" in sep:
-                strengths[i] = _gap_strength(prev, sep, ends[i - 1], starts[i], ())
-            else:  # decided by the previous word alone
-                st = _WORD_GAP.get(prev)
-                if st is None:
-                    st = _gap_strength(prev, sep, ends[i - 1], starts[i], ())
-                    if len(_WORD_GAP) < 100_000:
-                        _WORD_GAP[prev] = st
-                strengths[i] = st
     if len(lines) == 1:
         token_lines = [lines[0][1]] * n
     else:  # a token's line is the last one starting at or before it: fill each line's run of tokens
