@@ -355,13 +355,13 @@ class _UrlRules:
             m = _PORT.match(text, pos)
             if m:
                 pos = m.end()
-        has_path = text[pos : pos + 1] == "/"
+        has_path = pos < limit and text[pos : pos + 1] == "/"
         if has_path:
             end = self.path_run.match(text, pos + 1, limit).end()
             while end > pos + 1 and text[end - 1] != ")" and not self.path_end.match(text, end - 1):
                 end -= 1
             pos = end
-        if text[pos : pos + 1] == "?":
+        if pos < limit and text[pos : pos + 1] == "?":
             end = self.query_run.match(text, pos + 1, limit).end()
             while end > pos + 1 and not self.query_end.match(text, end - 1):
                 end -= 1

@@ -375,3 +375,18 @@ def test_url_prefilter_changes_nothing(text: str) -> None:
     finally:
         counting._next_region = original
     assert fast == slow
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["http://", "https://", "t.co", "example.com", "/", "?", ":", "8080", "#", "@", "a",
+                                 ".", " ", "x=1", "(", ")", "日本", "👩🏽‍💻", "\u0301"]), max_size=12).map("".join))
+def test_length_never_fails_on_url_fragments(text: str) -> None:
+    # Regression: a URL ending in "?" right at the end of the text ("http://t.co/abc?") used to raise.
+    for platform in ("bluesky", "mastodon", "x"):
+        assert counting.length(platform, text) >= 0
+
+
+def test_url_with_empty_query_at_the_end_counts_as_url_plus_question_mark() -> None:
+    # The URL counts 23 on X and Mastodon; the lone "?" cannot end a query, so it counts 1 on its own.
+    assert counting.length("x", "http://t.co/abc?") == 24
+    assert counting.length("mastodon", "http://t.co/abc?") == 24
