@@ -25,12 +25,10 @@ import hashlib
 import logging
 import os
 import random
-import secrets
 import shutil
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -139,20 +137,11 @@ def text_sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
-_B32 = "234567abcdefghijklmnopqrstuvwxyz"
-_tid_lock = threading.Lock()
-_tid_last = 0
-_tid_clock = secrets.randbelow(1024)
-
-
 def new_tid() -> str:
-    """An atproto TID (13 chars base32-sortable: 53 bits of microseconds, 10 bits clock id), never repeating."""
-    global _tid_last
-    with _tid_lock:
-        us = max(time.time_ns() // 1000, _tid_last + 1)
-        _tid_last = us
-    value = (us << 10) | _tid_clock
-    return "".join(_B32[(value >> (5 * i)) & 31] for i in range(12, -1, -1))
+    """An atproto TID for the next Bluesky post; one implementation, the adapter's (cheap to import)."""
+    from crossposter.platforms.bluesky import new_tid as bluesky_new_tid
+
+    return bluesky_new_tid()
 
 
 def lock_path_for(config: Config, archive_path: Path, title: str) -> Path:
