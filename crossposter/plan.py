@@ -30,6 +30,9 @@ class PlanOptions:
     limits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     numbering: bool = False
     post_title: bool = False
+    #: False: images are checked from their structure (crossposter.image_header), which `preview` uses to start
+    #: fast; True: decoded by Pillow, as every pre-flight before posting does.
+    decode_images: bool = True
 
     @classmethod
     def of(cls, config: Config | PlanOptions) -> PlanOptions:
@@ -62,7 +65,7 @@ def plan_thread(archive: Archive, thread: Thread, config: Config | PlanOptions, 
     plan.errors.extend(rendered.errors)
     names = platforms or list(PLATFORMS)
     images = [run.image for b in rendered.blocks for run in b.runs if run.image is not None]
-    _check_images(images, archive.path.parent, names, plan)
+    _check_images(images, archive.path.parent, names, plan, decode=options.decode_images)
     streams = tokenize_streams(rendered, names)
     for name in names:
         limit = (limits or {}).get(name) or options.limits[name]
@@ -76,7 +79,8 @@ def plan_thread(archive: Archive, thread: Thread, config: Config | PlanOptions, 
     return plan
 
 
-def _check_images(images: list[ImageRef], folder: Path, platforms: list[str], plan: ThreadPlan) -> None:
+def _check_images(images: list[ImageRef], folder: Path, platforms: list[str], plan: ThreadPlan,
+                  decode: bool = True) -> None:
     """Everything about an image that can be known without a network: where it is, what it is, its alt text."""
     root = folder.resolve()
     for img in images:
@@ -94,12 +98,16 @@ def _check_images(images: list[ImageRef], folder: Path, platforms: list[str], pl
             plan.errors.append(Diagnostic(img.line, f"image file {img.src!r} not found (looked for {img.path}); "
                                           "add the file or fix the path, which is relative to the archive"))
         else:
-            problem = _image_problem(img.path)
+            problem = _image_problem(img.path, decode)
             if problem:
                 plan.errors.append(Diagnostic(img.line, f"image {img.src!r}: {problem}"))
 
 
-def _image_problem(path: Path) -> str | None:
+def _image_problem(path: Path, decode: bool) -> str | None:
+    if not decode:
+        from crossposter import image_header
+
+        return image_header.problem(path)
     from crossposter.images import check_image
 
     return check_image(path)

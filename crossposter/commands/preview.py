@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -56,7 +57,7 @@ def run(paths: list[Path], thread: str | None, platforms: list[str] | None, fmt:
         open_browser: bool, config_path: Path | None) -> int:
     from crossposter.plan import PlanOptions, plan_paths
 
-    options = PlanOptions()
+    options = PlanOptions(decode_images=False)
     handles: dict[str, str] = {}
     if config_path:  # only then is pydantic imported: the plain preview must start fast
         from crossposter.config import ConfigError, load_config
@@ -66,7 +67,7 @@ def run(paths: list[Path], thread: str | None, platforms: list[str] | None, fmt:
         except ConfigError as e:
             print(f"crossposter: configuration error:\n{e}", file=sys.stderr)
             return EXIT_USAGE
-        options = PlanOptions.of(config)
+        options = dataclasses.replace(PlanOptions.of(config), decode_images=False)
         handles = {"bluesky": config.platforms.bluesky.handle, "x": config.platforms.x.username}
         handles = {k: v for k, v in handles.items() if v}
         if platforms is None:
