@@ -17,24 +17,38 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def timed(cmd: list[str], runs: int) -> list[float]:
+def timed(cmd: list[str], runs: int, output: bool = True) -> list[float]:
+    """Wall times of `runs` runs; a failing run stops the benchmark (a fast crash is no start-up time)."""
     out = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, check=False)
         out.append(time.perf_counter() - t0)
+        if proc.returncode != 0 or (output and not proc.stdout):
+            sys.exit(f"{' '.join(cmd)} failed (exit {proc.returncode}):\n{proc.stderr.decode(errors='replace')}")
     return out
+
+
+def console_script() -> list[str]:
+    """The `crossposter` script pip installed beside this interpreter.
+
+    Not whatever `crossposter` is first on PATH: a version manager's shim (pyenv's is a bash
+    script that execs pyenv) would add its own ~60 ms to every run.
+    """
+    script = Path(sys.executable).parent / "crossposter"
+    if script.is_file():
+        return [str(script)]
+    return [shutil.which("crossposter") or sys.exit("crossposter is not installed: pip install -e .")]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--runs", type=int, default=15)
     args = ap.parse_args()
-    exe = shutil.which("crossposter")
-    preview = [exe] if exe else [sys.executable, "-m", "crossposter"]
-    preview += ["preview", "threads/", "--format", "json"]
+    preview = [*console_script(), "preview", "threads/", "--format", "json"]
+    print(f"timing {' '.join(preview)} (and {sys.executable} -c pass), {args.runs} runs each")
     timed(preview, 2)  # warm the page cache and .pyc files: "cold" means a new process, not a cold disk
-    base = timed([sys.executable, "-c", "pass"], args.runs)
+    base = timed([sys.executable, "-c", "pass"], args.runs, output=False)
     prev = timed(preview, args.runs)
     print(f"python -c pass:                              median {statistics.median(base):.3f} s, "
           f"min {min(base):.3f} s")
