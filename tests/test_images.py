@@ -177,3 +177,101 @@ def test_impossible_limit_is_reported_not_looped(tmp_path: Path) -> None:
     _noise((400, 300)).save(src, "JPEG")
     with pytest.raises(ImageError, match="cannot be made smaller than 100 bytes"):
         prepare_image(src, "", max_bytes=100)
+
+
+# --------------------------------------------------------------------------- shared work within a publication
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Count decodes and encodes done by crossposter.images."""
+    import crossposter.images as images
+
+    counts = {"decode": 0, "encode": 0}
+    real_open, real_encode = images._open_problem, images._encode
+
+    def open_problem(path):  # type: ignore[no-untyped-def]
+        counts["decode"] += 1
+        return real_open(path)
+
+    def encode(*a, **k):  # type: ignore[no-untyped-def]
+        counts["encode"] += 1
+        return real_encode(*a, **k)
+
+    monkeypatch.setattr(images, "_open_problem", open_problem)
+    monkeypatch.setattr(images, "_encode", encode)
+    return counts
+
+
+def test_shared_work_decodes_once_and_gives_the_same_bytes_as_separate_calls(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from crossposter.images import shared_work
+
+    photo = tmp_path / "photo.jpg"
+    _noise((900, 700)).save(photo, "JPEG", quality=95)
+    shot = tmp_path / "shot.png"
+    Image.new("RGB", (640, 480), (20, 140, 90)).save(shot)
+    limits = [(200_000, None), (1_000_000, None), (5_000_000, None), (1_000_000, 100_000)]
+    alone = {(p, lim): prepare_image(p, "alt", *lim) for p in (photo, shot) for lim in limits}
+    assert alone[(photo, limits[0])].data != alone[(photo, limits[2])].data  # the limits really differ
+
+    counts = _counting(monkeypatch)
+    with shared_work():
+        assert check_image(photo) is None and check_image(shot) is None
+        together = {(p, lim): prepare_image(p, "other alt", *lim) for p in (photo, shot) for lim in limits}
+    assert counts["decode"] == 2  # the pre-flight check's decode served every limit
+    for key, up in together.items():
+        assert (up.data, up.mime_type, up.width, up.height) == (
+            alone[key].data, alone[key].mime_type, alone[key].width, alone[key].height), key
+        assert up.alt == "other alt" and up.path == key[0]
+    # the 1 MB and 5 MB JPEGs of the photo start with the same full-size trial: made once, not twice
+    encodes_together = counts["encode"]
+    counts["encode"] = 0
+    for p in (photo, shot):
+        for lim in limits:
+            prepare_image(p, "alt", *lim)
+    assert encodes_together < counts["encode"]
+
+
+def test_shared_work_reads_an_edited_file_afresh(tmp_path: Path) -> None:
+    from crossposter.images import shared_work
+
+    src = tmp_path / "pic.png"
+    Image.new("RGB", (100, 80), (1, 2, 3)).save(src)
+    with shared_work():
+        assert check_image(src) is None
+        first = prepare_image(src, "", max_bytes=1_000_000)
+        src.write_bytes(b"not an image any more")
+        assert check_image(src) is not None
+        with pytest.raises(ImageError, match="pic.png"):
+            prepare_image(src, "", max_bytes=1_000_000)
+        Image.new("RGB", (50, 40), (9, 9, 9)).save(src)
+        second = prepare_image(src, "", max_bytes=1_000_000)
+    assert (first.width, second.width) == (100, 50)
+
+
+def test_leaving_the_last_scope_drops_the_decoded_images(tmp_path: Path) -> None:
+    import crossposter.images as images
+
+    src = tmp_path / "pic.jpg"
+    Image.new("RGB", (100, 80), (1, 2, 3)).save(src)
+    with images.shared_work():
+        with images.shared_work():
+            images.warm(src)
+        assert images._sources  # the outer scope still shares it
+    assert not images._sources
+
+
+def test_warm_does_the_first_encodings_prepare_would_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import crossposter.images as images
+
+    src = tmp_path / "photo.jpg"
+    _noise((400, 300)).save(src, "JPEG", quality=95)
+    counts = _counting(monkeypatch)
+    images.warm(src)  # outside a scope: nothing to keep, nothing done
+    assert counts == {"decode": 0, "encode": 0}
+    with images.shared_work():
+        images.warm(src)
+        assert counts == {"decode": 1, "encode": 1}  # the full-size q90 trial every limit starts with
+        up = prepare_image(src, "", max_bytes=5_000_000)
+        assert counts == {"decode": 1, "encode": 2}  # only the final (optimised) encoding was left
+    assert up.mime_type == "image/jpeg" and (up.width, up.height) == (400, 300)
