@@ -102,6 +102,8 @@ class Archive:
     _env: dict | None = field(default=None, repr=False, compare=False)
     _body_cache: dict[int, list[Token]] = field(default_factory=dict, repr=False, compare=False)
     _positions: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
+    _inlined: set[int] = field(default_factory=set, repr=False, compare=False)  # threads, by id
+    _parsed: set[int] = field(default_factory=set, repr=False, compare=False)  # inline tokens, by id
 
     def find(self, title: str) -> Thread:
         """The thread with this heading; exact match first, then ignoring case and spacing if unique.
@@ -127,30 +129,49 @@ class Archive:
         titles = "; ".join(shown) or "(none: the file has no `##` headings)"
         raise ArchiveError(self.path, None, f"no thread titled {title!r}; the threads are: {titles}")
 
-    def body_tokens(self, thread: Thread) -> list[Token]:
+    def body_tokens(self, thread: Thread, *, inline: bool = True) -> list[Token]:
         """markdown-it tokens (block and inline) of ``thread.body``, from the one parse of the file.
 
         Token ``map`` values are relative to the body, exactly as ``MarkdownIt("commonmark").parse(thread.body)``
         would give them (file line = ``thread.body_line + map[0]``). Reference definitions anywhere in the
         file resolve, as in any Markdown viewer. The list is cached and shared: do not mutate it.
+
+        ``inline=False`` skips the inline parse (the costlier half): ``inline_children`` parses one inline
+        token's children when they are needed. The renderer reads most paragraphs straight from their
+        content instead (plain text has nothing for the inline rules to find).
         """
         key = id(thread)
-        cached = self._body_cache.get(key)
-        if cached is not None:
-            return cached
-        tokens = self._slice_body(thread)
-        if tokens is None:  # the body's first block starts on a metadata line: parse the body on its own
-            tokens = markdown_parser().parse(thread.body, dict(self._env or {}))
-        else:
-            shift = thread.body_line - 1
-            # a list's map in the file parse may run over trailing blank lines: clamp to the body's lines
-            n = thread.body.count("\n") + (0 if thread.body.endswith("\n") else 1)
-            for tok in tokens:
-                if tok.map is not None:
-                    tok.map = [tok.map[0] - shift, min(tok.map[1] - shift, n)]
-            _finish_inline(tokens, self._env if self._env is not None else {})
-        self._body_cache[key] = tokens
+        tokens = self._body_cache.get(key)
+        if tokens is None:
+            tokens = self._slice_body(thread)
+            if tokens is None:  # the body's first block starts on a metadata line: parse the body on its own
+                tokens = markdown_parser().parse(thread.body, dict(self._env or {}))
+                self._inlined.add(key)
+            else:
+                shift = thread.body_line - 1
+                # a list's map in the file parse may run over trailing blank lines: clamp to the body's lines
+                n = thread.body.count("\n") + (0 if thread.body.endswith("\n") else 1)
+                for tok in tokens:
+                    if tok.map is not None:
+                        tok.map = [tok.map[0] - shift, min(tok.map[1] - shift, n)]
+            self._body_cache[key] = tokens
+        if inline and key not in self._inlined:
+            self._parse_inline([tok for tok in tokens if tok.type == "inline"])
+            self._inlined.add(key)
         return tokens
+
+    def inline_children(self, token: Token) -> list[Token]:
+        """The children of an ``inline`` token from ``body_tokens(thread, inline=False)``, parsed on first use."""
+        if id(token) not in self._parsed:
+            self._parse_inline([token])
+        return token.children or []
+
+    def _parse_inline(self, tokens: list[Token]) -> None:
+        """Parse the inline tokens not parsed yet (the block-only parse leaves their children empty)."""
+        todo = [tok for tok in tokens if id(tok) not in self._parsed]
+        if todo:
+            _finish_inline(todo, self._env if self._env is not None else {})
+            self._parsed.update(map(id, todo))
 
     def _slice_body(self, thread: Thread) -> list[Token] | None:
         """The block tokens of the body, or None when the body does not start on a block boundary."""

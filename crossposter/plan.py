@@ -57,10 +57,10 @@ def plan_thread(archive: Archive, thread: Thread, config: Config | PlanOptions, 
     plan = ThreadPlan(archive=archive.path, title=thread.title, line=thread.line, skipped=thread.skipped)
     if thread.skipped:
         return plan
-    tokens = archive.body_tokens(thread)
+    tokens = archive.body_tokens(thread, inline=False)
     title = thread.title if options.post_title or not has_opening_text(tokens) else None
     rendered = blocks(thread.body, thread.body_line, archive.path.parent, title=title, title_line=thread.line,
-                      tokens=tokens)
+                      tokens=tokens, inline=archive.inline_children)
     plan.warnings.extend(rendered.warnings)
     plan.errors.extend(rendered.errors)
     names = platforms or list(PLATFORMS)

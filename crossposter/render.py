@@ -30,6 +30,8 @@ import regex
 from crossposter.model import Diagnostic, ImageRef
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from markdown_it.token import Token as MdToken
 
 # Cut strengths: higher is a better place to cut.
@@ -174,14 +176,17 @@ def has_opening_text(tokens: list[MdToken]) -> bool:
 
 
 def blocks(body: str, body_line: int, archive_dir: Path, *, title: str | None = None,
-           title_line: int = 0, tokens: list[MdToken] | None = None) -> RenderedThread:
+           title_line: int = 0, tokens: list[MdToken] | None = None,
+           inline: Callable[[MdToken], list[MdToken]] | None = None) -> RenderedThread:
     """Parse a thread's Markdown once into platform-neutral blocks.
 
     `body_line` is the file line of the body's first line, so every block and
     image knows its line in the archive. `title`, when given, is posted as the
     thread's first line (config `split.post_title`, or a thread with no opening text).
     `tokens`, when given, are the body's markdown-it tokens from the archive's
-    own parse (`Archive.body_tokens`), so the file is never parsed twice.
+    own parse (`Archive.body_tokens`), so the file is never parsed twice. With `inline` (tokens from
+    `body_tokens(thread, inline=False)`, `inline=archive.inline_children`), an inline token that is plain
+    text is read straight from its content, and any other gets its children from `inline`.
     """
     out = RenderedThread(blocks=[])
     if tokens is None:
@@ -198,8 +203,7 @@ def blocks(body: str, body_line: int, archive_dir: Path, *, title: str | None = 
         t = tok.type
         if t == "heading_open":
             line = body_line + tok.map[0] if tok.map else body_line
-            inline = tokens[i + 1]
-            runs = _inline_runs(inline, line, archive_dir, out)
+            runs = _inline_runs(tokens[i + 1], line, archive_dir, out, inline)
             if tok.tag == "h3":
                 before, sep = SECTION, ""
             else:  # #### and deeper: a lead line inside the post
@@ -226,7 +230,7 @@ def blocks(body: str, body_line: int, archive_dir: Path, *, title: str | None = 
             quote_depth -= 1
         elif t == "paragraph_open":
             line = body_line + tok.map[0] if tok.map else body_line
-            runs = _inline_runs(tokens[i + 1], line, archive_dir, out)
+            runs = _inline_runs(tokens[i + 1], line, archive_dir, out, inline)
             if list_stack and item_first_para:
                 kind, prefix = "item", pending_item_prefix
                 depth = len(list_stack) - 1
@@ -259,12 +263,19 @@ def blocks(body: str, body_line: int, archive_dir: Path, *, title: str | None = 
     return out
 
 
-def _inline_runs(inline: MdToken, line: int, archive_dir: Path, out: RenderedThread) -> list[Run]:
+def _inline_runs(inline: MdToken, line: int, archive_dir: Path, out: RenderedThread,
+                 parse: Callable[[MdToken], list[MdToken]] | None = None) -> list[Run]:
+    if parse is None:
+        children = inline.children or []
+    elif not _special_inline(inline.content):
+        return _plain_runs(inline.content, line)
+    else:
+        children = parse(inline)
     runs: list[Run] = []
     link: list[str] = []  # URL of the open link
     link_text: list[str] = []
     link_line = line
-    for child in inline.children or []:
+    for child in children:
         t = child.type
         if t == "text" or t == "html_inline" and not child.content.startswith("<!--"):
             if link:
@@ -299,6 +310,46 @@ def _inline_runs(inline: MdToken, line: int, archive_dir: Path, out: RenderedThr
             title = child.attrs.get("title") or None
             ref = ImageRef(src=src, path=_resolve(archive_dir, src), alt=alt, title=title, line=line)
             runs.append(Run("image", line=line, image=ref))
+    return runs
+
+
+def _special_inline(content: str) -> bool:
+    """Whether markdown-it's inline rules could make anything but text and line breaks of `content`.
+
+    With CommonMark's rules only these characters start an inline construct: escapes, code spans,
+    emphasis, links and images, autolinks and HTML, entities (and ~ for strikethrough, if it were on).
+    """
+    global _SPECIAL_INLINE
+    if _SPECIAL_INLINE is None:
+        _SPECIAL_INLINE = re.compile(r"[\\`*_\[<&~]")
+    return _SPECIAL_INLINE.search(content) is not None
+
+
+_SPECIAL_INLINE: re.Pattern[str] | None = None
+
+
+def _plain_runs(content: str, line: int) -> list[Run]:
+    """The runs `_inline_runs` makes of plain-text content, without markdown-it's inline parse.
+
+    Follows markdown-it's `newline` rule: two or more spaces before a line break make it a hard break
+    and are dropped, one is dropped before a soft break; spaces and tabs after a break are skipped.
+    Both breaks are a "break" run.
+    """
+    if "\n" not in content:
+        return [Run("text", content, line=line)] if content else []
+    runs: list[Run] = []
+    parts = content.split("\n")
+    last = len(parts) - 1
+    for k, part in enumerate(parts):
+        if k:
+            part = part.lstrip(" \t")
+        if k < last and part.endswith(" "):
+            part = part.rstrip(" ") if part.endswith("  ") else part[:-1]
+        if part:
+            runs.append(Run("text", part, line=line))
+        if k < last:
+            runs.append(Run("break", line=line))
+            line += 1
     return runs
 
 
