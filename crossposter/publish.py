@@ -40,6 +40,7 @@ from crossposter.model import PLATFORMS, Post, ThreadPlan
 from crossposter.platforms.base import (
     Adapter,
     ImageUpload,
+    Limits,
     MaybePostedError,
     OutgoingPost,
     PlatformError,
@@ -63,6 +64,8 @@ STATES = ("done", "rate_limited", "transient", "rejected", "unauthorized", "mayb
 _RETRYABLE = {"rate_limited", "transient", "stopped"}
 
 Recorder = Callable[[Path, str, Callable[[dict], None]], dict]
+#: A prepared image: (path, alt text, byte limit, pixel limit).
+_ImageKey = tuple[str, str, int, "int | None"]
 Sleep = Callable[[float], None]
 Clock = Callable[[], datetime]
 
@@ -393,13 +396,14 @@ class _Chain:
     posts: list[Post]
     recorded: list[dict]
     pending: dict | None
-    prepared: dict[tuple[str, str, int], ImageUpload]
+    prepared: dict[_ImageKey, ImageUpload]
     max_image_bytes: int
     write: Callable[[Callable[[dict], None]], None]
     thread_key: str
     language: str
     rt: _Runtime
     upload_ahead: bool = True
+    max_image_pixels: int | None = None
 
     def outcome(self, state: str, posted: int, message: str = "", retry_at: datetime | None = None,
                 links: list[str] | None = None) -> PlatformOutcome:
@@ -408,7 +412,7 @@ class _Chain:
     def _upload(self, index: int) -> list[UploadedMedia]:
         out = []
         for img in self.posts[index].images:
-            data = self.prepared[(str(img.path), img.alt, self.max_image_bytes)]
+            data = self.prepared[(str(img.path), img.alt, self.max_image_bytes, self.max_image_pixels)]
             out.append(self.rt.call(self.platform, f"post {index + 1}: upload {img.src}",
                                     lambda d=data: self.adapter.upload_image(d)))
         return out
@@ -434,18 +438,24 @@ class _Chain:
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"upload-{p}") if self.upload_ahead else None
         futures: dict[int, Future[list[UploadedMedia]]] = {}
 
+        def ahead(i: int) -> None:
+            for j in (i, i + 1):
+                if pool is not None and j < total and j not in futures and self.posts[j].images:
+                    futures[j] = pool.submit(self._upload, j)
+
         def media_for(i: int) -> list[UploadedMedia]:
             if pool is None:
                 return self._upload(i)
-            for j in (i, i + 1):
-                if j < total and j not in futures and self.posts[j].images:
-                    futures[j] = pool.submit(self._upload, j)
+            ahead(i)
             return futures.pop(i).result() if i in futures else []
 
         posted = start
         try:
             if p == "bluesky":
                 parent, root = self._complete_refs(parent, root)
+                # The first post's images are on the wire while its pending rkey is written (an upload
+                # is not a post: the pending entry only has to be durable before the putRecord).
+                ahead(start)
                 if not (self.pending and self.pending.get("index") == start and self.pending.get("rkey")):
                     self.pending = self._pending_for(start)
                     pend = dict(self.pending)
@@ -538,8 +548,9 @@ class _Chain:
     def _settle_maybe_posted(self, index: int, parent: PostRef | None, e: MaybePostedError) -> PostRef:
         """X refused the text as a duplicate: an earlier attempt (lost answer, crash) probably got through.
 
-        Adapters that can read the account's recent posts (`find_recent`, optional) let us find that
-        post and record it; without a match we stop and ask the user, never post again blindly.
+        The adapter's `find_recent` (Adapter protocol) looks for that post among the account's recent
+        ones so it can be recorded; without a match we stop and ask the user, never post again blindly.
+        An adapter object from outside this package that lacks the method is treated as finding nothing.
         """
         finder = getattr(self.adapter, "find_recent", None)
         if callable(finder):
@@ -587,6 +598,14 @@ def warm_up(platforms: list[str]) -> None:
         from PIL import Image
 
         Image.init()
+    # Planning's first use compiles each platform's URL patterns (~12 ms for X's): plan a tiny thread.
+    with contextlib.suppress(Exception):
+        from crossposter.archive import parse_archive
+        from crossposter.plan import PlanOptions, plan_thread
+
+        sample = parse_archive("## Warm-up\n\nA post with https://example.com/a?b=1, #tag and @someone.example.\n",
+                               Path(tempfile.gettempdir()) / "crossposter-warm-up.md")
+        plan_thread(sample, sample.threads[0], PlanOptions(decode_images=False), list(PLATFORMS))
     for p in platforms:
         with contextlib.suppress(Exception):
             importlib.import_module(f"crossposter.platforms.{p}")
@@ -596,13 +615,21 @@ def warm_up(platforms: list[str]) -> None:
             from atproto import Client, models
             from atproto_client.request import Request
 
-            request = Request(timeout=1)
+            from crossposter.platforms.bluesky import ssl_context
+
+            request = Request(timeout=1, verify=ssl_context())  # the CA bundle is loaded here, once
             Client(base_url="http://127.0.0.1:9", request=request)  # never used: builds the HTTP stack
             with contextlib.suppress(Exception):
                 request._client.close()
             for name in ("ComAtprotoServerGetSession", "ComAtprotoRepoPutRecord", "ComAtprotoRepoUploadBlob",
                          "ComAtprotoRepoStrongRef", "AppBskyFeedPost", "AppBskyEmbedImages", "AppBskyRichtextFacet"):
                 getattr(models, name)
+        with contextlib.suppress(Exception):
+            # Importing the models is not using them: pydantic completes each on first use (~40 ms for a
+            # post with reply, facets and images, which sat inside the first post's request time).
+            from crossposter.platforms.bluesky import warm_models
+
+            warm_models()
 
 
 def _where(path: Path, line: int | None, platform: str | None, message: str) -> str:
@@ -651,19 +678,25 @@ def _image_problems(plan: ThreadPlan, path: Path, platforms: list[str], starts: 
     return problems
 
 
-def _prepare_images(plan: ThreadPlan, path: Path, platform: str, start: int, max_bytes: int,
-                    cache: dict[tuple[str, str, int], ImageUpload], lock: threading.Lock) -> list[str]:
+def _prepare_images(plan: ThreadPlan, path: Path, platform: str, start: int, limits: Limits,
+                    cache: dict[_ImageKey, ImageUpload], lock: threading.Lock) -> list[str]:
+    """Every image still to upload to `platform`, within its byte and pixel limits, into `cache`.
+
+    Run inside `images.shared_work()`: platforms with the same limits get the same bytes, and any
+    limit reuses the file's one decode and every encoding another limit already made.
+    """
     from crossposter.images import ImageError, prepare_image
 
     problems = []
+    max_bytes, max_pixels = limits.max_image_bytes, limits.max_image_pixels
     for post in plan.platforms[platform].posts[start:]:
         for img in post.images:
-            key = (str(img.path), img.alt, max_bytes)
+            key = (str(img.path), img.alt, max_bytes, max_pixels)
             with lock:
                 if key in cache:
                     continue
             try:
-                prepared = prepare_image(Path(img.path), img.alt, max_bytes)
+                prepared = prepare_image(Path(img.path), img.alt, max_bytes, max_pixels)
             except ImageError as e:
                 problems.append(_where(path, img.line, platform, f"image {img.src}: {e.problem}"))
                 continue
@@ -673,6 +706,23 @@ def _prepare_images(plan: ThreadPlan, path: Path, platform: str, start: int, max
             with lock:
                 cache[key] = prepared
     return problems
+
+
+def _images_to_upload(plan: ThreadPlan, platforms: list[str], starts: dict[str, int]) -> list[Path]:
+    """Each distinct image file some platform still has to upload, in thread order."""
+    seen: dict[str, Path] = {}
+    for p in platforms:
+        for post in plan.platforms[p].posts[starts.get(p, 0):]:
+            for img in post.images:
+                seen.setdefault(str(img.path), Path(img.path))
+    return list(seen.values())
+
+
+def _warm_images(paths: list[Path]) -> None:
+    from crossposter.images import warm
+
+    for path in paths:
+        warm(path)
 
 
 def _check_recorded(plan: ThreadPlan, platform: str, recorded: list[dict]) -> str | None:
@@ -776,104 +826,121 @@ def _publish(config: Config, archive_path: Path, title: str, platforms: list[str
     recorded = {p: _entries(meta, p) if isinstance(meta.get(p), list) else [] for p in targets}
     pending_all = meta.get("pending") if isinstance(meta.get("pending"), dict) else {}
 
-    # 2. plan at the default/config limits: errors here need no network to find
-    plan = plan_thread(archive, thread, config, targets)
-    problems += _plan_problems(plan, archive_path)
-    if not dry_run:
-        problems += _writable_problems(archive_path, thread.line)
-    problems += _image_problems(plan, archive_path, targets, {p: len(recorded[p]) for p in targets})
+    # Pre-flight decodes every image (the planner's check); inside this scope that decode, and every
+    # encoding, serves all platforms' limits. It ends before the chains: they only need the bytes.
+    from crossposter.images import shared_work
 
-    # 3. adapters (credentials are read here)
-    given = dict(adapters or {})
-    built: dict[str, Adapter] = {}
-    for p in targets:
-        if p in given:
-            built[p] = given[p]
-            continue
-        try:
-            platform_secrets(p)
-            from crossposter.platforms import load_adapter
+    image_work = contextlib.ExitStack()
+    with image_work:
+        image_work.enter_context(shared_work())
+        starts = {p: len(recorded[p]) for p in targets}
 
-            built[p] = load_adapter(p, config)
-        except ConfigError as e:
-            problems += [_where(archive_path, thread.line, p, m) for m in e.problems]
-        except PlatformError as e:
-            problems.append(_where(archive_path, thread.line, p, e.message))
-    if problems:
-        raise PreflightError(problems)
+        # 2. plan at the default/config limits: errors here need no network to find
+        plan = plan_thread(archive, thread, config, targets)
+        problems += _plan_problems(plan, archive_path)
+        if not dry_run:
+            problems += _writable_problems(archive_path, thread.line)
+        problems += _image_problems(plan, archive_path, targets, starts)
 
-    reporter: _Reporter = _RichReporter() if progress else _Reporter()
-    rt = _Runtime(config, stop_event, sleep, now or (lambda: datetime.now(UTC)), rng or random.Random(), reporter)
-    outcomes: dict[str, PlatformOutcome] = {}
-
-    with reporter:
-        # 4. log in everywhere at once; learn the real limits
-        prepared: dict[tuple[str, str, int], ImageUpload] = {}
-        cache_lock = threading.Lock()
-
-        def login(p: str) -> Any:
-            try:
-                rt.call(p, "log in", built[p].login)
-                lim = rt.call(p, "read limits", built[p].limits)
-                # Re-encode images now, while the other platforms still wait for their servers; problems are
-                # reported by the pass over the final plan below (which then only hits this cache).
-                _prepare_images(plan, archive_path, p, len(recorded[p]), lim.max_image_bytes, prepared, cache_lock)
-                return lim
-            except _Stop as s:
-                return s
-            except PlatformError as e:
-                return e
-
-        with ThreadPoolExecutor(max_workers=len(targets), thread_name_prefix="login") as pool:
-            answers = dict(zip(targets, pool.map(login, targets), strict=True))
-        limits = {}
-        for p, a in answers.items():
-            total = len(plan.platforms[p].posts)
-            if isinstance(a, _Stop):  # the platform is down: the others still go out
-                outcomes[p] = PlatformOutcome(p, a.state, len(recorded[p]), total, [], a.message, a.retry_at)
-            elif isinstance(a, PlatformError):
-                problems.append(_where(archive_path, thread.line, p, f"cannot log in: {a.message}"))
-            else:
-                limits[p] = a
-        if problems:
-            raise PreflightError(problems)
-
-        # 5. the instance's real Mastodon limit decides how the thread splits there
-        m = limits.get("mastodon")
-        if m is not None and m.max_characters != plan.platforms["mastodon"].limit:
-            plan = plan_thread(archive, thread, config, targets, limits={"mastodon": m.max_characters})
-            problems += _plan_problems(plan, archive_path)
-
-        # 6. prepare every image still to upload, at each platform's byte limit
-        for p, lim in limits.items():
-            problems += _prepare_images(plan, archive_path, p, len(recorded[p]), lim.max_image_bytes, prepared,
-                                        cache_lock)
-        if problems:
-            raise PreflightError(problems)
-
-        # 7. the chains, one thread per platform
-        chains: dict[str, _Chain] = {}
-        group = _GroupRecorder(recorder, archive_path, title)
-        for p in limits:
-            why = _check_recorded(plan, p, recorded[p])
-            if why:
-                outcome = PlatformOutcome(p, "changed", len(recorded[p]), len(plan.platforms[p].posts),
-                                          [_link(e) for e in recorded[p]], why)
-                reporter.start(p, outcome.posted, outcome.total)
-                outcomes[p] = outcome
-                continue
-            pend = pending_all.get(p) if isinstance(pending_all.get(p), dict) else None
-            chains[p] = _Chain(platform=p, adapter=built[p], posts=plan.platforms[p].posts, recorded=recorded[p],
-                               pending=pend, prepared=prepared, max_image_bytes=limits[p].max_image_bytes,
-                               write=group, thread_key=thread.key,
-                               language=config.language, rt=rt, upload_ahead=upload_ahead)
-        if chains:
-            with ThreadPoolExecutor(max_workers=len(chains), thread_name_prefix="chain") as pool:
-                running = {p: pool.submit(c.run) for p, c in chains.items()}
-                for p, fut in running.items():
-                    outcomes[p] = fut.result()
+        # 3. adapters (credentials are read here)
+        given = dict(adapters or {})
+        built: dict[str, Adapter] = {}
         for p in targets:
-            if p in outcomes:
-                reporter.finish(outcomes[p])
+            if p in given:
+                built[p] = given[p]
+                continue
+            try:
+                platform_secrets(p)
+                from crossposter.platforms import load_adapter
+
+                built[p] = load_adapter(p, config)
+            except ConfigError as e:
+                problems += [_where(archive_path, thread.line, p, m) for m in e.problems]
+            except PlatformError as e:
+                problems.append(_where(archive_path, thread.line, p, e.message))
+        if problems:
+            raise PreflightError(problems)
+
+        reporter: _Reporter = _RichReporter() if progress else _Reporter()
+        rt = _Runtime(config, stop_event, sleep, now or (lambda: datetime.now(UTC)), rng or random.Random(),
+                      reporter)
+        outcomes: dict[str, PlatformOutcome] = {}
+
+        with reporter:
+            # 4. log in everywhere at once; learn the real limits
+            prepared: dict[_ImageKey, ImageUpload] = {}
+            cache_lock = threading.Lock()
+
+            def login(p: str) -> Any:
+                try:
+                    rt.call(p, "log in", built[p].login)
+                    lim = rt.call(p, "read limits", built[p].limits)
+                    # Prepare images now, while the other platforms still wait for their servers; problems are
+                    # reported by the pass over the final plan below (which then only hits this cache).
+                    _prepare_images(plan, archive_path, p, starts[p], lim, prepared, cache_lock)
+                    return lim
+                except _Stop as s:
+                    return s
+                except PlatformError as e:
+                    return e
+
+            with ThreadPoolExecutor(max_workers=len(targets) + 1, thread_name_prefix="login") as pool:
+                logging_in = {p: pool.submit(login, p) for p in targets}
+                # While the log-ins are on the wire, decode and make the encodings every limit starts with.
+                to_warm = _images_to_upload(plan, targets, starts)
+                if to_warm:
+                    pool.submit(_warm_images, to_warm)
+                answers = {p: f.result() for p, f in logging_in.items()}
+            limits: dict[str, Limits] = {}
+            for p, a in answers.items():
+                total = len(plan.platforms[p].posts)
+                if isinstance(a, _Stop):  # the platform is down: the others still go out
+                    outcomes[p] = PlatformOutcome(p, a.state, len(recorded[p]), total, [], a.message, a.retry_at)
+                elif isinstance(a, PlatformError):
+                    problems.append(_where(archive_path, thread.line, p, f"cannot log in: {a.message}"))
+                else:
+                    limits[p] = a
+            if problems:
+                raise PreflightError(problems)
+
+            # 5. the instance's real Mastodon limit decides how the thread splits there
+            m = limits.get("mastodon")
+            if m is not None and m.max_characters != plan.platforms["mastodon"].limit:
+                plan = plan_thread(archive, thread, config, targets, limits={"mastodon": m.max_characters})
+                problems += _plan_problems(plan, archive_path)
+
+            # 6. prepare every image still to upload, at each platform's limits
+            for p, lim in limits.items():
+                problems += _prepare_images(plan, archive_path, p, len(recorded[p]), lim, prepared, cache_lock)
+            if problems:
+                raise PreflightError(problems)
+            image_work.close()  # the decoded images are dropped here: the chains upload `prepared`
+
+            # 7. the chains, one thread per platform
+            chains: dict[str, _Chain] = {}
+            group = _GroupRecorder(recorder, archive_path, title)
+            for p in limits:
+                why = _check_recorded(plan, p, recorded[p])
+                if why:
+                    outcome = PlatformOutcome(p, "changed", len(recorded[p]), len(plan.platforms[p].posts),
+                                              [_link(e) for e in recorded[p]], why)
+                    reporter.start(p, outcome.posted, outcome.total)
+                    outcomes[p] = outcome
+                    continue
+                pend = pending_all.get(p) if isinstance(pending_all.get(p), dict) else None
+                chains[p] = _Chain(platform=p, adapter=built[p], posts=plan.platforms[p].posts,
+                                   recorded=recorded[p], pending=pend, prepared=prepared,
+                                   max_image_bytes=limits[p].max_image_bytes,
+                                   max_image_pixels=limits[p].max_image_pixels, write=group,
+                                   thread_key=thread.key, language=config.language, rt=rt,
+                                   upload_ahead=upload_ahead)
+            if chains:
+                with ThreadPoolExecutor(max_workers=len(chains), thread_name_prefix="chain") as pool:
+                    running = {p: pool.submit(c.run) for p, c in chains.items()}
+                    for p, fut in running.items():
+                        outcomes[p] = fut.result()
+            for p in targets:
+                if p in outcomes:
+                    reporter.finish(outcomes[p])
     return PublishResult(archive=archive_path, title=title, outcomes={p: outcomes[p] for p in targets if p in outcomes},
                          plan=plan)

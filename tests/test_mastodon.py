@@ -172,7 +172,7 @@ def test_instance_limits_are_read_and_cached(tmp_path: Path) -> None:
     responses.get(f"{FAKE}/api/v2/instance/", json=_instance(1000, 30, description_limit=1200))
     limits = _fake(tmp_path).limits()
     assert limits == Limits(max_characters=1000, characters_reserved_per_url=30, max_images=4,
-                            max_image_bytes=8_000_000, max_alt_text=1200)
+                            max_image_bytes=8_000_000, max_alt_text=1200, max_image_pixels=33_177_600)
     assert len(responses.calls) == 1
     cached = json.loads((tmp_path / "state" / "mastodon-instance-masto.example.json").read_text())
     assert cached["limits"]["max_characters"] == 1000

@@ -333,7 +333,7 @@ def test_x_duplicate_content_without_a_match_is_reported_never_retried(archive: 
     from crossposter.metadata import update_thread_metadata
 
     update_thread_metadata(archive, TITLE, lambda m: m.__setitem__("x", m["x"][:1]))
-    fakes["x"].find_recent = None  # type: ignore[assignment,method-assign] # an adapter without the extra
+    fakes["x"].find_recent = lambda text, parent: None  # type: ignore[method-assign] # the earlier attempt is not found
     result = run(config, archive, fakes)
     o = result.outcomes["x"]
     assert (o.state, o.posted) == ("maybe_posted", 1)

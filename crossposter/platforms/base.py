@@ -67,6 +67,9 @@ class Limits:
     max_images: int = 4
     max_image_bytes: int = 1_000_000
     max_alt_text: int = 1000
+    #: Pixels per image (width × height) the platform accepts, when it has such a cap (Mastodon's
+    #: `image_matrix_limit`); images are prepared within it once, before the first request.
+    max_image_pixels: int | None = None
 
 
 @dataclass(frozen=True)
@@ -143,3 +146,13 @@ class Adapter(Protocol):
 
     def lookup(self, post_id: str) -> PublishedPost | None:
         """Read a published post back by the ID the archive recorded; None when it no longer exists."""
+
+    def find_recent(self, text: str, parent: PostRef | None) -> PostRef | None:
+        """The account's recent post with exactly `text`, replying to `parent` (a thread start when None).
+
+        Why: after a MaybePostedError (X's "duplicate content" when an earlier attempt got through but
+        its answer was lost) the publisher records the post this finds instead of posting it again, and
+        stops to ask the user when it finds nothing. Platforms whose retries are idempotent (Bluesky's
+        putRecord under a fixed rkey, Mastodon's Idempotency-Key) never raise MaybePostedError and
+        return None. Raises a PlatformError when the lookup itself fails.
+        """

@@ -58,6 +58,25 @@ _POST_URI = re.compile(r"^at://(did:[a-z]+:[A-Za-z0-9._:%-]+|[A-Za-z0-9.-]+)/app
 _TOKEN_ERRORS = frozenset({"ExpiredToken", "InvalidToken", "AuthenticationRequired", "AuthMissing",
                            "AccountTakedown", "AccountDeactivated", "AuthFactorTokenRequired"})
 
+_ssl_lock = threading.Lock()
+_ssl: Any = None
+
+
+def ssl_context() -> Any:
+    """httpx's default verifying TLS context, built once per process and shared by every client.
+
+    Each `httpx.Client()` otherwise loads the whole CA bundle again (~50 ms), and the atproto SDK
+    builds a client for every log-in: that sat in front of Bluesky's first request on every run.
+    The context is the one httpx would make (`create_ssl_context()`, honouring SSL_CERT_FILE/DIR).
+    """
+    global _ssl
+    with _ssl_lock:
+        if _ssl is None:
+            import httpx
+
+            _ssl = httpx.create_ssl_context()
+        return _ssl
+
 # --------------------------------------------------------------------------- TID and timestamps
 
 _S32 = "234567abcdefghijklmnopqrstuvwxyz"
@@ -232,7 +251,7 @@ class BlueskyAdapter:
         from atproto import Client
         from atproto_client.request import Request
 
-        options: dict[str, Any] = {"timeout": self._timeout}
+        options: dict[str, Any] = {"timeout": self._timeout, "verify": ssl_context()}
         if self._transport is not None:
             options["transport"] = self._transport
         client = Client(base_url=self.service, request=Request(**options))
@@ -381,15 +400,25 @@ class BlueskyAdapter:
 
     def publish(self, post: OutgoingPost, parent: PostRef | None, root: PostRef | None) -> PostRef:
         """Write the post with putRecord under the caller's rkey: repeating it is a no-op, never a duplicate."""
-        from atproto_client import models
-        from pydantic import ValidationError
-
         if not post.rkey or not post.created_at:
             raise ValueError("bluesky publish needs post.rkey and post.created_at, fixed before the first attempt")
         if len(post.media) > MAX_IMAGES:
             raise RejectedError(PLATFORM, f"post {post.index + 1} has {len(post.media)} images, "
                                           f"Bluesky takes at most {MAX_IMAGES}")
         client = self._ensure_login()
+        data = self._put_record_data(post, parent, root)
+        try:
+            response = client.com.atproto.repo.put_record(data)
+        except Exception as e:  # noqa: BLE001
+            raise map_error(e, f"publish post {post.index + 1}") from None
+        uri = str(response.uri)
+        return PostRef(id=uri, url=post_url(self._session_handle or self.handle, uri), cid=str(response.cid))
+
+    def _put_record_data(self, post: OutgoingPost, parent: PostRef | None, root: PostRef | None) -> Any:
+        """The putRecord input for `post` (validated by the SDK's models); RejectedError when it is invalid."""
+        from atproto_client import models
+        from pydantic import ValidationError
+
         for media in post.media:
             if media.raw is None:
                 raise ValueError("bluesky media must come from this adapter's upload_image (raw blob ref missing)")
@@ -413,18 +442,12 @@ class BlueskyAdapter:
                 reply=reply,
                 embed=self._images_embed(post),
             )
-            data = models.ComAtprotoRepoPutRecord.Data(
+            return models.ComAtprotoRepoPutRecord.Data(
                 repo=self._did, collection=POST_COLLECTION, rkey=post.rkey, record=record
             )
         except ValidationError as e:
             problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
             raise RejectedError(PLATFORM, f"post {post.index + 1} is not a valid record: {problems}") from None
-        try:
-            response = client.com.atproto.repo.put_record(data)
-        except Exception as e:  # noqa: BLE001
-            raise map_error(e, f"publish post {post.index + 1}") from None
-        uri = str(response.uri)
-        return PostRef(id=uri, url=post_url(self._session_handle or self.handle, uri), cid=str(response.cid))
 
     def lookup(self, post_id: str) -> PublishedPost | None:
         """getRecord by the recorded at:// URI; None when the record is gone."""
@@ -455,6 +478,10 @@ class BlueskyAdapter:
                         cid=str(response.cid) if response.cid else None),
             text=str(text),
         )
+
+    def find_recent(self, text: str, parent: PostRef | None) -> PostRef | None:
+        """Always None: a retry rewrites the record under its stored rkey, so there is no duplicate to find."""
+        return None
 
     # ------------------------------------------------------------------ record parts
 
@@ -524,6 +551,44 @@ class BlueskyAdapter:
                 aspect = models.AppBskyEmbedDefs.AspectRatio(width=media.width, height=media.height)
             images.append(models.AppBskyEmbedImages.Image(alt=media.alt, image=media.raw, aspect_ratio=aspect))
         return models.AppBskyEmbedImages.Main(images=images)
+
+
+def warm_models() -> None:
+    """Build, offline, every SDK model a publication builds or parses; once per process is enough.
+
+    The SDK's pydantic models are completed on first use (forward references resolved, referenced
+    lexicon modules imported): ~40 ms for a post record with reply, facets and images, paid inside the
+    first post's request time otherwise. This goes through the adapter's own record building and the
+    SDK's own (de)serialisation helpers, with made-up values; nothing is sent anywhere.
+    """
+    import tempfile
+
+    from atproto_client import models
+    from atproto_client.models.blob_ref import BlobRef
+    from atproto_client.models.utils import get_model_as_json, get_or_create
+
+    from crossposter.model import Facet
+    from crossposter.platforms.base import OutgoingPost
+
+    did = "did:plc:warmupwarmupwarmupwarmup"
+    cid = "bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm"
+    uri = f"at://{did}/{POST_COLLECTION}/3l3warmupwarm"
+    blob = get_or_create({"$type": "blob", "ref": {"$link": cid}, "mimeType": "image/png", "size": 1},
+                         BlobRef, strict=True)
+    adapter = BlueskyAdapter("warm-up.invalid", None, state_dir=Path(tempfile.gettempdir()))
+    adapter._did = did
+    text = "warm-up https://example.com #tag"
+    post = OutgoingPost(text=text, index=1, thread_key="warm-up", rkey="3l3warmupwarn",
+                        created_at=now_iso(), facets=[Facet(8, 27, "link", "https://example.com"),
+                                                      Facet(28, 32, "tag", "tag")],
+                        media=[UploadedMedia(id=cid, alt="a", width=2, height=1, raw=blob)])
+    ref = PostRef(id=uri, url="https://bsky.app", cid=cid)
+    get_model_as_json(adapter._put_record_data(post, ref, ref))
+    get_or_create({"uri": uri, "cid": cid}, models.ComAtprotoRepoPutRecord.Response, strict=True)
+    get_or_create({"blob": {"$type": "blob", "ref": {"$link": cid}, "mimeType": "image/png", "size": 1}},
+                  models.ComAtprotoRepoUploadBlob.Response, strict=True)
+    get_or_create({"did": did, "handle": "warm-up.invalid"}, models.ComAtprotoServerGetSession.Response,
+                  strict=True)
 
 
 def from_config(config: Config) -> BlueskyAdapter:

@@ -284,6 +284,7 @@ class MastodonAdapter:
             max_images=values["max_images"],
             max_image_bytes=values["max_image_bytes"],
             max_alt_text=values["max_alt_text"],
+            max_image_pixels=self.image_matrix_limit,
         )
         return self._limits
 
@@ -374,7 +375,10 @@ class MastodonAdapter:
 
     def _shrink_to_matrix(self, image: ImageUpload, max_bytes: int, max_pixels: int) -> ImageUpload:
         """Mastodon refuses images above `image_matrix_limit` pixels (422), whatever their size in bytes:
-        a 48-megapixel phone photo fits 16 MB but not 33 MP. Re-prepare it from the file, smaller."""
+        a 48-megapixel phone photo fits 16 MB but not 33 MP. Re-prepare it from the file, smaller.
+
+        The publisher prepares images within `Limits.max_image_pixels` before its first request, so
+        this only serves callers that did not."""
         from crossposter.images import ImageError, prepare_image
 
         log.info("mastodon: %s has %d×%d pixels, over %s's limit of %d; scaling it down",
@@ -419,6 +423,10 @@ class MastodonAdapter:
         status_id = str(status["id"])
         url = _get(status, "url") or _get(status, "uri") or f"{self.instance}/statuses/{status_id}"
         return PostRef(id=status_id, url=str(url))
+
+    def find_recent(self, text: str, parent: PostRef | None) -> PostRef | None:
+        """Always None: the Idempotency-Key answers a repeated post with the first one, so none is ever doubted."""
+        return None
 
     def lookup(self, post_id: str) -> PublishedPost | None:
         """The status by id with its plain source text; None when it is gone (404/410)."""

@@ -15,7 +15,7 @@ tweepy's own OAuth 1.0a auth object.
 Why a 403 "duplicate content" is MaybePostedError: X has no idempotency key;
 it refuses a text identical to a recent post by the same account. After a
 timeout this answer usually means the first attempt went through, so
-retrying would only loop. `find_recent` lets the publisher look for it.
+retrying would only loop. `find_recent` (part of the Adapter protocol) lets the publisher look for it.
 
 Why log records are redacted: requests-oauthlib and oauthlib log the consumer
 key and access token (in the Authorization header, the signature base string
@@ -398,7 +398,8 @@ class XAdapter:
     def find_recent(self, text: str, parent: PostRef | None, max_results: int = 20) -> PostRef | None:
         """The account's recent post with exactly this text (and parent), to settle a MaybePostedError.
 
-        Not part of the Adapter protocol: an extra the publisher may use after "duplicate content".
+        X is the one platform that needs it (see the module docstring): its last `max_results` posts
+        are read back (t.co links expanded) and compared with what was sent.
         """
         import tweepy
 
