@@ -498,3 +498,15 @@ def test_importing_the_adapter_does_not_import_the_sdk():
     code = "import sys, crossposter.platforms.bluesky; print('atproto' in sys.modules or 'atproto_client' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_clients_share_one_verifying_tls_context() -> None:
+    """Loading the CA bundle for every client cost ~50 ms per log-in; sharing must not turn verification off."""
+    import ssl
+
+    from crossposter.platforms.bluesky import ssl_context
+
+    ctx = ssl_context()
+    assert ctx is ssl_context()
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+    assert ctx.cert_store_stats()["x509_ca"] > 0  # a CA bundle is loaded

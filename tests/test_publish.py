@@ -135,6 +135,44 @@ def test_thread_goes_out_in_order_as_replies_and_every_post_is_recorded(archive:
     assert strip_metadata_blocks(archive.read_bytes()) == original
 
 
+def test_each_image_is_decoded_once_and_prepared_within_every_platforms_limits(
+        archive: Path, config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+
+    import crossposter.images as images
+
+    picture = archive.parent / "red.png"
+    Image.frombytes("RGB", (600, 450), os.urandom(600 * 450 * 3)).save(picture)  # ~800 KB of noise
+    decodes: list[Path] = []
+    real_open = images._open_problem
+    monkeypatch.setattr(images, "_open_problem", lambda path: decodes.append(path) or real_open(path))
+    sent: dict[str, list] = {}
+
+    class Recording(FakeAdapter):
+        def upload_image(self, image):  # type: ignore[no-untyped-def]
+            sent.setdefault(self.name, []).append(image)
+            return super().upload_image(image)
+
+    mastodon_limits = Limits(max_characters=500, characters_reserved_per_url=23, max_image_bytes=16_000_000,
+                             max_image_pixels=100_000)
+    fakes = {"bluesky": Recording("bluesky"), "mastodon": Recording("mastodon", limits=mastodon_limits),
+             "x": Recording("x")}
+    assert run(config, archive, fakes).ok
+
+    # the pre-flight checks (planner and publisher) and three platforms' preparations: one decode
+    assert len(decodes) == 1
+    assert not images._sources  # and nothing of it is kept once the chains run
+    assert [len(v) for v in sent.values()] == [1, 1, 1]
+    masto = sent["mastodon"][0]
+    assert masto.width * masto.height <= 100_000  # the instance's pixel cap, met before the first request
+    assert abs(masto.width / masto.height - 600 / 450) < 0.01
+    # sharing changes no byte: what each platform got is what a separate preparation gives
+    for name, lim in (("bluesky", (1_000_000, None)), ("x", (5_000_000, None)), ("mastodon", (16_000_000, 100_000))):
+        alone = images.prepare_image(picture, "a red square", *lim)
+        assert sent[name][0].data == alone.data, name
+        assert len(alone.data) <= lim[0]
+
+
 def test_each_post_is_recorded_before_the_next_request(archive: Path, config: Config) -> None:
     seen: list[tuple[str, int, int]] = []
 
