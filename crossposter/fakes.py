@@ -30,8 +30,9 @@ from crossposter.platforms.base import (
 DEFAULT_FAKE_LIMITS: dict[str, Limits] = {
     "bluesky": Limits(max_characters=300, characters_reserved_per_url=None, max_images=4,
                       max_image_bytes=1_000_000, max_alt_text=2000),
+    # image_matrix_limit of current Mastodon (7680×4320): a dry run prepares images as a real instance would
     "mastodon": Limits(max_characters=500, characters_reserved_per_url=23, max_images=4,
-                       max_image_bytes=16_000_000, max_alt_text=1500),
+                       max_image_bytes=16_000_000, max_alt_text=1500, max_image_pixels=33_177_600),
     "x": Limits(max_characters=280, characters_reserved_per_url=23, max_images=4,
                 max_image_bytes=5_000_000, max_alt_text=1000),
 }
@@ -220,7 +221,8 @@ def fake_adapters(platforms: Iterable[str], *, config: object | None = None, del
                                                   characters_reserved_per_url=23,
                                                   max_images=limits.max_images,
                                                   max_image_bytes=limits.max_image_bytes,
-                                                  max_alt_text=limits.max_alt_text))
+                                                  max_alt_text=limits.max_alt_text,
+                                                  max_image_pixels=limits.max_image_pixels))
             continue
         out[name] = FakeAdapter(name, handle=handle, instance=instance, delay=delay, strict=strict)
     return out
