@@ -359,3 +359,15 @@ def test_image_over_the_pixel_limit_is_scaled_down_before_upload(tmp_path: Path)
     with Image.open(io.BytesIO(body[start:])) as sent:
         assert sent.width * sent.height <= 10_000
         assert abs(sent.width - 1.5 * sent.height) <= 2
+
+
+@responses.activate
+def test_answers_are_plain_json_not_typed_entities(tmp_path: Path) -> None:
+    """Mastodon.py's typed entities cost ~5 ms of CPU per request and the adapter only reads keys."""
+    responses.get(f"{FAKE}/api/v1/accounts/verify_credentials", json=ACCOUNT)
+    responses.post(f"{FAKE}/api/v1/statuses", json=_status("3003"))
+    adapter = _fake(tmp_path)
+    ref = adapter.publish(OutgoingPost(text="hi", index=0, thread_key="t"), None, None)
+    assert ref == PostRef(id="3003", url=f"{FAKE}/@me/3003")
+    status = adapter._call("reading it back", "status_post", "again")  # the same endpoint, answer as decoded
+    assert type(status) is dict and status["created_at"] == "2026-11-28T10:00:00.000Z"
