@@ -407,8 +407,14 @@ def tokenize_streams(rendered: RenderedThread, platforms: list[str]) -> dict[str
     """`tokenize_all` as one `Stream` per platform (what `split` reads fastest).
 
     Most blocks read the same everywhere; their tokens are cut once and copied into every
-    platform's stream.
+    platform's stream. Mastodon and X read every block the same way (links written out), so they share
+    one stream (`split` never changes a stream).
     """
+    if "mastodon" in platforms and "x" in platforms:
+        own = [p for p in platforms if p != "x"]
+        out = tokenize_streams(rendered, own)
+        out["x"] = out["mastodon"]
+        return {p: out[p] for p in platforms}
     out: dict[str, Stream] = {p: Stream() for p in platforms}
     pending: dict[str, list[ImageRef]] = {p: [] for p in platforms}  # images with no text before them yet
     for block in rendered.blocks:
