@@ -316,7 +316,7 @@ def main() -> None:
         print(f"proxies: TCP_NODELAY {'off (Nagle on, as before)' if args.nagle else 'on'}")
         print(f"{'mode':<14}{'delay':>6}{'run':>4}{'wall s':>9}{'floor s':>9}{'ratio':>7}   requests b/m/x"
               "   requests per post   archive writes   longest chain: before | in chain = requests in flight + "
-              "recording + own work; server ms/request")
+              "recording + own work; server ms/request; every chain's end s b/m/x")
         state = Path(tempfile.mkdtemp(prefix="bench-state-"))
         walls: dict[tuple[bool, float], list[float]] = {}
         floors: list[float] = []
@@ -370,7 +370,8 @@ def main() -> None:
                           f"{wall:>9.2f}{floor:>9.2f}{ratio}   {counts['bluesky']}/{counts['mastodon']}/{counts['x']}"
                           f"{'':>8}{per_post:<20}{out['writes']:<17}{longest}: {b.before_chain:.2f} | "
                           f"{b.chain:.2f} = {b.waiting:.2f} + {b.recording:.2f} + {b.other:.2f}; "
-                          f"{1000 * b.server / max(b.requests, 1):.1f}")
+                          f"{1000 * b.server / max(b.requests, 1):.1f}; "
+                          + "/".join(f"{parts_run[p].before_chain + parts_run[p].chain:.2f}" for p in proxies))
         if floors and walls:
             floor = statistics.median(floors)
             print(f"\nmedian over runs 2..{args.runs} (floor {floor:.2f} s = longest chain's requests x "

@@ -435,7 +435,10 @@ class _Chain:
             return self.outcome("done", start, "already posted", links=links)
         parent = _ref_from_entry(self.recorded[-1]) if self.recorded else None
         root = _ref_from_entry(self.recorded[0]) if self.recorded else None
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"upload-{p}") if self.upload_ahead else None
+        # Two upload lanes, one post ahead: the next post's images go up while this one is posted, and at
+        # the start the first two posts' images go up side by side. One lane fell behind on X, where an
+        # image is two requests (upload, then alt text) while a post is one.
+        pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"upload-{p}") if self.upload_ahead else None
         futures: dict[int, Future[list[UploadedMedia]]] = {}
 
         def ahead(i: int) -> None:
