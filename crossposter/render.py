@@ -21,7 +21,8 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import accumulate, compress
+from operator import not_
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -724,8 +725,9 @@ def _cut_cjk(text: str, facets, words: list[str], seps: list[str], starts: list[
     word can have one.
     """
     urls = None
-    for j in [j for j, w in enumerate(words) if not w.isascii()][::-1]:  # from the end: splicing keeps
-        chunk = words[j]                                                  # earlier indices valid
+    # non-ASCII words, found without a Python-level loop; from the end: splicing keeps earlier indices valid
+    for j in reversed(list(compress(range(len(words)), map(not_, map(str.isascii, words))))):
+        chunk = words[j]
         cuts = _CJK_CUTS.get(chunk)
         if cuts is None:
             cuts = _cjk_cuts(chunk)

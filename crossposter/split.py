@@ -181,14 +181,21 @@ def _pack(tokens: Stream, platform: str, limit: int, L: _Lengths, max_bytes: int
     bad_s = [x in bad_seps for x in seps] if bad_seps else [False] * n
     if platform != "bluesky" and "" in unique_seps:  # "example." right before "com" (no gap): one URL
         marks = _URL_MARKS[platform]
-        i = 0
-        try:
-            while True:
-                i = seps.index("", i + 1)  # tokens joined without a gap (CJK): few
-                if any(c in texts[i - 1] or c in texts[i] for c in marks):
-                    bad_s[i] = True
-        except ValueError:
-            pass
+        known = _MARKED.setdefault(platform, {})  # text -> whether it holds a URL mark
+        if len(known) > _CACHE_MAX:
+            known.clear()
+        for x in unique_texts.difference(known):
+            known[x] = any(c in x for c in marks)
+        if any(map(known.__getitem__, unique_texts)):
+            has_mark = list(map(known.__getitem__, texts))
+            i = 0
+            try:
+                while True:
+                    i = seps.index("", i + 1)  # tokens joined without a gap (CJK)
+                    if has_mark[i - 1] or has_mark[i]:
+                        bad_s[i] = True
+            except ValueError:
+                pass
     if any(bad_t) or any(bad_s):
         bt = list(accumulate(bad_t))
         bs = list(accumulate(bad_s))
@@ -263,6 +270,8 @@ def _pack(tokens: Stream, platform: str, limit: int, L: _Lengths, max_bytes: int
     return ranges, errors, {(a, b): size(a, b) for a, b in ranges if exact(a, b)}
 
 
+#: Per platform: token text -> whether it holds one of _URL_MARKS; shared like _WORD_LENGTHS.
+_MARKED: dict[str, dict[str, bool]] = {}
 #: Per platform: token text or separator -> whether it is "clean" (see _clean_test); shared like _WORD_LENGTHS.
 _CLEAN: dict[str, dict[str, bool]] = {}
 
