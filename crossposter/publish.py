@@ -613,6 +613,10 @@ def warm_up(platforms: list[str]) -> None:
         with contextlib.suppress(Exception):
             importlib.import_module(f"crossposter.platforms.{p}")
             importlib.import_module({"bluesky": "atproto", "mastodon": "mastodon", "x": "tweepy"}[p])
+    if "mastodon" in platforms:
+        import mimetypes
+
+        mimetypes.init()  # Mastodon.py names each upload by its type: the first lookup reads the system tables
     if "bluesky" in platforms:
         with contextlib.suppress(Exception):
             from atproto import Client, models
