@@ -21,12 +21,11 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import accumulate, compress
 from operator import not_
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import regex
 
 from crossposter.model import Diagnostic, ImageRef
 
@@ -45,17 +44,70 @@ ITEM = 5
 PARAGRAPH = 6
 SECTION = 100  # a `###` sub-section: always a new post
 
-# Tokens are the runs between these white space characters (re.split keeps the gaps: they are separators).
-_WS_SPLIT = re.compile(r"([ \t\n\r\f\v\u2028\u2029\u3000]+)")
-_URL = regex.compile(r"https?://[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}’”]|https?://[^\s<>\"'`]*\([^\s()]*\)", regex.I)
-_TAG = regex.compile(r"(?<![\p{L}\p{N}_&/#])#([\p{L}\p{M}\p{N}_]*\p{L}[\p{L}\p{M}\p{N}_]*)")
-_MENTION = regex.compile(r"(?<![\p{L}\p{N}_@/])@([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)+)")
-_SENTENCE_END = regex.compile(r"(?:[.!?…]|[。！？])[\"'”’)\]»]*$")
-_CJK_SENTENCE_END = regex.compile(r"[。！？][」』）\"'”’]*$")
-_CLAUSE_END = regex.compile(r"[,;:—–、，；：][\"'”’)\]]*$")
-_GRAPHEME = regex.compile(r"\X")
-_INITIAL = regex.compile(r"\p{Lu}\.")  # "J." in "J. Smith" ends no sentence
-_CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\u3000-\u303f\uff00-\uffef]")
+class _Patterns:
+    """The renderer's patterns, each compiled on first use.
+
+    Importing this module (every `crossposter preview` does) compiles nothing and imports no `regex`;
+    a text needs each pattern only when it holds what the pattern looks for.
+    """
+
+    @cached_property
+    def ws_split(self) -> re.Pattern[str]:
+        # Tokens are the runs between these white space characters (re.split keeps the gaps: separators).
+        return re.compile(r"([ \t\n\r\f\v\u2028\u2029\u3000]+)")
+
+    @cached_property
+    def url(self):
+        import regex
+
+        return regex.compile(r"https?://[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}’”]|https?://[^\s<>\"'`]*\([^\s()]*\)",
+                             regex.I)
+
+    @cached_property
+    def tag(self):
+        import regex
+
+        return regex.compile(r"(?<![\p{L}\p{N}_&/#])#([\p{L}\p{M}\p{N}_]*\p{L}[\p{L}\p{M}\p{N}_]*)")
+
+    @cached_property
+    def mention(self):
+        import regex
+
+        return regex.compile(
+            r"(?<![\p{L}\p{N}_@/])@([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)+)")
+
+    @cached_property
+    def sentence_end(self):
+        import regex
+
+        return regex.compile(r"(?:[.!?…]|[。！？])[\"'”’)\]»]*$")
+
+    @cached_property
+    def clause_end(self):
+        import regex
+
+        return regex.compile(r"[,;:—–、，；：][\"'”’)\]]*$")
+
+    @cached_property
+    def grapheme(self):
+        import regex
+
+        return regex.compile(r"\X")
+
+    @cached_property
+    def initial(self):
+        import regex
+
+        return regex.compile(r"\p{Lu}\.")  # "J." in "J. Smith" ends no sentence
+
+    @cached_property
+    def cjk(self):
+        import regex
+
+        return regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\u3000-\u303f\uff00-\uffef]")
+
+
+_P = _Patterns()
 _ABBREVIATIONS = frozenset(
     ["e.g.", "i.e.", "vs.", "cf.", "approx.", "dr.", "mr.", "mrs.", "ms.", "st.", "no.", "fig.", "al.", "ca.", "resp.", "incl.", "jr.", "sr.", "p.", "pp."]
 )
@@ -610,17 +662,17 @@ def _scan_text(text: str, offset: int, platform: str, facets: list[tuple[int, in
     """Bare URLs, #tags and @mentions in plain text (rendered text, not Markdown)."""
     # Each pattern needs its literal ("://", "#", "@"): most text has none of them, so no search.
     if "://" in text:
-        for m in _URL.finditer(text):
+        for m in _P.url.finditer(text):
             facets.append((offset + m.start(), offset + m.end(), "link" if platform == "bluesky" else "url",
                            m.group()))
     if platform != "bluesky":
         return
     if "#" in text:
-        for m in _TAG.finditer(text):
+        for m in _P.tag.finditer(text):
             if len(m.group(1)) <= 64:
                 facets.append((offset + m.start(), offset + m.end(), "tag", m.group(1)))
     if "@" in text:
-        for m in _MENTION.finditer(text):
+        for m in _P.mention.finditer(text):
             facets.append((offset + m.start(), offset + m.end(), "mention", m.group(1)))
 
 
@@ -693,7 +745,7 @@ def _pieces(text: str, facets, prefix_len: int):
 
     Tokens are runs of non-white-space, cut between CJK characters, the list marker glued to the first.
     """
-    parts = _WS_SPLIT.split(text)  # word, white space, word, ...: the first and last word may be ""
+    parts = _P.ws_split.split(text)  # word, white space, word, ...: the first and last word may be ""
     offsets = list(accumulate(map(len, parts), initial=0))
     words = parts[0::2]
     seps = parts[1::2]
@@ -790,8 +842,9 @@ def _cjk_cuts(chunk: str) -> tuple[int, ...]:
     piece_start = 0
     pos = 0
     prev_cjk = False
-    for g in _GRAPHEME.findall(chunk):
-        is_cjk = bool(_CJK.match(g))
+    cjk = _P.cjk
+    for g in _P.grapheme.findall(chunk):
+        is_cjk = bool(cjk.match(g))
         closing = g in "。、，！？」』）》〉】：；”’.,!?)"
         if pos > piece_start and (is_cjk or prev_cjk) and not closing and chunk[pos - 1] not in "「『（《〈【“‘(":
             cuts.append(pos)
@@ -810,10 +863,10 @@ def _gap_strength(prev: str, sep: str, gap_start: int, gap_end: int, glue) -> in
     last = prev[-1:] if prev else ""
     if last.isalnum():  # most words: no punctuation to look at
         return WORD
-    if _SENTENCE_END.search(prev):
-        if prev.lower() in _ABBREVIATIONS or _INITIAL.fullmatch(prev):
+    if _P.sentence_end.search(prev):
+        if prev.lower() in _ABBREVIATIONS or _P.initial.fullmatch(prev):
             return WORD
         return SENTENCE
-    if _CLAUSE_END.search(prev):
+    if _P.clause_end.search(prev):
         return CLAUSE
     return WORD
