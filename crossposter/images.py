@@ -219,10 +219,12 @@ class _Source:
         return self.problem
 
     def release(self) -> None:
-        """Drop the pixels (the verdict and the results stay)."""
+        """Drop the pixels (the verdict and the results stay); a later use decodes the file again."""
         if self._img is not None:
             self._img.close()
         self._img = None
+        if self.problem is None:
+            self._opened = False
         self._clean = None
         self._shrunk.clear()
         self._flat.clear()

@@ -275,3 +275,18 @@ def test_warm_does_the_first_encodings_prepare_would_do(tmp_path: Path, monkeypa
         up = prepare_image(src, "", max_bytes=5_000_000)
         assert counts == {"decode": 1, "encode": 2}  # only the final (optimised) encoding was left
     assert up.mime_type == "image/jpeg" and (up.width, up.height) == (400, 300)
+
+
+def test_a_source_used_after_its_scope_closed_is_read_again(tmp_path: Path) -> None:
+    """A caller that got the shared source just before the last scope closed must not see 'cannot be read'."""
+    import crossposter.images as images
+
+    src = tmp_path / "pic.jpg"
+    Image.new("RGB", (120, 90), (1, 2, 3)).save(src)
+    with images.shared_work():
+        source = images._source(src)
+        assert source.open() is None
+    # the scope is gone and the pixels with it; the straggler still works from the file
+    with source.lock:
+        data, mime, width, height = source.prepared(1_000_000, None)
+    assert (mime, width, height) == ("image/jpeg", 120, 90)
