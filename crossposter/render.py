@@ -700,8 +700,8 @@ def _split_block(text: str, facets, glue, lines, prefix_len: int):
     p = text.find("\n")
     while p >= 0:
         i = bisect_right(starts, p)  # the gap holding this line break comes before token i
-        if 0 < i < n:
-            strengths[i] = _gap_strength(words[i - 1], seps[i], ends[i - 1], starts[i], ())
+        if 0 < i < n:  # what _gap_strength says of a gap with a line break (and no glue)
+            strengths[i] = CLAUSE if words[i - 1].endswith(":") else LINE
         p = text.find("\n", p + 1)
     if None in strengths:
         i = 0
@@ -777,26 +777,44 @@ def _cut_cjk(text: str, facets, words: list[str], seps: list[str], starts: list[
     word can have one.
     """
     urls = None
+    pieces_of = _CJK_PIECES
     # non-ASCII words, found without a Python-level loop; from the end: splicing keeps earlier indices valid
     for j in reversed(list(compress(range(len(words)), map(not_, map(str.isascii, words))))):
         chunk = words[j]
-        cuts = _CJK_CUTS.get(chunk)
-        if cuts is None:
-            cuts = _cjk_cuts(chunk)
-            if len(_CJK_CUTS) < 100_000:
-                _CJK_CUTS[chunk] = cuts
-        if not cuts:
+        known = pieces_of.get(chunk)
+        if known is None:
+            known = _cjk_pieces(chunk)
+        if not known:
             continue
+        cuts, pieces, gaps = known
         start, end = starts[j], ends[j]
         if urls is None:
             urls = [(fs, fe) for fs, fe, kind, _ in facets if kind in ("link", "url", "mention", "tag")]
         if urls and any(fs < end and fe > start for fs, fe in urls):
             continue
+        words[j:j + 1] = pieces
+        seps[j + 1:j + 1] = gaps
+        starts[j + 1:j + 1] = map(start.__add__, cuts)
+        ends[j:j] = map(start.__add__, cuts)
+
+
+#: Word -> (cuts, pieces, "" separators) when `_cjk_cuts` cuts it, else () (words repeat).
+_CJK_PIECES: dict[str, tuple] = {}
+
+
+def _cjk_pieces(chunk: str) -> tuple:
+    cuts = _CJK_CUTS.get(chunk)
+    if cuts is None:
+        cuts = _cjk_cuts(chunk)
+        if len(_CJK_CUTS) < 100_000:
+            _CJK_CUTS[chunk] = cuts
+    known: tuple = ()
+    if cuts:
         bounds = [0, *cuts, len(chunk)]
-        words[j:j + 1] = [chunk[x:y] for x, y in zip(bounds, bounds[1:], strict=False)]
-        seps[j + 1:j + 1] = [""] * len(cuts)
-        starts[j + 1:j + 1] = [start + c for c in cuts]
-        ends[j:j] = [start + c for c in cuts]
+        known = (cuts, tuple(chunk[x:y] for x, y in zip(bounds, bounds[1:], strict=False)), ("",) * len(cuts))
+    if len(_CJK_PIECES) < 100_000:
+        _CJK_PIECES[chunk] = known
+    return known
 
 
 def _shorten(text, facets, glue, lines):
