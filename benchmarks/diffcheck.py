@@ -146,7 +146,7 @@ def random_options(rng: random.Random) -> dict:
     if small:
         limits = {p: rng.randint(20, 60) for p in PLATFORMS}
     else:
-        limits = {"bluesky": rng.choice([300, 120, 80]), "mastodon": rng.choice([500, 140, 90]),
+        limits = {"bluesky": rng.choice([300, 120, 80, 1000]), "mastodon": rng.choice([500, 140, 90]),
                   "x": rng.choice([280, 100, 70])}
     return {"limits": limits, "numbering": rng.random() < 0.4, "post_title": rng.random() < 0.2}
 

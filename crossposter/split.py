@@ -156,15 +156,6 @@ def _pack(tokens: Stream, platform: str, limit: int, L: _Lengths, max_bytes: int
     imgs = [0] * n
     for k, v in tokens.images.items():
         imgs[k] = len(v)
-    if bluesky:
-        nb = L.nbytes
-        byte_cache = L.bytes_cache
-        for x in unique_texts.union(unique_seps).difference(byte_cache):
-            nb(x)
-        tb = list(map(byte_cache.__getitem__, texts))
-        cb = list(accumulate(map(add, map(byte_cache.__getitem__, seps), tb)))
-    else:
-        tb = cb = tl
     # Ranges whose summed length is provably the platform's count of their text (see _clean_test): such a
     # post is not counted again.
     clean = _CLEAN.setdefault(platform, {})
@@ -177,6 +168,18 @@ def _pack(tokens: Stream, platform: str, limit: int, L: _Lengths, max_bytes: int
         clean[x] = test(x, True)
     bad_texts = {x for x in unique_texts if not clean[x]}
     bad_seps = {x for x in unique_seps if not clean[x]}
+    # Bluesky's byte cap can only bind when a token has more code points than clusters (not clean) or a
+    # post of `limit` one-code-point clusters (4 bytes at most each) could pass it.
+    bytes_bind = bluesky and bool(bad_texts or bad_seps or 4 * limit > max_bytes)
+    if bytes_bind:
+        nb = L.nbytes
+        byte_cache = L.bytes_cache
+        for x in unique_texts.union(unique_seps).difference(byte_cache):
+            nb(x)
+        tb = list(map(byte_cache.__getitem__, texts))
+        cb = list(accumulate(map(add, map(byte_cache.__getitem__, seps), tb)))
+    else:
+        tb = cb = tl
     bad_t = [x in bad_texts for x in texts] if bad_texts else [False] * n
     bad_s = [x in bad_seps for x in seps] if bad_seps else [False] * n
     if platform != "bluesky" and "" in unique_seps:  # "example." right before "com" (no gap): one URL
@@ -212,7 +215,7 @@ def _pack(tokens: Stream, platform: str, limit: int, L: _Lengths, max_bytes: int
     def fits(a: int, b: int) -> bool:
         if size(a, b) > limit:
             return False
-        return not bluesky or cb[b] - cb[a] + tb[a] <= max_bytes
+        return not bytes_bind or cb[b] - cb[a] + tb[a] <= max_bytes
 
     # image prefix sums: images in a..b = icum[b] - icum[a] + imgs[a]
     icum = list(accumulate(imgs))
@@ -220,7 +223,7 @@ def _pack(tokens: Stream, platform: str, limit: int, L: _Lengths, max_bytes: int
     def furthest(start: int, end: int) -> int:
         """The last token that still fits after `start` (binary search on the prefix sums)."""
         w = bisect_right(cum, limit + cum[start] - tl[start], start, end + 1) - 1
-        if bluesky:
+        if bytes_bind:
             w = min(w, bisect_right(cb, max_bytes + cb[start] - tb[start], start, end + 1) - 1)
         if icum[-1]:
             w = min(w, bisect_right(icum, MAX_IMAGES + icum[start] - imgs[start], start, end + 1) - 1)
