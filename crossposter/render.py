@@ -621,19 +621,25 @@ def _block_text(block: Block, platform: str):
             add(code_line)
         return "".join(parts), facets, glue, images, lines
     bluesky = platform == "bluesky"
+    append = parts.append
     for run in block.runs:
-        if run.kind == "text":
-            start = pos
-            add(run.text)
-            _scan_text(run.text, start, platform, facets)
-        elif run.kind == "code":
-            add(run.text)
-        elif run.kind == "break":
-            add("\n")
+        kind = run.kind
+        if kind == "text":
+            t = run.text
+            if "://" in t or bluesky and ("#" in t or "@" in t):  # what _scan_text looks for
+                _scan_text(t, pos, platform, facets)
+            append(t)
+            pos += len(t)
+        elif kind == "break":
+            append("\n")
+            pos += 1
             lines.append((pos, run.line + 1))
-        elif run.kind == "image":
+        elif kind == "code":
+            append(run.text)
+            pos += len(run.text)
+        elif kind == "image":
             images.append((pos, run.image))
-        elif run.kind == "link":
+        elif kind == "link":
             url = run.url
             if run.autolink:
                 start = pos
