@@ -205,10 +205,20 @@ def _run(tree: Path, cases_path: Path, out: Path) -> list:
     return json.loads(out.read_text())
 
 
+def _export(commit: str, folder: Path) -> Path:
+    """The `crossposter` package of `commit`, unpacked into `folder`."""
+    folder.mkdir()
+    data = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "crossposter"], check=True,
+                          capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=data, check=True)
+    return folder
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--old", help="folder holding the old `crossposter` package")
     ap.add_argument("--old-commit", help="commit to compare with (exported with git archive)")
+    ap.add_argument("--new-commit", help="commit to check (default: this working tree)")
     ap.add_argument("--cases", type=int, default=3000, help="random archives")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--mb", type=float, default=3.0, help="size of the generated benchmark archive (0: skip)")
@@ -222,13 +232,10 @@ def main() -> None:
         if args.old:
             old = Path(args.old)
         elif args.old_commit:
-            old = tmp / "old"
-            old.mkdir()
-            data = subprocess.run(["git", "-C", str(ROOT), "archive", args.old_commit, "crossposter"],
-                                  check=True, capture_output=True).stdout
-            subprocess.run(["tar", "-x", "-C", str(old)], input=data, check=True)
+            old = _export(args.old_commit, tmp / "old")
         else:
             raise SystemExit("give --old DIR or --old-commit COMMIT")
+        new = _export(args.new_commit, tmp / "new") if args.new_commit else ROOT
         default = {"limits": {"bluesky": 300, "mastodon": 500, "x": 280}, "numbering": False, "post_title": False}
         cases: list[dict] = []
         files = [Path("/work/shared/seed/tweets.md"), ROOT / "threads" / "example.md"]
@@ -251,7 +258,7 @@ def main() -> None:
         cases_path = tmp / "cases.json"
         cases_path.write_text(json.dumps(cases, ensure_ascii=False))
         got_old = _run(old, cases_path, tmp / "old.json")
-        got_new = _run(ROOT, cases_path, tmp / "new.json")
+        got_new = _run(new, cases_path, tmp / "new.json")
         bad = [i for i, (a, b) in enumerate(zip(got_old, got_new, strict=True)) if a != b]
         threads = sum(len(r) for r in got_new if r and isinstance(r[0], dict))
         posts = sum(len(pp[1]) for r in got_new if r and isinstance(r[0], dict) for t in r
