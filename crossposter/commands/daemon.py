@@ -59,6 +59,10 @@ class JournalAdapter:
         digest = hashlib.sha256(image.data).hexdigest()[:16]
         return UploadedMedia(id=f"{self.name}-media-{digest}", alt=image.alt, width=image.width, height=image.height)
 
+    def find_recent(self, text: str, parent: Any) -> Any:
+        """Adapter protocol: the journal never settles a "duplicate content", like an adapter that finds nothing."""
+        return None
+
     def publish(self, post: Any, parent: Any, root: Any) -> Any:
         from crossposter.platforms.base import MaybePostedError, PostRef, RejectedError
 
