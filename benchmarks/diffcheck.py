@@ -180,8 +180,11 @@ def worker(tree: str, cases_path: str, out_path: str) -> None:
     cases = json.loads(Path(cases_path).read_text())
     results = []
     for case in cases:
-        opts = PlanOptions(limits=case["limits"], numbering=case["numbering"], post_title=case["post_title"],
-                           decode_images=False)
+        try:
+            opts = PlanOptions(limits=case["limits"], numbering=case["numbering"], post_title=case["post_title"],
+                               decode_images=False)
+        except TypeError:  # a tree from before `decode_images` (images are missing files here anyway)
+            opts = PlanOptions(limits=case["limits"], numbering=case["numbering"], post_title=case["post_title"])
         try:
             if "path" in case:
                 archive = read_archive(Path(case["path"]))

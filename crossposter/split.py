@@ -14,7 +14,7 @@ from __future__ import annotations
 import unicodedata
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, filterfalse
 from math import ceil
 from operator import add
 
@@ -166,8 +166,8 @@ def _pack(tokens: Stream, platform: str, limit: int, L: _Lengths, max_bytes: int
         clean[x] = test(x, False)
     for x in unique_seps.difference(clean):
         clean[x] = test(x, True)
-    bad_texts = {x for x in unique_texts if not clean[x]}
-    bad_seps = {x for x in unique_seps if not clean[x]}
+    bad_texts = set(filterfalse(clean.__getitem__, unique_texts))
+    bad_seps = set(filterfalse(clean.__getitem__, unique_seps))
     # Bluesky's byte cap can only bind when a token has more code points than clusters (not clean) or a
     # post of `limit` one-code-point clusters (4 bytes at most each) could pass it.
     bytes_bind = bluesky and bool(bad_texts or bad_seps or 4 * limit > max_bytes)
