@@ -424,8 +424,12 @@ def _assemble(tokens: Stream, ranges: list[tuple[int, int]], platform: str, L: _
                 links.extend(tok_links[i])
             if i in tok_images:
                 images.extend(tok_images[i])
-        kept = [Facet(f[0], f[1], f[2], f[3]) for f in facets]
-        chunks = [images[i:i + MAX_IMAGES] for i in range(0, len(images), MAX_IMAGES)] or [[]]
+        kept = [Facet(f[0], f[1], f[2], f[3]) for f in facets] if facets else []
+        if len(images) <= MAX_IMAGES:
+            posts.append(Post(text=text, length=exact.get((a, b), -1), facets=kept, images=images, links=links,
+                              line=tokens.lines[a]))
+            continue
+        chunks = [images[i:i + MAX_IMAGES] for i in range(0, len(images), MAX_IMAGES)]
         posts.append(Post(text=text, length=exact.get((a, b), -1), facets=kept, images=chunks[0], links=links,
                           line=tokens.lines[a]))
         for extra in chunks[1:]:
