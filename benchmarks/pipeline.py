@@ -7,6 +7,7 @@ Run: python benchmarks/pipeline.py [--mb 3]
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import sys
 import tempfile
@@ -74,6 +75,7 @@ def main() -> None:
         # Bare parse and pipeline alternate, so that load from other processes on this shared machine
         # falls on both alike; best of each, plus the median of the pairs' ratios.
         bare = []
+        bare_no_gc = []
         full = []
         posts = 0
         threads = 0
@@ -82,6 +84,14 @@ def main() -> None:
             t0 = time.perf_counter()
             md.parse(text)
             bare.append(time.perf_counter() - t0)
+            del md
+            md = MarkdownIt("commonmark")
+            gc.disable()  # as crossposter's read does during its block parse: the fairest comparison too
+            t0 = time.perf_counter()
+            md.parse(text)
+            bare_no_gc.append(time.perf_counter() - t0)
+            gc.enable()
+            del md
             t0 = time.perf_counter()
             archive = read_archive(path)
             posts = 0
@@ -102,6 +112,9 @@ def main() -> None:
     print(f"read + render + split, bluesky+mastodon+x:  {f:7.3f} s (best of {args.repeat})")
     print(f"ratio: {f / b:.2f}x the bare parse (target <= 3x); median of the {args.repeat} paired runs "
           f"{pairs[len(pairs) // 2]:.2f}x")
+    g = min(bare_no_gc)
+    print(f"markdown-it-py parse alone, cyclic GC paused (as crossposter's block parse runs): {g:.3f} s; "
+          f"ratio against it {f / g:.2f}x")
     print("stages (separate timed runs, best of each): " + ", ".join(f"{k} {v:.3f} s" for k, v in stages.items()))
 
 

@@ -323,9 +323,6 @@ def _inline_runs(inline: MdToken, line: int, archive_dir: Path, out: RenderedThr
     elif not _special_inline(inline.content):
         return _plain_runs(inline.content, line)
     else:
-        linked = _linked_runs(inline.content, line)
-        if linked is not None:
-            return linked
         children = parse(inline)
     runs: list[Run] = []
     link: list[str] = []  # URL of the open link
@@ -417,59 +414,6 @@ def _text_runs(content: str, line: int, runs: list[Run]) -> int:
             runs.append(Run("break", line=line))
             line += 1
     return line
-
-
-#: An inline link markdown-it reads in one obvious way: a label of plain text on one line, a destination
-#: without white space, control characters, parentheses, angle brackets or escapes, no title.
-_SIMPLE_LINK: re.Pattern[str] | None = None
-#: Destinations markdown-it's normalizeLink returns unchanged (checked by a property test).
-_PLAIN_URL: re.Pattern[str] | None = None
-
-
-def _linked_runs(content: str, line: int) -> list[Run] | None:
-    """The runs of content that is plain text and simple inline links `[text](url)` only, or None.
-
-    Text between the links must be plain (`_special_inline`), and no link may follow a "!" (an image).
-    The link's URL is what markdown-it's normalizeLink makes of the destination, as in its link token.
-    """
-    global _SIMPLE_LINK
-    if "[" not in content:
-        return None
-    if _SIMPLE_LINK is None:
-        _SIMPLE_LINK = re.compile(r"\[([^\[\]\\`*_<&~\n]*)\]\(([^\s()<>\\\x00-\x1f\x7f]+)\)")
-    runs: list[Run] = []
-    pos = 0
-    for m in _SIMPLE_LINK.finditer(content):
-        gap = content[pos:m.start()]
-        if _special_inline(gap) or gap.endswith("!"):
-            return None
-        line = _text_runs(gap, line, runs)
-        href = _normalize_link(m.group(2))
-        if href is None:
-            return None
-        text = m.group(1)
-        autolink = text == href or text.strip() == "" or text == href.removeprefix("mailto:")
-        runs.append(Run("link", text, url=href, line=line, autolink=autolink))
-        pos = m.end()
-    if not pos:
-        return None
-    gap = content[pos:]
-    if _special_inline(gap):
-        return None
-    _text_runs(gap, line, runs)
-    return runs
-
-
-def _normalize_link(dest: str) -> str | None:
-    """markdown-it's href for a link destination, or None when it would not accept it as a link."""
-    global _PLAIN_URL
-    if _PLAIN_URL is None:
-        _PLAIN_URL = re.compile(r"https?://[a-z0-9.-]+(?:/[A-Za-z0-9/._~-]*)?")
-    if _PLAIN_URL.fullmatch(dest):
-        return dest
-    md = _markdown()
-    href = md.normalizeLink(dest)
-    return href if md.validateLink(href) else None
 
 
 def _resolve(archive_dir: Path, src: str) -> Path:

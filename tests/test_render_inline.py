@@ -13,9 +13,6 @@ from crossposter.archive import parse_archive
 from crossposter.render import (
     RenderedThread,
     _inline_runs,
-    _linked_runs,
-    _markdown,
-    _normalize_link,
     _plain_runs,
     _special_inline,
     blocks,
@@ -48,38 +45,6 @@ def test_plain_runs_are_the_runs_of_the_parsed_children(source: str) -> None:
     if _special_inline(content):
         return  # the parse decides: never read directly
     assert _plain_runs(content, 7) == runs
-
-
-# Pieces of links (well formed or not), images, references and the text around them.
-_LINK_PIECES = st.sampled_from([
-    "[a link](https://arxiv.org/abs/2401.12345)", "[x](https://EX.org/a)", "[](https://x.org)", "[a]()", "[a](b c)",
-    "[a b](https://x.org/%41)", "[t](<u>)", "[t](u \"title\")", "[t](javascript:alert(1))", "[t](a(b)c)",
-    "[https://x.org](https://x.org)", "[t](mailto:me@x.org)", "[me@x.org](mailto:me@x.org)", "[ ](https://x.org)",
-    "[t](https://例え.jp/パス)", "[t](https://x.org/a_b)", "[t](//x.org)", "[ref]", "[ref][]", "[t][ref]",
-    "![img](a.png)", "!", "[", "]", "(", ")", "[nested [x](y)](z)", "[a\nb](c)", "[t]\n(u)", "[t] (u)",
-    "*", "_", "`", "\\", "<", "&", "~",
-])
-_TEXT = st.sampled_from(["a", "b c", " ", "  ", "\n", "  \n", " \n ", "\t", "é", "日本", ".", ":", "#tag", "@me"])
-
-
-@settings(max_examples=4000, deadline=None)
-@given(st.lists(st.one_of(_LINK_PIECES, _TEXT), min_size=1, max_size=12).map("".join))
-def test_linked_runs_are_the_runs_of_the_parsed_children(source: str) -> None:
-    md = MarkdownIt("commonmark")
-    tokens = md.parse(source + "\n\n[ref]: https://example.com/ref\n")
-    for inline in (t for t in tokens if t.type == "inline"):
-        fast = _linked_runs(inline.content, 7)
-        if fast is None:
-            continue  # left to the parse
-        assert fast == _inline_runs(inline, 7, Path("/tmp"), RenderedThread(blocks=[])), inline.content
-
-
-@settings(max_examples=2000, deadline=None)
-@given(st.from_regex(r"https?://[a-z0-9.-]{1,20}(/[A-Za-z0-9/._~-]{0,30})?", fullmatch=True))
-def test_plain_urls_are_their_own_normal_form(url: str) -> None:
-    md = _markdown()
-    href = md.normalizeLink(url)
-    assert _normalize_link(url) == (href if md.validateLink(href) else None)
 
 
 def test_special_characters_go_to_the_parse() -> None:
