@@ -10,6 +10,8 @@ _NAMES = {"bluesky": "Bluesky", "mastodon": "Mastodon", "x": "X"}
 
 
 def print_plans(plans: list[ThreadPlan], output: Path | None = None) -> None:
+    """Problems are printed one per line, never folded (the terminal wraps them on screen): a `file:line`
+    cut in two by an inserted line break could not be clicked, copied or grepped."""
     from rich.console import Console
     from rich.markup import escape
     from rich.panel import Panel
@@ -24,7 +26,8 @@ def print_plans(plans: list[ThreadPlan], output: Path | None = None) -> None:
             where = f"{_rel(plan.archive)}:{plan.line}"
             if plan.skipped:
                 totals["skipped"] += 1
-                console.print(f"[dim]{escape(where)}  {escape(plan.title)} — skipped ({plan.skipped})[/dim]")
+                console.print(f"[dim]{escape(where)}  {escape(plan.title)} — skipped ({plan.skipped})[/dim]",
+                              soft_wrap=True)
                 continue
             totals["threads"] += 1
             console.rule(f"[bold]{escape(plan.title or plan.archive.name)}[/bold]  [dim]{escape(where)}[/dim]")
@@ -32,10 +35,11 @@ def print_plans(plans: list[ThreadPlan], output: Path | None = None) -> None:
                 totals["errors"] += 1
                 tag = f" [{d.platform}]" if d.platform else ""
                 console.print(f"[bold red]error[/bold red] {escape(_rel(plan.archive))}:{d.line}{escape(tag)}: "
-                              f"{escape(d.message)}")
+                              f"{escape(d.message)}", soft_wrap=True)
             for d in plan.warnings:
                 totals["warnings"] += 1
-                console.print(f"[yellow]warning[/yellow] {escape(_rel(plan.archive))}:{d.line}: {escape(d.message)}")
+                console.print(f"[yellow]warning[/yellow] {escape(_rel(plan.archive))}:{d.line}: {escape(d.message)}",
+                              soft_wrap=True)
             for name, pp in plan.platforms.items():
                 console.print(f"\n[bold]{_NAMES.get(name, name)}[/bold] — {len(pp.posts)} posts, limit {pp.limit}")
                 for i, post in enumerate(pp.posts, 1):
