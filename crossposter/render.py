@@ -391,16 +391,6 @@ def _plain_runs(content: str, line: int) -> list[Run]:
     if "\n" not in content:
         return [Run("text", content, line=line)] if content else []
     runs: list[Run] = []
-    _text_runs(content, line, runs)
-    return runs
-
-
-def _text_runs(content: str, line: int, runs: list[Run]) -> int:
-    """Append the runs of plain text (see `_plain_runs`) to `runs`; returns the line after it."""
-    if "\n" not in content:
-        if content:
-            runs.append(Run("text", content, line=line))
-        return line
     parts = content.split("\n")
     last = len(parts) - 1
     for k, part in enumerate(parts):
@@ -413,7 +403,7 @@ def _text_runs(content: str, line: int, runs: list[Run]) -> int:
         if k < last:
             runs.append(Run("break", line=line))
             line += 1
-    return line
+    return runs
 
 
 def _resolve(archive_dir: Path, src: str) -> Path:

@@ -58,18 +58,17 @@ class _Lengths:
         self.posts: dict[str, int] = {}
 
     def __call__(self, text: str) -> int:
-        n = self.cache.get(text)
-        if n is None:
-            n = counting.length(self.platform, text) if text else 0
-            self.cache[text] = n
-        return n
+        return self._counted(self.cache, text)
 
     def post(self, text: str) -> int:
         """A whole post's length (not kept beyond this split: posts rarely repeat)."""
-        n = self.posts.get(text)
+        return self._counted(self.posts, text)
+
+    def _counted(self, cache: dict[str, int], text: str) -> int:
+        n = cache.get(text)
         if n is None:
             n = counting.length(self.platform, text) if text else 0
-            self.posts[text] = n
+            cache[text] = n
         return n
 
     def fill(self, texts) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -44,28 +45,17 @@ def test_reported_length_is_the_platforms_count(text: str, limit: int, numbering
                 assert post.length <= limit, (platform, post.text)
 
 
-def test_x_url_length_adds_up_across_tokens() -> None:
+@pytest.mark.parametrize(("platform", "limit", "text"), [
     # each URL weighs 23 on its own and in the post; "e.g." is no URL either way
-    text = "see e.g. example.com and https://example.com/a?q=1 or 日本語 🧵 " * 12
-    result = split(tokenize(blocks(text, 1, Path("/tmp")), "x"), "x", 280)
-    assert len(result.posts) > 1
-    for post in result.posts:
-        assert post.length == counting.length("x", post.text) <= 280
-
-
-def test_mastodon_query_runs_on_over_ideographic_space() -> None:
+    ("x", 280, "see e.g. example.com and https://example.com/a?q=1 or 日本語 🧵 " * 12),
     # Mastodon's query characters include U+3000: "word" belongs to the URL in the post, not on its own
-    text = "https://e.org/?q=日本\u3000word " * 30
-    result = split(tokenize(blocks(text, 1, Path("/tmp")), "mastodon"), "mastodon", 100)
-    assert len(result.posts) > 1
-    for post in result.posts:
-        assert post.length == counting.length("mastodon", post.text) <= 100
-
-
-def test_x_domain_across_a_cjk_cut() -> None:
+    ("mastodon", 100, "https://e.org/?q=日本\u3000word " * 30),
     # "a." and "みんな" are separate tokens (a cut may fall between CJK characters) but one URL together
-    text = "see a.みんな now " * 30
-    result = split(tokenize(blocks(text, 1, Path("/tmp")), "x"), "x", 100)
+    ("x", 100, "see a.みんな now " * 30),
+], ids=["x-url-length-adds-up-across-tokens", "mastodon-query-runs-on-over-ideographic-space",
+        "x-domain-across-a-cjk-cut"])
+def test_url_lengths_add_up_across_tokens(platform: str, limit: int, text: str) -> None:
+    result = split(tokenize(blocks(text, 1, Path("/tmp")), platform), platform, limit)
     assert len(result.posts) > 1
     for post in result.posts:
-        assert post.length == counting.length("x", post.text) <= 100
+        assert post.length == counting.length(platform, post.text) <= limit
