@@ -14,10 +14,10 @@ Bluesky's UTF-8 byte offsets once, here, so nothing downstream has to know about
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 MediaKind = Literal["image", "gif", "video", "audio", "file"]
 
@@ -161,3 +161,33 @@ def build_threads(posts: Iterable[SourcePost], skipped: Skipped | None = None) -
         skipped.add("self-replies below a reply to another account", lost)
     threads.sort(key=lambda t: (t.root.created_at, t.root.id))
     return threads
+
+
+@dataclass
+class ReadResult:
+    """One reader pass: the account's posts newer than the cursor it was given, and where to start next time."""
+
+    posts: list[SourcePost]
+    #: opaque to everyone but the reader that made it; stored per account in state_dir
+    cursor: str | None
+    skipped: Skipped = field(default_factory=Skipped)
+    #: requests made (pages), for the summary and the benchmark's requests-per-post
+    requests: int = 0
+
+
+class Reader(Protocol):
+    """One platform's way of listing the account's own posts and fetching their media.
+
+    Readers never sleep and never write files: they raise the publisher's `PlatformError` kinds
+    (`TransientError`, `RateLimitedError(reset_at)`, `UnauthorizedError`...) and the shared backup
+    code decides whether to wait, retry or stop with a resumable cursor.
+    """
+
+    platform: str
+
+    def read(self, *, cursor: str | None = None, since: datetime | None = None,
+             on_page: Callable[[int], None] | None = None) -> ReadResult:
+        """Every own post newer than `cursor` (all when None) and not older than `since`."""
+
+    def fetch_media(self, media: SourceMedia) -> bytes:
+        """The attachment's bytes exactly as the platform serves them (no re-encoding)."""
