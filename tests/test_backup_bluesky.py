@@ -376,6 +376,28 @@ def test_cursor_of_another_account_reads_everything_and_garbage_is_an_error(pds,
 # --------------------------------------------------------------------------- failures
 
 
+def test_a_record_the_reader_fails_on_is_counted_and_the_rest_is_read(pds, tmp_path, monkeypatch, caplog):
+    import crossposter.backup.bluesky as module
+
+    account = pds.create_account("bug")
+    handle, did, password = account
+    client = sdk_client(pds, handle, password)
+    first, second = send(client, did, "eins").uri, send(client, did, "zwei").uri
+    real = module.post_from_record
+
+    def flaky(record, *a):
+        if record["uri"] == first:
+            raise KeyError("a bug")
+        return real(record, *a)
+
+    monkeypatch.setattr(module, "post_from_record", flaky)
+    result = reader_for(pds, account, tmp_path / "st").read()
+    assert [p.id for p in result.posts] == [second]
+    assert result.skipped.counts == {"unreadable records": 1}
+    assert result.cursor == f"at://{did}/{POST}/{rkey(second)}"
+    assert "please report" in caplog.text
+
+
 def test_rate_limit_in_the_middle_is_resumable_without_gaps_or_duplicates(pds, tmp_path):
     account = pds.create_account("limited")
     handle, did, password = account
@@ -762,6 +784,23 @@ def test_any_facets_never_crash_and_nothing_is_lost_without_a_note(text, facets)
                 assert text[x.start:x.end].encode("utf-8") == data[s:e]
 
 
+def test_notes_stay_short_whatever_the_record_holds():
+    """A note quotes the facet's text: over a megabyte of text that once made every note a megabyte long."""
+    big = "é" * 500_000
+    size = len(big.encode("utf-8"))
+    facets = [{"index": {"byteStart": 0, "byteEnd": size}, "features": [{"$type": LINK, "uri": f"https://x/{i}"}]}
+              for i in range(50)]
+    facets += [{"index": {"byteStart": 0, "byteEnd": 2}, "features": [{"$type": TAG, "tag": "t" * 100_000}]},
+               {"index": {"byteStart": 1, "byteEnd": 5}, "features": [{"$type": "x" * 100_000}]},
+               {"index": "i" * 100_000, "features": [{"$type": "y" * 100_000}]}]
+    spans = spans_from_facets(big, facets)
+    assert len(spans.notes) == 52 and max(len(n) for n in spans.notes) < 400
+    post = post_from_record(record({"text": big, "createdAt": "z" * 100_000, "tags": ["u" * 1000] * 1000,
+                                    "labels": {"values": [{"val": "v" * 1000}] * 1000}}), "did:plc:me", "me.test")
+    assert post is not None and post.text == big
+    assert max(len(n) for n in post.notes) < 2000
+
+
 def test_facets_that_are_not_a_list_are_noted():
     assert spans_from_facets("abc", {"x": 1}).notes and spans_from_facets("abc", None).notes == []
 
@@ -771,6 +810,34 @@ def test_facets_that_are_not_a_list_are_noted():
 
 def record(value: dict, did: str = "did:plc:me", key: str = "3kabcdefghijk") -> dict:
     return {"uri": f"at://{did}/{POST}/{key}", "cid": "bafyreicid", "value": {"$type": POST, **value}}
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+                        st.sampled_from(["$type", "uri", "cid", "ref", "$link", "alt", "image", "images", "video",
+                                         "external", "record", "media", "parent", "root", "values", "val", "x"]),
+                        inner, max_size=4), max_leaves=12)
+BLOB = {"$type": "blob", "ref": {"$link": "bafkreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm"},
+        "mimeType": "image/png", "size": 3}
+EMBEDS = st.one_of(JSON, st.builds(lambda t, rest: {"$type": t, **rest}, st.sampled_from([
+    "app.bsky.embed.images", "app.bsky.embed.video", "app.bsky.embed.external", "app.bsky.embed.record",
+    "app.bsky.embed.recordWithMedia", "x"]), st.dictionaries(st.sampled_from(
+        ["images", "video", "external", "record", "media", "alt", "captions"]),
+        JSON | st.just(BLOB) | st.just([{"image": BLOB, "alt": "a"}]) | st.just({"uri": "at://did:plc:a/b.c/d"}),
+        max_size=3)))
+VALUES = st.fixed_dictionaries({}, optional={
+    "text": st.text(max_size=20) | JSON, "facets": RAW_FACETS | JSON, "embed": EMBEDS, "reply": JSON,
+    "createdAt": st.sampled_from(["2024-01-01T00:00:00Z", "2024-01-01", "x", ""]) | JSON, "langs": JSON,
+    "labels": JSON, "tags": JSON, "$type": JSON})
+
+
+@settings(max_examples=500, deadline=None)
+@given(VALUES)
+def test_any_record_value_gives_a_post_never_an_exception(value):
+    post = post_from_record({"uri": "at://did:plc:me/app.bsky.feed.post/3kabcdefghijk", "cid": "c", "value": value},
+                            "did:plc:me", "me.test")
+    assert post is not None and post.created_at.tzinfo is not None
+    assert post.text == (value["text"] if isinstance(value.get("text"), str) else "")
 
 
 def test_unreadable_records_are_none():

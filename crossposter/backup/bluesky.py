@@ -31,6 +31,7 @@ import bisect
 import hashlib
 import logging
 import re
+import reprlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -184,7 +185,7 @@ def spans_from_facets(text: str, facets: Any) -> FacetSpans:
             kind = _feature_kind(feature) if isinstance(feature, dict) else None
             what = _describe(feature)
             if kind not in ("link", "mention", "tag"):
-                shown = f" over {text[offsets[start]:offsets[end]]!r}" if problem is None else ""
+                shown = f" over {_excerpt(text[offsets[start]:offsets[end]])}" if problem is None else ""
                 out.notes.append(f"facet {number}: unknown feature {what}{shown}; ignored, the text is kept")
                 continue
             if problem is not None:
@@ -199,20 +200,20 @@ def spans_from_facets(text: str, facets: Any) -> FacetSpans:
             if kind == "tag":
                 tag = feature.get("tag")
                 if not isinstance(tag, str) or shown_text not in (f"#{tag}", f"＃{tag}"):
-                    out.notes.append(f"facet {number}: tag {tag!r} over {shown_text!r}, which does not "
+                    out.notes.append(f"facet {number}: tag {_excerpt(tag)} over {_excerpt(shown_text)}, which does not "
                                      "show it; the tag is not kept")
                 continue
             if kind == "link":
                 uri = feature.get("uri")
                 if not isinstance(uri, str) or not uri:
-                    out.notes.append(f"facet {number}: link over {shown_text!r} without a URL; the text is kept")
+                    out.notes.append(f"facet {number}: link over {_excerpt(shown_text)} without a URL; the text is kept")
                     continue
                 candidates.append((s, e, number, LinkSpan(s, e, uri)))
                 continue
             did = feature.get("did")
             handle = shown_text[1:] if shown_text.startswith("@") else shown_text
             if not isinstance(did, str) or not did.startswith("did:") or not handle.strip():
-                out.notes.append(f"facet {number}: mention over {shown_text!r} without a usable DID "
+                out.notes.append(f"facet {number}: mention over {_excerpt(shown_text)} without a usable DID "
                                  f"({what}); the text is kept")
                 continue
             candidates.append((s, e, number, MentionSpan(s, e, handle, f"https://bsky.app/profile/{did}", did)))
@@ -226,9 +227,9 @@ def spans_from_facets(text: str, facets: Any) -> FacetSpans:
         if clash is None:
             kept.insert(at, (s, e, span))
             continue
-        target = span.url if isinstance(span, LinkSpan) else span.profile_url
+        target = _excerpt(span.url if isinstance(span, LinkSpan) else span.profile_url, 200)
         note = (f"facet {number} ({'link' if isinstance(span, LinkSpan) else 'mention'} {target}) over "
-                f"{text[s:e]!r} overlaps {text[clash.start:clash.end]!r} of an earlier facet")
+                f"{_excerpt(text[s:e])} overlaps {_excerpt(text[clash.start:clash.end])} of an earlier facet")
         if isinstance(span, LinkSpan):
             orphans.append((number, span.url))
             out.notes.append(f"{note}; the URL is kept after the post")
@@ -240,14 +241,21 @@ def spans_from_facets(text: str, facets: Any) -> FacetSpans:
     return out
 
 
+def _excerpt(value: Any, limit: int = 60) -> str:
+    """`repr` of a piece of text or value for a note, never longer than about `limit` (a record may hold megabytes)."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= limit else repr(value[:limit]) + "…"
+    return reprlib.repr(value)
+
+
 def _describe(obj: Any, limit: int = 120) -> str:
     """A short, printable account of a piece of a record, for notes."""
     if isinstance(obj, dict):
         kind = obj.get("$type")
         value = next((obj[k] for k in ("uri", "did", "tag") if isinstance(obj.get(k), str)), None)
-        text = " ".join(str(p) for p in (kind, value) if p) or f"keys {sorted(map(str, obj))}"
+        text = " ".join(str(p)[:limit] for p in (kind, value) if p) or f"keys {reprlib.repr(sorted(map(str, obj)))}"
     else:
-        text = f"{type(obj).__name__} {obj!r}"
+        text = f"{type(obj).__name__} {reprlib.repr(obj)}"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -261,13 +269,13 @@ def parse_created_at(value: Any) -> tuple[datetime | None, str | None]:
     a space instead of `T`, or no zone at all (taken as UTC, with a note).
     """
     if not isinstance(value, str) or not value.strip():
-        return None, f"createdAt {value!r} is missing"
+        return None, f"createdAt {_excerpt(value)} is missing"
     try:
         parsed = datetime.fromisoformat(value.strip().upper())
     except ValueError:
-        return None, f"createdAt {value[:60]!r} is not a date"
+        return None, f"createdAt {_excerpt(value)} is not a date"
     if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC), f"createdAt {value!r} has no time zone; taken as UTC"
+        return parsed.replace(tzinfo=UTC), f"createdAt {_excerpt(value)} has no time zone; taken as UTC"
     return parsed, None
 
 
@@ -371,6 +379,7 @@ def _read_embed(embed: Any, rkey: str, out: _Embeds, *, nested: bool = False) ->
         for caption in captions if isinstance(captions, list) else []:
             blob = _blob(caption.get("file")) if isinstance(caption, dict) else None
             lang = caption.get("lang") if isinstance(caption, dict) and isinstance(caption.get("lang"), str) else "?"
+            lang = lang[:20]
             if blob is None:
                 out.notes.append(f"video captions ({lang}): no readable blob reference; not kept")
             else:
@@ -391,7 +400,7 @@ def _read_embed(embed: Any, rkey: str, out: _Embeds, *, nested: bool = False) ->
             out.attachments.append(url)
         else:
             out.attachments.append(uri)
-            out.notes.append(f"quotes {uri}, which bsky.app has no page for; kept as its at:// URI")
+            out.notes.append(f"quotes {_excerpt(uri, 200)}, which bsky.app has no page for; kept as its at:// URI")
     elif kind == EMBED_RECORD_WITH_MEDIA and not nested:
         _read_embed(embed.get("record"), rkey, out, nested=True)
         _read_embed(embed.get("media"), rkey, out, nested=True)
@@ -421,11 +430,11 @@ def post_from_record(record: Any, did: str, handle: str) -> SourcePost | None:
     rkey = m.group(3)
     notes: list[str] = []
     if value.get("$type") not in (POST_COLLECTION, None):
-        notes.append(f"record type {value.get('$type')!r} in the post collection")
+        notes.append(f"record type {_excerpt(value.get('$type'))} in the post collection")
 
     text = value.get("text", "")
     if not isinstance(text, str):
-        notes.append(f"text is not a string ({type(text).__name__}); kept as empty")
+        notes.append(f"text is not a string but {type(text).__name__} {_excerpt(text)}; the post's text is empty")
         text = ""
 
     created_at, note = parse_created_at(value.get("createdAt"))
@@ -470,11 +479,11 @@ def post_from_record(record: Any, did: str, handle: str) -> SourcePost | None:
     if labels is not None:
         values = labels.get("values") if isinstance(labels, dict) else None
         names = [v.get("val") for v in values if isinstance(v, dict)] if isinstance(values, list) else []
-        shown = ", ".join(str(n) for n in names if n) or _describe(labels)
+        shown = ", ".join(str(n)[:60] for n in names[:20] if n) or _describe(labels)
         notes.append(f"self-labels (content warnings set by the author): {shown}; not carried over")
     tags = value.get("tags")
     if isinstance(tags, list) and tags:
-        notes.append("tags not in the text: " + " ".join(f"#{t}" for t in tags if isinstance(t, str)))
+        notes.append("tags not in the text: " + " ".join(f"#{t[:60]}" for t in tags[:20] if isinstance(t, str)))
 
     langs = value.get("langs")
     language = langs[0] if isinstance(langs, list) and langs and isinstance(langs[0], str) else None
@@ -533,6 +542,9 @@ class BlueskyReader:
              on_page: Callable[[int], None] | None = None) -> ReadResult:
         """Every own post written after `cursor` (all when None), not dated before `since`.
 
+        `since` also starts the listing at the record keys made at that time, so a record whose key
+        is not a TID (no client we know writes those) and sorts before it is not seen.
+
         `on_page(n)` is called after each page with the number of records it held. A failure raises
         the adapter's `PlatformError` kinds; when pages were read before it, `error.partial` is the
         `ReadResult` of those (its cursor resumes right after them).
@@ -570,11 +582,15 @@ class BlueskyReader:
                     result.skipped.add("unreadable records")
                     continue
                 if last is not None and rkey <= last:
-                    # Out of order or unnamed: following the server would risk a loop or a gap.
+                    # Following a server that goes backwards would risk a loop; the PDS never does.
                     result.skipped.add("records the server listed out of order")
                     continue
                 last = rkey
-                post = post_from_record(record, did, handle)
+                try:
+                    post = post_from_record(record, did, handle)
+                except Exception:  # a bug here must not cost the person the rest of their backup
+                    log.exception("bluesky: reading %s failed; skipped (please report this)", record.get("uri"))
+                    post = None
                 if post is None:
                     log.warning("bluesky: %s is not a readable post record; skipped", record.get("uri"))
                     result.skipped.add("unreadable records")
@@ -606,7 +622,7 @@ class BlueskyReader:
         try:
             expected = CID.decode(media.fetch).hash
         except Exception:  # noqa: BLE001 - whatever libipld raises for a malformed CID
-            raise RejectedError(PLATFORM, f"{media.filename}: {media.fetch!r} is not a blob CID") from None
+            raise RejectedError(PLATFORM, f"{media.filename}: {_excerpt(media.fetch)} is not a blob CID") from None
         try:
             data = client.com.atproto.sync.get_blob(models.ComAtprotoSyncGetBlob.Params(did=did, cid=media.fetch))
         except Exception as e:  # noqa: BLE001
