@@ -316,6 +316,15 @@ class BlueskyAdapter:
             self.login()
         return self._client
 
+    def session(self) -> tuple[Any, str, str]:
+        """(SDK client, DID, handle) of the logged-in account, logging in (or resuming) first when needed.
+
+        Public so the backup reader reads the account through this very login: one session file,
+        one `createSession` budget, one error mapping, instead of a second way of logging in.
+        """
+        client = self._ensure_login()
+        return client, self.did, self._session_handle or self.handle
+
     def _resume(self, session_string: str) -> bool:
         """Import the saved session and check it with getSession (the SDK refreshes it first when due).
 
