@@ -471,7 +471,10 @@ def post_from_record(record: Any, did: str, handle: str) -> SourcePost | None:
             notes.append("a reply whose parent cannot be read; kept as a post of its own")
         else:
             host = _AT_URI.match(reply_to)
-            reply_to_self = host is not None and host.group(1) in (did, handle)
+            root_host = _AT_URI.match(root_id) if root_id else host
+            # a reply to oneself inside somebody else's conversation is not one of the person's threads
+            reply_to_self = (host is not None and host.group(1) in (did, handle)
+                             and root_host is not None and root_host.group(1) in (did, handle))
             if parent is None:
                 notes.append("a reply without its parent; taken as a reply to the thread's first post")
 
