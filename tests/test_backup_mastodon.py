@@ -314,6 +314,7 @@ def test_hostile_markup_never_loses_the_text_after_it() -> None:
     assert d.text == "a "
     assert d.quote_urls == ("https://q.example/1",)
     assert any("and then the rest" in n for n in d.notes)  # never silently: the unclosed fallback is named
+    assert decode_content(f'<ol start="{"9" * 5000}"><li>x</li></ol><ol start="²"><li>y</li></ol>').text == "1. x\n\n1. y"
     big = "<p>" + "x&amp;" * 200_000 + "</p>"
     assert decode_content(big).text == "x&" * 200_000
 
@@ -537,6 +538,25 @@ def test_an_interrupted_gap_walk_stays_bounded_by_since_id(tmp_path: Path) -> No
     assert [p.id for p in partial.posts] == ["1013", "1014"]
     assert json.loads(partial.cursor)["gap"] == ["1000", "1013"]
     assert json.loads(partial.cursor)["newest"] == "1020"
+
+
+@responses.activate
+def test_a_server_ignoring_since_id_is_stopped_at_the_floor(tmp_path: Path) -> None:
+    _verify()
+    cursor = json.dumps({"v": 1, "instance": INSTANCE, "account": "42", "newest": "1020", "gap": ["1000", "1003"]})
+    _page({"max_id": "1003", "since_id": "1000"}, _made(["1002", "1001", "1000", "999"]), _link("999", "1002"))
+    _page({"min_id": "1020"}, [])
+    result = _reader(tmp_path).read(cursor=cursor)
+    assert [p.id for p in result.posts] == ["1001", "1002"]  # 1000 and below were read by an earlier run
+    assert result.requests == 2
+
+
+@responses.activate
+def test_a_page_without_ids_stops_instead_of_looping(tmp_path: Path) -> None:
+    _verify()
+    _page({}, [{"content": "<p>no id</p>"}], _link(None, None))
+    with pytest.raises(TransientError, match="without ids"):
+        _reader(tmp_path).read()
 
 
 @responses.activate

@@ -361,8 +361,8 @@ class MastodonReader:
         skipped = Skipped()
         requests = 0
 
-        def take(statuses: list[Mapping[str, Any]]) -> tuple[int, bool]:
-            """Keep the page's statuses; (new ones, whether one was older than `since`)."""
+        def take(statuses: list[Mapping[str, Any]], floor: str | None = None) -> tuple[int, bool]:
+            """Keep the page's statuses; (new ones, whether one was older than `since` or not above `floor`)."""
             new = 0
             older = False
             for status in statuses:
@@ -371,6 +371,9 @@ class MastodonReader:
                     continue
                 seen.add(sid)
                 new += 1
+                if floor is not None and _SAFE_ID.fullmatch(sid) and _id_key(sid) <= _id_key(floor):
+                    older = True  # a server that ignored since_id: what follows was read by an earlier run
+                    continue
                 created = _parse_time(status.get("created_at"))
                 if since is not None and created is not None and created < since:
                     older = True
@@ -392,8 +395,8 @@ class MastodonReader:
                 while True:
                     page, next_max, linked = self._page(account_id, **params)
                     requests += 1
-                    ids = [str(s.get("id") or "") for s in page]
-                    new, older = take(page)
+                    ids = _page_ids(page, self.adapter.instance)
+                    new, older = take(page, floor)
                     if on_page is not None:
                         on_page(len(page))
                     if page:
@@ -420,7 +423,7 @@ class MastodonReader:
                         on_page(len(page))
                     if not page or new == 0:
                         break
-                    top = max((str(s.get("id") or "") for s in page), key=_id_key)
+                    top = max(_page_ids(page, self.adapter.instance), key=_id_key)
                     if _id_key(top) > _id_key(state.newest):
                         state.newest = top
                     else:
@@ -511,6 +514,15 @@ class MastodonReader:
         if declared and declared.isdigit() and not encoded and int(declared) != len(data):
             raise TransientError(PLATFORM, f"{where}: got {len(data)} of {declared} bytes")
         return data
+
+
+def _page_ids(page: list[Mapping[str, Any]], instance: str) -> list[str]:
+    """The page's status ids, which the next request is built from; a page without one cannot be continued."""
+    ids = [str(s.get("id")) for s in page if _SAFE_ID.fullmatch(str(s.get("id") or ""))]
+    if page and not ids:
+        raise TransientError(PLATFORM, f"{instance} sent a page of statuses without ids; stopped so that "
+                                       "nothing is skipped")
+    return ids
 
 
 def _ordered(posts: dict[str, SourcePost]) -> list[SourcePost]:

@@ -105,13 +105,14 @@ def _match_mention(href: str, display: str, mentions: list[Mapping[str, Any]]) -
     the actor id (`/users/alice`) and list the profile page (`/@alice`): then the name must be
     the only one of its kind among the mentions *and* live on the link's host.
     """
-    for m in mentions:
-        if str(m.get("url") or "") == href:
-            return m
-    wanted = _norm_url(href)
-    for m in mentions:
-        if m.get("url") and _norm_url(str(m["url"])) == wanted:
-            return m
+    if href:
+        for m in mentions:
+            if str(m.get("url") or "") == href:
+                return m
+        wanted = _norm_url(href)
+        for m in mentions:
+            if m.get("url") and _norm_url(str(m["url"])) == wanted:
+                return m
     name = display[1:] if display.startswith("@") else display
     if not name:
         return None
@@ -256,7 +257,7 @@ class _Decoder(HTMLParser):
         elif tag in ("ul", "ol"):
             self.block_break(2 if not self.lists else 1)
             start = a.get("start", "1")
-            self.lists.append([tag, int(start) if start.isdigit() else 1])
+            self.lists.append([tag, int(start) if re.fullmatch(r"[0-9]{1,9}", start) else 1])
         elif tag == "blockquote":
             self.block_break()
             self.quote_depth += 1
