@@ -357,17 +357,19 @@ class MastodonReader:
         account_id = str(account["id"])
         state = _Cursor.parse(cursor, self.adapter.instance, account_id)
         walk_up = state.newest is not None
-        posts: dict[str, SourcePost] = {}
-        skipped = Skipped()
+        converter = _Converter(self, account_id)
+        seen: set[str] = set()
         requests = 0
 
         def take(statuses: list[Mapping[str, Any]], floor: str | None = None) -> tuple[int, bool]:
-            """Keep the page's statuses; (new ones, whether one was older than `since` or not above `floor`)."""
+            """Hand the page's statuses to the converter; (new ones, whether one was older than `since`
+            or not above `floor`). Only cheap checks here: they decide the next request."""
             new = 0
             older = False
+            keep = []
             for status in statuses:
                 sid = str(status.get("id") or "")
-                if sid in posts or sid in seen:
+                if sid in seen:
                     continue
                 seen.add(sid)
                 new += 1
@@ -378,12 +380,11 @@ class MastodonReader:
                 if since is not None and created is not None and created < since:
                     older = True
                     continue
-                post = self._convert(status, account_id, skipped)
-                if post is not None:
-                    posts[post.id] = post
+                keep.append(status)
+            if keep:
+                converter.submit(keep)
             return new, older
 
-        seen: set[str] = set()
         try:
             if state.gap is not None:
                 floor, below = state.gap
@@ -428,10 +429,14 @@ class MastodonReader:
                         state.newest = top
                     else:
                         break
+            posts, skipped = converter.finish()
         except PlatformError as e:
-            e.partial = ReadResult(_ordered(posts), state.encode(), skipped, requests)  # type: ignore[attr-defined]
+            posts, skipped = converter.finish()
+            e.partial = ReadResult(posts, state.encode(), skipped, requests)  # type: ignore[attr-defined]
             raise
-        return ReadResult(_ordered(posts), state.encode(), skipped, requests)
+        finally:
+            converter.close()
+        return ReadResult(posts, state.encode(), skipped, requests)
 
     def _convert(self, status: Mapping[str, Any], account_id: str, skipped: Skipped) -> SourcePost | None:
         author = _get(status, "account", "id")
@@ -514,6 +519,44 @@ class MastodonReader:
         if declared and declared.isdigit() and not encoded and int(declared) != len(data):
             raise TransientError(PLATFORM, f"{where}: got {len(data)} of {declared} bytes")
         return data
+
+
+class _Converter:
+    """Turns pages of statuses into `SourcePost`s on one worker thread while the next page is on the network.
+
+    Why a thread: decoding a page of HTML costs milliseconds of CPU and a page's request tens of
+    milliseconds of waiting; one after the other they add up (1.4× the network time against a
+    server answering in 50 ms), side by side they mostly do not. Requests stay in the calling
+    thread, one at a time, so errors, cursors and rate limits behave exactly as without it.
+    """
+
+    def __init__(self, reader: MastodonReader, account_id: str) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.reader = reader
+        self.account_id = account_id
+        self.posts: dict[str, SourcePost] = {}
+        self.skipped = Skipped()  # touched only by the worker until finish()
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mastodon-convert")
+        self.futures: list[Any] = []
+
+    def submit(self, statuses: list[Mapping[str, Any]]) -> None:
+        self.futures.append(self.pool.submit(self._convert, statuses))
+
+    def _convert(self, statuses: list[Mapping[str, Any]]) -> None:
+        for status in statuses:
+            post = self.reader._convert(status, self.account_id, self.skipped)
+            if post is not None:
+                self.posts[post.id] = post
+
+    def finish(self) -> tuple[list[SourcePost], Skipped]:
+        """Every page submitted so far, converted (a bug in the conversion is raised here)."""
+        for future in self.futures:
+            future.result()
+        return _ordered(self.posts), self.skipped
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _page_ids(page: list[Mapping[str, Any]], instance: str) -> list[str]:
