@@ -613,7 +613,9 @@ def test_visibility_decisions(tmp_path: Path) -> None:
 def test_a_cursor_of_another_account_or_garbage_reads_everything(tmp_path: Path, caplog) -> None:
     _verify()
     for cursor in (json.dumps({"v": 1, "instance": INSTANCE, "account": "41", "newest": "1003"}),
-                   "not json {", json.dumps({"v": 1, "instance": INSTANCE, "account": "42", "newest": 5})):
+                   "not json {", json.dumps({"v": 1, "instance": INSTANCE, "account": "42", "newest": 5}),
+                   json.dumps({"v": 1, "instance": INSTANCE, "account": "42", "newest": "1&max_id=1"}),
+                   json.dumps({"v": 1, "instance": INSTANCE, "account": "42", "newest": "9", "gap": [None, 3]})):
         _page({}, _made(["1001"]))
         _page({"max_id": "1001"}, [])
         result = _reader(tmp_path).read(cursor=cursor)

@@ -104,10 +104,11 @@ class _Cursor:
                 raise ValueError("not a cursor of this reader")
             newest = data.get("newest")
             gap = data.get("gap")
-            if newest is not None and not isinstance(newest, str):
+            if newest is not None and not (isinstance(newest, str) and _SAFE_ID.fullmatch(newest)):
                 raise ValueError("newest is not an id")
             if gap is not None and not (isinstance(gap, list) and len(gap) == 2
-                                        and all(g is None or isinstance(g, str) for g in gap)):
+                                        and all(g is None or (isinstance(g, str) and _SAFE_ID.fullmatch(g))
+                                                for g in gap)):
                 raise ValueError("gap is not two ids")
         except ValueError as e:
             log.warning("mastodon: the stored backup cursor is unusable (%s); reading the whole account again", e)
