@@ -309,9 +309,9 @@ class MastodonReader:
         if adapter is None:
             if config is None:
                 raise ValueError("MastodonReader needs a config or an adapter")
-            from crossposter.platforms.mastodon import from_config
+            from crossposter.platforms.mastodon import from_config as adapter_from_config
 
-            adapter = from_config(config)
+            adapter = adapter_from_config(config)
         self.adapter = adapter
         self.include_private = include_private
         self.page_size = max(1, min(int(page_size), MAX_PAGE_SIZE))
@@ -573,6 +573,6 @@ def _ordered(posts: dict[str, SourcePost]) -> list[SourcePost]:
     return sorted(posts.values(), key=lambda p: (p.created_at, _id_key(p.id)))
 
 
-def reader_from_config(config: Config, **kwargs: Any) -> MastodonReader:
+def from_config(config: Config, **kwargs: Any) -> MastodonReader:
     """The reader for the configured account (the token from the environment, as for publishing)."""
     return MastodonReader(config, **kwargs)
