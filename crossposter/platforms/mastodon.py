@@ -214,6 +214,13 @@ class MastodonAdapter:
         except MastodonError as e:
             raise self._translate(e, action) from e
 
+    def call(self, action: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """One Mastodon.py method through this adapter's client, failures as `PlatformError` kinds.
+
+        For the backup reader, so that reading uses the same login, timeouts, never-sleeping rate
+        limits and error mapping as publishing; `action` says what was being done, in messages."""
+        return self._call(action, method, *args, **kwargs)
+
     def _translate(self, exc: BaseException, action: str) -> PlatformError:
         """Mastodon.py's exception → the publisher's vocabulary (server text kept, secrets never present)."""
         from mastodon import errors as me
