@@ -34,7 +34,8 @@ RUN useradd --uid 10001 --user-group --no-create-home --home-dir /data crosspost
 # /data holds the config, the archives (crossposter writes post IDs into them) and the state directory.
 VOLUME /data
 WORKDIR /data
-# HOME=/data also for `--user <any uid>` (a uid without a passwd entry would get HOME=/, which it cannot write).
+# HOME=/data: a `~` in the config's paths means /data for any --user (Docker gives a uid the image has no passwd
+# entry for HOME=/).
 ENV CROSSPOSTER_CONFIG=/data/crossposter.yaml \
     HOME=/data \
     PYTHONUNBUFFERED=1 \
