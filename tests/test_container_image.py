@@ -166,7 +166,7 @@ def _recorded(data: Path, platforms: list[str]) -> dict[str, int]:
     try:
         meta = read_archive(_archive(data)).find(TITLE).metadata
     except ArchiveError:
-        return {}
+        meta = {}
     return {p: len(meta.get(p) or []) for p in platforms}
 
 
@@ -202,13 +202,21 @@ def _assert_running(podman: Podman, name: str, when: str) -> None:
         pytest.fail(f"the container stopped ({state}) {when}:\n{_logs(podman, name)}", pytrace=False)
 
 
-def _logs(podman: Podman, name: str) -> str:
+def _logs(podman: Podman, name: str, *, tail: int = 6000) -> str:
+    """The container's output (the end of it, for a failure message; tail=0: all of it)."""
     r = podman("logs", name, check=False)
-    return (r.stdout + r.stderr)[-6000:]
+    return (r.stdout + r.stderr)[-tail:] if tail else r.stdout + r.stderr
 
 
 def _events(logs: str) -> list[dict]:
     return [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
+
+
+def _published_at(events: list[dict], due: datetime) -> None:
+    """The daemon published the thread once, at its time (not before: a scheduled job, not a start-up run)."""
+    published = [e for e in events if e.get("event") == "published"]
+    assert len(published) == 1, events
+    assert datetime.fromisoformat(published[0]["ts"]) >= due, (published, due)
 
 
 def _stop(podman: Podman, name: str, timeout: float) -> int:
@@ -230,8 +238,8 @@ def test_image_as_uid_10001_publishes_a_scheduled_thread(podman: Podman, image: 
     """The Compose way: the image's own user, secrets as files under /run/secrets readable by it."""
     platforms = ["bluesky", "mastodon", "x"]
     marker = uuid.uuid4().hex[:10]
-    data = _data_dir(tmp_path, servers, platforms, marker, datetime.now(UTC).replace(microsecond=0)
-                     + timedelta(seconds=8))
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=8)
+    data = _data_dir(tmp_path, servers, platforms, marker, due)
     secrets = tmp_path / "secrets"
     secrets.mkdir()
     values = {"CROSSPOSTER_BLUESKY_PASSWORD": servers.bsky_password,
@@ -254,7 +262,7 @@ def test_image_as_uid_10001_publishes_a_scheduled_thread(podman: Podman, image: 
         assert podman("inspect", "--format", "{{.State.Health.Status}}", name).stdout.strip() == "healthy"
         _wait_published(podman, name, data, platforms)
         assert _stop(podman, name, 90) == 0
-        logs = _logs(podman, name)
+        logs = _logs(podman, name, tail=0)
     finally:
         podman.remove_container(name)
 
@@ -264,6 +272,7 @@ def test_image_as_uid_10001_publishes_a_scheduled_thread(podman: Podman, image: 
     assert _archive(data).stat().st_uid == IMAGE_UID
     assert (data / "state").stat().st_uid == IMAGE_UID
     events = _events(logs)
+    _published_at(events, due)
     assert [e for e in events if e.get("event") == "stopped_daemon"], logs
     assert not [e for e in events if e.get("level") in ("error", "critical")], logs
     for secret in [*values.values(), *servers.x.env.values()]:
@@ -276,8 +285,8 @@ def test_readme_docker_run_as_a_host_user(podman: Podman, image: str, servers: S
     test image and a unique name, --network host to reach the local servers, the values of the variables."""
     platforms = ["bluesky", "mastodon"]
     marker = uuid.uuid4().hex[:10]
-    data = _data_dir(tmp_path, servers, platforms, marker, datetime.now(UTC).replace(microsecond=0)
-                     + timedelta(seconds=8))
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=8)
+    data = _data_dir(tmp_path, servers, platforms, marker, due)
     _chown_tree(data, HOST_UID)
     args = readme_docker_run()
     assert args[:2] == ["docker", "run"] and args[-1] == "crossposter", args
@@ -303,7 +312,7 @@ def test_readme_docker_run_as_a_host_user(podman: Podman, image: str, servers: S
         assert podman("exec", name, "id", "-u").stdout.strip() == str(HOST_UID)
         _wait_published(podman, name, data, platforms)
         assert _stop(podman, name, stop_timeout) == 0
-        logs = _logs(podman, name)
+        logs = _logs(podman, name, tail=0)
     finally:
         podman.remove_container(name)
 
@@ -311,6 +320,7 @@ def test_readme_docker_run_as_a_host_user(podman: Podman, image: str, servers: S
     # every file it wrote stays the host user's
     for p in [_archive(data), *(data / "state").rglob("*")]:
         assert p.stat().st_uid == HOST_UID, p
+    _published_at(_events(logs), due)
     assert servers.bsky_password not in logs and servers.mastodon.token not in logs
 
 
