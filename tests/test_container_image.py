@@ -84,7 +84,7 @@ class Podman:
         self("rm", "--force", "--time", "0", "--ignore", name, timeout=60, check=False)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: set up before the session's servers, so a skip costs nothing
 def podman(tmp_path_factory: pytest.TempPathFactory) -> Podman:
     for tool in ("podman", "runc"):
         if shutil.which(tool) is None:
