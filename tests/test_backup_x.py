@@ -830,3 +830,33 @@ def test_a_long_self_reply_keeps_its_hidden_mention_out(tmp_path: Path) -> None:
               created=created, reply_to=(OWN,), reply_to_status="829", reply_to_user=OWN_ID)
     post = by_id(read(tmp_path, [t], notes=[_note(f"@{OWN} " + whole, "2023-02-08T15:12:34.000Z")]))["830"]
     assert post.text == whole and post.reply_to_self and post.notes == ()
+
+
+def test_an_encrypted_member_says_what_to_do(tmp_path: Path) -> None:
+    path = make_zip(tmp_path / "a.zip", [tweet("1", "secret")])
+    data = bytearray(path.read_bytes())
+    name = b"data/tweets.js"
+    for signature, flag_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # local header, central directory
+        at = data.find(signature)
+        while at != -1:
+            name_at = at + (30 if signature == b"PK\x03\x04" else 46)
+            if data[name_at:name_at + len(name)] == name:
+                data[at + flag_at] |= 1
+            at = data.find(signature, at + 4)
+    path.write_bytes(bytes(data))
+    err = _error(path)
+    assert err.member == "data/tweets.js" and "encrypted" in err.problem and "without one" in err.fix
+
+
+def test_since_must_be_aware(tmp_path: Path) -> None:
+    with XArchiveReader(make_zip(tmp_path / "a.zip", [tweet("1", "x")])) as reader, \
+            pytest.raises(ValueError, match="aware"):
+        reader.read(since=datetime(2020, 1, 1))
+
+
+@responses.activate
+def test_api_since_before_x_timelines_is_not_sent(api_reader: XApiReader) -> None:
+    _me()
+    responses.get(f"{API}/2/users/42/tweets", json={"data": [_v2("30", "x")], "meta": {"result_count": 1}})
+    result = api_reader.read(since=datetime(2006, 3, 21, tzinfo=UTC))
+    assert "start_time" not in _query(responses.calls[-1]) and [p.id for p in result.posts] == ["30"]

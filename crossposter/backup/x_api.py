@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from crossposter.platforms.x import XAdapter
 
 PAGE_SIZE = 100  # X's maximum for this endpoint
+#: X's timelines start here (the first Snowflake ids); a `start_time` before it is a 400 error.
+OLDEST_START_TIME = datetime(2010, 11, 6, 0, 0, 1, tzinfo=UTC)
 TWEET_FIELDS = ["created_at", "entities", "referenced_tweets", "in_reply_to_user_id", "conversation_id",
                 "attachments", "note_tweet", "display_text_range", "lang", "edit_history_tweet_ids"]
 EXPANSIONS = ["attachments.media_keys", "referenced_tweets.id", "referenced_tweets.id.author_id"]
@@ -117,6 +119,8 @@ class XApiReader:
              on_page: Callable[[int], None] | None = None) -> ReadResult:
         """Every own post newer than `cursor`, newest page first (see the module doc for `partial`)."""
         since_id, token, newest = _parse_cursor(cursor)
+        if since is not None and since.tzinfo is None:
+            raise ValueError("since must be an aware datetime (a naive one has no time zone to compare in)")
         if self.adapter.user_id is None:
             try:
                 self.adapter.login()
@@ -135,7 +139,7 @@ class XApiReader:
             }
             if since_id:
                 params["since_id"] = since_id
-            if since is not None:
+            if since is not None and since > OLDEST_START_TIME:  # X refuses an earlier start_time (HTTP 400)
                 params["start_time"] = since.astimezone(UTC)
             if token:
                 params["pagination_token"] = token
@@ -155,7 +159,7 @@ class XApiReader:
                 if post is None:
                     skipped.add("posts X served without an id or time")
                     continue
-                if since_id and int(post.id) <= int(since_id):
+                if (since_id and int(post.id) <= int(since_id)) or (since is not None and post.created_at < since):
                     continue
                 if newest is None or int(post.id) > int(newest):
                     newest = post.id

@@ -31,11 +31,13 @@ path): benchmarks/x_archive.py measures it against a bare ``json.loads`` of ``tw
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -101,31 +103,46 @@ def parse_x_time(value: object) -> datetime | None:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
-def _int(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit() and len(value) < 12:
+def _int(value: Any) -> int | None:
+    """An offset X wrote as a string or a number (a forged one is harmless: offsets are verified)."""
+    try:
         return int(value)
-    return None
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
-def _pair(value: object) -> tuple[int | None, int | None]:
-    if isinstance(value, list | tuple) and len(value) == 2:
-        return _int(value[0]), _int(value[1])
-    return None, None
+def _pair(value: Any) -> tuple[int | None, int | None]:
+    try:
+        a, b = value
+        return int(a), int(b)
+    except (TypeError, ValueError, OverflowError):
+        return None, None
 
 
 def _id(value: object) -> str | None:
-    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-    if isinstance(text, str) and text.isdigit() and text.isascii() and len(text) <= 20:
-        return text
+    """A post or account id: ASCII digits (X writes them as strings; old exports as numbers)."""
+    if type(value) is str:
+        return value if value.isdigit() and value.isascii() and len(value) <= 20 else None
+    if type(value) is int and value >= 0:
+        return str(value)
     return None
 
 
 def _str(value: object) -> str:
-    return value if isinstance(value, str) else ""
+    return value if type(value) is str else ""
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic GC while a tweets.js becomes objects: none of them is garbage yet, and the collector
+    walking ever more live objects is most of the time `json` spends on a large file."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 # --------------------------------------------------------------------------- the reader
@@ -208,7 +225,10 @@ class XArchiveReader:
                                 f"({MAX_MEMBER_BYTES:,})", "unpack the archive and check that this file is X's")
         try:
             return self._zip.read(info)
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError) as e:
+        except RuntimeError as e:  # zipfile's word for an encrypted member
+            raise XArchiveError(self.path, name, f"cannot be read ({e})", "X's archives are not encrypted: "
+                                "unpack it with its password and zip the folder again without one") from e
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as e:
             raise XArchiveError(self.path, name, f"damaged, cannot be read ({e})", _FIX_DOWNLOAD) from e
 
     def _read_js(self, name: str, prefix: re.Pattern[bytes] = _YTD_PREFIX) -> Any:
@@ -276,6 +296,13 @@ class XArchiveReader:
         id in the archive, so a later, bigger archive is read from where this one ended.
         """
         after = _cursor(cursor)
+        if since is not None and since.tzinfo is None:
+            raise ValueError("since must be an aware datetime (a naive one has no time zone to compare in)")
+        with _gc_paused():
+            return self._read(after, cursor, since, on_page)
+
+    def _read(self, after: int | None, cursor: str | None, since: datetime | None,
+              on_page: Callable[[int], None] | None) -> ReadResult:
         account_id, username = self._account()
         skipped = Skipped()
         raw: list[dict[str, Any]] = []
@@ -504,10 +531,11 @@ def _match_notes(notes: list[_Note], cut_off: list[tuple[SourcePost, TypedText, 
             candidates = [n for s in range(when - 2, when + 3) for n in by_second.get(s, ()) if not n.used]
             prefix = typed.text.rstrip().removesuffix("…").rstrip()
             if candidates and prefix:
-                full = {id(n): converter.note_text(n, tweet) for n in candidates}
-                exact = [n for n in candidates if _squash(full[id(n)].text).startswith(_squash(prefix))]
-                loose = [n for n in candidates if _loose(prefix) and _loose(full[id(n)].text).startswith(_loose(prefix))]
-                pick = exact or loose
+                full = {id(n): converter.note_text(n, tweet).text for n in candidates}
+                squashed, loose = _squash(prefix), _loose(prefix)
+                pick = [n for n in candidates if _squash(full[id(n)]).startswith(squashed)]
+                if not pick and loose:
+                    pick = [n for n in candidates if _loose(full[id(n)]).startswith(loose)]
                 if pick:
                     note = min(pick, key=lambda n: abs(n.created.timestamp() - when) if n.created else 0)
         if note is None:
@@ -713,24 +741,23 @@ def _entities(entities: dict[str, Any], tweet: dict[str, Any]) -> list[Entity]:
     """A v1.1/archive tweet's urls, media and mentions as `Entity`s (indices are strings in archives)."""
     out: list[Entity] = []
     urls = entities.get("urls")
-    if isinstance(urls, list):
+    if urls and type(urls) is list:
         for u in urls:
-            if isinstance(u, dict) and isinstance(u.get("url"), str):
+            if type(u) is dict and type(u.get("url")) is str:
                 start, end = _pair(u.get("indices"))
                 out.append(Entity(LINK, start, end, u["url"], _str(u.get("expanded_url"))))
-    seen_media: set[str] = set()
-    for source in (entities.get("media"), (tweet.get("extended_entities") or {}).get("media")
-                   if isinstance(tweet.get("extended_entities"), dict) else None):
-        if isinstance(source, list):
+    ext = tweet.get("extended_entities")
+    for source in (entities.get("media"), ext.get("media") if type(ext) is dict else None):
+        if source and type(source) is list:
             for m in source:
-                if isinstance(m, dict) and isinstance(m.get("url"), str) and m["url"] not in seen_media:
-                    seen_media.add(m["url"])
+                if type(m) is dict and type(m.get("url")) is str:
                     start, end = _pair(m.get("indices"))
                     out.append(Entity(MEDIA, start, end, m["url"]))
     mentions = entities.get("user_mentions")
-    if isinstance(mentions, list):
+    if mentions and type(mentions) is list:
         for m in mentions:
-            if isinstance(m, dict) and _str(m.get("screen_name")):
+            if type(m) is dict and _str(m.get("screen_name")):
                 start, end = _pair(m.get("indices"))
-                out.append(Entity(MENTION, start, end, m["screen_name"], account_id=_id(m.get("id_str") or m.get("id"))))
+                out.append(Entity(MENTION, start, end, m["screen_name"],
+                                  account_id=_id(m.get("id_str") or m.get("id"))))
     return out

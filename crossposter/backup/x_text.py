@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from crossposter.backup.source import LinkSpan, MentionSpan
 
@@ -54,18 +54,26 @@ class Entity:
     account_id: str | None = None  # mentions
 
 
-@dataclass
 class TypedText:
-    text: str
-    links: list[LinkSpan] = field(default_factory=list)
-    mentions: list[MentionSpan] = field(default_factory=list)
-    #: links that belong to the post but are not in its text: the quoted post, links outside the range
-    attachments: list[str] = field(default_factory=list)
-    #: handles of a reply's hidden leading mentions, as X spells them
-    hidden_mentions: list[str] = field(default_factory=list)
-    #: the text ended with X's "show more" link to the post itself: it is the cut-off part of a long post
-    truncated: bool = False
-    notes: list[str] = field(default_factory=list)
+    """The typed text of one post and what goes with it (a plain slotted class: one per post, made fast)."""
+
+    __slots__ = ("text", "links", "mentions", "attachments", "hidden_mentions", "truncated", "notes")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.links: list[LinkSpan] = []
+        self.mentions: list[MentionSpan] = []
+        #: links that belong to the post but are not in its text: the quoted post, links outside the range
+        self.attachments: list[str] = []
+        #: handles of a reply's hidden leading mentions, as X spells them
+        self.hidden_mentions: list[str] = []
+        #: the text ended with X's "show more" link to the post itself: the cut-off part of a long post
+        self.truncated = False
+        self.notes: list[str] = []
+
+    def __repr__(self) -> str:
+        return f"TypedText({self.text!r}, links={self.links}, mentions={self.mentions}, " \
+               f"attachments={self.attachments}, truncated={self.truncated})"
 
 
 def unescape(text: str) -> str:
@@ -162,22 +170,35 @@ def resolve(raw: str, entities: Sequence[Entity], notes: list[str] | None = None
     whose text is nowhere in `raw` is left out (with a note for links: their URL is then lost).
     """
     placed: list[tuple[int, int, Entity]] = []
-    taken: list[tuple[int, int]] = []
-    index_map: list[int] | None = None
     todo: list[Entity] = []
-    for e in entities:
-        if not e.short:
+    for e in entities:  # the common case, inline: X's offset holds the entity's text
+        start, short = e.start, e.short
+        if not short:
             continue
-        end = _is_at(raw, e, e.start) if e.start is not None else None
-        if end is not None and e.start is not None:
-            span = (e.start, end)
-            if span in taken and e.kind == MEDIA:
-                continue
-            if not any(span[0] < b and a < span[1] for a, b in taken):
-                placed.append((span[0], span[1], e))
-                taken.append(span)
+        if start is not None and start >= 0:
+            if e.kind == MENTION:
+                end = start + 1 + len(short)
+                if raw[start:start + 1] in ("@", "＠") and raw[start + 1:end].lower() == short.lower():
+                    placed.append((start, end, e))
+                    continue
+            elif raw.startswith(short, start):
+                placed.append((start, start + len(short), e))
                 continue
         todo.append(e)
+    placed.sort(key=_first)
+    taken: list[tuple[int, int]] = []
+    kept: list[tuple[int, int, Entity]] = []
+    for a, b, e in placed:
+        if taken and a < taken[-1][1]:
+            if (a, b) == taken[-1] and e.kind == MEDIA:
+                continue  # the shared link of a post's media
+            todo.append(e)
+            continue
+        kept.append((a, b, e))
+        taken.append((a, b))
+    if not todo:
+        return kept
+    index_map: list[int] | None = None
     for e in todo:
         span = None
         if e.start is not None and e.start >= 0:
@@ -196,10 +217,14 @@ def resolve(raw: str, entities: Sequence[Entity], notes: list[str] | None = None
             if e.kind == LINK and notes is not None and e.expanded and e.expanded not in raw:
                 notes.append(f"X lists the link {e.expanded} but its t.co link is not in the text")
             continue
-        placed.append((span[0], span[1], e))
+        kept.append((span[0], span[1], e))
         taken.append(span)
-    placed.sort(key=lambda p: p[0])
-    return placed
+    kept.sort(key=_first)
+    return kept
+
+
+def _first(p: tuple[int, int, Entity]) -> int:
+    return p[0]
 
 
 # --------------------------------------------------------------------------- the typed text
@@ -226,24 +251,27 @@ def typed_text(raw: str, entities: Sequence[Entity], display: tuple[int, int] | 
             s = a
         if a < e < b:
             e = b
-    inside = [p for p in placed if p[0] >= s and p[1] <= e]
-    for a, b, ent in placed:
-        if b <= s and ent.kind == MENTION:
-            out.hidden_mentions.append(ent.short)
-        elif a >= e and ent.kind == LINK:
-            out.attachments.append(ent.expanded or ent.short)
+    inside = placed
+    if placed and (placed[0][0] < s or placed[-1][1] > e):
+        inside = [p for p in placed if p[0] >= s and p[1] <= e]
+        for a, b, ent in placed:
+            if b <= s and ent.kind == MENTION:
+                out.hidden_mentions.append(ent.short)
+            elif a >= e and ent.kind == LINK:
+                out.attachments.append(ent.expanded or ent.short)
 
     # links X appended at the end of the range: media, one quoted post, the post's own "show more" link
     tail = e
-    cut: set[int] = set()
+    keep = len(inside)  # inside[keep:] is cut
     quote_taken = False
-    for k in range(len(inside) - 1, -1, -1):
-        a, b, ent = inside[k]
+    while keep:
+        a, b, ent = inside[keep - 1]
         if raw[b:tail].strip():
             break
-        if ent.kind == MEDIA:
-            pass
-        elif ent.kind == LINK and (sid := status_id(ent.expanded or ent.short)) is not None:
+        if ent.kind == LINK:
+            sid = status_id(ent.expanded or ent.short)
+            if sid is None:
+                break
             if post_id and sid == post_id:
                 out.truncated = True
             elif not quote_taken:
@@ -251,29 +279,28 @@ def typed_text(raw: str, entities: Sequence[Entity], display: tuple[int, int] | 
                 out.attachments.insert(0, ent.expanded or ent.short)
             else:
                 break
-        else:
+        elif ent.kind != MEDIA:
             break
-        cut.add(k)
+        keep -= 1
         tail = a
 
     parts: list[str] = []
     length = 0
     pos = s
-    for k, (a, b, ent) in enumerate(inside):
-        if k in cut:
-            break
+    for a, b, ent in inside[:keep]:
         if a > pos:
             seg = raw[pos:a]
-            if escaped:
+            if escaped and "&" in seg:
                 seg = unescape(seg)
             parts.append(seg)
             length += len(seg)
-        if ent.kind == LINK:
+        kind = ent.kind
+        if kind == LINK:
             url = ent.expanded or ent.short
             parts.append(url)
             out.links.append(LinkSpan(length, length + len(url), url))
             length += len(url)
-        elif ent.kind == MENTION:
+        elif kind == MENTION:
             typed = raw[a:b]
             parts.append(typed)
             out.mentions.append(MentionSpan(length, length + len(typed), ent.short, profile_url(ent.short),
@@ -281,10 +308,11 @@ def typed_text(raw: str, entities: Sequence[Entity], display: tuple[int, int] | 
             length += len(typed)
         # MEDIA inside the text (not at its end): X's link, never typed: left out
         pos = b
+    cut = keep < len(inside)
     end = tail if cut else e
     if end > pos:
         seg = raw[pos:end]
-        parts.append(unescape(seg) if escaped else seg)
+        parts.append(unescape(seg) if escaped and "&" in seg else seg)
     text = "".join(parts)
     if cut:
         text = text.rstrip()
