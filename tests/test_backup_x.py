@@ -566,7 +566,7 @@ def test_the_pre_2019_archive_format_is_named(tmp_path: Path) -> None:
     (b'window.YTD.tweets.part0 = [ ]\nalert("hi")', "unexpected text after the data at line 1"),
     (b'window.YTD.tweets.part0 = {"tweet": 1}', "holds a JSON dict"),
     ('window.YTD.tweets.part0 = ["caf\u00e9"]'.encode("latin-1"), "not UTF-8 text"),
-])
+], ids=["no-prefix", "empty", "broken-json", "deep-nesting", "trailing-code", "not-a-list", "latin-1"])
 def test_malformed_tweets_file(tmp_path: Path, content: bytes, problem: str) -> None:
     err = _error(make_zip(tmp_path / "a.zip", None, files={"data/tweets.js": content}))
     assert err.member == "data/tweets.js" and problem in err.problem
@@ -860,3 +860,27 @@ def test_api_since_before_x_timelines_is_not_sent(api_reader: XApiReader) -> Non
     responses.get(f"{API}/2/users/42/tweets", json={"data": [_v2("30", "x")], "meta": {"result_count": 1}})
     result = api_reader.read(since=datetime(2006, 3, 21, tzinfo=UTC))
     assert "start_time" not in _query(responses.calls[-1]) and [p.id for p in result.posts] == ["30"]
+
+
+def test_links_after_the_displayed_range_are_kept_as_attachments() -> None:
+    """Some exports leave the quoted post's link, or the "show more" link, outside `display_text_range`."""
+    from crossposter.backup.x_text import LINK, MEDIA, Entity, typed_text
+
+    raw = "the text… https://t.co/Q https://t.co/S https://t.co/M"
+    ents = [Entity(LINK, 10, 24, "https://t.co/Q", "https://x.com/bob/status/5"),
+            Entity(LINK, 25, 39, "https://t.co/S", "https://twitter.com/i/web/status/99"),
+            Entity(MEDIA, 40, 54, "https://t.co/M")]
+    typed = typed_text(raw, ents, (0, 9), post_id="99")
+    assert (typed.text, typed.attachments, typed.truncated) == ("the text…", ["https://x.com/bob/status/5"], True)
+
+
+def test_a_forged_post_with_thousands_of_broken_mentions_is_read_in_bounds() -> None:
+    from crossposter.backup.x_text import MAX_ENTITIES, MAX_SEARCHED, MENTION, Entity, typed_text
+
+    raw = "@a " * 30_000
+    typed = typed_text(raw, [Entity(MENTION, 10**6 + i, None, "a") for i in range(30_000)])
+    assert typed.text == raw and len(typed.mentions) == MAX_SEARCHED
+    assert typed.notes == [f"{30_000 - MAX_ENTITIES} of this post's 30000 links and mentions were not read "
+                           "(more than any post can hold)",
+                           f"{MAX_ENTITIES - MAX_SEARCHED} links and mentions of this post whose offsets X got "
+                           "wrong were not looked for (too many)"]

@@ -175,6 +175,7 @@ class XArchiveReader:
         self._names = set(self._zip.namelist())
         self._prefix, self._tweet_files = self._find_tweet_files()
         self._media_dirs = (f"{self._prefix}data/tweets_media/", f"{self._prefix}data/tweet_media/")
+        self._by_post: dict[str, list[str]] | None = None
 
     def __enter__(self) -> XArchiveReader:
         return self
@@ -397,8 +398,12 @@ class XArchiveReader:
 
     def media_members_of(self, tweet_id: str) -> list[str]:
         """Every media file of a post, for a video whose variant names do not match any file."""
-        start = tuple(f"{d}{tweet_id}-" for d in self._media_dirs)
-        return sorted(n for n in self._names if n.startswith(start))
+        if self._by_post is None:
+            self._by_post = {}
+            for n in sorted(self._names):
+                if n.startswith(self._media_dirs):
+                    self._by_post.setdefault(n.rsplit("/", 1)[1].split("-", 1)[0], []).append(n)
+        return self._by_post.get(tweet_id, [])
 
     def member_size(self, member: str) -> int:
         return self._zip.getinfo(member).file_size

@@ -28,6 +28,7 @@ unescaped text, then the link or mention is looked up by its own text, nearest f
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +36,10 @@ from dataclasses import dataclass
 from crossposter.backup.source import LinkSpan, MentionSpan
 
 LINK, MEDIA, MENTION = 0, 1, 2
+#: Links and mentions read per post: a forged archive must not make offset checking quadratic for ever.
+MAX_ENTITIES = 2000
+#: Of those, how many with wrong offsets are looked up by their text (each search walks past taken places).
+MAX_SEARCHED = 200
 
 #: A post's address on X (or twitter.com): the id is what a quote or a "show more" link points at.
 STATUS_URL = re.compile(r"https?://(?:www\.|mobile\.)?(?:twitter|x)\.com/(?:[A-Za-z0-9_]{1,50}|i/web|i)"
@@ -144,9 +149,29 @@ def _is_at(raw: str, e: Entity, start: int) -> int | None:
     return None
 
 
-def _search(raw: str, e: Entity, near: int, taken: list[tuple[int, int]]) -> tuple[int, int] | None:
-    """The occurrence of `e`'s text nearest to `near` that no other entity holds."""
-    found: list[tuple[int, int]] = []
+class _Taken:
+    """The spans already given to entities, sorted (they never overlap), for O(log n) overlap checks."""
+
+    def __init__(self, spans: list[tuple[int, int]]) -> None:
+        self.spans = spans  # sorted by start
+
+    def free(self, a: int, b: int) -> bool:
+        i = bisect.bisect_left(self.spans, (a, -1))
+        if i < len(self.spans) and self.spans[i][0] < b:
+            return False
+        return not (i > 0 and self.spans[i - 1][1] > a)
+
+    def add(self, a: int, b: int) -> None:
+        bisect.insort(self.spans, (a, b))
+
+
+def _occurrences(raw: str, e: Entity, cache: dict[tuple[int, str], list[tuple[int, int]]]) -> list[tuple[int, int]]:
+    """Every place `raw` holds `e`'s text (a mention: ``@handle`` as a whole word), in order; cached per text."""
+    key = (e.kind == MENTION, e.short.lower() if e.kind == MENTION else e.short)
+    found = cache.get(key)
+    if found is not None:
+        return found
+    found = []
     if e.kind == MENTION:
         for m in re.finditer(r"[@＠]" + re.escape(e.short), raw, re.IGNORECASE):
             s, t = m.span()
@@ -157,10 +182,22 @@ def _search(raw: str, e: Entity, near: int, taken: list[tuple[int, int]]) -> tup
         while i != -1:
             found.append((i, i + len(e.short)))
             i = raw.find(e.short, i + 1)
-    free = [f for f in found if not any(f[0] < b and a < f[1] for a, b in taken)]
-    if not free:
-        return None
-    return min(free, key=lambda f: abs(f[0] - near))
+    cache[key] = found
+    return found
+
+
+def _search(found: list[tuple[int, int]], near: int, taken: _Taken) -> tuple[int, int] | None:
+    """The free occurrence nearest to `near`, walking outwards from it."""
+    hi = bisect.bisect_left(found, (near, -1))
+    lo = hi - 1
+    while lo >= 0 or hi < len(found):
+        if hi >= len(found) or (lo >= 0 and near - found[lo][0] <= found[hi][0] - near):
+            span, lo = found[lo], lo - 1
+        else:
+            span, hi = found[hi], hi + 1
+        if taken.free(*span):
+            return span
+    return None
 
 
 def resolve(raw: str, entities: Sequence[Entity], notes: list[str] | None = None) -> list[tuple[int, int, Entity]]:
@@ -186,19 +223,27 @@ def resolve(raw: str, entities: Sequence[Entity], notes: list[str] | None = None
                 continue
         todo.append(e)
     placed.sort(key=_first)
-    taken: list[tuple[int, int]] = []
+    spans: list[tuple[int, int]] = []
     kept: list[tuple[int, int, Entity]] = []
     for a, b, e in placed:
-        if taken and a < taken[-1][1]:
-            if (a, b) == taken[-1] and e.kind == MEDIA:
+        if spans and a < spans[-1][1]:
+            if (a, b) == spans[-1] and e.kind == MEDIA:
                 continue  # the shared link of a post's media
             todo.append(e)
             continue
         kept.append((a, b, e))
-        taken.append((a, b))
+        spans.append((a, b))
     if not todo:
         return kept
+    if len(todo) > MAX_SEARCHED:
+        if notes is not None:
+            notes.append(f"{len(todo) - MAX_SEARCHED} links and mentions of this post whose offsets X got "
+                         "wrong were not looked for (too many)")
+        todo = todo[:MAX_SEARCHED]
+    taken = _Taken(spans)
     index_map: list[int] | None = None
+    cache: dict[tuple[int, str], list[tuple[int, int]]] = {}
+    media_links = {raw[a:b] for a, b, e in kept if e.kind == MEDIA}
     for e in todo:
         span = None
         if e.start is not None and e.start >= 0:
@@ -207,18 +252,20 @@ def resolve(raw: str, entities: Sequence[Entity], notes: list[str] | None = None
             if e.start < len(index_map):
                 start = index_map[e.start]
                 end = _is_at(raw, e, start)
-                if end is not None and not any(start < b and a < end for a, b in taken):
+                if end is not None and taken.free(start, end):
                     span = (start, end)
         if span is None:
-            if e.kind == MEDIA and any(raw[a:b] == e.short for a, b in taken):
+            if e.kind == MEDIA and e.short in media_links:
                 continue  # another media entity of the same post already holds the shared link
-            span = _search(raw, e, e.start or 0, taken)
+            span = _search(_occurrences(raw, e, cache), e.start or 0, taken)
         if span is None:
             if e.kind == LINK and notes is not None and e.expanded and e.expanded not in raw:
                 notes.append(f"X lists the link {e.expanded} but its t.co link is not in the text")
             continue
+        if e.kind == MEDIA:
+            media_links.add(e.short)
         kept.append((span[0], span[1], e))
-        taken.append(span)
+        taken.add(*span)
     kept.sort(key=_first)
     return kept
 
@@ -244,6 +291,10 @@ def typed_text(raw: str, entities: Sequence[Entity], display: tuple[int, int] | 
         s, e = max(0, min(display[0], n)), max(0, min(display[1], n))
         if s > e:
             s, e = 0, n
+    if len(entities) > MAX_ENTITIES:  # far beyond any real post (280 characters; a long post's 25,000)
+        out.notes.append(f"{len(entities) - MAX_ENTITIES} of this post's {len(entities)} links and mentions "
+                         "were not read (more than any post can hold)")
+        entities = entities[:MAX_ENTITIES]
     placed = resolve(raw, entities, out.notes) if entities else []
     # an entity straddling a range boundary widens the range: a link is never cut in half
     for a, b, _ in placed:
@@ -258,7 +309,11 @@ def typed_text(raw: str, entities: Sequence[Entity], display: tuple[int, int] | 
             if b <= s and ent.kind == MENTION:
                 out.hidden_mentions.append(ent.short)
             elif a >= e and ent.kind == LINK:
-                out.attachments.append(ent.expanded or ent.short)
+                url = ent.expanded or ent.short
+                if post_id and status_id(url) == post_id:
+                    out.truncated = True  # X's "show more" link, outside the range in some exports
+                else:
+                    out.attachments.append(url)
 
     # links X appended at the end of the range: media, one quoted post, the post's own "show more" link
     tail = e
