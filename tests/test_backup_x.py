@@ -884,3 +884,13 @@ def test_a_forged_post_with_thousands_of_broken_mentions_is_read_in_bounds() -> 
                            "(more than any post can hold)",
                            f"{MAX_ENTITIES - MAX_SEARCHED} links and mentions of this post whose offsets X got "
                            "wrong were not looked for (too many)"]
+
+
+@responses.activate
+def test_api_no_access_already_at_login_points_to_the_archive(api_reader: XApiReader) -> None:
+    responses.get(f"{API}/2/users/me", status=403, json={
+        "title": "Client Forbidden", "reason": "client-not-enrolled", "type": "https://api.twitter.com/2/problems/client-forbidden",
+        "detail": "When authenticating requests to the Twitter API v2 endpoints, you must use keys and tokens from a "
+                  "Twitter developer App that is attached to a Project."})
+    with pytest.raises(XReadAccessError, match="--x-archive"):
+        api_reader.read()
