@@ -894,3 +894,11 @@ def test_api_no_access_already_at_login_points_to_the_archive(api_reader: XApiRe
                   "Twitter developer App that is attached to a Project."})
     with pytest.raises(XReadAccessError, match="--x-archive"):
         api_reader.read()
+
+
+def test_a_note_naming_its_post_is_used_even_when_the_post_does_not_look_cut(tmp_path: Path) -> None:
+    note = {"noteTweet": {"noteTweetId": "9", "tweetId": "840", "noteTweetResults": {
+        "text": "The complete text, longer than the post shows &amp; more.",
+        "entitySet": {"hashtags": [], "symbols": [], "userMentions": [], "urls": []}}}}
+    post = by_id(read(tmp_path, [tweet("840", "The complete text")], notes=[note]))["840"]
+    assert post.text == "The complete text, longer than the post shows & more."

@@ -329,6 +329,7 @@ class XArchiveReader:
         if replaced:
             skipped.add("earlier versions of edited posts", len(replaced))
         notes = self._notes()
+        noted = {n.tweet_id for n in notes if n.tweet_id}  # notes that name their post need no guessing
         community = f"{self._prefix}data/community-tweet.js"
         if community in self._names:
             n = len(self._items(community, "community tweet"))
@@ -348,7 +349,7 @@ class XArchiveReader:
                 continue
             if since is not None and post.created_at < since:
                 continue
-            if not post.repost and (converter.last.truncated or post.text.endswith("…")):
+            if not post.repost and (converter.last.truncated or post.text.endswith("…") or tid in noted):
                 cut_off.append((post, converter.last, tweet))
             posts.append(post)
         unused = _match_notes(notes, cut_off, converter)
