@@ -274,6 +274,10 @@ class XAdapter:
         with self._lock:
             return self._tweepy_locked()
 
+    def client(self) -> Any:
+        """The tweepy client this adapter signs with (rebased host, timeout): the backup reader shares it."""
+        return self._tweepy()
+
     def _tweepy_locked(self) -> Any:
         if self._client is None:
             import tweepy
