@@ -37,8 +37,6 @@ from typing import Any
 REDACTED = "***"
 MIN_SECRET_LENGTH = 4
 
-_B64_STD = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
-_B64_URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 _PLAIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 _HTML_NAMES = {"&": "amp", "<": "lt", ">": "gt", '"': "quot", "'": "apos"}
 
@@ -46,6 +44,8 @@ _HTML_NAMES = {"&": "amp", "<": "lt", ">": "gt", '"': "quot", "'": "apos"}
 
 #: An Authorization header's name and separator, in a raw header, a dict's repr, JSON or a tuple's repr.
 _AUTH_NAME = re.compile(r"""(?i)\b(?:proxy-)?authorization(?P<q>\\*['"])?(?P<sep>\s*(?(q)[:=,]|[:=])\s*)""")
+#: An authentication scheme's name before its credentials (kept: it says what was there, not what it was).
+_SCHEME = re.compile(r"[A-Za-z][\w-]*\s+(?=\S)")
 #: (a lower-case word the text must hold, the rule): the word is a cheap test before the regex runs
 _TOKEN_RULES = [
     # OAuth 1.0a parameters (X): `OAuth oauth_consumer_key="…", oauth_token="…", …`, maybe escaped quotes
@@ -53,7 +53,7 @@ _TOKEN_RULES = [
                r"""(?:\s*,\s*\w+\s*=\s*(?:\\*"[^"\\\n]*\\*"|[^\s,'"]*))*""")),
     # a bearer token standing alone (an SDK's error quoting the header value it refused)
     # (a backslash is part of it — `TOKEN\\n` in a repr — unless it escapes the closing quote)
-    ("bearer", re.compile(r"""\b[Bb]earer\s+(?=[^\s'",;)\]}>]{8})(?:[^\s'",;)\]}>\\]|\\(?!\\*['"]))+""")),
+    ("bearer", re.compile(r"""\b[Bb]earer\s+(?=[^\s'",;)\]}>]{8})(?:[^\s'",;)\]}>\\]|\\++(?!['"]))+""")),
     ("basic", re.compile(r"""\bBasic\s+[A-Za-z0-9+/]{8,}={0,2}""")),
     # a JSON web token (Bluesky's access and refresh tokens)
     ("eyj", re.compile(r"""\beyJ[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]*""")),
@@ -64,8 +64,8 @@ def _auth_spans(text: str) -> list[tuple[int, int]]:
     """Spans of Authorization header values (the scheme word kept) and of bare tokens."""
     spans: list[tuple[int, int]] = []
     lower = text.lower()
-    pos = 0
-    while "authorization" in lower and (m := _AUTH_NAME.search(text, pos)) is not None:
+    pos = 0 if "authorization" in lower else len(text)
+    while (m := _AUTH_NAME.search(text, pos)) is not None:
         start = pos = m.end()
         if text.startswith(("b'", 'b"'), start):  # a bytes repr: 'Authorization': b'…'
             start += 1
@@ -82,9 +82,9 @@ def _auth_spans(text: str) -> list[tuple[int, int]]:
             end = len(text) if end < 0 else end
         else:
             end = _closing_quote(text, start, quote)
-        scheme = re.match(r"[A-Za-z][\w-]*\s+(?=\S)", text[start:end])
+        scheme = _SCHEME.match(text, start, end)
         if scheme:
-            start += scheme.end()
+            start = scheme.end()
         if end > start:
             spans.append((start, end))
             pos = max(pos, end)  # a header name inside this value is part of it (and scanning stays linear)
@@ -92,24 +92,29 @@ def _auth_spans(text: str) -> list[tuple[int, int]]:
         if word not in lower:
             continue
         for m in rule.finditer(text):
-            word = re.match(r"(?:OAuth|[Bb]earer|Basic)\s+", m.group())
-            spans.append((m.start() + (word.end() if word else 0), m.end()))
+            word = _SCHEME.match(text, m.start(), m.end())
+            spans.append((word.end() if word else m.start(), m.end()))
     return spans
 
 
 def _closing_quote(text: str, start: int, quote: str) -> int:
-    """Where a quoted value that opened with `quote` (e.g. `"` or `\\"`) ends: the same quote, equally escaped."""
+    """Where a quoted value that opened with `quote` (e.g. `"` or `\\"`) ends: the same quote, equally
+    escaped, or the end of the line."""
     depth = len(quote) - 1
     i = start
-    while i < len(text) and text[i] != "\n":
-        if text[i] == quote[-1]:
-            j = i
-            while j > start and text[j - 1] == "\\":
-                j -= 1
-            if i - j == depth:
-                return j  # the value ends where the closing quote's escaping begins
-        i += 1
-    return i
+    while True:
+        q = text.find(quote[-1], i)
+        newline = text.find("\n", i, q if q >= 0 else len(text))
+        if newline >= 0:
+            return newline
+        if q < 0:
+            return len(text)
+        j = q
+        while j > start and text[j - 1] == "\\":
+            j -= 1
+        if q - j == depth:
+            return j  # the value ends where the closing quote's escaping begins
+        i = q + 1
 
 
 # --------------------------------------------------------------------------- secret-dependent patterns
@@ -143,20 +148,11 @@ def _char_pattern(c: str) -> str:
     return "(?:" + "|".join(forms) + ")"
 
 
-def _base64_run(text: str, start: int, end: int) -> tuple[int, int]:
-    """The whole base64 string around text[start:end] (which is a core): `user:` and padding go with it."""
-    alphabet = _B64_URL if any(c in "-_" for c in text[start:end]) else _B64_STD
-    while start > 0 and text[start - 1] in alphabet:
-        start -= 1
-    while end < len(text) and text[end] in alphabet:
-        end += 1
-    while end < len(text) and text[end] == "=":
-        end += 1
-    return start, end
-
-
 def _text_pattern(value: str) -> str:
-    return "".join(_char_pattern(c) for c in value)
+    """The regex of `value` in any spelling. A match never starts inside a run of backslashes: one that
+    starts at the run's first backslash covers it, and trying every position of a long run (a hostile
+    server's answer) would take quadratic time."""
+    return ("" if value[:1] in _PLAIN else r"(?<!\\)") + "".join(_char_pattern(c) for c in value)
 
 
 def _base64_cores(value: str) -> list[str]:
@@ -239,11 +235,11 @@ class Redactor:
                 spans.extend(m.span() for m in pattern.finditer(text) if m.end() > m.start())
         for run in b64_run.finditer(text) if b64_run is not None else ():
             chunk = run.group()
-            for core in cores:
-                at = chunk.find(core)
-                while at >= 0:
-                    spans.append(_base64_run(text, run.start() + at, run.start() + at + len(core)))
-                    at = chunk.find(core, at + 1)
+            if any(core in chunk for core in cores):
+                end = run.end()
+                while end < len(text) and text[end] == "=":
+                    end += 1
+                spans.append((run.start(), end))  # the whole base64 string: `user:` and padding go with it
         if not spans:
             return text
         out: list[str] = []
