@@ -120,29 +120,33 @@ def _closing_quote(text: str, start: int, quote: str) -> int:
 # --------------------------------------------------------------------------- secret-dependent patterns
 
 
-def _hex(value: int, width: int) -> str:
-    """`value` as `width` hex digits, either case."""
-    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in f"{value:0{width}x}")
-
-
 def _char_pattern(c: str) -> str:
-    """Every way one character of a secret can be written in text (escaped, encoded), as a regex."""
+    """Every way one character of a secret can be written in text (escaped, encoded), as a regex.
+
+    Backslash escapes may be doubled any number of times (a repr inside JSON inside a repr...),
+    and percent escapes re-encoded (`%252F`); hex digits in either case.
+    """
     if c in _PLAIN:
         return c
     code = ord(c)
-    forms = [re.escape(c), r"\\+" + re.escape(c)]
+    escapes = [re.escape(c)]
     if code < 0x100:
-        forms.append(r"\\+x" + _hex(code, 2))
+        escapes.append(f"x{code:02x}")
     if code < 0x10000:
-        forms.append(r"\\+u" + _hex(code, 4))
+        escapes.append(f"u{code:04x}")
     else:
         high, low = 0xD800 + ((code - 0x10000) >> 10), 0xDC00 + ((code - 0x10000) & 0x3FF)
-        forms.append(r"\\+u" + _hex(high, 4) + r"\\+u" + _hex(low, 4))
-    forms.append(r"\\+U" + _hex(code, 8))
-    forms.append("".join("%(?:25)*" + _hex(b, 2) for b in c.encode("utf-8")))
+        escapes.append(f"u{high:04x}\\\\+u{low:04x}")
+    escapes.append(f"U{code:08x}")
+    if c == "\\":  # a run of backslashes is the backslash however often escaped (or \x5c…)
+        escaped = r"\\+(?i:" + "|".join(escapes[1:]) + ")?"
+    else:  # possessive: the run belongs to this escape, and a long run is not retried at every length
+        escaped = r"\\++(?i:" + "|".join(escapes) + ")"
+    forms = [re.escape(c), escaped,
+             "(?i:" + "".join(f"%(?:25)*{b:02x}" for b in c.encode("utf-8")) + ")",
+             f"&#(?:0*{code}|(?i:x0*{code:x}));?"]
     if c == " ":
         forms.append(r"\+")
-    forms.append(f"&#(?:0*{code}|[xX]0*{_hex(code, len(f'{code:x}'))});?")
     if c in _HTML_NAMES:
         forms.append(f"&{_HTML_NAMES[c]};")
     return "(?:" + "|".join(forms) + ")"
