@@ -142,7 +142,8 @@ class DaemonState:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if isinstance(data, dict) and isinstance(data.get("threads"), dict):
-                st.entries = redact_obj(data["threads"])
+                # values only: a key is a thread's archive and title, which must stay as they are to match
+                st.entries = {k: redact_obj(v) for k, v in data["threads"].items()}
                 st.exposed = st.entries != data["threads"] or (path.stat().st_mode & 0o077) != 0
         except (OSError, ValueError):
             pass
@@ -181,18 +182,23 @@ class DaemonState:
 def write_private(path: Path, text: str) -> None:
     """Replace `path` atomically with `text`, readable by the owner only (0600, also when it existed before).
 
-    The temp file is created 0600 (not chmod-ed after writing), so no other user can open it meanwhile.
+    The temp file is 0600 before anything is written to it, so no other user can open it meanwhile.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
     try:
-        os.fchmod(fd, 0o600)  # an old temp file of the same name keeps its mode through O_CREAT
-        with os.fdopen(fd, "w", encoding="utf-8", closefd=False) as f:
-            f.write(text)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            os.fchmod(fd, 0o600)  # an old temp file of the same name keeps its mode through O_CREAT
+            with os.fdopen(fd, "w", encoding="utf-8", closefd=False) as f:
+                f.write(text)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def write_heartbeat(state_dir: Path, extra: dict[str, Any] | None = None) -> None:
