@@ -121,20 +121,30 @@ def thread_info(archive_path: Path, thread: Thread, timezone: str) -> ThreadInfo
 
 
 class DaemonState:
-    """`daemon-state.json`: outcomes the archive does not hold. Written atomically (temp + rename)."""
+    """`daemon-state.json`: outcomes the archive does not hold. Written atomically (temp + rename), mode 0600.
+
+    Its messages come from server answers and exceptions, so every value is redacted before it is
+    stored (and again when read: a file written by an older version may hold what it should not).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.entries: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        #: The file on disk held something redaction removed, or was readable by others.
+        self.exposed = False
 
     @classmethod
     def load(cls, path: Path) -> DaemonState:
+        from crossposter.redact import redact_obj
+
         st = cls(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if isinstance(data, dict) and isinstance(data.get("threads"), dict):
-                st.entries = data["threads"]
+                # values only: a key is a thread's archive and title, which must stay as they are to match
+                st.entries = {k: redact_obj(v) for k, v in data["threads"].items()}
+                st.exposed = st.entries != data["threads"] or (path.stat().st_mode & 0o077) != 0
         except (OSError, ValueError):
             pass
         return st
@@ -146,8 +156,10 @@ class DaemonState:
         return e
 
     def set(self, key: str, **values: Any) -> None:
+        from crossposter.redact import redact_obj
+
         with self._lock:
-            entry = {**values, "at": now_utc().isoformat(timespec="seconds")}
+            entry = {**redact_obj(values), "at": now_utc().isoformat(timespec="seconds")}
             self.entries[key] = entry
             self._save()
 
@@ -156,21 +168,43 @@ class DaemonState:
             if self.entries.pop(key, None) is not None:
                 self._save()
 
+    def scrub(self) -> None:
+        """Rewrite the file redacted and private if it was not (the daemon does this when it starts)."""
+        with self._lock:
+            if self.exposed:
+                self._save()
+                self.exposed = False
+
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"threads": self.entries}, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_private(self.path, json.dumps({"threads": self.entries}, indent=1, sort_keys=True))
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace `path` atomically with `text`, readable by the owner only (0600, also when it existed before).
+
+    The temp file is 0600 before anything is written to it, so no other user can open it meanwhile.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        try:
+            os.fchmod(fd, 0o600)  # an old temp file of the same name keeps its mode through O_CREAT
+            with os.fdopen(fd, "w", encoding="utf-8", closefd=False) as f:
+                f.write(text)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def write_heartbeat(state_dir: Path, extra: dict[str, Any] | None = None) -> None:
     """The file `crossposter health` looks at; written atomically so a reader never sees half of it."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    path = state_dir / HEARTBEAT_FILE
-    tmp = path.with_name(f".{HEARTBEAT_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"time": now_utc().isoformat(), "pid": os.getpid(), **(extra or {})}),
-                   encoding="utf-8")
-    os.replace(tmp, path)
+    write_private(state_dir / HEARTBEAT_FILE,
+                  json.dumps({"time": now_utc().isoformat(), "pid": os.getpid(), **(extra or {})}))
 
 
 # --------------------------------------------------------------------------- the engine
@@ -725,6 +759,7 @@ class ChildPublisher:
     def __call__(self, config: Config, archive: Path, title: str, *, adapters: Any = None,
                  stop_event: threading.Event | None = None, progress: bool = False) -> _ChildResult:
         from crossposter.publish import PreflightError, ThreadLockedError
+        from crossposter.redact import redact_obj
 
         self.ensure()
         self.busy = True
@@ -754,6 +789,7 @@ class ChildPublisher:
                 if msg.get("id") != self._seq:
                     continue  # "ready", or an answer to an older request
                 kind = msg["kind"]
+                msg = redact_obj(msg)  # the child redacts too; this process may know more secrets
                 if kind == "preflight":
                     raise PreflightError(msg["problems"])
                 if kind == "locked":
@@ -794,6 +830,7 @@ def child_main() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from crossposter.config import Config, secret_values
     from crossposter.logs import setup_logging
+    from crossposter.redact import redact_obj
 
     out = sys.stdout
     sys.stdout = sys.stderr  # nothing but results may reach the pipe
@@ -824,7 +861,7 @@ def child_main() -> None:
     threading.Thread(target=reader, name="commands", daemon=True).start()
 
     def send(msg: dict) -> None:
-        out.write(json.dumps(msg, default=str) + "\n")
+        out.write(json.dumps(redact_obj(msg), default=str) + "\n")
         out.flush()
 
     send({"kind": "ready", "id": 0})

@@ -148,7 +148,7 @@ def test_missing_secrets_one_message_each(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_bluesky_handle_required_when_enabled(tmp_path: Path) -> None:
     cfg = load_config(_write(tmp_path, "platforms:\n  mastodon: {enabled: false}\n"))
-    env = {"CROSSPOSTER_BLUESKY_PASSWORD": "x"}
+    env = {"CROSSPOSTER_BLUESKY_PASSWORD": "app-pass-1234"}
     assert missing_settings(cfg, env) == ["platforms.bluesky.handle: not set (the account handle, e.g. "
                                           "me.bsky.social)"]
 

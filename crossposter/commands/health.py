@@ -14,13 +14,15 @@ from pathlib import Path
 
 
 def run(config_path: Path | None) -> int:
-    from crossposter.config import ConfigError, config_for_command
+    from crossposter.config import ConfigError, config_for_command, secret_values
+    from crossposter.redact import redact
     from crossposter.schedule import HEARTBEAT_FILE
 
+    secret_values()  # registers the secrets, so that nothing printed below can show one
     try:
         config = config_for_command(config_path, required=True)
     except ConfigError as e:
-        print(f"unhealthy: {e}", file=sys.stderr)
+        print(redact(f"unhealthy: {e}"), file=sys.stderr)
         return 1
     path = config.state_path / HEARTBEAT_FILE
     interval = config.daemon.heartbeat_interval
@@ -31,12 +33,12 @@ def run(config_path: Path | None) -> int:
         print(f"unhealthy: no heartbeat at {path} (is the daemon running with this config?)", file=sys.stderr)
         return 1
     except (OSError, ValueError, KeyError, TypeError) as e:
-        print(f"unhealthy: cannot read the heartbeat {path}: {e}", file=sys.stderr)
+        print(redact(f"unhealthy: cannot read the heartbeat {path}: {e}"), file=sys.stderr)
         return 1
     age = (datetime.now(UTC) - beat).total_seconds()
     if age >= 3 * interval:
         print(f"unhealthy: last heartbeat {age:.0f} s ago (limit {3 * interval} s = 3 x heartbeat_interval); "
               "the daemon is stopped or stuck", file=sys.stderr)
         return 1
-    print(f"healthy: heartbeat {age:.1f} s ago (pid {data.get('pid')})")
+    print(redact(f"healthy: heartbeat {age:.1f} s ago (pid {data.get('pid')})"))
     return 0

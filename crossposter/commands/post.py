@@ -24,20 +24,18 @@ def _console():  # noqa: ANN202 - rich is imported lazily
 
 
 def _setup_logging(progress: bool) -> None:
-    """Plain timestamped lines on stderr when no progress bar is drawn (pipes, CI, cron)."""
-    logger = logging.getLogger("crossposter")
-    if logger.handlers or logging.getLogger().handlers:
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.WARNING if progress else logging.INFO)
+    """Plain timestamped lines on stderr when no progress bar is drawn (pipes, CI, cron), redacted."""
+    from crossposter.logs import setup_command_logging
+
+    setup_command_logging(logging.WARNING if progress else logging.INFO)
 
 
 def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, config_path: Path | None) -> int:
-    from crossposter.config import ConfigError, default_config, find_config_file, load_config
+    from crossposter.config import ConfigError, default_config, find_config_file, load_config, secret_values
     from crossposter.publish import PreflightError, ThreadLockedError, publish_thread
+    from crossposter.redact import redact
 
+    secret_values()  # registers every readable secret: errors below may quote one (server answers)
     console = _console()
     err = _console()
     err.stderr = True
@@ -55,7 +53,7 @@ def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, con
     except ConfigError as e:
         err.print("[bold red]The config has problems:[/]")
         for line in str(e).splitlines():
-            err.print(f"  {line}", markup=False)
+            err.print(redact(f"  {line}"), markup=False)
         return EXIT_PREFLIGHT
 
     archive = Path(path)
@@ -87,10 +85,10 @@ def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, con
     except PreflightError as e:
         err.print("[bold red]Cannot post this thread; nothing was posted anywhere:[/]")
         for problem in e.problems:
-            err.print(f"  {problem}", markup=False)
+            err.print(redact(f"  {problem}"), markup=False)
         return EXIT_PREFLIGHT
     except ThreadLockedError as e:
-        err.print(str(e), markup=False)
+        err.print(redact(str(e)), markup=False)
         return EXIT_LOCKED
     finally:
         for sig, handler in previous.items():
@@ -122,8 +120,12 @@ def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, con
 
 
 def _summary(console, result) -> None:  # noqa: ANN001 - rich Console / PublishResult, imported lazily
+    """The table of outcomes. Messages quote server answers: redacted before rich folds them into cells
+    (a secret folded over two lines could no longer be recognised)."""
     from rich.markup import escape
     from rich.table import Table
+
+    from crossposter.redact import redact
 
     table = Table(title=f"{result.title} — {result.archive.name}", title_justify="left")
     table.add_column("platform")
@@ -137,7 +139,7 @@ def _summary(console, result) -> None:  # noqa: ANN001 - rich Console / PublishR
             detail += f"\nretry after {o.retry_at:%Y-%m-%d %H:%M:%S} UTC"
         style = "green" if o.state == "done" else "yellow" if o.state in {"rate_limited", "transient",
                                                                          "stopped"} else "red"
-        table.add_row(name, f"{o.posted}/{o.total}", f"[{style}]{o.state}[/]", escape(detail))
+        table.add_row(name, f"{o.posted}/{o.total}", f"[{style}]{o.state}[/]", escape(redact(detail)))
     console.print(table)
     if not result.ok:
         console.print("Not every platform finished; fix what the table says and run the same command again to "

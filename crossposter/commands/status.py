@@ -21,6 +21,7 @@ def collect(paths: list[Path], config: Any, now: datetime | None = None) -> dict
 
     from crossposter.archive import ArchiveError, read_archive
     from crossposter.plan import expand_paths, plan_thread
+    from crossposter.redact import redact_obj
     from crossposter.schedule import STATE_FILE, DaemonState, thread_info
     from crossposter.timeparse import next_slot_time
 
@@ -61,7 +62,8 @@ def collect(paths: list[Path], config: Any, now: datetime | None = None) -> dict
                 "queued": info.queued,
                 "state": _state(info, per, daemon, now, config.daemon.misfire_grace),
                 "platforms": per, "errors": errors,
-                "daemon": {k: daemon[k] for k in ("outcome", "message", "at", "retry_at") if k in daemon}
+                # the state file is redacted when written and read; again here, as it is shown
+                "daemon": redact_obj({k: daemon[k] for k in ("outcome", "message", "at", "retry_at") if k in daemon})
                 if daemon else None,
             })
     return out
@@ -129,12 +131,14 @@ def _table(data: dict[str, Any]) -> None:
 
 
 def run(paths: list[Path], fmt: str, config_path: Path | None) -> int:
-    from crossposter.config import ConfigError, config_for_command
+    from crossposter.config import ConfigError, config_for_command, secret_values
+    from crossposter.redact import redact
 
+    secret_values()  # registers the secrets: the daemon's messages shown below may be from an older version
     try:
         config = config_for_command(config_path)
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(redact(f"error: {e}"), file=sys.stderr)
         return 1
     if fmt not in ("text", "json"):
         print(f"error: --format {fmt}: status prints text or json", file=sys.stderr)

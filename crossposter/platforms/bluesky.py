@@ -39,6 +39,7 @@ from crossposter.platforms.base import (
     UnauthorizedError,
     UploadedMedia,
 )
+from crossposter.redact import register
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
@@ -221,6 +222,8 @@ class BlueskyAdapter:
         self.service = service.rstrip("/")
         self.state_dir = Path(state_dir)
         self._password = password
+        if password is not None:
+            register([password.get_secret_value()])
         self._max_characters = max_characters
         self._timeout = timeout
         self._transport = transport

@@ -52,6 +52,7 @@ from crossposter.platforms.base import (
     UploadedMedia,
 )
 from crossposter.platforms.ratelimit import header, reset_from_headers, retry_after_seconds
+from crossposter.redact import redact, register
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
@@ -145,6 +146,7 @@ class MastodonAdapter:
         self.language = language
         self.state_dir = Path(state_dir) if state_dir is not None else None
         self._token = token
+        register([token.get_secret_value()])
         self._timeout = timeout
         self._api: Any = None
         # Per thread: the publisher uploads the next post's images from another thread while posting.
@@ -469,8 +471,11 @@ def _answer_plain_json(api: Any) -> None:
 
 
 def _first_arg(exc: BaseException) -> str:
-    """The SDK's message, cut short: for a non-JSON answer it quotes the whole body (an HTML error page)."""
-    text = str(exc.args[0]) if exc.args else type(exc).__name__
+    """The SDK's message, cut short: for a non-JSON answer it quotes the whole body (an HTML error page).
+
+    Redacted before it is cut: a secret cut in half could no longer be recognised.
+    """
+    text = redact(str(exc.args[0])) if exc.args else type(exc).__name__
     return text if len(text) <= 300 else text[:300] + "…"
 
 

@@ -30,7 +30,6 @@ import threading
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from crossposter.platforms.base import (
     ImageUpload,
@@ -46,6 +45,7 @@ from crossposter.platforms.base import (
     UploadedMedia,
 )
 from crossposter.platforms.ratelimit import header, parse_reset, reset_from_headers, retry_after_seconds
+from crossposter.redact import register
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
@@ -69,47 +69,25 @@ _LEAKY_LOGGERS = ("requests_oauthlib.oauth1_auth", "requests_oauthlib.oauth1_ses
                   "oauthlib.oauth1.rfc5849.signature", "tweepy.client", "tweepy.auth")
 
 
-class _Redactor(logging.Filter):
-    """Replaces known secret values (and their percent-encoded forms) in log records with ***."""
-
-    def __init__(self) -> None:
-        super().__init__("crossposter-redact")
-        self.secrets: set[str] = set()
-
-    def add(self, values: Iterable[str]) -> None:
-        for value in values:
-            if value and len(value) >= 4:
-                self.secrets.add(value)
-                self.secrets.add(quote(value, safe=""))
-                self.secrets.add(quote(value, safe="~"))
-
-    def redact(self, text: str) -> str:
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
-        try:
-            message = record.getMessage()
-        except Exception:  # a record that cannot format would fail in the handler anyway
-            return True
-        cleaned = self.redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, ()
-        return True
-
-
-_REDACTOR = _Redactor()
+_FILTER: logging.Filter | None = None
 
 
 def _install_redactor(values: Iterable[str]) -> None:
-    _REDACTOR.add(values)
+    """Register the credentials with the program's redaction and put its filter on the OAuth loggers.
+
+    The filter sits on those loggers themselves (not only on our handler) because their DEBUG
+    records may reach handlers that are not ours (a test's capture, an embedding program's).
+    """
+    global _FILTER
+    from crossposter.logs import RedactFilter
+
+    register(values)
+    if _FILTER is None:
+        _FILTER = RedactFilter()
     for name in _LEAKY_LOGGERS:
         logger = logging.getLogger(name)
-        if _REDACTOR not in logger.filters:
-            logger.addFilter(_REDACTOR)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
 
 
 def post_url(username: str | None, tweet_id: str) -> str:
