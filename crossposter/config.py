@@ -264,9 +264,13 @@ def load_config(path: Path | str, *, require_secrets: bool = False) -> Config:
     import yaml
     from pydantic import ValidationError
 
+    from crossposter import safeyaml
+
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = safeyaml.load(path.read_text(encoding="utf-8"))  # safe_load without aliases or deep nesting
+    except safeyaml.ShapeError as e:
+        raise ConfigError([f"line {e.line + 1}: {e.problem}"], path) from None
     except FileNotFoundError:
         raise ConfigError([f"config file not found: {path}"]) from None
     except OSError as e:

@@ -499,6 +499,14 @@ class _Known:
 #: again (markdown-it and the YAML of every block: ~15 ms for a real archive, per post) and the block is
 #: edited key by key (``_edit_block``). Any other byte content is parsed and verified in full.
 _written: dict[tuple[str, str], _Known] = {}
+#: threads remembered at most (each holds a copy of its file): a long-running publisher goes through many
+_REMEMBERED = 16
+
+
+def _remember(key: tuple[str, str], known: _Known) -> None:
+    _written[key] = known  # (popped before use: the most recent is last)
+    while len(_written) > _REMEMBERED:
+        del _written[next(iter(_written))]
 
 
 @contextlib.contextmanager
@@ -764,7 +772,7 @@ def update_thread_metadata(path: Path, title: str, update: Callable[[dict], None
             if not isinstance(meta, dict):  # pragma: no cover - update mutates in place, but be sure
                 raise ArchiveError(path, thread.line, "metadata update did not leave a mapping")
             if meta == thread.metadata:
-                _written[key] = known
+                _remember(key, known)
                 return meta
             # the owner's write bit is honoured even by root (the daemon's container runs as root)
             if not os.access(real, os.W_OK) or not read_stat.st_mode & stat.S_IWUSR:
@@ -788,7 +796,7 @@ def update_thread_metadata(path: Path, title: str, update: Callable[[dict], None
                 time.sleep(random.uniform(0, 0.002))
                 continue
             written = dataclasses.replace(written, metadata=_own(meta, thread.metadata))
-            _written[key] = _Known(new, written, block)
+            _remember(key, _Known(new, written, block))
             return meta
         raise ArchiveError(path, None, f"the archive kept changing while crossposter recorded into it "
                                        f"({attempts - 1} attempts in {PATIENCE:.0f} s); is an editor auto-saving it? "
