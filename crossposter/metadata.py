@@ -53,6 +53,7 @@ import datetime
 import errno
 import fcntl
 import functools
+import logging
 import os
 import random
 import secrets
@@ -73,6 +74,8 @@ from crossposter.archive import (
 
 __all__ = ["BLOCK_OPEN", "BLOCK_CLOSE", "update_thread_metadata", "strip_metadata_blocks", "thread_metadata",
            "render_block"]
+
+log = logging.getLogger("crossposter.metadata")
 
 #: how long to wait for another writer before giving up (a writer holds the lock for milliseconds)
 LOCK_TIMEOUT = 60.0
@@ -564,8 +567,9 @@ def _remove_stale_temps(real: Path) -> None:
 #   compared once more. A save that landed between the last look and the rename (an editor renaming its
 #   own temp file into place, or truncating and rewriting the file) is found there; the exchange is
 #   undone, which puts the editor's file back, and the update is redone on top of it.
-# * Without exchange, os.replace is used and the replaced file is compared once more through the
-#   descriptor of the last look: a save into it (in place) is found, and its bytes are put back.
+# * Without exchange, the archive is first hard-linked under a temp name, then replaced with os.replace,
+#   and the replaced file is compared once more: a save into it (in place) is found and that file is
+#   renamed back into place (where hard links are not supported either, it is only reported).
 # * What remains, and no check can see without the editor's cooperation (a lock it honours): a write
 #   into the old file, through a descriptor the editor opened before our rename, after that final
 #   comparison without truncating it first; and, without exchange, a save by rename in the microseconds
@@ -641,16 +645,31 @@ def _write_temp(real: Path, data: bytes, mode_of: os.stat_result) -> tuple[Path,
         raise
 
 
-def _settled(fd: int) -> bytes:
-    """The file's bytes once they stop changing (an editor may be half-way through a save), ~0.5 s at most."""
-    seen = _read_all(fd)
-    for _ in range(25):
-        time.sleep(0.02)
-        now = _read_all(fd)
-        if now == seen:
-            break
-        seen = now
-    return seen
+def _replace_keeping_the_old(tmp: Path, real: Path, read_stat: os.stat_result, ours: int, old_fd: int,
+                             expected: bytes) -> None:
+    """os.replace for a file system without exchange, keeping the replaced file reachable (a hard link)
+    until it is compared once more; a save into it (in place) puts it back, the file itself, so that
+    what the editor writes next through its open handle lands in the archive too. Raises _Conflict then."""
+    keep = real.parent / f"{_tmp_prefix(real)}{os.getpid()}.{secrets.token_hex(4)}.old{_TMP_SUFFIX}"
+    try:
+        os.link(real, keep)
+    except OSError:  # no hard links here (some network and FUSE file systems): compare through old_fd only
+        os.replace(tmp, real)
+        if _read_all(old_fd) != expected:
+            log.warning("%s: a save landed in the archive while crossposter replaced it, on a file system that "
+                        "cannot keep the replaced file: check that your last edit is in the file", real)
+        return
+    try:
+        if os.stat(keep).st_ino != read_stat.st_ino:  # replaced by rename since the last look
+            raise _Conflict()
+        os.replace(tmp, real)
+        if _read_all(old_fd) != expected:  # saved in place into the file we replaced: put it back
+            if os.stat(real).st_ino == ours:  # (unless yet another save replaced ours: that one is newest)
+                os.replace(keep, real)
+            raise _Conflict()
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(keep)
 
 
 def _atomic_write(real: Path, data: bytes, folder_fd: int, path: Path, read_stat: os.stat_result,
@@ -677,18 +696,8 @@ def _atomic_write(real: Path, data: bytes, folder_fd: int, path: Path, read_stat
                     _exchange(tmp, real)
                 raise _Conflict()
         else:
-            os.replace(tmp, real)
+            _replace_keeping_the_old(tmp, real, read_stat, ours, old_fd, expected)
             tmp = None
-            if _read_all(old_fd) != expected:  # saved in place into the file we just replaced: put it back
-                saved = _settled(old_fd)
-                back, _ = _write_temp(real, saved, read_stat)
-                try:
-                    if os.stat(real).st_ino == ours:  # (unless someone replaced ours meanwhile: theirs stays)
-                        os.replace(back, real)
-                finally:
-                    with contextlib.suppress(OSError):
-                        os.unlink(back)
-                raise _Conflict()
     except _Conflict:
         raise
     except BaseException as e:  # noqa: B036 - also on KeyboardInterrupt: never leave a temp file behind
