@@ -24,6 +24,10 @@ module is paranoid:
   ``datetime`` objects; they round-trip as such. A block is regenerated from
   its data when it changes, so YAML comments a person wrote inside it are not
   kept (the block is crossposter's; nothing outside it is ever rewritten).
+  The block is rendered key by key (a block-style mapping is its keys' texts
+  one after another); later writes of this process re-render only the keys
+  that changed, and of a list that grew only its new entries (``_edit_block``),
+  so that recording post n costs what recording post 1 costs.
   Libyaml (``CSafeLoader``/``CSafeDumper``) is used when PyYAML was built with it.
 * **Atomic.** New bytes go to a temp file in the same folder, flushed and
   fsynced, given the original file's permission bits (and owner, when we are
@@ -39,9 +43,9 @@ module is paranoid:
   processes (each call opens its own descriptor). The file is re-read under the
   lock, so an update never works on stale bytes. Leftover temp files of a
   writer that was killed are removed under the same lock. Editors do not take
-  the lock: if the file's inode, size or mtime changed between our read and the
-  rename, the temp file is discarded and the read-modify-write redone (so an
-  editor's save is never overwritten; ``update`` may run more than once).
+  the lock: see "writing beside an editor" below for how a save made during
+  our read-modify-write is found (by content) and kept (``update`` may then run
+  more than once), and what no check can see.
 """
 
 from __future__ import annotations
@@ -767,7 +771,7 @@ def update_thread_metadata(path: Path, title: str, update: Callable[[dict], None
                 raise ArchiveError(path, None, f"cannot read the archive: {e.strerror or e}") from None
             data = on_disk
             known = _written.pop(key, None)
-            if known is None or known.data != data:
+            if known is None or known.data != data:  # not (only) what this process wrote: read it afresh
                 try:
                     thread = parse_archive(decode_archive(data, path), path).find(title)
                 except ArchiveError:
