@@ -387,6 +387,8 @@ def load_config(path: Path | str, *, require_secrets: bool = False) -> Config:
     import yaml
     from pydantic import ValidationError
 
+    from crossposter import safeyaml
+
     path = Path(path)
     try:
         data = read_small_file(path, CONFIG_FILE_MAX_BYTES)
@@ -401,7 +403,9 @@ def load_config(path: Path | str, *, require_secrets: bool = False) -> Config:
         raise ConfigError([f"line {line}: not UTF-8 text (byte 0x{data[e.start]:02x}); save the file as "
                            "UTF-8"], path) from None
     try:
-        raw = yaml.safe_load(text)
+        raw = safeyaml.load(text)  # safe_load without aliases or deep nesting
+    except safeyaml.ShapeError as e:
+        raise ConfigError([f"line {e.line + 1}: {e.problem}"], path) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""

@@ -130,7 +130,6 @@ def _archives(config: Any, report: _Report, limits: dict[str, int], now: datetim
     from zoneinfo import ZoneInfo
 
     from crossposter.archive import ArchiveError, read_archive
-    from crossposter.commands.schedule import published_platforms
     from crossposter.plan import plan_thread
     from crossposter.schedule import STATE_FILE, DaemonState, thread_info
 
@@ -157,14 +156,15 @@ def _archives(config: Any, report: _Report, limits: dict[str, int], now: datetim
         for thread in archive.threads:
             info = thread_info(path, thread, config.timezone)
             where = f"{path}:{thread.line}: {thread.title!r}"
-            if info.schedule_error:
-                report.fail(info.schedule_error)
+            if info.error:  # a block no command will use is a problem whether or not it is scheduled
+                for line in info.error.splitlines():
+                    report.fail(line)
                 continue
             if info.skipped:
                 continue
             wanted = info.schedule is not None or info.queued
-            meta = thread.metadata if isinstance(thread.metadata, dict) else {}
-            if info.schedule is not None and not published_platforms(meta):
+            started = info.meta is not None and info.meta.started
+            if info.schedule is not None and not started:
                 late = (now - info.schedule).total_seconds()
                 entry = state.get(info.key, info.sig)
                 if entry and entry.get("outcome") in ("missed", "failed"):
@@ -179,6 +179,6 @@ def _archives(config: Any, report: _Report, limits: dict[str, int], now: datetim
             for d in plan.errors:
                 msg = f"{path}:{d.line}: " + (f"[{d.platform}] " if d.platform else "") + f"{d.message}"
                 (report.fail if wanted else report.warn)(msg + ("" if wanted else f" (in unscheduled {thread.title!r})"))
-            if wanted and not published_platforms(meta):
+            if wanted and not started:
                 n_sched += 1
         report.ok(f"{path}: {len(archive.threads)} thread(s), {n_sched} scheduled or queued to go")

@@ -3,6 +3,11 @@
 Exit codes: 0 every platform done; 1 some platform did not finish (the summary says why and
 how to resume); 2 nothing was posted because of a problem found before the first request
 (config, archive, credentials, images); 3 another run is posting this thread right now.
+
+A dry run goes through the same pre-flight as a real run. What only a real run needs (a config
+file, credentials, a writable archive and state_dir) does not stop it, since it posts to fakes
+and records into a copy: it shows the posts and the archive diff, then lists those problems as
+what a real run would refuse, and exits 2 like the real run would.
 """
 
 from __future__ import annotations
@@ -40,12 +45,15 @@ def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, con
     err = _console()
     err.stderr = True
     cfg_file = find_config_file(config_path)
+    refusals: list[str] = []
     try:
         if cfg_file is not None:
             config = load_config(cfg_file)
         elif dry_run:
             config = default_config()
             err.print("No config file found: the dry run uses the defaults (all three platforms).")
+            refusals.append("no config file: `crossposter post` needs one: pass --config FILE, set CROSSPOSTER_CONFIG, "
+                            "or create ./crossposter.yaml (see config.example.yaml)")
         else:
             err.print("[bold red]No config file.[/] `crossposter post` needs one: pass --config FILE, set "
                       "CROSSPOSTER_CONFIG, or create ./crossposter.yaml (see config.example.yaml).")
@@ -61,7 +69,7 @@ def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, con
         err.print(f"{archive}: no such archive file", markup=False)
         return EXIT_PREFLIGHT
     progress = sys.stdout.isatty() and not dry_run
-    _setup_logging(progress)
+    _setup_logging(progress or dry_run)  # a dry run prints what it would send below: no "posted" log lines
     adapters = None
     if dry_run:
         from crossposter.fakes import fake_adapters
@@ -75,7 +83,10 @@ def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, con
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        err.print("Stopping: no new requests; what is already sent gets recorded. Run again to resume.")
+        if dry_run:
+            err.print("Stopping the dry run.")
+        else:
+            err.print("Stopping: no new requests; what is already sent gets recorded. Run again to resume.")
 
     in_main = threading.current_thread() is threading.main_thread()  # signals can only be caught there
     previous = {sig: signal.signal(sig, stop_soon) for sig in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
@@ -95,7 +106,11 @@ def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, con
             signal.signal(sig, handler)
 
     if dry_run and adapters is not None:
-        console.print(f"[bold]Dry run[/] of {thread!r}: nothing was sent, the archive was not touched.\n")
+        console.print(f"[bold]Dry run[/] of {thread!r}: nothing was sent, the archive was not touched.")
+        if refusals or result.refusals:
+            console.print("[bold red]A real run would refuse this thread now[/] (the problems are listed at the end); "
+                          "below is what it would do once they are fixed.")
+        console.print()
         for name, fake in adapters.items():
             posts = fake.thread()
             console.print(f"[bold]{name}[/]: {len(posts)} post(s) would be sent")
@@ -115,11 +130,17 @@ def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, con
         console.print("[bold]Archive changes that posting would write:[/]")
         console.print(text if text else "(none)", markup=False)
 
-    _summary(console, result)
+    _summary(console, result, dry_run)
+    refusals += result.refusals
+    if refusals:
+        err.print("[bold red]A real run would refuse this thread before its first request; fix these first:[/]")
+        for problem in refusals:
+            err.print(f"  {problem}", markup=False)
+        return EXIT_PREFLIGHT
     return EXIT_OK if result.ok else EXIT_INCOMPLETE
 
 
-def _summary(console, result) -> None:  # noqa: ANN001 - rich Console / PublishResult, imported lazily
+def _summary(console, result, dry_run: bool = False) -> None:  # noqa: ANN001 - rich Console / PublishResult
     """The table of outcomes. Messages quote server answers: redacted before rich folds them into cells
     (a secret folded over two lines could no longer be recognised)."""
     from rich.markup import escape
@@ -127,7 +148,8 @@ def _summary(console, result) -> None:  # noqa: ANN001 - rich Console / PublishR
 
     from crossposter.redact import redact
 
-    table = Table(title=f"{result.title} — {result.archive.name}", title_justify="left")
+    title = f"{result.title} — {result.archive.name}" + (" (dry run: what a real run would do)" if dry_run else "")
+    table = Table(title=title, title_justify="left")
     table.add_column("platform")
     table.add_column("posted", justify="right")
     table.add_column("state")
@@ -141,6 +163,10 @@ def _summary(console, result) -> None:  # noqa: ANN001 - rich Console / PublishR
                                                                          "stopped"} else "red"
         table.add_row(name, f"{o.posted}/{o.total}", f"[{style}]{o.state}[/]", escape(redact(detail)))
     console.print(table)
-    if not result.ok:
+    if result.ok:
+        return
+    if dry_run:  # nothing was published, so there is nothing to resume
+        console.print("A real run would not finish every platform; the table says why.")
+    else:
         console.print("Not every platform finished; fix what the table says and run the same command again to "
                       "resume (posts already published are skipped).")
