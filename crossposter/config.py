@@ -178,7 +178,15 @@ _FILE_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a charact
 
 
 class FileProblem(Exception):
-    """Why a small file could not be read, in words that fit after its name."""
+    """Why a small file could not be read, in words that fit after its name.
+
+    `denied` is set when the file exists but the user running crossposter may not read it:
+    the fix then is the file's owner or mode, not its content.
+    """
+
+    def __init__(self, message: str, *, denied: bool = False) -> None:
+        super().__init__(message)
+        self.denied = denied
 
 
 def read_small_file(path: Path | str, max_bytes: int) -> bytes:
@@ -195,12 +203,12 @@ def read_small_file(path: Path | str, max_bytes: int) -> bytes:
     except FileNotFoundError:
         raise FileProblem("does not exist") from None
     except OSError as e:
-        raise FileProblem(f"cannot be read ({e.strerror or e})") from None
+        raise FileProblem(f"cannot be read ({e.strerror or e})", denied=isinstance(e, PermissionError)) from None
     _check_kind(st, max_bytes)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
-        raise FileProblem(f"cannot be read ({e.strerror or e})") from None
+        raise FileProblem(f"cannot be read ({e.strerror or e})", denied=isinstance(e, PermissionError)) from None
     try:
         _check_kind(os.fstat(fd), max_bytes)
         chunks: list[bytes] = []
@@ -212,7 +220,7 @@ def read_small_file(path: Path | str, max_bytes: int) -> bytes:
             chunks.append(chunk)
             size += len(chunk)
     except OSError as e:
-        raise FileProblem(f"cannot be read ({e.strerror or e})") from None
+        raise FileProblem(f"cannot be read ({e.strerror or e})", denied=isinstance(e, PermissionError)) from None
     finally:
         os.close(fd)
     if size > max_bytes:
@@ -286,7 +294,9 @@ def read_secret(name: str, environ: Mapping[str, str] | None = None) -> SecretSt
         try:
             raw = read_small_file(file_name, SECRET_FILE_MAX_BYTES)
         except FileProblem as e:
-            raise ConfigError([f"{name}_FILE: cannot read {file_name}: it {e} ({fix})"]) from None
+            if e.denied:
+                fix = f"let user id {os.getuid()}, which crossposter runs as, read it (owner or mode)"
+            raise ConfigError([f"{label} {e} ({fix})"]) from None
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:

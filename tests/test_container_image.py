@@ -345,6 +345,6 @@ def test_unreadable_secret_file_stops_the_daemon_with_a_clear_error(podman: Podm
         podman.remove_container(name)
     out = r.stdout + r.stderr
     assert r.returncode == 1, out
-    assert re.search(r"CROSSPOSTER_BLUESKY_PASSWORD_FILE: cannot read /run/secrets/bluesky_password: "
-                     r"Permission denied", out), out
+    assert re.search(r"CROSSPOSTER_BLUESKY_PASSWORD_FILE: /run/secrets/bluesky_password cannot be read "
+                     r"\(Permission denied\) \(let user id 10001, which crossposter runs as, read it", out), out
     assert "unreadable-secret-value" not in out
