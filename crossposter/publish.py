@@ -619,8 +619,7 @@ def warm_up(platforms: list[str]) -> None:
 
             request = Request(timeout=1, verify=ssl_context())  # the CA bundle is loaded here, once
             Client(base_url="http://127.0.0.1:9", request=request)  # never used: builds the HTTP stack
-            with contextlib.suppress(Exception):
-                request._client.close()
+            request.close()
             for name in ("ComAtprotoServerGetSession", "ComAtprotoRepoPutRecord", "ComAtprotoRepoUploadBlob",
                          "ComAtprotoRepoStrongRef", "AppBskyFeedPost", "AppBskyEmbedImages", "AppBskyRichtextFacet"):
                 getattr(models, name)

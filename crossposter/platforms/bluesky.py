@@ -426,8 +426,11 @@ class BlueskyAdapter:
         uri = str(response.uri)
         return PostRef(id=uri, url=post_url(self._session_handle or self.handle, uri), cid=str(response.cid))
 
-    def _put_record_data(self, post: OutgoingPost, parent: PostRef | None, root: PostRef | None) -> Any:
-        """The putRecord input for `post` (validated by the SDK's models); RejectedError when it is invalid."""
+    def _put_record_data(self, post: OutgoingPost, parent: PostRef | None, root: PostRef | None,
+                         repo: str | None = None) -> Any:
+        """The putRecord input for `post` (validated by the SDK's models); RejectedError when it is invalid.
+
+        `repo` defaults to the logged-in account's DID; `warm_models` passes a made-up one (no login)."""
         from atproto_client import models
         from pydantic import ValidationError
 
@@ -455,7 +458,7 @@ class BlueskyAdapter:
                 embed=self._images_embed(post),
             )
             return models.ComAtprotoRepoPutRecord.Data(
-                repo=self._did, collection=POST_COLLECTION, rkey=post.rkey, record=record
+                repo=repo or self._did, collection=POST_COLLECTION, rkey=post.rkey, record=record
             )
         except ValidationError as e:
             problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
@@ -588,14 +591,13 @@ def warm_models() -> None:
     blob = get_or_create({"$type": "blob", "ref": {"$link": cid}, "mimeType": "image/png", "size": 1},
                          BlobRef, strict=True)
     adapter = BlueskyAdapter("warm-up.invalid", None, state_dir=Path(tempfile.gettempdir()))
-    adapter._did = did
     text = "warm-up https://example.com #tag"
     post = OutgoingPost(text=text, index=1, thread_key="warm-up", rkey="3l3warmupwarn",
                         created_at=now_iso(), facets=[Facet(8, 27, "link", "https://example.com"),
                                                       Facet(28, 32, "tag", "tag")],
                         media=[UploadedMedia(id=cid, alt="a", width=2, height=1, raw=blob)])
     ref = PostRef(id=uri, url="https://bsky.app", cid=cid)
-    get_model_as_json(adapter._put_record_data(post, ref, ref))
+    get_model_as_json(adapter._put_record_data(post, ref, ref, repo=did))
     get_or_create({"uri": uri, "cid": cid}, models.ComAtprotoRepoPutRecord.Response, strict=True)
     get_or_create({"blob": {"$type": "blob", "ref": {"$link": cid}, "mimeType": "image/png", "size": 1}},
                   models.ComAtprotoRepoUploadBlob.Response, strict=True)
