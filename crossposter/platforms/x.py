@@ -2,8 +2,9 @@
 
 Why the host is rewritten: `tweepy.Client.request` hard-codes
 `https://api.twitter.com`, but the API base must be configurable (a proxy, or a
-local fake in tests). Its session's `request` is wrapped to swap the host and
-to add a timeout (tweepy sends none, so a stalled connection would hang forever).
+local fake in tests). Its public `session` attribute is given a requests.Session
+subclass that swaps the host and adds a timeout (tweepy sends none, so a
+stalled connection would hang forever).
 The OAuth 1.0a signature is computed by requests when the request is prepared,
 i.e. over the rewritten URL, so it stays valid.
 
@@ -234,20 +235,6 @@ class XAdapter:
         ck, cs, at, ats = (s.get_secret_value() for s in self._credentials)
         return OAuth1UserHandler(ck, cs, at, ats).apply_auth()
 
-    def _rebased(self, session: Any) -> Any:
-        """Send tweepy's requests to `api_base` instead of api.twitter.com, always with a timeout."""
-        original = session.request
-        base, timeout = self.api_base, self._timeout
-
-        def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-            if url.startswith(TWEEPY_HOST):
-                url = base + url[len(TWEEPY_HOST):]
-            kwargs.setdefault("timeout", timeout)
-            return original(method, url, *args, **kwargs)
-
-        session.request = request
-        return session
-
     def _tweepy(self) -> Any:
         with self._lock:
             return self._tweepy_locked()
@@ -264,7 +251,7 @@ class XAdapter:
             client = tweepy.Client(consumer_key=ck, consumer_secret=cs, access_token=at, access_token_secret=ats,
                                    wait_on_rate_limit=False)
             client.user_agent = f"crossposter {client.user_agent}"
-            self._rebased(client.session)
+            client.session = _rebased_session(self.api_base, self._timeout)
             self._client = client
         return self._client
 
@@ -423,6 +410,20 @@ def readable_text(text: str, entities: Mapping[str, Any] | None) -> str:
         replacement = "" if url.get("media_key") else str(url.get("expanded_url") or short)
         text = text.replace(short, replacement)
     return html.unescape(text).rstrip()
+
+
+def _rebased_session(api_base: str, timeout: float) -> Any:
+    """A requests session that sends tweepy's `https://api.twitter.com` requests to `api_base`, with a timeout."""
+    import requests
+
+    class RebasedSession(requests.Session):
+        def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(url, str) and url.startswith(TWEEPY_HOST):
+                url = api_base + url[len(TWEEPY_HOST):]
+            kwargs.setdefault("timeout", timeout)
+            return super().request(method, url, *args, **kwargs)
+
+    return RebasedSession()
 
 
 def from_config(config: Config) -> XAdapter:
