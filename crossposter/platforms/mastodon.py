@@ -30,15 +30,14 @@ import hashlib
 import html
 import json
 import logging
-import os
 import re
-import tempfile
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from crossposter.atomic import write_atomic
 from crossposter.platforms.base import (
     ImageUpload,
     Limits,
@@ -358,11 +357,7 @@ class MastodonAdapter:
             return
         payload = {"instance": self.instance, "fetched_at": datetime.now(UTC).isoformat(), "limits": values}
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".mastodon-instance-", dir=path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(payload, f, indent=2)
-            os.replace(tmp, path)
+            write_atomic(path, json.dumps(payload, indent=2).encode("utf-8"), 0o600)
         except OSError as e:  # a cache is an optimisation: never fail a publication over it
             log.debug("mastodon: cannot cache instance limits in %s: %s", path, e)
 
