@@ -243,11 +243,13 @@ def typed_posts(draw: st.DrawFn) -> tuple[list, bool, bool, bool]:
     if len(tcos) != len(set(tcos)):
         parts = [p for p in parts if not (isinstance(p, tuple) and p[0] == "url")]
     parts = [p for p in parts if p != ""]
-    if parts and isinstance(parts[0], str):  # X trims what it stores
+    # X trims what it stores: white space at either end, however many text parts it spans
+    while parts and isinstance(parts[0], str) and parts[0] != parts[0].lstrip():
         parts[0] = parts[0].lstrip()
-    if parts and isinstance(parts[-1], str):
+        parts = parts if parts[0] else parts[1:]
+    while parts and isinstance(parts[-1], str) and parts[-1] != parts[-1].rstrip():
         parts[-1] = parts[-1].rstrip()
-    parts = [p for p in parts if p != ""]
+        parts = parts if parts[-1] else parts[:-1]
     if not parts:
         parts = ["x"]
     return parts, draw(st.booleans()), draw(st.booleans()), draw(st.booleans())
