@@ -20,6 +20,7 @@ thread reaches all three in about the time of the slowest one.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import logging
@@ -29,6 +30,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crossposter.model import PLATFORMS, Post, ThreadPlan
+from crossposter.outcome import OutcomeState, PlatformOutcome, PublishResult
 from crossposter.platforms.base import (
     Adapter,
     ImageUpload,
@@ -51,6 +54,7 @@ from crossposter.platforms.base import (
     UnauthorizedError,
     UploadedMedia,
 )
+from crossposter.reporter import Reporter, default_reporter
 
 if TYPE_CHECKING:
     from crossposter.archive import Archive, Thread
@@ -59,10 +63,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("crossposter.publish")
 
-#: Every state a platform's chain can end in.
-STATES = ("done", "rate_limited", "transient", "rejected", "unauthorized", "maybe_posted", "changed", "error",
-          "stopped")
-_RETRYABLE = {"rate_limited", "transient", "stopped"}
 
 Recorder = Callable[[Path, str, Callable[[dict], None]], dict]
 #: A prepared image: (path, alt text, byte limit, pixel limit).
@@ -71,40 +71,7 @@ Sleep = Callable[[float], None]
 Clock = Callable[[], datetime]
 
 
-# --------------------------------------------------------------------------- results
-
-
-@dataclass
-class PlatformOutcome:
-    platform: str
-    state: str
-    posted: int
-    total: int
-    links: list[str] = field(default_factory=list)
-    message: str = ""
-    retry_at: datetime | None = None  # aware UTC, for rate_limited/transient
-
-
-@dataclass
-class PublishResult:
-    archive: Path
-    title: str
-    outcomes: dict[str, PlatformOutcome]
-    #: The plan that was published (after re-planning for the instance's real limits).
-    plan: ThreadPlan | None = None
-    #: Dry runs only: the archive's bytes as the run would have left them.
-    archive_after: bytes | None = None
-    #: Dry runs only: what would make a real run refuse before its first request (unwritable archive or
-    #: state_dir, missing credentials); the dry run itself went on with fakes and a copy of the archive.
-    refusals: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return all(o.state == "done" for o in self.outcomes.values())
-
-    @property
-    def retryable(self) -> bool:
-        return not self.ok and all(o.state == "done" or o.state in _RETRYABLE for o in self.outcomes.values())
+# --------------------------------------------------------------------------- errors
 
 
 class PreflightError(Exception):
@@ -129,7 +96,7 @@ class ThreadLockedError(Exception):
 class _Stop(Exception):
     """Ends a chain with a given outcome state; raised from deep inside retries."""
 
-    def __init__(self, state: str, message: str, retry_at: datetime | None = None) -> None:
+    def __init__(self, state: OutcomeState, message: str, retry_at: datetime | None = None) -> None:
         super().__init__(message)
         self.state = state
         self.message = message
@@ -185,66 +152,6 @@ def _ref_from_entry(entry: Entry) -> PostRef:
     return PostRef(id=entry.id, url=entry.link, cid=entry.cid)
 
 
-# --------------------------------------------------------------------------- progress
-
-
-class _Reporter:
-    """Plain log lines (daemon, pipes); the rich subclass draws a bar per platform."""
-
-    def __enter__(self) -> _Reporter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def start(self, platform: str, done: int, total: int) -> None:
-        log.info("%s: %d/%d already posted, %d to go", platform, done, total, total - done)
-
-    def posted(self, platform: str, done: int, total: int, url: str) -> None:
-        log.info("%s: posted %d/%d %s", platform, done, total, url)
-
-    def note(self, platform: str, message: str) -> None:
-        log.warning("%s: %s", platform, message)
-
-    def finish(self, outcome: PlatformOutcome) -> None:
-        level = logging.INFO if outcome.state == "done" else logging.WARNING
-        log.log(level, "%s: %s, %d/%d posted%s", outcome.platform, outcome.state, outcome.posted, outcome.total,
-                f" — {outcome.message}" if outcome.message else "")
-
-
-class _RichReporter(_Reporter):
-    def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._progress = Progress(TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
-                                  TextColumn("{task.fields[status]}"), TimeElapsedColumn())
-        self._tasks: dict[str, Any] = {}
-
-    def __enter__(self) -> _RichReporter:
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
-
-    def start(self, platform: str, done: int, total: int) -> None:
-        self._tasks[platform] = self._progress.add_task(platform, total=total, completed=done, status="")
-
-    def posted(self, platform: str, done: int, total: int, url: str) -> None:
-        self._progress.update(self._tasks[platform], completed=done, status="")
-
-    def note(self, platform: str, message: str) -> None:
-        if platform in self._tasks:
-            self._progress.update(self._tasks[platform], status=message[:60])
-
-    def finish(self, outcome: PlatformOutcome) -> None:
-        task = self._tasks.get(outcome.platform)
-        if task is None:
-            self.start(outcome.platform, outcome.posted, outcome.total)
-            task = self._tasks[outcome.platform]
-        self._progress.update(task, completed=outcome.posted, status=outcome.state)
-
-
 # --------------------------------------------------------------------------- retries
 
 
@@ -255,7 +162,7 @@ class _Runtime:
     sleep: Sleep | None
     now: Clock
     rng: random.Random
-    reporter: _Reporter
+    reporter: Reporter
 
     def wait(self, seconds: float) -> None:
         if seconds > 0:
@@ -264,7 +171,7 @@ class _Runtime:
             else:
                 self.stop_event.wait(seconds)
         if self.stop_event.is_set():
-            raise _Stop("stopped", "stopped on request; run again to resume")
+            raise _Stop(OutcomeState.STOPPED, "stopped on request; run again to resume")
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter: uniform(0, min(max_delay, base·2^(attempt-1)))."""
@@ -277,14 +184,14 @@ class _Runtime:
         attempt = 0
         while True:
             if self.stop_event.is_set():
-                raise _Stop("stopped", "stopped on request; run again to resume")
+                raise _Stop(OutcomeState.STOPPED, "stopped on request; run again to resume")
             try:
                 return fn()
             except TransientError as e:
                 attempt += 1
                 if attempt >= r.attempts:
                     retry_at = self.now() + timedelta(seconds=max(r.max_delay, e.retry_after or 0))
-                    raise _Stop("transient", f"{what}: gave up after {attempt} attempts: {e.message}",
+                    raise _Stop(OutcomeState.TRANSIENT, f"{what}: gave up after {attempt} attempts: {e.message}",
                                 retry_at) from None
                 delay = self.backoff(attempt)
                 if e.retry_after:
@@ -296,13 +203,13 @@ class _Runtime:
                 attempt += 1
                 if e.reset_at is None:
                     if attempt >= r.attempts:
-                        raise _Stop("rate_limited", f"{what}: rate limited ({e.message}), no reset time given",
+                        raise _Stop(OutcomeState.RATE_LIMITED, f"{what}: rate limited ({e.message}), no reset time given",
                                     self.now() + timedelta(seconds=r.max_delay)) from None
                     delay = self.backoff(attempt)
                 else:
                     delay = (e.reset_at - self.now()).total_seconds() + 1.0
                     if delay > r.max_rate_limit_wait or attempt >= r.attempts:
-                        raise _Stop("rate_limited", f"{what}: rate limited until "
+                        raise _Stop(OutcomeState.RATE_LIMITED, f"{what}: rate limited until "
                                     f"{e.reset_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC; resume after that",
                                     e.reset_at.astimezone(UTC)) from None
                 self.reporter.note(platform, f"{what}: rate limited, waiting {max(delay, 0):.0f}s")
@@ -394,11 +301,11 @@ class _Chain:
     write: Callable[[Callable[[dict], None]], None]
     thread_key: str
     language: str
-    rt: _Runtime
+    runtime: _Runtime
     upload_ahead: bool = True
     max_image_pixels: int | None = None
 
-    def outcome(self, state: str, posted: int, message: str = "", retry_at: datetime | None = None,
+    def outcome(self, state: OutcomeState, posted: int, message: str = "", retry_at: datetime | None = None,
                 links: list[str] | None = None) -> PlatformOutcome:
         return PlatformOutcome(self.platform, state, posted, len(self.posts), links or [], message, retry_at)
 
@@ -406,7 +313,7 @@ class _Chain:
         out = []
         for img in self.posts[index].images:
             data = self.prepared[(str(img.path), img.alt, self.max_image_bytes, self.max_image_pixels)]
-            out.append(self.rt.call(self.platform, f"post {index + 1}: upload {img.src}",
+            out.append(self.runtime.call(self.platform, f"post {index + 1}: upload {img.src}",
                                     lambda d=data: self.adapter.upload_image(d)))
         return out
 
@@ -414,18 +321,29 @@ class _Chain:
         post = self.posts[index]
         new_tid_fn = getattr(self.adapter, "new_tid", None) or new_tid
         return {"index": index, "rkey": new_tid_fn(),
-                "created_at": self.rt.now().astimezone(UTC).isoformat(timespec="milliseconds").replace(
+                "created_at": self.runtime.now().astimezone(UTC).isoformat(timespec="milliseconds").replace(
                     "+00:00", "Z"),
                 "sha": text_sha(post.text)}
 
     def run(self) -> PlatformOutcome:
+        outcome = self._run()
+        self.runtime.reporter.chain_ended(outcome)
+        return outcome
+
+    def _record(self, update: Callable[[dict], None]) -> None:
+        """Write `update` into the thread's block (grouped with the other chains' writes) and report the wait."""
+        started = time.perf_counter()
+        self.write(update)
+        self.runtime.reporter.recorded(self.platform, time.perf_counter() - started)
+
+    def _run(self) -> PlatformOutcome:
         p = self.platform
         total = len(self.posts)
         links = [e.link for e in self.recorded]
         start = len(self.recorded)
-        self.rt.reporter.start(p, start, total)
+        self.runtime.reporter.start(p, start, total)
         if start >= total:
-            return self.outcome("done", start, "already posted", links=links)
+            return self.outcome(OutcomeState.DONE, start, "already posted", links=links)
         parent = _ref_from_entry(self.recorded[-1]) if self.recorded else None
         root = _ref_from_entry(self.recorded[0]) if self.recorded else None
         # Two upload lanes, one post ahead: the next post's images go up while this one is posted, and at
@@ -455,10 +373,10 @@ class _Chain:
                 if not (self.pending and self.pending.get("index") == start and self.pending.get("rkey")):
                     self.pending = self._pending_for(start)
                     pend = dict(self.pending)
-                    self.write(lambda meta: meta.setdefault("pending", {}).__setitem__("bluesky", pend))
+                    self._record(lambda meta: meta.setdefault("pending", {}).__setitem__("bluesky", pend))
             for i in range(start, total):
-                if self.rt.stop_event.is_set():
-                    raise _Stop("stopped", "stopped on request; run again to resume")
+                if self.runtime.stop_event.is_set():
+                    raise _Stop(OutcomeState.STOPPED, "stopped on request; run again to resume")
                 post = self.posts[i]
                 sha = text_sha(post.text)
                 media = media_for(i)
@@ -469,7 +387,7 @@ class _Chain:
                     out.rkey = str(self.pending["rkey"])
                     out.created_at = str(self.pending["created_at"])
                 try:
-                    ref = self.rt.call(p, f"post {i + 1}",
+                    ref = self.runtime.call(p, f"post {i + 1}",
                                        lambda o=out, par=parent, r=root: self.adapter.publish(o, par, r))
                 except MaybePostedError as e:
                     ref = self._settle_maybe_posted(i, parent, e)
@@ -477,35 +395,35 @@ class _Chain:
                 if ref.cid:
                     entry["cid"] = ref.cid
                 entry["sha"] = sha
-                nxt = self._pending_for(i + 1) if p == "bluesky" and i + 1 < total else None
+                next_pending = self._pending_for(i + 1) if p == "bluesky" and i + 1 < total else None
                 try:
-                    self.write(lambda meta, k=i, e=entry, n=nxt: self._apply(meta, k, e, n))
+                    self._record(lambda meta, k=i, e=entry, n=next_pending: self._apply(meta, k, e, n))
                 except Exception as err:  # the post is out but not recorded: say exactly what to write by hand
-                    raise _Stop("error", f"post {i + 1} was published ({ref.url}) but could not be recorded in "
+                    raise _Stop(OutcomeState.ERROR, f"post {i + 1} was published ({ref.url}) but could not be recorded in "
                                          f"the archive: {err}. Add `- {{id: \"{ref.id}\"}}` as entry {i + 1} under "
                                          f"`{p}:` in the thread's crossposter block before running again.") from None
-                self.pending = nxt
+                self.pending = next_pending
                 posted = i + 1
                 links.append(ref.url)
                 parent = ref
                 root = root or ref
-                self.rt.reporter.posted(p, posted, total, ref.url)
-            return self.outcome("done", posted, links=links)
+                self.runtime.reporter.posted(p, posted, total, ref.url)
+            return self.outcome(OutcomeState.DONE, posted, links=links)
         except _Stop as s:
             return self.outcome(s.state, posted, s.message, s.retry_at, links)
         except RejectedError as e:
-            return self.outcome("rejected", posted, f"post {posted + 1} (line {self.posts[posted].line}) was "
+            return self.outcome(OutcomeState.REJECTED, posted, f"post {posted + 1} (line {self.posts[posted].line}) was "
                                                     f"rejected: {e.message}", links=links)
         except UnauthorizedError as e:
-            return self.outcome("unauthorized", posted, f"{e.message} (check the credentials, then run again)",
+            return self.outcome(OutcomeState.UNAUTHORIZED, posted, f"{e.message} (check the credentials, then run again)",
                                 links=links)
         except MaybePostedError as e:
-            return self.outcome("maybe_posted", posted, self._maybe_posted_message(posted, e), links=links)
+            return self.outcome(OutcomeState.MAYBE_POSTED, posted, self._maybe_posted_message(posted, e), links=links)
         except PlatformError as e:
-            return self.outcome("error", posted, e.message, links=links)
+            return self.outcome(OutcomeState.ERROR, posted, e.message, links=links)
         except Exception as e:  # an adapter bug must not take the other platforms down
             log.exception("%s: unexpected error", p)
-            return self.outcome("error", posted, f"unexpected {type(e).__name__}: {e}", links=links)
+            return self.outcome(OutcomeState.ERROR, posted, f"unexpected {type(e).__name__}: {e}", links=links)
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -515,15 +433,15 @@ class _Chain:
         fixed = []
         for ref in (parent, root):
             if ref is not None and not ref.cid:
-                found = self.rt.call(self.platform, "look up recorded post", lambda r=ref: self.adapter.lookup(r.id))
+                found = self.runtime.call(self.platform, "look up recorded post", lambda r=ref: self.adapter.lookup(r.id))
                 if found is None or not found.ref.cid:
-                    raise _Stop("error", f"the recorded post {ref.id} no longer exists on bluesky; remove it from "
+                    raise _Stop(OutcomeState.ERROR, f"the recorded post {ref.id} no longer exists on bluesky; remove it from "
                                          "the thread's crossposter block to post the rest as a new thread")
                 ref = PostRef(id=ref.id, url=ref.url, cid=found.ref.cid)
             fixed.append(ref)
         return fixed[0], fixed[1]
 
-    def _apply(self, meta: dict, index: int, entry: dict, nxt: dict | None) -> None:
+    def _apply(self, meta: dict, index: int, entry: dict, next_pending: dict | None) -> None:
         lst = meta.get(self.platform)
         if not isinstance(lst, list):
             lst = []
@@ -534,8 +452,8 @@ class _Chain:
         meta[self.platform] = lst
         pending = meta.get("pending") if isinstance(meta.get("pending"), dict) else {}
         pending.pop(self.platform, None)
-        if nxt is not None:
-            pending[self.platform] = nxt
+        if next_pending is not None:
+            pending[self.platform] = next_pending
         if pending:
             meta["pending"] = pending
         else:
@@ -552,17 +470,17 @@ class _Chain:
         if callable(finder):
             text = self.posts[index].text
             try:
-                found = self.rt.call(self.platform, f"post {index + 1}: look for an earlier attempt",
+                found = self.runtime.call(self.platform, f"post {index + 1}: look for an earlier attempt",
                                      lambda: finder(text, parent))
             except PlatformError as err:
                 log.warning("%s: could not look for an earlier attempt of post %d: %s", self.platform, index + 1,
                             err.message)
                 found = None
             if found is not None:
-                self.rt.reporter.note(self.platform, f"post {index + 1} was already published by an earlier "
+                self.runtime.reporter.note(self.platform, f"post {index + 1} was already published by an earlier "
                                                      f"attempt: {found.url}")
                 return found
-        raise _Stop("maybe_posted", self._maybe_posted_message(index, e))
+        raise _Stop(OutcomeState.MAYBE_POSTED, self._maybe_posted_message(index, e))
 
     def _maybe_posted_message(self, index: int, e: PlatformError) -> str:
         post = self.posts[index]
@@ -781,38 +699,75 @@ def _check_recorded(plan: ThreadPlan, platform: str, recorded: list[Entry]) -> s
 # --------------------------------------------------------------------------- the engine
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class PublishOptions:
+    """How one run publishes, beyond the thread itself: what tests, the dry run and benchmarks change."""
+
+    #: the platforms to publish to (default: every enabled one)
+    platforms: list[str] | None = None
+    #: adapters to use instead of building them from the config (fakes, test doubles)
+    adapters: dict[str, Adapter] | None = None
+    #: set to stop after the request in flight (SIGTERM in the daemon, Ctrl-C in `post`)
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    #: progress goes here; None: rich bars when `progress`, log lines otherwise (made after pre-flight)
+    reporter: Reporter | None = None
+    progress: bool = False
+    #: the clock (tests): `sleep` replaces waiting on `stop_event`, `now` the time
+    sleep: Sleep | None = None
+    now: Clock = _utc_now
+    #: writes the thread's block (`metadata.update_thread_metadata`, or a dry run's copy)
+    recorder: Recorder | None = None
+    dry_run: bool = False
+    #: upload the next post's images while this one is posted
+    upload_ahead: bool = True
+    rng: random.Random = field(default_factory=random.Random)
+
+
 def publish_thread(config: Config, archive_path: Path, title: str, platforms: list[str] | None = None, *,
                    adapters: dict[str, Adapter] | None = None, stop_event: threading.Event | None = None,
                    progress: bool | None = None, sleep: Sleep | None = None, now: Clock | None = None,
                    recorder: Recorder | None = None, dry_run: bool = False, upload_ahead: bool = True,
-                   rng: random.Random | None = None) -> PublishResult:
+                   rng: random.Random | None = None, reporter: Reporter | None = None) -> PublishResult:
     """Publish (or resume) one thread; see the module docstring for the guarantees.
 
-    Extra keywords beyond the contract exist for tests and the dry run: `sleep`/`now` replace the real
-    clock, `recorder` replaces `metadata.update_thread_metadata`, `dry_run` uses in-process fakes (unless
-    `adapters` are given) and records into a temp copy whose bytes come back as `archive_after`.
+    Extra keywords beyond the contract exist for tests, benchmarks and the dry run (see `PublishOptions`):
+    `sleep`/`now` replace the real clock, `recorder` replaces `metadata.update_thread_metadata`, `reporter`
+    receives the progress, `dry_run` uses in-process fakes (unless `adapters` are given) and records into a
+    temp copy whose bytes come back as `archive_after`.
     Raises PreflightError (nothing posted) or ThreadLockedError (another run is posting it).
     """
+    options = PublishOptions(
+        platforms=platforms, adapters=adapters, stop_event=stop_event or threading.Event(), reporter=reporter,
+        progress=sys.stdout.isatty() if progress is None else progress, sleep=sleep, now=now or _utc_now,
+        recorder=recorder, dry_run=dry_run, upload_ahead=upload_ahead, rng=rng or random.Random())
+    return publish_with(config, archive_path, title, options)
+
+
+def publish_with(config: Config, archive_path: Path, title: str, options: PublishOptions) -> PublishResult:
+    """`publish_thread` with its options in one object."""
     archive_path = Path(archive_path).resolve()
-    stop_event = stop_event or threading.Event()
-    if progress is None:
-        progress = sys.stdout.isatty()
-    if dry_run:
+    if options.dry_run:
         tmpdir = Path(tempfile.mkdtemp(prefix="crossposter-dry-run-"))
         try:
             copy = tmpdir / archive_path.name
             shutil.copyfile(archive_path, copy)
-            base = recorder or _default_recorder()
+            base = options.recorder or _default_recorder()
 
             def dry_recorder(_path: Path, t: str, fn: Callable[[dict], None]) -> dict:
                 return base(copy, t, fn)
 
+            adapters = options.adapters
             if adapters is None:
                 from crossposter.fakes import fake_adapters
 
-                adapters = dict(fake_adapters(platforms or config.enabled_platforms(), config=config, strict=False))
-            result = _publish(config, archive_path, title, platforms, adapters, stop_event, progress, sleep, now,
-                              dry_recorder, True, upload_ahead, rng)
+                adapters = dict(fake_adapters(options.platforms or config.enabled_platforms(), config=config,
+                                              strict=False))
+            result = _publish(config, archive_path, title,
+                              dataclasses.replace(options, adapters=adapters, recorder=dry_recorder))
             result.archive_after = copy.read_bytes()
             return result
         finally:
@@ -826,14 +781,14 @@ def publish_thread(config: Config, archive_path: Path, title: str, platforms: li
     except ArchiveError as e:
         raise PreflightError([str(e)]) from None
     with thread_lock(config, archive_path, canonical):
-        return _publish(config, archive_path, title, platforms, adapters, stop_event, progress, sleep, now,
-                        recorder or _default_recorder(), False, upload_ahead, rng)
+        return _publish(config, archive_path, title,
+                        dataclasses.replace(options, recorder=options.recorder or _default_recorder()))
 
 
-def _publish(config: Config, archive_path: Path, title: str, platforms: list[str] | None,
-             adapters: dict[str, Adapter] | None, stop_event: threading.Event, progress: bool, sleep: Sleep | None,
-             now: Clock | None, recorder: Recorder, dry_run: bool, upload_ahead: bool,
-             rng: random.Random | None) -> PublishResult:
+def _publish(config: Config, archive_path: Path, title: str, options: PublishOptions) -> PublishResult:
+    """The run itself, under the thread's lock (or on a dry run's copy): pre-flight, log-ins, chains."""
+    platforms, dry_run = options.platforms, options.dry_run
+    assert options.recorder is not None  # publish_with sets it
     from crossposter.archive import ArchiveError, read_archive
     from crossposter.config import ConfigError, platform_secrets
     from crossposter.plan import plan_thread
@@ -890,7 +845,7 @@ def _publish(config: Config, archive_path: Path, title: str, platforms: list[str
         problems += _image_problems(plan, archive_path, targets, starts)
 
         # 3. adapters (credentials are read here)
-        given = dict(adapters or {})
+        given = dict(options.adapters or {})
         built: dict[str, Adapter] = {}
         for p in targets:
             if p in given:
@@ -908,9 +863,8 @@ def _publish(config: Config, archive_path: Path, title: str, platforms: list[str
         if problems:
             raise PreflightError(problems + refusals)
 
-        reporter: _Reporter = _RichReporter() if progress else _Reporter()
-        rt = _Runtime(config, stop_event, sleep, now or (lambda: datetime.now(UTC)), rng or random.Random(),
-                      reporter)
+        reporter = options.reporter or default_reporter(options.progress)
+        runtime = _Runtime(config, options.stop_event, options.sleep, options.now, options.rng, reporter)
         outcomes: dict[str, PlatformOutcome] = {}
 
         with reporter:
@@ -920,8 +874,8 @@ def _publish(config: Config, archive_path: Path, title: str, platforms: list[str
 
             def login(p: str) -> Any:
                 try:
-                    rt.call(p, "log in", built[p].login)
-                    lim = rt.call(p, "read limits", built[p].limits)
+                    runtime.call(p, "log in", built[p].login)
+                    lim = runtime.call(p, "read limits", built[p].limits)
                     # Prepare images now, while the other platforms still wait for their servers; problems are
                     # reported by the pass over the final plan below (which then only hits this cache).
                     _prepare_images(plan, archive_path, p, starts[p], lim, prepared, cache_lock)
@@ -965,11 +919,11 @@ def _publish(config: Config, archive_path: Path, title: str, platforms: list[str
 
             # 7. the chains, one thread per platform
             chains: dict[str, _Chain] = {}
-            group = _GroupRecorder(recorder, archive_path, title)
+            group = _GroupRecorder(options.recorder, archive_path, title)
             for p in limits:
                 why = _check_recorded(plan, p, recorded[p])
                 if why:
-                    outcome = PlatformOutcome(p, "changed", len(recorded[p]), len(plan.platforms[p].posts),
+                    outcome = PlatformOutcome(p, OutcomeState.CHANGED, len(recorded[p]), len(plan.platforms[p].posts),
                                               [e.link for e in recorded[p]], why)
                     reporter.start(p, outcome.posted, outcome.total)
                     outcomes[p] = outcome
@@ -979,8 +933,8 @@ def _publish(config: Config, archive_path: Path, title: str, platforms: list[str
                                    recorded=recorded[p], pending=pend, prepared=prepared,
                                    max_image_bytes=limits[p].max_image_bytes,
                                    max_image_pixels=limits[p].max_image_pixels, write=group,
-                                   thread_key=thread.key, language=config.language, rt=rt,
-                                   upload_ahead=upload_ahead)
+                                   thread_key=thread.key, language=config.language, runtime=runtime,
+                                   upload_ahead=options.upload_ahead)
             if chains:
                 with ThreadPoolExecutor(max_workers=len(chains), thread_name_prefix="chain") as pool:
                     running = {p: pool.submit(c.run) for p, c in chains.items()}
