@@ -57,6 +57,22 @@ class MastodonConfig(_Strict):
     #: Used by `preview` (no network); publishing reads the instance's real limit.
     max_characters: int = Field(500, ge=1)
 
+    @field_validator("instance")
+    @classmethod
+    def _server_url(cls, v: str) -> str:
+        """`mastodon.social` means https://mastodon.social; a profile link or another scheme is refused,
+        since every request would go to the wrong place."""
+        from urllib.parse import urlsplit
+
+        url = v.strip()
+        if "://" not in url:
+            url = "https://" + url
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") \
+                or parts.query or parts.fragment:
+            raise ValueError(f"{v!r} is not a server address; write just the server, e.g. https://mastodon.social")
+        return f"{parts.scheme.lower()}://{parts.netloc}"
+
 
 class XConfig(_Strict):
     enabled: bool = False
