@@ -22,6 +22,11 @@ from crossposter.split import split
 #: Longest alt text each platform keeps.
 ALT_LIMITS = {"bluesky": 2000, "mastodon": 1500, "x": 1000}
 
+#: Platforms that refuse a post whose text repeats one of the account's recent posts ("duplicate content"):
+#: a thread repeating itself would stop there, half-published.
+REFUSES_REPEATS = ("x",)
+_NAMES = {"x": "X"}
+
 
 @dataclass(frozen=True)
 class PlanOptions:
@@ -82,11 +87,30 @@ def plan_thread(archive: Archive, thread: Thread, config: Config | PlanOptions, 
         result = split(streams[name], name, limit, numbering=options.numbering)
         plan.platforms[name] = PlatformPosts(platform=name, limit=limit, posts=result.posts)
         plan.errors.extend(result.errors)
+        if name in REFUSES_REPEATS:
+            plan.errors.extend(_repeats(result.posts, name))
     if not any(pp.posts for pp in plan.platforms.values()) and names:
         plan.errors.append(Diagnostic(thread.line, "the thread has nothing to post"))
     plan.errors.sort(key=lambda d: d.line)
     plan.warnings.sort(key=lambda d: d.line)
     return plan
+
+
+def _repeats(posts: list, platform: str) -> list[Diagnostic]:
+    """A post with the same text as an earlier one of the same thread, which `platform` would refuse."""
+    first: dict[str, tuple[int, int]] = {}
+    found = []
+    for n, post in enumerate(posts, 1):
+        key = post.text.strip()
+        if key in first:
+            m, line = first[key]
+            name = _NAMES.get(platform, platform)
+            found.append(Diagnostic(post.line, f"post {n} repeats post {m} (line {line}) word for word; {name} "
+                                    "refuses a repeated post (\"duplicate content\") and the thread would stop "
+                                    "there: change one of them", platform))
+        else:
+            first[key] = (n, post.line)
+    return found
 
 
 def _check_images(images: list[ImageRef], folder: Path, platforms: list[str], plan: ThreadPlan,

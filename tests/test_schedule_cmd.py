@@ -53,12 +53,63 @@ def test_local_time_in_config_zone(setup: tuple[Path, Path], capsys: pytest.Capt
     assert strip_metadata_blocks(a.read_bytes()) == b"\xef\xbb\xbf" + ARCHIVE.encode()
 
 
-def test_iso_with_offset_is_stored_in_config_zone(setup: tuple[Path, Path]) -> None:
+def test_iso_with_offset_keeps_the_typed_offset(setup: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """The person typed +05:30 (or Z): the archive says so, not the config zone's spelling of that instant."""
     a, c = setup
     assert run_schedule(a, "Second", "2030-01-15T08:00:00Z", c) == 0
     value = meta(a, "Second")["schedule"]
     assert schedule_value(value, "UTC") == datetime(2030, 1, 15, 8, 0, tzinfo=UTC)
-    assert str(value).startswith("2030-01-15T09:00:00+01:00")
+    assert str(value).startswith("2030-01-15T08:00:00+00:00")
+    assert run_schedule(a, "Second", "2030-01-15T14:00+05:30", c) == 0
+    value = meta(a, "Second")["schedule"]
+    assert str(value).startswith("2030-01-15T14:00:00+05:30")
+    assert schedule_value(value, "UTC") == datetime(2030, 1, 15, 8, 30, tzinfo=UTC)
+    # and the output names the configured zone's time too, once
+    assert "(2030-01-15 09:30 Europe/Berlin)" in capsys.readouterr().out
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "crossposter", *args], capture_output=True, text=True,
+                          timeout=60, cwd=cwd, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_schedule_refuses_a_file_the_daemon_does_not_read(tmp_path: Path) -> None:
+    (tmp_path / "threads").mkdir()
+    c = tmp_path / "crossposter.yaml"
+    c.write_text("archives: ['threads/*.md']\n")
+    outside = tmp_path / "notes.md"
+    outside.write_text("## A\n\nHello.\n")
+    r = _cli("schedule", str(outside), "-t", "A", "--at", "2031-05-05 05:05", "-c", str(c), cwd=tmp_path)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.startswith("crossposter: error: ")
+    assert "will not read this file" in r.stderr and "threads/*.md" in r.stderr and "`archives`" in r.stderr
+    assert "--force" in r.stderr
+    assert "crossposter" not in outside.read_text()  # nothing written
+    r = _cli("schedule", str(outside), "-t", "A", "--at", "2031-05-05 05:05", "-c", str(c), "--force", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "crossposter: warning: " in r.stderr and "scheduled for 2031-05-05T05:05:00+00:00" in r.stdout
+    assert "schedule: '2031-05-05T05:05:00+00:00'" in outside.read_text()
+
+
+def test_schedule_refuses_a_thread_with_errors(tmp_path: Path) -> None:
+    c = tmp_path / "crossposter.yaml"
+    c.write_text("archives: ['*.md']\n")
+    a = tmp_path / "a.md"
+    a.write_text("## A\n\nHello.\n\n![a cat](cat.png)\n")
+    r = _cli("schedule", str(a), "-t", "A", "--at", "2031-05-05 05:05", "-c", str(c), cwd=tmp_path)
+    assert r.returncode == 1
+    assert f"{a}:5: image file 'cat.png' not found" in r.stderr and "--force" in r.stderr
+    assert "schedule" not in a.read_text()
+
+
+def test_schedule_refuses_repeated_posts_on_x(tmp_path: Path) -> None:
+    c = tmp_path / "crossposter.yaml"
+    c.write_text("archives: ['*.md']\nplatforms: {x: {enabled: true}}\n")
+    a = tmp_path / "a.md"
+    a.write_text("## A\n\nHello.\n\n### Again\n\nSame.\n\n### Again\n\nSame.\n")
+    r = _cli("schedule", str(a), "-t", "A", "--at", "2031-05-05 05:05", "-c", str(c), cwd=tmp_path)
+    assert r.returncode == 1
+    assert f"{a}:9: [x] " in r.stderr and "line 5" in r.stderr
 
 
 def test_nonexistent_local_time_is_refused(setup: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
