@@ -405,6 +405,12 @@ def find_config_file(explicit: Path | str | None = None) -> Path | None:
     return user if user.is_file() else None
 
 
+def config_places() -> list[str]:
+    """Where `find_config_file` looks, in its order, for messages that say where nothing was found."""
+    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return ["$CROSSPOSTER_CONFIG (not set)", str(Path.cwd() / "crossposter.yaml"), str(xdg / "crossposter" / "config.yaml")]
+
+
 def load_config(path: Path | str, *, require_secrets: bool = False) -> Config:
     """Load and validate a config file; every problem is reported at once, each naming its key.
 
