@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from crossposter import thread_meta
 from crossposter.archive import Archive, ArchiveError, Thread, read_archive
+from crossposter.archive import _norm_title as norm_title
 from crossposter.model import DEFAULT_LIMITS, PLATFORMS, Diagnostic, ImageRef, PlatformPosts, ThreadPlan
 
 if TYPE_CHECKING:
@@ -175,11 +176,18 @@ def plan_paths(paths: list[Path], config: Config | PlanOptions, platforms: list[
                                     errors=[Diagnostic(e.line or 0, e.message)]))
             continue
         threads = archive.threads
-        if thread_title is not None:
-            try:
-                threads = [archive.find(thread_title)]
-            except ArchiveError:
-                continue
+        if thread_title is not None:  # as `Archive.find` matches, but every thread of an ambiguous title is shown
+            threads = [t for t in threads if t.title == thread_title] or [
+                t for t in threads if norm_title(t.title) == norm_title(thread_title)]
+        lines: dict[str, list[int]] = {}
+        for t in archive.threads:
+            lines.setdefault(norm_title(t.title), []).append(t.line)
         for thread in threads:
-            plans.append(plan_thread(archive, thread, options, platforms))
+            plan = plan_thread(archive, thread, options, platforms)
+            same = lines[norm_title(thread.title)]
+            if len(same) > 1 and thread.skipped != "table of contents":
+                others = ", ".join(str(n) for n in same if n != thread.line)
+                plan.errors.insert(0, Diagnostic(thread.line, f"another thread has the title {thread.title!r} "
+                                                 f"(line {others}); rename one: commands find a thread by its title"))
+            plans.append(plan)
     return plans

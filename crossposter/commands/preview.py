@@ -87,8 +87,12 @@ def run(paths: list[Path], thread: str | None, platforms: list[str] | None, fmt:
         return EXIT_USAGE
     plans = plan_paths(paths, options, platforms, thread)
     if thread is not None and not plans:
-        print(f"crossposter: no thread titled {thread!r} in {', '.join(map(str, paths))}", file=sys.stderr)
-        return EXIT_USAGE
+        from crossposter.archive import unknown_title
+        from crossposter.messages import fail
+        from crossposter.plan import expand_paths
+
+        titles = [p.title for p in plan_paths(paths, options, []) if p.title]
+        return fail(f"{', '.join(map(str, expand_paths(paths)))}: {unknown_title(thread, titles)}", EXIT_USAGE)
     if not plans:
         print(f"crossposter: no archives (*.md) found in {', '.join(map(str, paths))}", file=sys.stderr)
         return EXIT_USAGE
