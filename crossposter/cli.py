@@ -89,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "preview", "Show how each thread splits on each platform. No credentials, no network.",
                  "PATHS are archive files or folders of *.md files (default: threads/, or the config's archives).\n"
                  "Exit 1 when a thread has errors (each named with its file and line).",
-                 ["crossposter preview threads/", 'crossposter preview threads/example.md -t "Counting other scripts" '
-                  "-p bluesky,x", "crossposter preview --open            # HTML page in the browser"])
+                 ['crossposter preview threads/example.md -t "Counting other scripts" -p bluesky,x',
+                  "crossposter preview --open            # the HTML page, in a browser"])
     p.add_argument("paths", nargs="*", type=Path, metavar="PATHS", help="Archive files or folders (default: threads/).")
     _thread_option(p, "Only the thread with this title (its ## heading).", required=False)
     _platform_option(p)

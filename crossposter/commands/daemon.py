@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -121,13 +120,13 @@ def fake_adapters_from_env(config: Any) -> dict[str, Any] | None:
 def run(config_path: Path | None) -> int:
     from crossposter.config import ConfigError, config_for_command, missing_settings, secret_values
     from crossposter.logs import setup_logging
-    from crossposter.redact import redact
 
     try:
         config = config_for_command(config_path, required=True)
     except ConfigError as e:
-        print(redact(f"error: {e}"), file=sys.stderr)
-        return 1
+        from crossposter.messages import fail
+
+        return fail(e)
     setup_logging(config.daemon.log_format, secret_values())
     adapters = fake_adapters_from_env(config)
     if adapters is not None:

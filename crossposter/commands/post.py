@@ -37,13 +37,16 @@ def _setup_logging(progress: bool) -> None:
 
 def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, config_path: Path | None) -> int:
     from crossposter.config import ConfigError, default_config, find_config_file, load_config, secret_values
-    from crossposter.messages import fail, plural
+    from crossposter.messages import fail, plural, warning
     from crossposter.publish import PreflightError, ThreadLockedError, publish_thread
 
     secret_values()  # registers every readable secret: errors below may quote one (server answers)
     console = _console()
     err = _console()
     err.stderr = True
+    archive = Path(path)
+    if not archive.is_file():
+        return fail(f"{archive}: no such archive file", EXIT_PREFLIGHT)
     cfg_file = find_config_file(config_path)
     refusals: list[str] = []
     try:
@@ -51,7 +54,7 @@ def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, con
             config = load_config(cfg_file)
         elif dry_run:
             config = default_config()
-            err.print("No config file found: the dry run uses the defaults (all three platforms).")
+            warning("no config file found: the dry run uses the defaults (all three platforms)")
             refusals.append("no config file: `crossposter post` needs one: pass --config FILE, set CROSSPOSTER_CONFIG, "
                             "or create ./crossposter.yaml (see config.example.yaml)")
         else:
@@ -60,9 +63,6 @@ def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, con
     except ConfigError as e:
         return fail("\n".join(["the config has problems:", *str(e).splitlines()]), EXIT_PREFLIGHT)
 
-    archive = Path(path)
-    if not archive.is_file():
-        return fail(f"{archive}: no such archive file", EXIT_PREFLIGHT)
     progress = sys.stdout.isatty() and not dry_run
     _setup_logging(progress or dry_run)  # a dry run prints what it would send below: no "posted" log lines
     adapters = None
