@@ -48,6 +48,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from crossposter.messages import plural
 from crossposter.model import PLATFORMS
 
 if TYPE_CHECKING:
@@ -519,13 +520,14 @@ class Engine:
 
     def _mark_missed(self, info: ThreadInfo, late: float) -> None:
         when = info.schedule.astimezone(self.zone).isoformat(timespec="seconds") if info.schedule else "?"
-        log.warning("%s:%d: %r was due %s, %.0f s ago, beyond the %d s misfire grace: missed, left alone "
-                    "(schedule it again to publish it)", info.archive, info.line, info.title, when, late,
-                    self.config.daemon.misfire_grace,
-                    extra={"event": "missed", "title": info.title, "archive": str(info.archive)})
+        from crossposter.messages import duration
+
+        grace = duration(self.config.daemon.misfire_grace)
+        log.warning("%s:%d: %r was due %s, %s ago, beyond the %s misfire grace: missed, left alone "
+                    "(schedule it again to publish it)", info.archive, info.line, info.title, when, duration(late),
+                    grace, extra={"event": "missed", "title": info.title, "archive": str(info.archive)})
         self.state.set(info.key, outcome="missed", sig=info.sig, schedule=when,
-                       message=f"missed: due {when}, daemon saw it {late:.0f} s late "
-                               f"(grace {self.config.daemon.misfire_grace} s)")
+                       message=f"missed: due {when}, the daemon saw it {duration(late)} late (grace {grace})")
 
     def _job_missed(self, event: Any) -> None:
         """APScheduler skipped a job whose time passed beyond the grace (the process was asleep)."""
@@ -743,8 +745,8 @@ class Engine:
         extra = {"title": info.title, "archive": str(info.archive)}
         if attempts > self.config.daemon.retry_later_attempts:
             self.state.set(info.key, outcome="failed", sig=info.sig, attempts=attempts - 1,
-                           message=f"gave up after {attempts - 1} later attempt(s): {why}")
-            log.error("giving up on %r after %d later attempt(s): %s", info.title, attempts - 1, why,
+                           message=f"gave up after {plural(attempts - 1, 'later attempt')}: {why}")
+            log.error("giving up on %r after %s: %s", info.title, plural(attempts - 1, "later attempt"), why,
                       extra={**extra, "event": "failed"})
             return "failed"
         when = retry_at or (now_utc() + timedelta(seconds=self.config.daemon.retry_later_delay))

@@ -173,7 +173,9 @@ def _archives(config: Any, report: _Report, limits: dict[str, int], now: datetim
                 late = (now - info.schedule).total_seconds()
                 entry = state.get(info.key, info.sig)
                 if entry and entry.get("outcome") in ("missed", "failed"):
-                    report.fail(f"{where}: {entry['outcome']}: {entry.get('message', '')}")
+                    said = str(entry.get("message", ""))  # the daemon's own words, which may name the outcome
+                    report.fail(f"{where}: {said}" if said.startswith(entry["outcome"]) else
+                                f"{where}: {entry['outcome']}: {said}")
                     continue
                 if late > grace:
                     report.fail(f"{where}: scheduled {info.schedule.astimezone(zone).isoformat(timespec='seconds')}"
