@@ -265,9 +265,19 @@ def decode_archive(data: bytes, path: Path | str) -> str:
 
 def read_archive(path: Path) -> Archive:
     """Read and parse one archive file (BOM and CRLF tolerated)."""
+    import os
+    import stat
+
     path = Path(path).absolute()
     try:
-        data = path.read_bytes()
+        # O_NONBLOCK: opening a FIFO would otherwise wait for a writer, forever; the type is then
+        # checked on what was opened, so a file swapped for a FIFO in between is refused too
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ArchiveError(path, None, "not a regular file (a FIFO, a device or a socket); "
+                                               "give the Markdown file itself")
+            data = f.read()
     except OSError as e:
         raise ArchiveError(path, None, f"cannot read the archive: {e.strerror or e}") from None
     return parse_archive(decode_archive(data, path), path)

@@ -154,6 +154,16 @@ def test_errors_start_the_same_way_and_go_to_stderr(work: Path) -> None:
         assert r.stderr.count(first) == 1, (args, r.stderr)  # nothing said twice
 
 
+@pytest.mark.parametrize("args", [("status",), ("preview",), ("post", "-t", "A", "--dry-run"),
+                                  ("schedule", "-t", "A", "--at", "2099-01-01T09:00Z"), ("unschedule", "-t", "A")])
+def test_a_fifo_for_an_archive_is_refused_not_waited_on(work: Path, args: tuple[str, ...]) -> None:
+    """Opening a FIFO for reading waits for a writer: every command used to hang there for good."""
+    os.mkfifo(work / "fifo.md")
+    r = cli(args[0], "fifo.md", *args[1:], cwd=work)  # the helper's timeout would fail the test on a hang
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "fifo.md" in r.stderr + r.stdout and "not a regular file" in r.stderr + r.stdout
+
+
 def test_plurals_in_what_commands_print(work: Path) -> None:
     r = cli("preview", "threads/example.md", "-t", "Counting other scripts", "-p", "x", cwd=work)
     assert "1 thread, 1 post, 0 skipped, 0 errors, 0 warnings" in r.stdout
@@ -297,3 +307,24 @@ def test_a_mastodon_instance_that_is_not_a_server_is_refused(tmp_path: Path, typ
     (tmp_path / "c.yaml").write_text(f"platforms: {{mastodon: {{instance: '{typed}'}}}}\n")
     with pytest.raises(ConfigError, match="platforms.mastodon.instance: .*not a server address"):
         load_config(tmp_path / "c.yaml")
+
+
+# --------------------------------------------------------------------------- post --dry-run
+
+
+def test_a_dry_run_checks_credentials_and_never_suggests_resuming(work: Path) -> None:
+    """Regression guard: the dry run goes through the real pre-flight (credentials included) and, having sent
+    nothing, never tells the person to "run the same command again to resume"."""
+    (work / "crossposter.yaml").write_text("platforms: {bluesky: {handle: me.test}, mastodon: {enabled: false}}\n")
+    before = (work / "threads" / "example.md").read_bytes()
+    r = cli("post", "threads/example.md", "-t", "Counting other scripts", "--dry-run", cwd=work)
+    assert r.returncode == 2  # what the real run would exit with
+    assert "CROSSPOSTER_BLUESKY_PASSWORD is not set" in r.stderr
+    assert r.stderr.count("CROSSPOSTER_BLUESKY_PASSWORD is not set") == 1
+    assert "again to resume" not in r.stdout + r.stderr and "Run again" not in r.stdout + r.stderr
+    assert "nothing was sent" in r.stdout
+    assert (work / "threads" / "example.md").read_bytes() == before
+    r = cli("post", "threads/example.md", "-t", "Counting other scripts", "--dry-run", cwd=work,
+            CROSSPOSTER_BLUESKY_PASSWORD="app-pass-word-1234")
+    assert r.returncode == 0, r.stderr
+    assert "again to resume" not in r.stdout + r.stderr

@@ -46,7 +46,8 @@ def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, con
     err.stderr = True
     archive = Path(path)
     if not archive.is_file():
-        return fail(f"{archive}: no such archive file", EXIT_PREFLIGHT)
+        return fail(f"{archive}: " + ("not a regular file; give the Markdown file itself" if archive.exists()
+                                      else "no such archive file"), EXIT_PREFLIGHT)
     cfg_file = find_config_file(config_path)
     refusals: list[str] = []
     try:

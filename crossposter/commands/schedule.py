@@ -97,7 +97,8 @@ def run_schedule(path: Path, thread: str, at: str, config_path: Path | None,
         return _err(str(e))
     if t.skipped:
         return _err(f"{path}:{t.line}: thread {t.title!r} is not postable ({t.skipped}); nothing to schedule")
-    problems = _refusals(Path(path), archive, t, config, find_config_file(config_path))
+    config_file = find_config_file(config_path)
+    problems = _refusals(Path(path), archive, t, config, config_file)
     if problems and not force:
         return _err("\n".join([f"not scheduled: the daemon would not publish {t.title!r}:", *problems,
                                 "fix this, or schedule anyway with --force"]))
@@ -121,10 +122,13 @@ def run_schedule(path: Path, thread: str, at: str, config_path: Path | None,
     if refused:
         return _err(f"{path}:{t.line}: thread {t.title!r} is already published on {', '.join(refused)}; "
                     "a schedule would post nothing (run `crossposter post` to resume a partly published thread)")
-    for problem in problems:  # --force: scheduled, and still said
-        from crossposter.messages import warning
+    from crossposter.messages import warning
 
+    for problem in problems:  # --force: scheduled, and still said
         warning(problem)
+    if config_file is None:
+        warning(f"no config file, so the time was read in {config.timezone} and no daemon will run yet: "
+                "`crossposter init` writes one")
     print(f"{path}:{t.line}: {t.title!r} scheduled for {value}"
           + ("" if when.astimezone(ZoneInfo(config.timezone)).isoformat(timespec="seconds") == value
              else f" ({when.astimezone(ZoneInfo(config.timezone)):%Y-%m-%d %H:%M} {config.timezone})"))
