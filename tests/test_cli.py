@@ -222,6 +222,37 @@ def test_a_closed_pipe_never_prints_a_traceback(work: Path, args: tuple[str, ...
     assert "Traceback" not in err and "BrokenPipeError" not in err and "Exception ignored" not in err, err
 
 
+def test_a_daemon_whose_log_reader_went_away_keeps_running_quietly(work: Path) -> None:
+    """`crossposter daemon | head`: no "Logging error" traceback per line; the daemon runs on and stops cleanly."""
+    import signal
+    import time
+
+    (work / "crossposter.yaml").write_text("archives: ['threads/*.md']\nplatforms: {bluesky: {handle: me.test}}\n"
+                                           "daemon: {heartbeat_interval: 1, publisher_process: false}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CROSSPOSTER_")}
+    env.update(PYTHONPATH=str(ROOT), CROSSPOSTER_FAKE_PLATFORMS="1")
+    read, write = os.pipe()
+    os.close(read)
+    proc = subprocess.Popen([sys.executable, "-m", "crossposter", "daemon"], cwd=work, env=env, stdout=write,
+                            stderr=subprocess.PIPE)
+    os.close(write)
+    try:
+        deadline = time.monotonic() + 60
+        while not (work / ".crossposter" / "heartbeat").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.5)
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""  # still running
+        assert cli("health", cwd=work).returncode == 0
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    text = err.decode()
+    assert "Logging error" not in text and "Traceback" not in text and "BrokenPipeError" not in text, text
+
+
 def test_head_of_a_long_preview_is_quiet(work: Path) -> None:
     """The real thing: `crossposter preview … | head -n 3` on an archive far longer than a pipe's buffer."""
     text = "".join(f"## Thread {n}\n\n{'Some words here. ' * 40}\n\n" for n in range(300))
