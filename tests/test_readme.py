@@ -78,6 +78,16 @@ def test_the_readme_has_the_blocks_and_marks_this_test_reads() -> None:
         assert must in text, must
 
 
+def test_the_readme_states_the_python_the_package_requires() -> None:
+    import tomllib
+
+    wanted = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["requires-python"]
+    version = wanted.removeprefix(">=").strip()
+    install = (ROOT / "README.md").read_text(encoding="utf-8").split("## Install", 1)[1].split("\n## ", 1)[0]
+    assert f"Python {version} or newer" in install and "externally-managed-environment" in install
+    assert install.index("python3 -m venv") < install.index("python3 -m pip install")  # the venv first
+
+
 def test_every_crossposter_command_in_the_readme_parses() -> None:
     parser = build_parser()
     for command in (c for b in _blocks() for c in _commands(b)):
