@@ -124,6 +124,20 @@ def test_a_mistyped_thread_title_suggests_the_nearest_in_every_command(work: Pat
     assert (work / "threads" / "example.md").read_bytes() == before
 
 
+def test_preview_flags_two_threads_with_one_title(tmp_path: Path) -> None:
+    """Titles identify threads (post, schedule, the daemon's state): two alike make every one of those ambiguous."""
+    (tmp_path / "a.md").write_text("## Notes\n\nOne.\n\n## Other\n\nTwo.\n\n##  notes \n\nThree.\n")
+    r = cli("preview", "a.md", "-f", "json", cwd=tmp_path)
+    assert r.returncode == 1
+    errors = {t["line"]: [e["message"] for e in t["errors"]] for t in json.loads(r.stdout)["threads"]}
+    assert errors[5] == []
+    assert "another thread has the title 'Notes' (line 9)" in errors[1][0]
+    assert "another thread has the title 'notes' (line 1)" in errors[9][0]
+    # asking for it by title shows both, flagged, rather than "no thread titled"
+    r = cli("preview", "a.md", "-t", "NOTES", "-f", "json", cwd=tmp_path)
+    assert r.returncode == 1 and [t["line"] for t in json.loads(r.stdout)["threads"]] == [1, 9]
+
+
 # --------------------------------------------------------------------------- one voice
 
 
