@@ -97,6 +97,20 @@ def _norm_title(title: str) -> str:
     return " ".join(title.split()).casefold()
 
 
+def unknown_title(title: str, titles: list[str]) -> str:
+    """"No thread titled …": the nearest title first (a typo is the usual cause), then the titles there are."""
+    import difflib
+
+    by_norm = {_norm_title(t): t for t in titles}
+    near = difflib.get_close_matches(_norm_title(title), list(by_norm), n=1, cutoff=0.5)
+    hint = f" (did you mean {by_norm[near[0]]!r}?)" if near else ""
+    shown = [repr(t) for t in titles[:20]]
+    if len(titles) > 20:
+        shown.append(f"… and {len(titles) - 20} more")
+    listed = "; ".join(shown) or "(none: the file has no `##` headings)"
+    return f"no thread titled {title!r}{hint}; the threads are: {listed}"
+
+
 @dataclass
 class Archive:
     path: Path
@@ -126,11 +140,7 @@ class Archive:
             lines = ", ".join(str(t.line) for t in exact)
             raise ArchiveError(self.path, None, f"thread title {title!r} is ambiguous: headings at lines {lines}; "
                                                 "rename one of them so each `##` heading is unique")
-        shown = [repr(t.title) for t in self.threads[:20]]
-        if len(self.threads) > 20:
-            shown.append(f"… and {len(self.threads) - 20} more")
-        titles = "; ".join(shown) or "(none: the file has no `##` headings)"
-        raise ArchiveError(self.path, None, f"no thread titled {title!r}; the threads are: {titles}")
+        raise ArchiveError(self.path, None, unknown_title(title, [t.title for t in self.threads]))
 
     def body_tokens(self, thread: Thread, *, inline: bool = True) -> list[Token]:
         """markdown-it tokens (block and inline) of ``thread.body``, from the one parse of the file.
@@ -255,9 +265,19 @@ def decode_archive(data: bytes, path: Path | str) -> str:
 
 def read_archive(path: Path) -> Archive:
     """Read and parse one archive file (BOM and CRLF tolerated)."""
+    import os
+    import stat
+
     path = Path(path).absolute()
     try:
-        data = path.read_bytes()
+        # O_NONBLOCK: opening a FIFO would otherwise wait for a writer, forever; the type is then
+        # checked on what was opened, so a file swapped for a FIFO in between is refused too
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ArchiveError(path, None, "not a regular file (a FIFO, a device or a socket); "
+                                               "give the Markdown file itself")
+            data = f.read()
     except OSError as e:
         raise ArchiveError(path, None, f"cannot read the archive: {e.strerror or e}") from None
     return parse_archive(decode_archive(data, path), path)

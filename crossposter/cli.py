@@ -49,17 +49,34 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
                              "config folder).")
 
 
-def _platform_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--platform", "-p", dest="platforms", action="append", choices=PLATFORMS, default=None,
-                        help="Only this platform (repeatable).")
+class _Platforms(argparse.Action):
+    """`-p bluesky,x` and `-p bluesky -p x` alike: people type both, and both mean the same."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        names = [n.strip().lower() for n in str(values).split(",") if n.strip()]
+        unknown = [n for n in names if n not in PLATFORMS]
+        if unknown or not names:
+            parser.error(f"{option_string} {values!r}: unknown platform {', '.join(unknown) or '(none)'}; "
+                         f"choose from {', '.join(PLATFORMS)} (comma-separated or repeated)")
+        chosen = getattr(namespace, self.dest) or []
+        setattr(namespace, self.dest, list(dict.fromkeys([*chosen, *names])))
+
+
+def _platform_option(parser: argparse.ArgumentParser, help: str = "Only these platforms") -> None:
+    parser.add_argument("--platform", "-p", dest="platforms", action=_Platforms, default=None,
+                        metavar="NAME[,NAME]",
+                        help=f"{help}: {', '.join(PLATFORMS)}; comma-separated or repeated (-p bluesky,x).")
 
 
 def _thread_option(parser: argparse.ArgumentParser, help: str, required: bool = True) -> None:
     parser.add_argument("--thread", "-t", required=required, default=None, metavar="TITLE", help=help)
 
 
-def _command(sub: argparse._SubParsersAction, name: str, summary: str, details: str = "") -> argparse.ArgumentParser:
-    return sub.add_parser(name, help=summary, description=f"{summary}\n\n{details}".strip(),
+def _command(sub: argparse._SubParsersAction, name: str, summary: str, details: str = "",
+             examples: Sequence[str] = ()) -> argparse.ArgumentParser:
+    epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples) if examples else None
+    return sub.add_parser(name, help=summary, description=f"{summary}\n\n{details}".strip(), epilog=epilog,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
@@ -70,49 +87,88 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = _command(sub, "preview", "Show how each thread splits on each platform. No credentials, no network.",
-                 "PATHS are archive files or folders of *.md files (default: threads/, or the config's archives).")
-    p.add_argument("paths", nargs="*", type=Path, metavar="PATHS")
-    _thread_option(p, "Only the thread with this title.", required=False)
+                 "PATHS are archive files or folders of *.md files (default: threads/, or the config's archives).\n"
+                 "Exit 1 when a thread has errors (each named with its file and line).",
+                 ['crossposter preview threads/example.md -t "Counting other scripts" -p bluesky,x',
+                  "crossposter preview --open            # the HTML page, in a browser"])
+    p.add_argument("paths", nargs="*", type=Path, metavar="PATHS", help="Archive files or folders (default: threads/).")
+    _thread_option(p, "Only the thread with this title (its ## heading).", required=False)
     _platform_option(p)
-    p.add_argument("--format", "-f", dest="fmt", choices=("text", "json", "html"), default="text",
-                   help="Output format (default: text).")
+    p.add_argument("--format", "-f", dest="fmt", choices=("text", "json", "html"), default=None,
+                   help="Output format (default: text; html with --open or an -o FILE ending in .html).")
     p.add_argument("--output", "-o", type=_file_path, default=None, metavar="FILE",
                    help="Write to this file instead of the terminal (html: default preview.html).")
-    p.add_argument("--open", dest="open_browser", action="store_true", help="Open the HTML preview in a browser.")
+    p.add_argument("--open", dest="open_browser", action="store_true",
+                   help="Write the HTML preview and open it in a browser.")
     _config_option(p)
 
-    p = _command(sub, "post", "Publish a thread now, or resume one that stopped.")
-    p.add_argument("path", type=Path, metavar="PATH")
+    p = _command(sub, "post", "Publish a thread now, or resume one that stopped.",
+                 "Every post's ID is written into the archive as it is published, so running the same command "
+                 "again resumes\nwithout posting twice. Exit 0 done, 1 unfinished, 2 refused before the first "
+                 "request, 3 already running.",
+                 ['crossposter post threads/example.md -t "Counting other scripts" --dry-run',
+                  'crossposter post threads/example.md -t "Counting other scripts" -p mastodon'])
+    p.add_argument("path", type=Path, metavar="PATH", help="The archive file holding the thread.")
     _thread_option(p, "Title of the thread (its ## heading).")
-    _platform_option(p)
+    _platform_option(p, "Only these platforms (default: the config's enabled ones)")
     p.add_argument("--dry-run", action="store_true",
-                   help="Go through everything with fake platforms; the archive is not touched.")
+                   help="Go through everything (config, credentials, images) with fake platforms; the archive is "
+                        "not touched.")
     _config_option(p)
 
-    p = _command(sub, "schedule", "Schedule a thread (written into the archive).")
-    p.add_argument("path", type=Path, metavar="PATH")
-    _thread_option(p, "Title of the thread.")
-    p.add_argument("--at", required=True, help="ISO 8601, or 'YYYY-MM-DD HH:MM' in the configured timezone.")
+    p = _command(sub, "schedule", "Schedule a thread (written into the archive's metadata block).",
+                 "The daemon publishes it at that time. Refused (unless --force) when the daemon would not: the "
+                 "archive is\nnot matched by the config's `archives` globs, or the thread has errors.",
+                 ['crossposter schedule threads/example.md -t "Counting other scripts" --at "2030-01-15 09:00"',
+                  'crossposter schedule threads/example.md -t "Counting other scripts" --at 2030-01-15T09:00+01:00'])
+    p.add_argument("path", type=Path, metavar="PATH", help="The archive file holding the thread.")
+    _thread_option(p, "Title of the thread (its ## heading).")
+    p.add_argument("--at", required=True, metavar="TIME",
+                   help="ISO 8601 with an offset (kept as typed), or 'YYYY-MM-DD HH:MM' in the configured timezone.")
+    p.add_argument("--force", action="store_true",
+                   help="Schedule even if the daemon would not read the archive or the thread has errors.")
     _config_option(p)
 
-    p = _command(sub, "unschedule", "Remove a thread's schedule.")
-    p.add_argument("path", type=Path, metavar="PATH")
-    _thread_option(p, "Title of the thread.")
+    p = _command(sub, "unschedule", "Remove a thread's schedule (and its `queued` mark).", "",
+                 ['crossposter unschedule threads/example.md -t "Counting other scripts"'])
+    p.add_argument("path", type=Path, metavar="PATH", help="The archive file holding the thread.")
+    _thread_option(p, "Title of the thread (its ## heading).")
     _config_option(p)
 
-    p = _command(sub, "status", "Each thread: schedule, posted n/m per platform, links.")
-    p.add_argument("paths", nargs="*", type=Path, metavar="PATHS")
+    p = _command(sub, "status", "Each thread: schedule, posted n/m per platform, links.",
+                 "Reads the archives and the daemon's state file; no network.",
+                 ["crossposter status", "crossposter status --format json threads/example.md"])
+    p.add_argument("paths", nargs="*", type=Path, metavar="PATHS",
+                   help="Archive files or folders (default: the config's `archives`).")
     p.add_argument("--format", "-f", dest="fmt", choices=("text", "json"), default="text",
                    help="Output format (default: text).")
     _config_option(p)
 
     p = _command(sub, "check", "Config, credentials (a real login) and archives: everything that would stop a "
-                               "scheduled post.")
+                               "scheduled post.", "Exit 1 when something would stop a scheduled or queued thread.",
+                 ["crossposter check", "crossposter check -c ~/notes/crossposter.yaml"])
     _config_option(p)
-    p = _command(sub, "daemon", "Run the scheduler (the container's entrypoint).")
+    p = _command(sub, "daemon", "Run the scheduler (the container's entrypoint).",
+                 "Publishes scheduled and queued threads of the config's archives; stops cleanly on SIGTERM.",
+                 ["crossposter daemon", "crossposter daemon -c ~/notes/crossposter.yaml"])
     _config_option(p)
-    p = _command(sub, "health", "Exit 0 when the daemon's heartbeat is fresh (the container's health check).")
+    p = _command(sub, "health", "Exit 0 when the daemon's heartbeat is fresh (the container's health check).", "",
+                 ["crossposter health", "crossposter health -c ~/notes/crossposter.yaml || systemctl --user "
+                  "restart crossposter"])
     _config_option(p)
+
+    p = _command(sub, "init", "Write a commented crossposter.yaml for the platforms you pick (never a secret).",
+                 "Asks in a terminal; give the flags otherwise. Refuses to overwrite an existing file. Prints the\n"
+                 "environment variables that hold the secrets, to set next.",
+                 ["crossposter init", "crossposter init -p bluesky,mastodon --bluesky-handle me.bsky.social "
+                  "--mastodon-instance https://mastodon.social"])
+    _platform_option(p, "The platforms to enable")
+    p.add_argument("--bluesky-handle", metavar="HANDLE", help="Your Bluesky handle, e.g. me.bsky.social.")
+    p.add_argument("--mastodon-instance", metavar="URL", help="Your Mastodon server, e.g. https://mastodon.social.")
+    p.add_argument("--x-username", metavar="NAME", help="Your X username, without @.")
+    p.add_argument("--timezone", metavar="ZONE", help="IANA time zone for schedules (default: UTC).")
+    p.add_argument("--output", "-o", type=_file_path, default=Path("crossposter.yaml"), metavar="FILE",
+                   help="Where to write (default: ./crossposter.yaml).")
     return parser
 
 
@@ -131,6 +187,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     if cmd == "preview":
         from crossposter.commands.preview import run as preview
 
+        html_wanted = args.open_browser or (args.output is not None and args.output.suffix.lower() in (".html", ".htm"))
+        if args.fmt is None:
+            args.fmt = "html" if html_wanted else "text"
+        elif args.open_browser and args.fmt != "html":
+            parser.error(f"--open shows the HTML preview; drop --format {args.fmt} (or use --format html)")
         return preview(paths=list(args.paths), thread=args.thread, platforms=_names(args.platforms), fmt=args.fmt,
                        output=args.output, open_browser=args.open_browser, config_path=args.config)
     if cmd == "post":
@@ -141,7 +202,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     if cmd == "schedule":
         from crossposter.commands.schedule import run_schedule
 
-        return run_schedule(path=args.path, thread=args.thread, at=args.at, config_path=args.config)
+        return run_schedule(path=args.path, thread=args.thread, at=args.at, config_path=args.config,
+                            force=args.force)
     if cmd == "unschedule":
         from crossposter.commands.schedule import run_unschedule
 
@@ -158,6 +220,11 @@ def run(argv: Sequence[str] | None = None) -> int:
         from crossposter.commands.daemon import run as daemon
 
         return daemon(config_path=args.config)
+    if cmd == "init":
+        from crossposter.commands.init import run as init
+
+        return init(platforms=_names(args.platforms), output=args.output, bluesky_handle=args.bluesky_handle,
+                    mastodon_instance=args.mastodon_instance, x_username=args.x_username, timezone=args.timezone)
     from crossposter.commands.health import run as health
 
     return health(config_path=args.config)
@@ -178,7 +245,17 @@ def _excepthook(*exc_info: object) -> None:
 
 def main() -> None:
     sys.excepthook = _excepthook
-    sys.exit(run())
+    try:
+        code = run()
+        sys.stdout.flush()  # here, not at exit, where a closed pipe could only be reported as "ignored"
+    except BrokenPipeError:
+        # `crossposter status | head`: the reader has what it wanted. No traceback; stdout goes to
+        # /dev/null so that the interpreter's own flush at exit finds nothing to complain about.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 141  # 128 + SIGPIPE, what a shell reports for a writer cut off by its reader
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,22 @@ class MastodonConfig(_Strict):
     #: Used by `preview` (no network); publishing reads the instance's real limit.
     max_characters: int = Field(500, ge=1)
 
+    @field_validator("instance")
+    @classmethod
+    def _server_url(cls, v: str) -> str:
+        """`mastodon.social` means https://mastodon.social; a profile link or another scheme is refused,
+        since every request would go to the wrong place."""
+        from urllib.parse import urlsplit
+
+        url = v.strip()
+        if "://" not in url:
+            url = "https://" + url
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") \
+                or parts.query or parts.fragment:
+            raise ValueError(f"{v!r} is not a server address; write just the server, e.g. https://mastodon.social")
+        return f"{parts.scheme.lower()}://{parts.netloc}"
+
 
 class XConfig(_Strict):
     enabled: bool = False
@@ -387,6 +403,12 @@ def find_config_file(explicit: Path | str | None = None) -> Path | None:
     xdg = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
     user = xdg / "crossposter" / "config.yaml"
     return user if user.is_file() else None
+
+
+def config_places() -> list[str]:
+    """Where `find_config_file` looks, in its order, for messages that say where nothing was found."""
+    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return ["$CROSSPOSTER_CONFIG (not set)", str(Path.cwd() / "crossposter.yaml"), str(xdg / "crossposter" / "config.yaml")]
 
 
 def load_config(path: Path | str, *, require_secrets: bool = False) -> Config:

@@ -81,10 +81,26 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str, ensure_ascii=False)
 
 
+class _PipeHandler(logging.StreamHandler):
+    """A reader that went away (`crossposter daemon | head`) ends the log, not the daemon: a scheduled
+    thread still goes out. Without this every later line would print a "Logging error" traceback."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not isinstance(sys.exc_info()[1], BrokenPipeError):
+            super().handleError(record)
+            return
+        import os
+
+        try:  # the descriptor now leads nowhere: buffered and later lines, and the exit's flush, are quiet
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+        except (OSError, ValueError, AttributeError):  # a stream without a descriptor
+            self.setStream(open(os.devnull, "w"))  # noqa: SIM115 - lives as long as the handler
+
+
 def setup_logging(fmt: str = "plain", secrets: list[str] | None = None, level: int = logging.INFO,
                   stream: TextIO | None = None) -> logging.Handler:
     """Send every log record to stdout in `fmt` ("plain" or "json"), redacting `secrets`."""
-    handler = logging.StreamHandler(stream or sys.stdout)
+    handler = _PipeHandler(stream or sys.stdout)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from crossposter import thread_meta
 from crossposter.archive import Archive, ArchiveError, Thread, read_archive
+from crossposter.archive import _norm_title as norm_title
 from crossposter.model import DEFAULT_LIMITS, PLATFORMS, Diagnostic, ImageRef, PlatformPosts, ThreadPlan
 
 if TYPE_CHECKING:
@@ -21,6 +22,11 @@ from crossposter.split import split
 
 #: Longest alt text each platform keeps.
 ALT_LIMITS = {"bluesky": 2000, "mastodon": 1500, "x": 1000}
+
+#: Platforms that refuse a post whose text repeats one of the account's recent posts ("duplicate content"):
+#: a thread repeating itself would stop there, half-published.
+REFUSES_REPEATS = ("x",)
+_NAMES = {"x": "X"}
 
 
 @dataclass(frozen=True)
@@ -82,11 +88,30 @@ def plan_thread(archive: Archive, thread: Thread, config: Config | PlanOptions, 
         result = split(streams[name], name, limit, numbering=options.numbering)
         plan.platforms[name] = PlatformPosts(platform=name, limit=limit, posts=result.posts)
         plan.errors.extend(result.errors)
+        if name in REFUSES_REPEATS:
+            plan.errors.extend(_repeats(result.posts, name))
     if not any(pp.posts for pp in plan.platforms.values()) and names:
         plan.errors.append(Diagnostic(thread.line, "the thread has nothing to post"))
     plan.errors.sort(key=lambda d: d.line)
     plan.warnings.sort(key=lambda d: d.line)
     return plan
+
+
+def _repeats(posts: list, platform: str) -> list[Diagnostic]:
+    """A post with the same text as an earlier one of the same thread, which `platform` would refuse."""
+    first: dict[str, tuple[int, int]] = {}
+    found = []
+    for n, post in enumerate(posts, 1):
+        key = post.text.strip()
+        if key in first:
+            m, line = first[key]
+            name = _NAMES.get(platform, platform)
+            found.append(Diagnostic(post.line, f"post {n} repeats post {m} (line {line}) word for word; {name} "
+                                    "refuses a repeated post (\"duplicate content\") and the thread would stop "
+                                    "there: change one of them", platform))
+        else:
+            first[key] = (n, post.line)
+    return found
 
 
 def _check_images(images: list[ImageRef], folder: Path, platforms: list[str], plan: ThreadPlan,
@@ -151,11 +176,18 @@ def plan_paths(paths: list[Path], config: Config | PlanOptions, platforms: list[
                                     errors=[Diagnostic(e.line or 0, e.message)]))
             continue
         threads = archive.threads
-        if thread_title is not None:
-            try:
-                threads = [archive.find(thread_title)]
-            except ArchiveError:
-                continue
+        if thread_title is not None:  # as `Archive.find` matches, but every thread of an ambiguous title is shown
+            threads = [t for t in threads if t.title == thread_title] or [
+                t for t in threads if norm_title(t.title) == norm_title(thread_title)]
+        lines: dict[str, list[int]] = {}
+        for t in archive.threads:
+            lines.setdefault(norm_title(t.title), []).append(t.line)
         for thread in threads:
-            plans.append(plan_thread(archive, thread, options, platforms))
+            plan = plan_thread(archive, thread, options, platforms)
+            same = lines[norm_title(thread.title)]
+            if len(same) > 1 and thread.skipped != "table of contents":
+                others = ", ".join(str(n) for n in same if n != thread.line)
+                plan.errors.insert(0, Diagnostic(thread.line, f"another thread has the title {thread.title!r} "
+                                                 f"(line {others}); rename one: commands find a thread by its title"))
+            plans.append(plan)
     return plans

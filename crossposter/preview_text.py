@@ -41,7 +41,7 @@ def print_plans(plans: list[ThreadPlan], output: Path | None = None) -> None:
                 console.print(f"[yellow]warning[/yellow] {escape(_rel(plan.archive))}:{d.line}: {escape(d.message)}",
                               soft_wrap=True)
             for name, pp in plan.platforms.items():
-                console.print(f"\n[bold]{_NAMES.get(name, name)}[/bold] — {len(pp.posts)} posts, limit {pp.limit}")
+                console.print(f"\n[bold]{_NAMES.get(name, name)}[/bold] — {len(pp.posts)} post{'' if len(pp.posts) == 1 else 's'}, limit {pp.limit}")
                 for i, post in enumerate(pp.posts, 1):
                     totals["posts"] += 1
                     over = post.length > pp.limit
@@ -54,10 +54,12 @@ def print_plans(plans: list[ThreadPlan], output: Path | None = None) -> None:
                                         subtitle=count + f" [dim]line {post.line}[/dim]", subtitle_align="right",
                                         border_style="red" if over else "dim", expand=False))
             console.print()
-        console.print(f"[bold]{totals['threads']} threads[/bold], {totals['posts']} posts, "
+        from crossposter.messages import plural as n
+
+        console.print(f"[bold]{n(totals['threads'], 'thread')}[/bold], {n(totals['posts'], 'post')}, "
                       f"{totals['skipped']} skipped, "
-                      f"[{'red' if totals['errors'] else 'green'}]{totals['errors']} errors[/], "
-                      f"{totals['warnings']} warnings")
+                      f"[{'red' if totals['errors'] else 'green'}]{n(totals['errors'], 'error')}[/], "
+                      f"{n(totals['warnings'], 'warning')}")
     finally:
         if out_file:
             out_file.close()

@@ -7,7 +7,6 @@ Everything is found through markdown-it-py tokens, never by pattern-matching raw
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import re
@@ -252,11 +251,11 @@ def test_text_in_other_scripts_and_emoji(example: Parsed) -> None:
     assert any(len(g) > 1 and not g.isascii() for g in counting.graphemes(texts)), "a multi-code-point emoji"
 
 
-def test_scheduled_thread(example: Parsed) -> None:
-    scheduled = [m for s in example.sections if (m := metadata_block(s)) and "schedule" in m]
-    assert len(scheduled) == 1
-    when = scheduled[0]["schedule"]
-    assert when == dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+def test_queued_thread_has_no_date_that_can_expire(example: Parsed) -> None:
+    """One thread waits in the queue; none carries a `schedule:`, which would be in the past one day."""
+    blocks = [m for s in example.sections if (m := metadata_block(s))]
+    assert [m for m in blocks if "schedule" in m] == []
+    assert [m for m in blocks if m.get("queued") is True] == [{"queued": True}]
 
 
 def test_skipped_thread(example: Parsed) -> None:
@@ -276,12 +275,13 @@ def test_archive_reader_sees_the_same_structure() -> None:
     assert by_title["Contents"].skipped == "table of contents"
     assert by_title["Drafts stay drafts"].skipped == "skip: true"
     assert by_title["How a thread becomes posts"].date == "2026-11-20 18:30"
-    assert str(by_title["A thread for December"].metadata["schedule"]).startswith("2026-12-01 09:00:00+01:00")
+    # queued, not dated: the bundled example must not expire (a past `schedule` makes `check` fail)
+    assert by_title["A thread for the queue"].metadata == {"queued": True}
     assert [t.title for t in archive.threads if t.skipped is None] == [
         "How a thread becomes posts",
         "A picture needs words",
         "Counting other scripts",
-        "A thread for December",
+        "A thread for the queue",
     ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -52,11 +53,31 @@ def test_seed_missing_images_are_errors_with_their_lines(seed_json, shared_dir: 
     assert code == 1
     expected = _seed_missing_image_lines(shared_dir / "seed" / "tweets.md")
     assert len(expected) == 3
-    with_errors = {t["title"]: [e["line"] for e in t["errors"]] for t in doc["threads"] if t["errors"]}
-    assert with_errors == expected
-    for t in doc["threads"]:
-        for e in t["errors"]:
-            assert "not found" in e["message"]
+    image_errors = {t["title"]: [e["line"] for e in t["errors"] if "not found" in e["message"]]
+                    for t in doc["threads"]}
+    assert {title: lines for title, lines in image_errors.items() if lines} == expected
+    others = [(t["title"], e) for t in doc["threads"] for e in t["errors"] if "not found" not in e["message"]]
+    assert all(title == "Würstchen" and "repeats post" in e["message"] for title, e in others), others
+
+
+def test_seed_repeated_posts_are_errors_on_x_only(seed_json, shared_dir: Path) -> None:
+    """The seed's Würstchen thread has two identical `###` sections (lines 53/63 and 58/68): X refuses a repeat
+    ("duplicate content") mid-thread, Bluesky and Mastodon post it. Found at the repeat's line, for X."""
+    doc, _ = seed_json
+    lines = (shared_dir / "seed" / "tweets.md").read_text(encoding="utf-8").splitlines()
+    assert lines[52] == lines[62] == "### What are the efficiency gains?"
+    assert lines[57] == lines[67] == "### How did they manage to attain them?"
+    t = next(t for t in doc["threads"] if t["title"] == "Würstchen")
+    repeats = [e for e in t["errors"] if "repeats post" in e["message"]]
+    assert [(e["line"], e["platform"]) for e in repeats] == [(63, "x"), (68, "x")]
+    assert "(line 53)" in repeats[0]["message"] and "(line 58)" in repeats[1]["message"]
+    assert "X refuses a repeated post" in repeats[0]["message"]
+    # and `post` refuses it before the first request (the pre-flight is the same plan), on X only
+    proc = subprocess.run([sys.executable, "-m", "crossposter", "post", str(shared_dir / "seed" / "tweets.md"),
+                           "-t", "Würstchen", "-p", "x", "--dry-run"], capture_output=True, text=True, timeout=120,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2
+    assert "tweets.md:63: [x] post 4 repeats post 2 (line 53)" in proc.stderr
 
 
 def test_seed_json_lengths_are_the_platform_rule_and_within_limits(seed_json) -> None:

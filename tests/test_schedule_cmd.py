@@ -26,6 +26,8 @@ from crossposter.timeparse import (
 )
 
 BERLIN = ZoneInfo("Europe/Berlin")
+#: "Now" for every schedule made in-process: the dates below stay in the future whatever the real date.
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parent.parent
 ARCHIVE = "# Threads\r\n\r\n## First thread\r\n\r\nHello  \r\nworld.\r\n\r\n## Second\r\n\r\nBody two."
 
@@ -45,7 +47,7 @@ def meta(a: Path, title: str) -> dict:
 
 def test_local_time_in_config_zone(setup: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     a, c = setup
-    assert run_schedule(a, "First thread", "2030-07-01 09:00", c) == 0
+    assert run_schedule(a, "First thread", "2030-07-01 09:00", c, now=NOW) == 0
     assert schedule_value(meta(a, "First thread")["schedule"], "UTC") == datetime(2030, 7, 1, 7, 0, tzinfo=UTC)
     assert "+02:00" in str(meta(a, "First thread")["schedule"])
     assert "2030-07-01T09:00:00+02:00" in capsys.readouterr().out
@@ -53,19 +55,70 @@ def test_local_time_in_config_zone(setup: tuple[Path, Path], capsys: pytest.Capt
     assert strip_metadata_blocks(a.read_bytes()) == b"\xef\xbb\xbf" + ARCHIVE.encode()
 
 
-def test_iso_with_offset_is_stored_in_config_zone(setup: tuple[Path, Path]) -> None:
+def test_iso_with_offset_keeps_the_typed_offset(setup: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """The person typed +05:30 (or Z): the archive says so, not the config zone's spelling of that instant."""
     a, c = setup
-    assert run_schedule(a, "Second", "2030-01-15T08:00:00Z", c) == 0
+    assert run_schedule(a, "Second", "2030-01-15T08:00:00Z", c, now=NOW) == 0
     value = meta(a, "Second")["schedule"]
     assert schedule_value(value, "UTC") == datetime(2030, 1, 15, 8, 0, tzinfo=UTC)
-    assert str(value).startswith("2030-01-15T09:00:00+01:00")
+    assert str(value).startswith("2030-01-15T08:00:00+00:00")
+    assert run_schedule(a, "Second", "2030-01-15T14:00+05:30", c, now=NOW) == 0
+    value = meta(a, "Second")["schedule"]
+    assert str(value).startswith("2030-01-15T14:00:00+05:30")
+    assert schedule_value(value, "UTC") == datetime(2030, 1, 15, 8, 30, tzinfo=UTC)
+    # and the output names the configured zone's time too, once
+    assert "(2030-01-15 09:30 Europe/Berlin)" in capsys.readouterr().out
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "crossposter", *args], capture_output=True, text=True,
+                          timeout=60, cwd=cwd, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_schedule_refuses_a_file_the_daemon_does_not_read(tmp_path: Path) -> None:
+    (tmp_path / "threads").mkdir()
+    c = tmp_path / "crossposter.yaml"
+    c.write_text("archives: ['threads/*.md']\n")
+    outside = tmp_path / "notes.md"
+    outside.write_text("## A\n\nHello.\n")
+    r = _cli("schedule", str(outside), "-t", "A", "--at", "2099-05-05 05:05", "-c", str(c), cwd=tmp_path)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.startswith("crossposter: error: ")
+    assert "will not read this file" in r.stderr and "threads/*.md" in r.stderr and "`archives`" in r.stderr
+    assert "--force" in r.stderr
+    assert "crossposter" not in outside.read_text()  # nothing written
+    r = _cli("schedule", str(outside), "-t", "A", "--at", "2099-05-05 05:05", "-c", str(c), "--force", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "crossposter: warning: " in r.stderr and "scheduled for 2099-05-05T05:05:00+00:00" in r.stdout
+    assert "schedule: '2099-05-05T05:05:00+00:00'" in outside.read_text()
+
+
+def test_schedule_refuses_a_thread_with_errors(tmp_path: Path) -> None:
+    c = tmp_path / "crossposter.yaml"
+    c.write_text("archives: ['*.md']\n")
+    a = tmp_path / "a.md"
+    a.write_text("## A\n\nHello.\n\n![a cat](cat.png)\n")
+    r = _cli("schedule", str(a), "-t", "A", "--at", "2099-05-05 05:05", "-c", str(c), cwd=tmp_path)
+    assert r.returncode == 1
+    assert f"{a}:5: image file 'cat.png' not found" in r.stderr and "--force" in r.stderr
+    assert "schedule" not in a.read_text()
+
+
+def test_schedule_refuses_repeated_posts_on_x(tmp_path: Path) -> None:
+    c = tmp_path / "crossposter.yaml"
+    c.write_text("archives: ['*.md']\nplatforms: {x: {enabled: true}}\n")
+    a = tmp_path / "a.md"
+    a.write_text("## A\n\nHello.\n\n### Again\n\nSame.\n\n### Again\n\nSame.\n")
+    r = _cli("schedule", str(a), "-t", "A", "--at", "2099-05-05 05:05", "-c", str(c), cwd=tmp_path)
+    assert r.returncode == 1
+    assert f"{a}:9: [x] " in r.stderr and "line 5" in r.stderr
 
 
 def test_nonexistent_local_time_is_refused(setup: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     a, c = setup
     before = a.read_bytes()
     # 2027-03-28: Europe/Berlin springs forward from 02:00 to 03:00
-    assert run_schedule(a, "First thread", "2027-03-28 02:30", c) == 1
+    assert run_schedule(a, "First thread", "2027-03-28 02:30", c, now=NOW) == 1
     err = capsys.readouterr().err
     assert "does not exist in Europe/Berlin" in err and "2027-03-28 03:30" in err
     assert a.read_bytes() == before
@@ -74,11 +127,11 @@ def test_nonexistent_local_time_is_refused(setup: tuple[Path, Path], capsys: pyt
 def test_ambiguous_local_time_means_first_occurrence(setup: tuple[Path, Path]) -> None:
     a, c = setup
     # 2027-10-31: 02:30 happens twice in Berlin (CEST, then CET); the first one is 00:30 UTC
-    assert run_schedule(a, "First thread", "2027-10-31 02:30", c) == 0
+    assert run_schedule(a, "First thread", "2027-10-31 02:30", c, now=NOW) == 0
     got = schedule_value(meta(a, "First thread")["schedule"], "UTC")
     assert got == datetime(2027, 10, 31, 0, 30, tzinfo=UTC)
     # an explicit offset picks the second one
-    assert run_schedule(a, "First thread", "2027-10-31T02:30:00+01:00", c) == 0
+    assert run_schedule(a, "First thread", "2027-10-31T02:30:00+01:00", c, now=NOW) == 0
     assert schedule_value(meta(a, "First thread")["schedule"], "UTC") == datetime(2027, 10, 31, 1, 30, tzinfo=UTC)
 
 
@@ -97,7 +150,7 @@ def test_published_thread_refused(setup: tuple[Path, Path], capsys: pytest.Captu
 
     update_thread_metadata(a, "Second", lambda m: m.update(mastodon=[{"id": "1", "url": "https://m/1", "sha": "ab"}]))
     before = a.read_bytes()
-    assert run_schedule(a, "Second", "2031-01-01 10:00", c) == 1
+    assert run_schedule(a, "Second", "2031-01-01 10:00", c, now=NOW) == 1
     err = capsys.readouterr().err
     assert "already published on mastodon" in err
     assert a.read_bytes() == before
@@ -105,12 +158,12 @@ def test_published_thread_refused(setup: tuple[Path, Path], capsys: pytest.Captu
 
 def test_bad_inputs(setup: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     a, c = setup
-    assert run_schedule(a, "No such", "2031-01-01 10:00", c) == 1
+    assert run_schedule(a, "No such", "2031-01-01 10:00", c, now=NOW) == 1
     assert "No such" in capsys.readouterr().err
-    assert run_schedule(a, "Second", "next tuesday", c) == 1
+    assert run_schedule(a, "Second", "next tuesday", c, now=NOW) == 1
     err = capsys.readouterr().err
     assert "cannot read 'next tuesday'" in err and "YYYY-MM-DD HH:MM" in err
-    assert run_schedule(a, "Second", "2031-01-01", c) == 1
+    assert run_schedule(a, "Second", "2031-01-01", c, now=NOW) == 1
     assert "no time of day" in capsys.readouterr().err
 
 
@@ -118,7 +171,7 @@ def test_unschedule_removes_schedule_and_queued(setup: tuple[Path, Path]) -> Non
     a, c = setup
     from crossposter.metadata import update_thread_metadata
 
-    assert run_schedule(a, "First thread", "2031-01-01 10:00", c) == 0
+    assert run_schedule(a, "First thread", "2031-01-01 10:00", c, now=NOW) == 0
     update_thread_metadata(a, "First thread", lambda m: m.update(queued=True))
     assert run_unschedule(a, "First thread", c) == 0
     assert meta(a, "First thread") == {}
@@ -129,10 +182,10 @@ def test_unschedule_removes_schedule_and_queued(setup: tuple[Path, Path]) -> Non
 def test_cli_end_to_end(setup: tuple[Path, Path], tmp_path: Path) -> None:
     a, c = setup
     r = subprocess.run([sys.executable, "-m", "crossposter", "schedule", str(a), "--thread", "Second",
-                        "--at", "2031-05-05 05:05", "--config", str(c)], capture_output=True, text=True,
+                        "--at", "2099-05-05 05:05", "--config", str(c)], capture_output=True, text=True,
                        timeout=60, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 0, r.stderr
-    assert str(meta(a, "Second")["schedule"]).startswith("2031-05-05T05:05:00+02:00")
+    assert str(meta(a, "Second")["schedule"]).startswith("2099-05-05T05:05:00+02:00")
 
 
 # --------------------------------------------------------------------------- the rules themselves

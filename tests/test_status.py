@@ -121,7 +121,7 @@ def test_check_reports_every_problem(tmp_path: Path, monkeypatch: pytest.MonkeyP
     out = capsys.readouterr().out
     fails = [line for line in out.splitlines() if line.startswith("FAIL")]
     assert any("mastodon: login failed: 401 invalid token" in f for f in fails)
-    assert any("'Missed one'" in f and "beyond the 600 s misfire grace" in f for f in fails)
+    assert any("'Missed one'" in f and "beyond the 10 min misfire grace" in f for f in fails)
     assert not any("Broken draft" in f or "nope.png" in f for f in fails)  # unscheduled: only a warning
     assert any(line.startswith("warn") and "nope.png" in line for line in out.splitlines())
     assert "ok    bluesky: logged in" in out
@@ -179,4 +179,60 @@ def test_check_unwritable_state_dir_and_bad_config(tmp_path: Path, monkeypatch: 
     bad = tmp_path / "bad.yaml"
     bad.write_text("platforms: {mastodon: {visibilty: public}}\n")
     assert check_cmd.run(bad) == 1
-    assert "platforms.mastodon.visibilty: unknown key" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert captured.err.startswith("crossposter: error: config ")  # an error, in the one voice, on stderr
+    assert "platforms.mastodon.visibilty: unknown key" in captured.err
+
+
+# --------------------------------------------------------------------------- what a person sees
+
+
+def _cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    root = str(Path(__file__).resolve().parent.parent)
+    base = {k: v for k, v in os.environ.items() if k not in ("CROSSPOSTER_CONFIG", "COLUMNS")}
+    return subprocess.run([sys.executable, "-m", "crossposter", *args], capture_output=True, text=True, timeout=60,
+                          cwd=cwd, env={**base, "PYTHONPATH": root, "XDG_CONFIG_HOME": str(cwd / "xdg"), **env})
+
+
+def test_status_fits_80_columns_in_a_pipe(tmp_path: Path) -> None:
+    """Piped (not a terminal) at COLUMNS=80: no header or title broken mid-word, every line fits,
+    links and problems printed whole under the table."""
+    from rich.cells import cell_len
+
+    cfg = _setup(tmp_path, "platforms: {bluesky: {handle: me.test}, x: {enabled: true, username: me}}\n")
+    r = _cli("status", "-c", str(cfg), cwd=tmp_path, COLUMNS="80")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert all(cell_len(line.rstrip()) <= 80 for line in lines if "://" not in line and "line " not in line), lines
+    header = next(line for line in lines if "Thread" in line)
+    assert header.split() == ["Thread", "When", "State", "bluesky", "mastodon", "x"]
+    for title in ("Scheduled one", "Half done", "Queued one", "Missed one", "Broken draft"):
+        assert any(line.lstrip().startswith(title) for line in lines), title
+    assert "  mastodon: https://m.example/@me/11" in lines  # the link whole, on its own line
+    assert any("line 38: image file 'nope.png' not found" in line for line in lines)
+    assert "Times in Europe/Berlin" in r.stdout
+
+
+def test_status_errors_go_to_stderr(tmp_path: Path) -> None:
+    r = _cli("status", str(tmp_path / "nope.md"), cwd=tmp_path)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.startswith("crossposter: error: ") and "nope.md: no such file or folder" in r.stderr
+    # no config: it says where it looked (and that nothing matched), not an empty table
+    r = _cli("status", cwd=tmp_path)
+    assert r.returncode == 2 and r.stdout == ""
+    assert "no config file (looked for $CROSSPOSTER_CONFIG (not set), " in r.stderr
+    assert str(tmp_path / "crossposter.yaml") in r.stderr and str(tmp_path / "xdg" / "crossposter") in r.stderr
+    assert "match no file" in r.stderr
+
+
+def test_status_and_preview_json_describe_a_thread_the_same_way(tmp_path: Path) -> None:
+    cfg = _setup(tmp_path)
+    with (tmp_path / "threads" / "a.md").open("a", encoding="utf-8") as f:
+        f.write("\n## Draft\n<!-- crossposter\nskip: true\n-->\n\nNot yet.\n")
+    status = json.loads(_cli("status", "-f", "json", "-c", str(cfg), cwd=tmp_path).stdout)["threads"]
+    preview = json.loads(_cli("preview", "-f", "json", "-c", str(cfg), cwd=tmp_path).stdout)["threads"]
+    keys = ("archive", "title", "line", "skipped", "skip_reason")
+    assert [{k: t[k] for k in keys} for t in status] == [{k: t[k] for k in keys} for t in preview]
+    draft = status[-1]
+    assert draft["skipped"] is True and draft["skip_reason"] == "skip: true"
+    assert status[0]["archive"] == "threads/a.md"

@@ -186,7 +186,7 @@ def test_skip_true_as_text_is_an_error_for_every_command(tmp_path: Path, capsys:
     assert status_cmd.run([], "json", cfg) == 0
     data = json.loads(capsys.readouterr().out)
     t = data["threads"][0]
-    assert t["state"] == "error" and t["skipped"] is None
+    assert t["state"] == "error" and t["skipped"] is False and t["skip_reason"] is None
     assert t["errors"][0]["line"] == 5 and "must be true or false" in t["errors"][0]["message"]
 
 
@@ -208,7 +208,7 @@ def test_schedule_refuses_a_thread_whose_block_is_bad(tmp_path: Path, capsys: py
     cfg = tmp_path / "crossposter.yaml"
     cfg.write_text("timezone: Europe/Berlin\n")
     before = path.read_bytes()
-    assert run_schedule(path, "T", "2030-01-01 09:00", cfg) == 1
+    assert run_schedule(path, "T", "2099-01-01 09:00", cfg) == 1
     assert run_unschedule(path, "T", cfg) == 1
     err = capsys.readouterr().err
     assert err.count("`x[0]`") == 2 and f"{path}:5:" in err

@@ -10,9 +10,12 @@ check (exit 1); problems in threads nobody scheduled are listed as warnings.
 from __future__ import annotations
 
 import os
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from crossposter.messages import duration, error, fail, plural
 
 
 class _Report:
@@ -89,9 +92,7 @@ def run(config_path: Path | None, now: datetime | None = None) -> int:
     try:
         config = config_for_command(config_path, required=True)
     except ConfigError as e:
-        for p in e.problems:
-            report.fail(f"config: {p}" if e.source is None else f"config {e.source}: {p}")
-        return 1
+        return fail("\n".join(f"config: {p}" if e.source is None else f"config {e.source}: {p}" for p in e.problems))
     secret_values()  # registers every readable secret for redaction before anything can fail
     now = now or datetime.now(UTC)
     report.ok(f"config loaded (timezone {config.timezone}, platforms: {', '.join(config.enabled_platforms()) or '-'})")
@@ -120,10 +121,13 @@ def run(config_path: Path | None, now: datetime | None = None) -> int:
     _archives(config, report, limits, now)
 
     print()
+    warnings = plural(len(report.warnings), "warning")
     if report.problems:
-        print(f"{len(report.problems)} problem(s) would stop a scheduled post; {len(report.warnings)} warning(s).")
+        sys.stdout.flush()  # the report first, then the verdict on stderr
+        error(f"{plural(len(report.problems), 'problem')} would stop a scheduled post ({warnings}); "
+              "see FAIL above")
         return 1
-    print(f"All good: nothing would stop a scheduled post ({len(report.warnings)} warning(s)).")
+    print(f"All good: nothing would stop a scheduled post ({warnings}).")
     return 0
 
 
@@ -143,6 +147,7 @@ def _archives(config: Any, report: _Report, limits: dict[str, int], now: datetim
         return
     state = DaemonState.load(config.state_path / STATE_FILE)
     grace = config.daemon.misfire_grace
+    n_queued = 0
     for path in paths:
         try:
             archive = read_archive(path)
@@ -171,12 +176,14 @@ def _archives(config: Any, report: _Report, limits: dict[str, int], now: datetim
                 late = (now - info.schedule).total_seconds()
                 entry = state.get(info.key, info.sig)
                 if entry and entry.get("outcome") in GAVE_UP:
-                    report.fail(f"{where}: {entry['outcome']}: {entry.get('message', '')}")
+                    said = str(entry.get("message", ""))  # the daemon's own words, which may name the outcome
+                    report.fail(f"{where}: {said}" if said.startswith(entry["outcome"]) else
+                                f"{where}: {entry['outcome']}: {said}")
                     continue
                 if late > grace:
                     report.fail(f"{where}: scheduled {info.schedule.astimezone(zone).isoformat(timespec='seconds')}"
-                                f", {late:.0f} s ago, beyond the {grace} s misfire grace: it will not be posted "
-                                "(schedule it again)")
+                                f", {duration(late)} ago, beyond the {duration(grace)} misfire grace: it will not "
+                                "be posted (schedule it again)")
                     continue
             plan = plan_thread(archive, thread, config, config.enabled_platforms(), limits or None)
             for d in plan.errors:
@@ -184,4 +191,9 @@ def _archives(config: Any, report: _Report, limits: dict[str, int], now: datetim
                 (report.fail if wanted else report.warn)(msg + ("" if wanted else f" (in unscheduled {thread.title!r})"))
             if wanted and not started:
                 n_sched += 1
-        report.ok(f"{path}: {len(archive.threads)} thread(s), {n_sched} scheduled or queued to go")
+            if info.queued and not started and info.schedule is None:
+                n_queued += 1
+        report.ok(f"{path}: {plural(len(archive.threads), 'thread')}, {n_sched} scheduled or queued to go")
+    if n_queued and not config.daemon.queue_slots:
+        report.warn(f"{plural(n_queued, 'thread')} marked `queued: true` but daemon.queue_slots is empty: "
+                    "nothing will publish them; add a slot such as \"mon-fri 09:00\", or schedule them")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 from pathlib import Path
 
 log = logging.getLogger("crossposter.daemon")
@@ -20,13 +19,13 @@ log = logging.getLogger("crossposter.daemon")
 def run(config_path: Path | None) -> int:
     from crossposter.config import ConfigError, config_for_command, missing_settings, secret_values
     from crossposter.logs import setup_logging
-    from crossposter.redact import redact
 
     try:
         config = config_for_command(config_path, required=True)
     except ConfigError as e:
-        print(redact(f"error: {e}"), file=sys.stderr)
-        return 1
+        from crossposter.messages import fail
+
+        return fail(e)
     setup_logging(config.daemon.log_format, secret_values())
     from crossposter.fakes import FAKE_ENV, journal_fakes_from_env
 

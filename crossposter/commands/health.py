@@ -10,7 +10,6 @@ the publisher's threads (a thread that ended leaves the loop beating), and any i
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,14 +17,14 @@ from pathlib import Path
 def run(config_path: Path | None) -> int:
     from crossposter.config import ConfigError, config_for_command, secret_values
     from crossposter.daemon.state import HEARTBEAT_FILE
+    from crossposter.messages import duration, error, fail
     from crossposter.redact import redact
 
     secret_values()  # registers the secrets, so that nothing printed below can show one
     try:
         config = config_for_command(config_path, required=True)
     except ConfigError as e:
-        print(redact(f"unhealthy: {e}"), file=sys.stderr)
-        return 1
+        return fail(e)
     path = config.state_path / HEARTBEAT_FILE
     interval = config.daemon.heartbeat_interval
     try:
@@ -33,19 +32,16 @@ def run(config_path: Path | None) -> int:
         beat = datetime.fromisoformat(data["time"])
         age = (datetime.now(UTC) - beat).total_seconds()  # a naive time (an edited file) is a TypeError
     except FileNotFoundError:
-        print(f"unhealthy: no heartbeat at {path} (is the daemon running with this config?)", file=sys.stderr)
-        return 1
+        return fail(f"unhealthy: no heartbeat at {path} (is the daemon running with this config?)")
     except (OSError, ValueError, KeyError, TypeError) as e:
-        print(redact(f"unhealthy: cannot read the heartbeat {path}: {e}"), file=sys.stderr)
-        return 1
+        return fail(f"unhealthy: cannot read the heartbeat {path}: {e}")
     problems = data.get("problems")
     if age >= 3 * interval:
-        print(f"unhealthy: last heartbeat {age:.0f} s ago (limit {3 * interval} s = 3 x heartbeat_interval); "
-              "the daemon is stopped or stuck", file=sys.stderr)
-        return 1
+        return fail(f"unhealthy: last heartbeat {duration(age)} ago (limit {duration(3 * interval)} = 3 x "
+                    "heartbeat_interval); the daemon is stopped or stuck")
     if problems:
         for problem in problems if isinstance(problems, list) else [problems]:
-            print(redact(f"unhealthy: {problem}"), file=sys.stderr)
+            error(f"unhealthy: {problem}")
         return 1
     print(redact(f"healthy: heartbeat {age:.1f} s ago (pid {data.get('pid')})"))
     return 0

@@ -37,13 +37,17 @@ def _setup_logging(progress: bool) -> None:
 
 def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, config_path: Path | None) -> int:
     from crossposter.config import ConfigError, default_config, find_config_file, load_config, secret_values
+    from crossposter.messages import fail, plural, warning
     from crossposter.publish import PreflightError, ThreadLockedError, publish_thread
-    from crossposter.redact import redact
 
     secret_values()  # registers every readable secret: errors below may quote one (server answers)
     console = _console()
     err = _console()
     err.stderr = True
+    archive = Path(path)
+    if not archive.is_file():
+        return fail(f"{archive}: " + ("not a regular file; give the Markdown file itself" if archive.exists()
+                                      else "no such archive file"), EXIT_PREFLIGHT)
     cfg_file = find_config_file(config_path)
     refusals: list[str] = []
     try:
@@ -51,23 +55,15 @@ def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, con
             config = load_config(cfg_file)
         elif dry_run:
             config = default_config()
-            err.print("No config file found: the dry run uses the defaults (all three platforms).")
+            warning("no config file found: the dry run uses the defaults (all three platforms)")
             refusals.append("no config file: `crossposter post` needs one: pass --config FILE, set CROSSPOSTER_CONFIG, "
                             "or create ./crossposter.yaml (see config.example.yaml)")
         else:
-            err.print("[bold red]No config file.[/] `crossposter post` needs one: pass --config FILE, set "
-                      "CROSSPOSTER_CONFIG, or create ./crossposter.yaml (see config.example.yaml).")
-            return EXIT_PREFLIGHT
+            return fail("no config file: `crossposter post` needs one: pass --config FILE, set CROSSPOSTER_CONFIG, "
+                        "or create ./crossposter.yaml (`crossposter init` writes one)", EXIT_PREFLIGHT)
     except ConfigError as e:
-        err.print("[bold red]The config has problems:[/]")
-        for line in str(e).splitlines():
-            err.print(redact(f"  {line}"), markup=False)
-        return EXIT_PREFLIGHT
+        return fail("\n".join(["the config has problems:", *str(e).splitlines()]), EXIT_PREFLIGHT)
 
-    archive = Path(path)
-    if not archive.is_file():
-        err.print(f"{archive}: no such archive file", markup=False)
-        return EXIT_PREFLIGHT
     progress = sys.stdout.isatty() and not dry_run
     _setup_logging(progress or dry_run)  # a dry run prints what it would send below: no "posted" log lines
     adapters = None
@@ -94,13 +90,9 @@ def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, con
         result = publish_thread(config, archive, thread, platforms, adapters=adapters,  # type: ignore[arg-type]
                                 progress=progress, dry_run=dry_run, stop_event=stop)
     except PreflightError as e:
-        err.print("[bold red]Cannot post this thread; nothing was posted anywhere:[/]")
-        for problem in e.problems:
-            err.print(redact(f"  {problem}"), markup=False)
-        return EXIT_PREFLIGHT
+        return fail("\n".join(["cannot post this thread; nothing was posted anywhere:", *e.problems]), EXIT_PREFLIGHT)
     except ThreadLockedError as e:
-        err.print(redact(str(e)), markup=False)
-        return EXIT_LOCKED
+        return fail(str(e), EXIT_LOCKED)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -113,7 +105,7 @@ def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, con
         console.print()
         for name, fake in adapters.items():
             posts = fake.thread()
-            console.print(f"[bold]{name}[/]: {len(posts)} post(s) would be sent")
+            console.print(f"[bold]{name}[/]: {plural(len(posts), 'post')} would be sent")
             for n, p in enumerate(posts, 1):
                 reply = f"reply to {p.parent}" if p.parent else "thread root"
                 console.print(f"--- {name} {n}/{len(posts)} ({reply})", markup=False)
@@ -133,10 +125,8 @@ def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, con
     _summary(console, result, dry_run)
     refusals += result.refusals
     if refusals:
-        err.print("[bold red]A real run would refuse this thread before its first request; fix these first:[/]")
-        for problem in refusals:
-            err.print(f"  {problem}", markup=False)
-        return EXIT_PREFLIGHT
+        return fail("\n".join(["a real run would refuse this thread before its first request; fix these first:",
+                                *refusals]), EXIT_PREFLIGHT)
     return EXIT_OK if result.ok else EXIT_INCOMPLETE
 
 

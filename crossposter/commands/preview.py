@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from crossposter.messages import fail, warning
 from crossposter.model import ThreadPlan
 
 EXIT_OK, EXIT_THREAD_ERRORS, EXIT_USAGE = 0, 1, 2
@@ -65,8 +66,7 @@ def run(paths: list[Path], thread: str | None, platforms: list[str] | None, fmt:
         try:
             config = load_config(config_path)
         except ConfigError as e:
-            print(f"crossposter: configuration error:\n{e}", file=sys.stderr)
-            return EXIT_USAGE
+            return fail(e, EXIT_USAGE)
         options = dataclasses.replace(PlanOptions.of(config), decode_images=False)
         handles = {"bluesky": config.platforms.bluesky.handle, "x": config.platforms.x.username}
         handles = {k: v for k, v in handles.items() if v}
@@ -75,23 +75,23 @@ def run(paths: list[Path], thread: str | None, platforms: list[str] | None, fmt:
         if not paths:
             paths = config.archive_paths()
             if not paths:
-                print("crossposter: no archives: the config's `archives` globs match no file", file=sys.stderr)
-                return EXIT_USAGE
+                return fail(f"no archive: the config's `archives` {config.archives} match no file in "
+                            f"{config.base_dir}", EXIT_USAGE)
     if not paths:
         paths = [Path("threads")]
     missing = [p for p in paths if not p.exists()]
     if missing:
-        for p in missing:
-            print(f"crossposter: {p}: no such file or folder (give an archive file or a folder of *.md files)",
-                  file=sys.stderr)
-        return EXIT_USAGE
+        return fail("\n".join(f"{p}: no such file or folder (give an archive file or a folder of *.md files)"
+                               for p in missing), EXIT_USAGE)
     plans = plan_paths(paths, options, platforms, thread)
     if thread is not None and not plans:
-        print(f"crossposter: no thread titled {thread!r} in {', '.join(map(str, paths))}", file=sys.stderr)
-        return EXIT_USAGE
+        from crossposter.archive import unknown_title
+        from crossposter.plan import expand_paths
+
+        titles = [p.title for p in plan_paths(paths, options, []) if p.title]
+        return fail(f"{', '.join(map(str, expand_paths(paths)))}: {unknown_title(thread, titles)}", EXIT_USAGE)
     if not plans:
-        print(f"crossposter: no archives (*.md) found in {', '.join(map(str, paths))}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(f"no archives (*.md) found in {', '.join(map(str, paths))}", EXIT_USAGE)
 
     if fmt == "json":
         text = json.dumps(plans_to_json(plans), ensure_ascii=False, indent=2) + "\n"
@@ -109,7 +109,7 @@ def run(paths: list[Path], thread: str | None, platforms: list[str] | None, fmt:
             import webbrowser
 
             if not webbrowser.open(target.resolve().as_uri()):
-                print(f"crossposter: no browser found here; open {target.resolve()} yourself", file=sys.stderr)
+                warning(f"no browser found here; open {target.resolve()} yourself")
     else:
         from crossposter.preview_text import print_plans
 

@@ -9,7 +9,6 @@ shows and `post` checks.
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ def collect(paths: list[Path], config: Any, now: datetime | None = None) -> dict
     from zoneinfo import ZoneInfo
 
     from crossposter.archive import ArchiveError, read_archive
+    from crossposter.commands.preview import _shown_path as shown_path
     from crossposter.daemon.state import STATE_FILE, DaemonState
     from crossposter.daemon.watch import thread_info
     from crossposter.plan import expand_paths, plan_thread
@@ -58,7 +58,9 @@ def collect(paths: list[Path], config: Any, now: datetime | None = None) -> dict
                 [{"line": line or thread.line, "message": message} for line, message in info.problems]
             daemon = state.get(info.key, info.sig)
             out["threads"].append({
-                "archive": str(path), "title": thread.title, "line": thread.line, "skipped": info.skipped,
+                # described as `preview --format json` describes a thread: the same path, skipped + skip_reason
+                "archive": shown_path(path), "title": thread.title, "line": thread.line,
+                "skipped": info.skipped is not None, "skip_reason": info.skipped,
                 "schedule": info.schedule.astimezone(zone).isoformat(timespec="seconds") if info.schedule else None,
                 "queued": info.queued,
                 "state": _state(info, per, daemon, now, config.daemon.misfire_grace),
@@ -97,58 +99,78 @@ _STYLE = {"published": "green", "scheduled": "cyan", "queued": "cyan", "partial"
 
 
 def _table(data: dict[str, Any]) -> None:
+    """A table that fits 80 columns and a pipe: short cells that never wrap inside a word, and the
+    long things (links, problems) listed under it, one per line, where they can be read and copied."""
+    from rich import box
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    console = Console()
+    console = Console(highlight=False)
     platforms = data["platforms"]
-    table = Table(title="crossposter status", title_justify="left", show_lines=True)
-    table.add_column("Archive", overflow="fold")
-    table.add_column("Thread", overflow="fold")
-    table.add_column(f"Scheduled ({data['timezone']})", no_wrap=True)
+    threads = [t for t in data["threads"] if t["skip_reason"] != "table of contents"]
+    table = Table(title="crossposter status", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                  padding=(0, 1))
+    table.add_column("Thread", ratio=1, min_width=12, overflow="fold")
+    table.add_column("When", no_wrap=True)
     table.add_column("State", no_wrap=True)
     for p in platforms:
-        table.add_column(p, overflow="fold")
-    table.add_column("Problems", overflow="fold")
-    for t in data["threads"]:
-        if t["skipped"] == "table of contents":
-            continue
-        cells = []
-        for p in platforms:
-            v = t["platforms"][p]
-            cell = f"{v['posted']}/{v['total']}"
-            if v["links"]:
-                cell += "\n" + v["links"][0] + (f"\n(+{len(v['links']) - 1} more)" if len(v["links"]) > 1 else "")
-            cells.append(cell)
+        table.add_column(p, no_wrap=True, justify="right", min_width=len(p))
+    details: list[str] = []
+    for n, t in enumerate(threads, 1):
+        where = f"{Path(t['archive']).name}:{t['line']}"
         when = t["schedule"][:16].replace("T", " ") if t["schedule"] else ("queued" if t["queued"] else "")
-        problems = [f"line {e['line']}: {e['message']}" for e in t["errors"]]
-        if t["daemon"] and t["daemon"].get("outcome") in UNFINISHED:
-            problems.append(t["daemon"].get("message", ""))
+        cells = [f"{t['platforms'][p]['posted']}/{t['platforms'][p]['total']}" for p in platforms]
         style = _STYLE.get(t["state"], "")
-        table.add_row(Path(t["archive"]).name, f"{t['title']} (line {t['line']})", when,
-                      f"[{style}]{t['state']}[/]" if style else t["state"], *cells, "\n".join(problems))
+        state = f"[{style}]{t['state']}[/]" if style else t["state"]
+        lines = [f"  {p}: {link}" for p in platforms for link in t["platforms"][p]["links"]]
+        lines += [f"  line {e['line']}: {e['message']}" for e in t["errors"]]
+        if t["daemon"] and t["daemon"].get("outcome") in UNFINISHED:
+            lines.append(f"  daemon: {t['daemon'].get('message', '')}")
+        mark = f" [{n}]" if lines else ""
+        table.add_row(f"{escape(t['title'])}{mark}\n[dim]{escape(where)}[/]", when, state, *cells)
+        if lines:
+            details.append(f"[{n}] {t['title']} ({where})")
+            details.extend(lines)
     console.print(table)
-    console.print(f"Next queue slot: {data['next_queue_slot'] or 'none configured'}")
-    for e in data["archive_errors"]:
-        console.print(f"[red]error:[/] {e}")
+    for line in details:
+        console.print(line, markup=False, soft_wrap=True)  # a URL is printed whole, never folded
+    if details:
+        console.print()
+    console.print(f"Times in {data['timezone']}. Next queue slot: {data['next_queue_slot'] or 'none configured'}")
 
 
 def run(paths: list[Path], fmt: str, config_path: Path | None) -> int:
-    from crossposter.config import ConfigError, config_for_command, secret_values
-    from crossposter.redact import redact
+    from crossposter.config import (
+        ConfigError,
+        config_for_command,
+        config_places,
+        find_config_file,
+        secret_values,
+    )
+    from crossposter.messages import error, fail, warning
 
     secret_values()  # registers the secrets: the daemon's messages shown below may be from an older version
     try:
         config = config_for_command(config_path)
     except ConfigError as e:
-        print(redact(f"error: {e}"), file=sys.stderr)
-        return 1
-    if fmt not in ("text", "json"):
-        print(f"error: --format {fmt}: status prints text or json", file=sys.stderr)
-        return 1
+        return fail(e)
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        return fail("\n".join(f"{p}: no such file or folder (give an archive file or a folder of *.md files)"
+                               for p in missing), 2)
+    if not paths:
+        if find_config_file(config_path) is None:
+            warning(f"no config file (looked for {', '.join(config_places())}); showing {config.archives} "
+                    f"in {config.base_dir} with the default settings")
+        if not config.archive_paths():
+            return fail(f"no archive: {config.archives} match no file in {config.base_dir}; give archive files "
+                        "or folders, or set `archives` in the config", 2)
     data = collect(paths, config)
     if fmt == "json":
         print(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         _table(data)
+    for e in data["archive_errors"]:
+        error(e)
     return 1 if data["archive_errors"] else 0

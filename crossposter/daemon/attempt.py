@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from crossposter.daemon.policy import plan_retry
 from crossposter.daemon.state import DaemonState, ThreadOutcome, now_utc
 from crossposter.daemon.watch import ThreadInfo
+from crossposter.messages import plural
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -91,8 +92,8 @@ def retry_later(info: ThreadInfo, attempts: int, retry_at: datetime | None, why:
                        config.daemon.retry_later_delay)
     if retry.at is None:
         state.set(info.key, outcome=ThreadOutcome.FAILED, sig=info.sig, attempts=retry.attempts,
-                  message=f"gave up after {retry.attempts} later attempt(s): {why}")
-        log.error("giving up on %r after %d later attempt(s): %s", info.title, retry.attempts, why,
+                  message=f"gave up after {plural(retry.attempts, 'later attempt')}: {why}")
+        log.error("giving up on %r after %s: %s", info.title, plural(retry.attempts, "later attempt"), why,
                   extra={**extra, "event": "failed"})
         return Attempted(ThreadOutcome.FAILED)
     state.set(info.key, outcome=ThreadOutcome.RETRYING, sig=info.sig, attempts=retry.attempts,

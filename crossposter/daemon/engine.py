@@ -238,13 +238,14 @@ class Engine:
 
     def _mark_missed(self, info: ThreadInfo, late: float) -> None:
         when = info.schedule.astimezone(self.zone).isoformat(timespec="seconds") if info.schedule else "?"
-        log.warning("%s:%d: %r was due %s, %.0f s ago, beyond the %d s misfire grace: missed, left alone "
-                    "(schedule it again to publish it)", info.archive, info.line, info.title, when, late,
-                    self.config.daemon.misfire_grace,
-                    extra={"event": "missed", "title": info.title, "archive": str(info.archive)})
+        from crossposter.messages import duration
+
+        grace = duration(self.config.daemon.misfire_grace)
+        log.warning("%s:%d: %r was due %s, %s ago, beyond the %s misfire grace: missed, left alone "
+                    "(schedule it again to publish it)", info.archive, info.line, info.title, when, duration(late),
+                    grace, extra={"event": "missed", "title": info.title, "archive": str(info.archive)})
         self.state.set(info.key, outcome=ThreadOutcome.MISSED, sig=info.sig, schedule=when,
-                       message=f"missed: due {when}, daemon saw it {late:.0f} s late "
-                               f"(grace {self.config.daemon.misfire_grace} s)")
+                       message=f"missed: due {when}, the daemon saw it {duration(late)} late (grace {grace})")
 
     def _job_missed(self, event: Any) -> None:
         """APScheduler skipped a job whose time passed beyond the grace (the process was asleep)."""
