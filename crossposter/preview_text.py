@@ -1,66 +1,282 @@
-"""The terminal preview: each thread, each platform's posts with `length/limit`, images, problems by line."""
+"""The terminal preview: each thread, each platform's posts with `length/limit`, images, problems by line.
+
+The post boxes are laid out here rather than left to rich's word wrap, for three things a person must be
+able to see: which line breaks are the archive's own (a soft-wrapped row starts with a dim `↪`), where a
+Bluesky link goes (its URL beside the link text), and a URL kept whole when it can move to the next row
+(a URL too long for any row is cut after a `/`, `?`, `&`… rather than mid-word). Widths are measured in
+terminal cells by rich itself (grapheme clusters: `👩🏽‍💻`, flags, CJK, combining marks), so the layout
+and the boxes drawn around it agree on every row.
+"""
 
 from __future__ import annotations
 
+import re
+from bisect import bisect_right
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from crossposter.model import ThreadPlan
+from crossposter.model import Post, ThreadPlan
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
 
 _NAMES = {"bluesky": "Bluesky", "mastodon": "Mastodon", "x": "X"}
+
+#: What starts a soft-wrapped row; a real line break of the archive starts a row with the text itself.
+CONTINUATION = "↪ "
+#: A panel's border and padding take 2 cells on each side.
+_BOX_CHROME = 4
+#: Narrower than this, a box would hold nothing readable; the layout stays usable rather than exact.
+_MIN_INNER = 12
+
+# Characters that would move the cursor, recolour the terminal or reorder the row (ESC, CR, C1 controls,
+# line/paragraph separators, bidi overrides and isolates): shown as visible marks, never sent to the
+# terminal as they are. Tab and line feed are handled by the layout.
+_INVISIBLE_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+#: Inside a URL or any word too long for a row, a cut may fall after these (never inside `//`).
+_WEAK_AFTER = frozenset("/?&=#-_.,;~+@")
 
 
 def print_plans(plans: list[ThreadPlan], output: Path | None = None) -> None:
     """Problems are printed one per line, never folded (the terminal wraps them on screen): a `file:line`
     cut in two by an inserted line break could not be clicked, copied or grepped."""
     from rich.console import Console
-    from rich.markup import escape
-    from rich.panel import Panel
-    from rich.text import Text
 
     out_file = output.open("w", encoding="utf-8") if output else None
     console = Console(file=out_file, highlight=False, soft_wrap=False,
                       width=100 if out_file else None, no_color=out_file is not None)
     try:
-        totals = {"threads": 0, "posts": 0, "errors": 0, "warnings": 0, "skipped": 0}
-        for plan in plans:
-            where = f"{_rel(plan.archive)}:{plan.line}"
-            if plan.skipped:
-                totals["skipped"] += 1
-                console.print(f"[dim]{escape(where)}  {escape(plan.title)} — skipped ({plan.skipped})[/dim]",
-                              soft_wrap=True)
-                continue
-            totals["threads"] += 1
-            console.rule(f"[bold]{escape(plan.title or plan.archive.name)}[/bold]  [dim]{escape(where)}[/dim]")
-            for d in plan.errors:
-                totals["errors"] += 1
-                tag = f" [{d.platform}]" if d.platform else ""
-                console.print(f"[bold red]error[/bold red] {escape(_rel(plan.archive))}:{d.line}{escape(tag)}: "
-                              f"{escape(d.message)}", soft_wrap=True)
-            for d in plan.warnings:
-                totals["warnings"] += 1
-                console.print(f"[yellow]warning[/yellow] {escape(_rel(plan.archive))}:{d.line}: {escape(d.message)}",
-                              soft_wrap=True)
-            for name, pp in plan.platforms.items():
-                console.print(f"\n[bold]{_NAMES.get(name, name)}[/bold] — {len(pp.posts)} posts, limit {pp.limit}")
-                for i, post in enumerate(pp.posts, 1):
-                    totals["posts"] += 1
-                    over = post.length > pp.limit
-                    count = f"[{'bold red' if over else 'green'}]{post.length}/{pp.limit}[/]"
-                    body = Text(post.text)
-                    for img in post.images:
-                        alt = img.alt or "(no alt text)"
-                        body.append(f"\n🖼  {img.src} — {alt}", style="cyan")
-                    console.print(Panel(body, title=f"{i}/{len(pp.posts)}", title_align="left",
-                                        subtitle=count + f" [dim]line {post.line}[/dim]", subtitle_align="right",
-                                        border_style="red" if over else "dim", expand=False))
-            console.print()
-        console.print(f"[bold]{totals['threads']} threads[/bold], {totals['posts']} posts, "
-                      f"{totals['skipped']} skipped, "
-                      f"[{'red' if totals['errors'] else 'green'}]{totals['errors']} errors[/], "
-                      f"{totals['warnings']} warnings")
+        render_plans(plans, console)
     finally:
         if out_file:
             out_file.close()
+
+
+def render_plans(plans: list[ThreadPlan], console: Console) -> None:
+    from rich.markup import escape
+    from rich.panel import Panel
+    from rich.text import Text
+
+    inner = max(console.width - _BOX_CHROME, _MIN_INNER)
+    totals = {"threads": 0, "posts": 0, "errors": 0, "warnings": 0, "skipped": 0}
+    for plan in plans:
+        where = f"{_rel(plan.archive)}:{plan.line}"
+        title = visible(plan.title or plan.archive.name)
+        if plan.skipped:
+            totals["skipped"] += 1
+            console.print(f"[dim]{escape(visible(where))}  {escape(title)} — skipped "
+                          f"({escape(visible(plan.skipped))})[/dim]", soft_wrap=True)
+            continue
+        totals["threads"] += 1
+        _heading(console, title, visible(where))
+        for d in plan.errors:
+            totals["errors"] += 1
+            tag = f" [{d.platform}]" if d.platform else ""
+            console.print(f"[bold red]error[/bold red] {escape(visible(_rel(plan.archive)))}:{d.line}{escape(tag)}: "
+                          f"{escape(visible(d.message))}", soft_wrap=True)
+        for d in plan.warnings:
+            totals["warnings"] += 1
+            console.print(f"[yellow]warning[/yellow] {escape(visible(_rel(plan.archive)))}:{d.line}: "
+                          f"{escape(visible(d.message))}", soft_wrap=True)
+        for name, pp in plan.platforms.items():
+            console.print(f"\n[bold]{_NAMES.get(name, name)}[/bold] — {len(pp.posts)} posts, limit {pp.limit}")
+            for i, post in enumerate(pp.posts, 1):
+                totals["posts"] += 1
+                over = post.length > pp.limit
+                count = f"[{'bold red' if over else 'green'}]{post.length}/{pp.limit}[/]"
+                body = Text("\n").join(post_rows(post, name, inner))
+                console.print(Panel(body, title=f"{i}/{len(pp.posts)}", title_align="left",
+                                    subtitle=count + f" [dim]line {post.line}[/dim]", subtitle_align="right",
+                                    border_style="red" if over else "dim", expand=False))
+        console.print()
+    console.print(f"[bold]{totals['threads']} threads[/bold], {totals['posts']} posts, "
+                  f"{totals['skipped']} skipped, "
+                  f"[{'red' if totals['errors'] else 'green'}]{totals['errors']} errors[/], "
+                  f"{totals['warnings']} warnings")
+
+
+def _heading(console: Console, title: str, where: str) -> None:
+    """A rule with the title and `file:line`; when both do not fit, the location gets a line of its own
+    rather than being cut by the rule's ellipsis."""
+    from rich.cells import cell_len
+    from rich.text import Text
+
+    both = Text.assemble((title, "bold"), "  ", (where, "dim"))
+    if cell_len(both.plain) + 4 <= console.width:
+        console.rule(both)
+    else:
+        console.rule(Text(title, style="bold"))
+        console.print(Text(where, style="dim"), soft_wrap=True)
+
+
+def post_rows(post: Post, platform: str, width: int) -> list[Text]:
+    """The post as rows at most `width` cells wide: its text (Bluesky links followed by their URL), then
+    one row per image, each real line soft-wrapped with a continuation mark."""
+    from rich.text import Text
+
+    rows: list[Text] = []
+    text = _bluesky_text(post) if platform == "bluesky" else _plain(post.text)
+    for line in text.split("\n", allow_blank=True):
+        rows.extend(wrap_line(line, width))
+    for img in post.images:
+        line = Text(style="cyan")
+        line.append("image: ")
+        _append_visible(line, f"{img.src} — {img.alt or '(no alt text)'}")
+        for part in line.split("\n", allow_blank=True):
+            rows.extend(wrap_line(part, width))
+    return rows
+
+
+def wrap_line(line: Text, width: int) -> list[Text]:
+    """One real line as rows of at most `width` cells; every row after the first starts with the dim
+    continuation mark. A row ends at white space or between CJK characters when one fits; failing that,
+    inside a long URL or word after `/ ? & = # - _ . , ; ~ + @`; failing that, at the last grapheme that fits.
+    """
+    from rich.cells import split_graphemes
+    from rich.text import Text
+
+    if "\t" in line.plain:
+        line.expand_tabs(8)
+    plain = line.plain
+    graphemes, total = split_graphemes(plain)
+    if total <= width:
+        return [line]
+    strong, weak = _break_points(plain)
+    rows: list[Text] = []
+    gi = 0
+    avail = width
+    while True:
+        if rows:  # the white space a soft break falls on is not drawn at the start of the next row
+            while gi < len(graphemes) and plain[graphemes[gi][0]:graphemes[gi][1]].isspace():
+                gi += 1
+        if gi == len(graphemes):
+            break
+        start = graphemes[gi][0]
+        cells = 0
+        j = gi
+        while j < len(graphemes) and cells + graphemes[j][2] <= avail:
+            cells += graphemes[j][2]
+            j += 1
+        if j == len(graphemes):
+            rows.append(line[start:])
+            break
+        fits_to = graphemes[j][0] if j > gi else graphemes[gi][1]  # at least one grapheme: always progress
+        cut = _last_in(strong, start, fits_to) or _last_in(weak, start, fits_to) or fits_to
+        row = line[start:cut]
+        if plain[start:cut].strip():
+            row.rstrip()
+        rows.append(row)
+        gi = _grapheme_at(graphemes, cut, gi)
+        avail = max(width - len(CONTINUATION), 1)
+    out = rows[:1]
+    for row in rows[1:]:
+        marked = Text(CONTINUATION, style="dim")
+        marked.append_text(row)
+        out.append(marked)
+    return out
+
+
+def _break_points(plain: str) -> tuple[list[int], list[int]]:
+    """Offsets where a row may end: strong (white space starts; around CJK characters) and weak (after URL
+    punctuation, inside a word)."""
+    from crossposter.render import _cjk_cuts
+
+    strong: list[int] = []
+    weak: list[int] = []
+    strong.extend(m.start() for m in re.finditer(r"\s+", plain) if m.start() > 0)
+    for m in re.finditer(r"\S+", plain):
+        word = m.group()
+        strong.extend(m.start() + c for c in _cjk_cuts(word))
+        weak.extend(m.start() + k + 1 for k, ch in enumerate(word[:-1])
+                    if ch in _WEAK_AFTER and word[k + 1] != "/")
+    return sorted(set(strong)), weak
+
+
+def _last_in(points: list[int], start: int, end: int) -> int | None:
+    """The last point p with start < p <= end."""
+    k = bisect_right(points, end)
+    if k and points[k - 1] > start:
+        return points[k - 1]
+    return None
+
+
+def _grapheme_at(graphemes: list[tuple[int, int, int]], offset: int, lo: int) -> int:
+    k = lo
+    while k < len(graphemes) and graphemes[k][0] < offset:
+        k += 1
+    return k
+
+
+def _bluesky_text(post: Post) -> Text:
+    """The Bluesky text with each link facet's URL shown dimmed beside its text, unless the text already
+    says it (a bare URL written out whole). Facets count UTF-8 bytes; one that does not fall on characters
+    is left out here (the HTML preview and pre-flight report it)."""
+    from rich.style import Style
+    from rich.text import Text
+
+    data = post.text.encode("utf-8", "surrogatepass")
+    links: list[tuple[int, int, str]] = []
+    for f in sorted(post.facets, key=lambda f: f.byte_start):
+        if f.kind != "link":
+            continue
+        try:
+            start = len(data[:f.byte_start].decode("utf-8"))
+            end = start + len(data[f.byte_start:f.byte_end].decode("utf-8"))
+        except UnicodeDecodeError:
+            continue
+        if start < end and (not links or start >= links[-1][1]):
+            links.append((start, end, f.value))
+    out = Text()
+    pos = 0
+    for start, end, url in links:
+        _append_visible(out, post.text[pos:start])
+        shown = post.text[start:end]
+        _append_visible(out, shown, Style(underline=True, link=url if _INVISIBLE_RE.search(url) is None else None))
+        if not _says_url(shown, url):
+            _append_visible(out, f" <{url}>", "dim")
+        pos = end
+    _append_visible(out, post.text[pos:])
+    return out
+
+
+def _says_url(shown: str, url: str) -> bool:
+    bare = re.sub(r"^https?://", "", url, flags=re.IGNORECASE)
+    return shown in (url, bare, bare.rstrip("/"))
+
+
+def _plain(text: str) -> Text:
+    from rich.text import Text
+
+    out = Text()
+    _append_visible(out, text)
+    return out
+
+
+def _append_visible(out: Text, text: str, style: object = None) -> None:
+    """Append `text`, each invisible control character as a reversed visible mark (␛ for ESC, <U+202E>…)."""
+    pos = 0
+    for m in _INVISIBLE_RE.finditer(text):
+        if m.start() > pos:
+            out.append(text[pos:m.start()], style)  # type: ignore[arg-type]
+        out.append(_mark(m.group()), "reverse")
+        pos = m.end()
+    if pos < len(text):
+        out.append(text[pos:], style)  # type: ignore[arg-type]
+
+
+def visible(text: str) -> str:
+    """`text` with invisible control characters replaced by visible marks (for titles and messages)."""
+    return _INVISIBLE_RE.sub(lambda m: _mark(m.group()), text)
+
+
+def _mark(ch: str) -> str:
+    code = ord(ch)
+    if code < 0x20:
+        return chr(0x2400 + code)  # the Control Pictures block: ␛, ␍, ␀ …
+    if code == 0x7F:
+        return "\u2421"
+    return f"<U+{code:04X}>"
 
 
 def _rel(path: Path) -> str:
