@@ -11,7 +11,8 @@ and the boxes drawn around it agree on every row.
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,8 @@ _MIN_INNER = 12
 _INVISIBLE_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 #: Inside a URL or any word too long for a row, a cut may fall after these (never inside `//`).
 _WEAK_AFTER = frozenset("/?&=#-_.,;~+@")
+_SPACE_RE = re.compile(r"\s+")
+_WORD_RE = re.compile(r"\S+")
 
 
 def print_plans(plans: list[ThreadPlan], output: Path | None = None) -> None:
@@ -85,7 +88,7 @@ def render_plans(plans: list[ThreadPlan], console: Console) -> None:
                 totals["posts"] += 1
                 over = post.length > pp.limit
                 count = f"[{'bold red' if over else 'green'}]{post.length}/{pp.limit}[/]"
-                body = Text("\n").join(post_rows(post, name, inner))
+                body = Text("\n", no_wrap=True, overflow="ignore").join(post_rows(post, name, inner))
                 console.print(Panel(body, title=f"{i}/{len(pp.posts)}", title_align="left",
                                     subtitle=count + f" [dim]line {post.line}[/dim]", subtitle_align="right",
                                     border_style="red" if over else "dim", expand=False))
@@ -133,64 +136,92 @@ def wrap_line(line: Text, width: int) -> list[Text]:
     continuation mark. A row ends at white space or between CJK characters when one fits; failing that,
     inside a long URL or word after `/ ? & = # - _ . , ; ~ + @`; failing that, at the last grapheme that fits.
     """
-    from rich.cells import split_graphemes
+    from rich.cells import cell_len, split_graphemes
     from rich.text import Text
 
     if "\t" in line.plain:
         line.expand_tabs(8)
     plain = line.plain
-    graphemes, total = split_graphemes(plain)
-    if total <= width:
+    if cell_len(plain) <= width:
         return [line]
-    strong, weak = _break_points(plain)
-    rows: list[Text] = []
-    gi = 0
+    n = len(plain)
+    if plain.isascii():  # the common case: one cell per character (controls were replaced, tabs expanded)
+        cell_ends = None
+    else:  # grapheme clusters: a row never ends inside one, and each is measured as rich draws it
+        graphemes, _ = split_graphemes(plain)
+        cell_ends = {g[0]: g for g in graphemes}
+        starts = [g[0] for g in graphemes]
+    strong = _strong_breaks(plain)
+    ranges: list[tuple[int, int]] = []
+    pos = 0
     avail = width
     while True:
-        if rows:  # the white space a soft break falls on is not drawn at the start of the next row
-            while gi < len(graphemes) and plain[graphemes[gi][0]:graphemes[gi][1]].isspace():
-                gi += 1
-        if gi == len(graphemes):
+        if ranges:  # the white space a soft break falls on is not drawn at the start of the next row
+            while pos < n and plain[pos].isspace():
+                pos += 1
+            if cell_ends is not None and pos < n and pos not in cell_ends:  # a combining mark after a space
+                pos = starts[bisect_left(starts, pos) - 1]
+        if pos >= n:
             break
-        start = graphemes[gi][0]
-        cells = 0
-        j = gi
-        while j < len(graphemes) and cells + graphemes[j][2] <= avail:
-            cells += graphemes[j][2]
-            j += 1
-        if j == len(graphemes):
-            rows.append(line[start:])
+        if cell_ends is None:
+            end = min(pos + avail, n)
+            fits_to = end
+        else:
+            end = pos
+            cells = 0
+            while end < n and cells + cell_ends[end][2] <= avail:
+                cells += cell_ends[end][2]
+                end = cell_ends[end][1]
+            fits_to = end if end > pos else cell_ends[pos][1]  # at least one grapheme: always progress
+        if end >= n:
+            ranges.append((pos, n))
             break
-        fits_to = graphemes[j][0] if j > gi else graphemes[gi][1]  # at least one grapheme: always progress
-        cut = _last_in(strong, start, fits_to) or _last_in(weak, start, fits_to) or fits_to
-        row = line[start:cut]
+        cut = _last_in(strong, pos, fits_to) or _weak_break(plain, pos, fits_to, cell_ends) or fits_to
+        ranges.append((pos, cut))
+        pos = cut
+        avail = max(width - len(CONTINUATION), 1)
+    # one divide for the whole line (slicing a Text row by row costs a divide each)
+    offsets = sorted({x for r in ranges for x in r} - {0, len(plain)})
+    pieces = line.divide(offsets)
+    first = {0: 0, **{x: k + 1 for k, x in enumerate(offsets)}}
+    out: list[Text] = []
+    for start, cut in ranges:
+        row = pieces[first[start]]
         if plain[start:cut].strip():
             row.rstrip()
-        rows.append(row)
-        gi = _grapheme_at(graphemes, cut, gi)
-        avail = max(width - len(CONTINUATION), 1)
-    out = rows[:1]
-    for row in rows[1:]:
-        marked = Text(CONTINUATION, style="dim")
-        marked.append_text(row)
-        out.append(marked)
+        if out:
+            marked = Text(CONTINUATION, style="dim")
+            marked.append_text(row)
+            row = marked
+        out.append(row)
     return out
 
 
-def _break_points(plain: str) -> tuple[list[int], list[int]]:
-    """Offsets where a row may end: strong (white space starts; around CJK characters) and weak (after URL
-    punctuation, inside a word)."""
-    from crossposter.render import _cjk_cuts
+def _strong_breaks(plain: str) -> list[int]:
+    """Offsets where a row may end at a word boundary: where white space starts, and around CJK characters
+    (the same cuts the splitter makes: never before a closing mark or after an opening one)."""
+    points = [m.start() for m in _SPACE_RE.finditer(plain) if m.start() > 0]
+    for m in _WORD_RE.finditer(plain):
+        if max(m.group()) >= "\u2e80":  # every CJK character is at or above U+2E80: most words skip the scan
+            points.extend(m.start() + c for c in _cjk_cuts(m.group()))
+    return sorted(set(points))
 
-    strong: list[int] = []
-    weak: list[int] = []
-    strong.extend(m.start() for m in re.finditer(r"\s+", plain) if m.start() > 0)
-    for m in re.finditer(r"\S+", plain):
-        word = m.group()
-        strong.extend(m.start() + c for c in _cjk_cuts(word))
-        weak.extend(m.start() + k + 1 for k, ch in enumerate(word[:-1])
-                    if ch in _WEAK_AFTER and word[k + 1] != "/")
-    return sorted(set(strong)), weak
+
+@lru_cache(maxsize=4096)
+def _cjk_cuts(word: str) -> tuple[int, ...]:
+    from crossposter.render import _cjk_cuts as cuts
+
+    return cuts(word)
+
+
+def _weak_break(plain: str, start: int, end: int, graphemes: dict | None) -> int | None:
+    """The last offset p with start < p <= end that follows URL punctuation (and does not split `//`, nor a
+    grapheme cluster: `graphemes` holds their starts, None when every character is one)."""
+    for p in range(end, start, -1):
+        if plain[p - 1] in _WEAK_AFTER and (p == len(plain) or plain[p] != "/") and (
+                graphemes is None or p in graphemes):
+            return p
+    return None
 
 
 def _last_in(points: list[int], start: int, end: int) -> int | None:
@@ -199,13 +230,6 @@ def _last_in(points: list[int], start: int, end: int) -> int | None:
     if k and points[k - 1] > start:
         return points[k - 1]
     return None
-
-
-def _grapheme_at(graphemes: list[tuple[int, int, int]], offset: int, lo: int) -> int:
-    k = lo
-    while k < len(graphemes) and graphemes[k][0] < offset:
-        k += 1
-    return k
 
 
 def _bluesky_text(post: Post) -> Text:
