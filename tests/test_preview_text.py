@@ -263,3 +263,15 @@ def test_wrap_keeps_every_grapheme_fits_the_width_and_keeps_short_words_whole(pi
     for word in {p for p, _ in pieces}:
         if cell_len(word) <= width - len(CONTINUATION) and not _CJK.search(word):
             assert sum(b.count(word) for b in bodies) == line.count(word), (word, rows)
+
+
+def test_the_json_preview_imports_no_rich(tmp_path: Path) -> None:
+    """The layout lives in preview_text, imported only for the text format: `--format json` stays fast."""
+    path = _archive(tmp_path)
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "crossposter", "preview", path.name,
+                           "--format", "json"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in proc.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "crossposter" in imported and imported.isdisjoint({"rich", "wcwidth", "pydantic", "PIL"})
+    json.loads(proc.stdout)
