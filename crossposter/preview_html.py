@@ -794,7 +794,7 @@ main{padding:1rem;min-width:0}
 .image.missing{flex-direction:column}
 .missing-why{font-size:.78rem;color:var(--err);background:var(--err-bg);padding:.1rem .8rem .5rem;overflow-wrap:anywhere}
 /* a grid with a missing image takes the height its captions need: the file name is the point of the caption */
-.media.has-missing{aspect-ratio:auto;grid-template-rows:none;grid-auto-rows:auto}
+.media.has-missing{aspect-ratio:auto;grid-template-rows:none;grid-auto-rows:auto;align-items:start}
 .media.has-missing .image:first-child{grid-row:auto}
 .media.has-missing .image:not(.missing) img{height:auto;max-height:240px;object-fit:cover}
 .missing-box{min-width:0}
