@@ -303,23 +303,34 @@ def _title(plan: ThreadPlan) -> str:
 
 
 def diagnostic_target(plan: ThreadPlan, diag: Diagnostic) -> tuple[str, int] | None:
-    """(platform, post index) of the card a diagnostic concerns.
+    """(platform, post index) of the first card a diagnostic concerns (where the problem list links to)."""
+    targets = diagnostic_targets(plan, diag)
+    return targets[0] if targets else None
 
-    The card whose `Post.line` is the closest at or before the diagnostic's line, on the diagnostic's platform
-    (or the first platform when it names none); the first card when the line comes before every post.
+
+def diagnostic_targets(plan: ThreadPlan, diag: Diagnostic) -> list[tuple[str, int]]:
+    """(platform, post index) of every card a diagnostic concerns, in platform order.
+
+    A diagnostic that names a platform concerns that platform's card only; one that names none (a missing
+    image, a missing alt text) concerns each platform's, since each would post the same thing. On each
+    platform: the card holding an image of that line, else the card whose `Post.line` is the closest at or
+    before it (the first card when the line comes before every post).
     """
-    if not plan.platforms:
-        return None
-    platform = diag.platform if diag.platform in plan.platforms else next(iter(plan.platforms))
-    posts = plan.platforms[platform].posts
-    if not posts:
-        return None
-    best = 0
-    best_line = -1
-    for i, post in enumerate(posts):
-        if best_line < post.line <= diag.line:
-            best, best_line = i, post.line
-    return platform, best
+    platforms = [diag.platform] if diag.platform in plan.platforms else (
+        [] if diag.platform else list(plan.platforms))
+    targets = []
+    for platform in platforms:
+        posts = plan.platforms[platform].posts
+        if not posts:
+            continue
+        best = next((i for i, post in enumerate(posts) if any(img.line == diag.line for img in post.images)), None)
+        if best is None:
+            best, best_line = 0, -1
+            for i, post in enumerate(posts):
+                if best_line < post.line <= diag.line:
+                    best, best_line = i, post.line
+        targets.append((platform, best))
+    return targets
 
 
 class _Renderer:
@@ -335,7 +346,9 @@ class _Renderer:
             return ""
         figures = [self.figure(img) for img in images]
         n = min(len(images), 4)
-        return f'<div class="media n{n}">{"".join(figures)}</div>'
+        # a grid with a missing image gives up its fixed shape, so the caption with the file name shows whole
+        missing = " has-missing" if any(self.images.data_uri(img.path)[0] is None for img in images) else ""
+        return f'<div class="media n{n}{missing}">{"".join(figures)}</div>'
 
     def figure(self, img: ImageRef) -> str:
         self._alt_id += 1
@@ -449,7 +462,7 @@ class _Renderer:
         items = []
         entries = [("error", d) for d in plan.errors] + [("warning", d) for d in plan.warnings]
         for kind, d in entries:
-            target = diagnostic_target(plan, d)
+            targets = diagnostic_targets(plan, d)
             where = [f"line {d.line}"]
             if d.platform:
                 where.append(PLATFORM_NAMES.get(d.platform, d.platform))
@@ -458,9 +471,10 @@ class _Renderer:
                 f'<span class="sev">{label}</span> <span class="where">{_E(" · ".join(where))}</span> '
                 f'<span class="msg">{_E(d.message)}</span>'
             )
-            if target is not None:
+            for target in targets:
                 flags.setdefault(target, []).append((kind, d))
-                href = "#" + _Ids.card(n, *target)
+            if targets:
+                href = "#" + _Ids.card(n, *targets[0])
                 items.append(
                     f'<li class="diag {kind}" data-line="{d.line}"><a href="{href}">{inner}</a></li>'
                 )
@@ -505,7 +519,8 @@ class _Renderer:
             body = "" if plan.skipped else '<p class="skipped-note">No platforms selected.</p>'
         return (
             f'<section class="thread{" skipped" if plan.skipped else ""}" id="{_Ids.thread(n)}" '
-            f'aria-labelledby="{_Ids.thread(n)}-title"{" data-default" if default else ""}>'
+            f'aria-labelledby="{_Ids.thread(n)}-title"{" data-default" if default else ""}'
+            f'{" data-errors" if plan.errors else ""}>'
             f'<header class="thread-head"><h2 id="{_Ids.thread(n)}-title">{_E(_title(plan))}</h2>'
             f'<p class="thread-meta">{_E(plan.archive.name)}, line {plan.line}</p></header>'
             f"{skipped}{problems}{body}</section>"
@@ -540,6 +555,21 @@ class _Renderer:
         )
 
 
+#: How many threads with errors the page's summary names (the picker marks every one of them anyway).
+_SUMMARY_ERROR_TITLES = 5
+
+
+def _errors_summary(error_threads: list[tuple[int, str]]) -> str:
+    """"N threads with errors" as a link to the first of them, then a link to each by title: what needs
+    fixing is one click away, whichever thread the page shows."""
+    first = _Ids.thread(error_threads[0][0])
+    links = ", ".join(f'<a href="#{_Ids.thread(n)}">{_E(title)}</a>'
+                      for n, title in error_threads[:_SUMMARY_ERROR_TITLES])
+    more = len(error_threads) - _SUMMARY_ERROR_TITLES
+    return (f'<a class="sum-err" href="#{first}">{_plural(len(error_threads), "thread")} with errors</a>: '
+            f'{links}{f" and {more} more" if more > 0 else ""}')
+
+
 def render_html(
     plans: list[ThreadPlan], *, title: str = "crossposter preview", handles: Mapping[str, str] | None = None
 ) -> str:
@@ -553,13 +583,13 @@ def render_html(
     threads = "".join(r.thread(n, plan, default=(n - 1 == default)) for n, plan in enumerate(plans, 1))
     n_threads = sum(1 for p in plans if not p.skipped)
     n_skipped = len(plans) - n_threads
-    n_err = sum(1 for p in plans if p.errors)
+    error_threads = [(n, _title(p)) for n, p in enumerate(plans, 1) if p.errors]
     archives = sorted({p.archive.name for p in plans})
     summary = [_plural(n_threads, "thread")]
     if n_skipped:
         summary.append(f"{n_skipped} skipped")
-    if n_err:
-        summary.append(f'<span class="sum-err">{_plural(n_err, "thread")} with errors</span>')
+    if error_threads:
+        summary.append(_errors_summary(error_threads))
     if archives:
         summary.append(_E(", ".join(archives)))
     if not plans:
@@ -763,6 +793,12 @@ main{padding:1rem;min-width:0}
 .missing-alt{font-size:.85rem}
 .image.missing{flex-direction:column}
 .missing-why{font-size:.78rem;color:var(--err);background:var(--err-bg);padding:.1rem .8rem .5rem;overflow-wrap:anywhere}
+/* a grid with a missing image takes the height its captions need: the file name is the point of the caption */
+.media.has-missing{aspect-ratio:auto;grid-template-rows:none;grid-auto-rows:auto;align-items:start}
+.media.has-missing .image:first-child{grid-row:auto}
+.media.has-missing .image:not(.missing) img{height:auto;max-height:240px;object-fit:cover}
+.missing-box{min-width:0}
+.missing-title,.missing-alt{max-width:100%;overflow-wrap:anywhere}
 
 /* notes and footer */
 .notes{list-style:none;margin:.5rem 0 0;padding:0;font-size:.82rem;display:grid;gap:.15rem}
@@ -794,7 +830,8 @@ JS = """
   function show(id,scroll){
     var el=id?document.getElementById(id):null;
     var t=el&&el.closest?el.closest('.thread'):null;
-    if(!t)t=document.querySelector('.thread[data-default]')||threads[0];
+    /* no thread asked for: the first with errors (what needs fixing), else the first thread */
+    if(!t)t=document.querySelector('.thread[data-errors]')||document.querySelector('.thread[data-default]')||threads[0];
     if(!t)return;
     threads.forEach(function(x){x.classList.toggle('current',x===t);});
     links.forEach(function(a){

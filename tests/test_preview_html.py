@@ -28,10 +28,11 @@ from pathlib import Path
 import pytest
 
 from crossposter import preview_html
-from crossposter.model import Diagnostic, Facet, ImageRef, PlatformPosts, Post, ThreadPlan
+from crossposter.model import DEFAULT_LIMITS, Diagnostic, Facet, ImageRef, PlatformPosts, Post, ThreadPlan
 from crossposter.preview_html import (
     bluesky_spans,
     diagnostic_target,
+    diagnostic_targets,
     render_html,
     text_html,
     write_html,
@@ -467,9 +468,9 @@ def test_one_card_per_post_per_platform_with_its_count_and_text(dom, plans):
 def test_scripts_ran_and_one_thread_is_shown(dom):
     assert "js" in dom.find("html").classes
     current = [t.attrs["id"] for t in dom.find_all("section", "thread") if "current" in t.classes]
-    assert current == ["t2"]  # the first thread that is not skipped
+    assert current == ["t4"]  # the first thread with errors (t2 is the first that is not skipped)
     picked = [a for a in dom.find("nav", "picker").find_all("a") if a.attrs.get("aria-current") == "true"]
-    assert [a.attrs["href"] for a in picked] == ["#t2"]
+    assert [a.attrs["href"] for a in picked] == ["#t4"]
 
 
 def test_every_in_page_link_resolves(dom, plans):
@@ -807,3 +808,154 @@ def test_seed_archive_matches_json_preview(chromium, tmp_path, shared_dir):
     assert dom.find_all("figure", "missing")
     # three with missing images, and Würstchen, whose repeated posts X would refuse
     assert sum(1 for t in doc["threads"] if t["errors"]) == 4
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Issue 11: what a person sees — missing images, errors on every card, opening on the errors, --config
+# --------------------------------------------------------------------------------------------------------------
+
+CLIP_JS = r"""
+window.addEventListener('load', function () {
+  var f = document.getElementById('f'), w = f.contentWindow, d = f.contentDocument;
+  /* where `el` is cut off: by its own box (text overflowing it) or by an ancestor that clips */
+  function clipped(el) {
+    var r = el.getBoundingClientRect();
+    if (r.width < 1 || r.height < 1) return 'not shown';
+    if (el.scrollWidth > el.clientWidth + 1 || el.scrollHeight > el.clientHeight + 1) return 'overflows itself';
+    for (var a = el.parentElement; a; a = a.parentElement) {
+      var s = w.getComputedStyle(a);
+      if (s.overflowX === 'visible' && s.overflowY === 'visible') continue;
+      var q = a.getBoundingClientRect();
+      if (r.left < q.left - 1 || r.right > q.right + 1 || r.top < q.top - 1 || r.bottom > q.bottom + 1)
+        return 'clipped by ' + a.tagName.toLowerCase() + '.' + String(a.className).split(' ').join('.');
+    }
+    return null;
+  }
+  var out = {checked: 0, problems: []};
+  var threads = Array.prototype.slice.call(d.querySelectorAll('.thread'));
+  threads.forEach(function (t) {
+    threads.forEach(function (x) { x.classList.toggle('current', x === t); });
+    t.querySelectorAll('.missing-why, .missing-title, .missing-alt').forEach(function (el) {
+      out.checked++;
+      var why = clipped(el);
+      if (why) out.problems.push({card: el.closest('.card').id, text: el.textContent.slice(0, 60), why: why});
+    });
+  });
+  document.body.setAttribute('data-probe', JSON.stringify(out));
+});
+"""
+
+
+def run_probe(chromium: Path, page_html: str, tmp: Path, width: int, height: int, js: str) -> dict:
+    """`page_html` in a srcdoc iframe `width` px wide; `js` measures it and leaves JSON in body[data-probe]."""
+    wrapper = tmp / f"run-{width}-{len(list(tmp.glob('run-*')))}.html"
+    wrapper.write_text(
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"></head><body style="margin:0">'
+        f'<iframe id="f" style="border:0;width:{width}px;height:{height}px" '
+        f'srcdoc="{html.escape(page_html, quote=True)}"></iframe><script>{js}</script></body></html>',
+        encoding="utf-8",
+    )
+    dom = parse(dump_dom(chromium, wrapper, tmp, window=f"{max(width + 40, 1300)},{height + 40}"))
+    body = dom.find("body")
+    assert body is not None and "data-probe" in body.attrs, "the probe script did not run"
+    return json.loads(body.attrs["data-probe"])
+
+
+def _missing_image_plans(tmp: Path) -> list[ThreadPlan]:
+    """Grids of 1 to 4 images on every platform, with missing files whose names are long and unbroken."""
+    ok = sample.make_png(tmp / "imgs" / "ok.png", 640, 360, 30, "ok")
+    long_name = "imgs/" + "a-very-long-file-name-without-any-spaces-" * 3 + "2024-02-14-final.png"
+    gone = [ImageRef(long_name.replace("final", f"final-{k}"), tmp / f"gone{k}.png",
+                     "Table of the Aya datasets, their sizes and their languages, " * (1 + k % 2), None, 10 + k)
+            for k in range(4)]
+    fine = ImageRef("imgs/ok.png", ok, "A red square", None, 20)
+    grids = [[gone[0]], [fine, gone[1]], [gone[2], fine, fine], [fine, gone[3], fine, gone[0]]]
+    platforms = {p: PlatformPosts(p, DEFAULT_LIMITS[p], [
+        Post(f"post {i}", 6, images=imgs, line=9 + i) for i, imgs in enumerate(grids)]) for p in DEFAULT_LIMITS}
+    return [ThreadPlan(tmp / "t.md", "Missing images", 1, None, platforms,
+                       errors=[Diagnostic(10 + k, f"image file '{g.src}' not found") for k, g in enumerate(gone)])]
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 900), (360, 740)])
+def test_a_missing_image_caption_is_never_clipped(chromium, tmp_path, width, height):
+    page = render_html(_missing_image_plans(tmp_path))
+    result = run_probe(chromium, page, tmp_path, width, height, CLIP_JS)
+    assert result["checked"] == 3 * 5 * 3  # 5 missing figures per platform, 3 texts in each
+    assert result["problems"] == []
+
+
+def test_an_error_shows_under_every_card_it_affects(dom):
+    def notes(card_id: str) -> str:
+        card = dom.find("article", id=card_id)
+        ul = card.find("ul", "notes")
+        return ul.text() if ul else ""
+
+    # a missing image (no platform named): under the card that holds the image, on every platform
+    for p in ("bluesky", "mastodon", "x"):
+        assert "line 127: image imgs/aya-datasets.png does not exist" in notes(f"t5-{p}-0"), p
+        assert "flag-error" in dom.find("article", id=f"t5-{p}-0").classes
+        assert "line 103: image imgs/aespa-3.png has no alt text" in notes(f"t4-{p}-0"), p
+    # a problem of one platform stays under that platform's card
+    assert "line 105" in notes("t4-x-1")
+    assert "line 105" not in notes("t4-bluesky-1") + notes("t4-mastodon-1")
+    assert "line 81" in notes("t3-bluesky-2") and "line 81" not in notes("t3-mastodon-2") + notes("t3-x-2")
+
+
+def test_diagnostic_targets_prefer_the_card_holding_the_image():
+    img = ImageRef("a.png", Path("/a/a.png"), "", None, 14)
+    plan = ThreadPlan(Path("/a/t.md"), "t", 1, None, {
+        "bluesky": PlatformPosts("bluesky", 300, [Post("a", 1, images=[img], line=10), Post("b", 1, line=12)]),
+        "x": PlatformPosts("x", 280, [Post("a", 1, line=10), Post("b", 1, images=[img], line=12)]),
+        "mastodon": PlatformPosts("mastodon", 500, [Post("ab", 2, line=10)]),
+    })
+    assert diagnostic_targets(plan, Diagnostic(14, "m")) == [("bluesky", 0), ("x", 1), ("mastodon", 0)]
+    assert diagnostic_targets(plan, Diagnostic(14, "m", "x")) == [("x", 1)]
+    assert diagnostic_targets(plan, Diagnostic(11, "m")) == [("bluesky", 0), ("x", 0), ("mastodon", 0)]
+    assert diagnostic_targets(ThreadPlan(Path("/a"), "t", 1, None), Diagnostic(2, "m")) == []
+
+
+def test_the_summary_links_to_the_threads_with_errors(dom, plans):
+    summary = dom.find("p", "summary")
+    first = summary.find("a", "sum-err")
+    assert first is not None and first.attrs["href"] == "#t4" and first.text() == "2 threads with errors"
+    titles = {a.attrs["href"]: a.text() for a in summary.find_all("a") if a is not first}
+    assert titles == {"#t4": plans[3].title, "#t5": "Aya"}
+
+
+def test_the_page_opens_on_the_first_thread_with_errors(chromium, tmp_path, plans):
+    page = tmp_path / "errors.html"
+    page.write_text(render_html(plans), encoding="utf-8")
+    opened = parse(dump_dom(chromium, page, tmp_path))
+    assert [t.attrs["id"] for t in opened.find_all("section", "thread") if "current" in t.classes] == ["t4"]
+    assert [a.attrs["href"] for a in opened.find("nav", "picker").find_all("a")
+            if a.attrs.get("aria-current") == "true"] == ["#t4"]
+    # a link to a thread still wins
+    linked = parse(dump_dom(chromium, page, tmp_path, fragment="#t2"))
+    assert [t.attrs["id"] for t in linked.find_all("section", "thread") if "current" in t.classes] == ["t2"]
+    # without errors: the first thread that is not skipped
+    clean = tmp_path / "clean.html"
+    clean.write_text(render_html([p for p in plans if not p.errors]), encoding="utf-8")
+    shown = parse(dump_dom(chromium, clean, tmp_path))
+    assert [t.find("h2").text() for t in shown.find_all("section", "thread") if "current" in t.classes] == [
+        "Würstchen"]
+
+
+def test_with_a_config_the_configured_accounts_and_only_enabled_platforms_show(tmp_path):
+    (tmp_path / "threads").mkdir()
+    (tmp_path / "threads" / "a.md").write_text("## A thread\n\nHello there.\n", encoding="utf-8")
+    config = tmp_path / "crossposter.yaml"
+    config.write_text(
+        "archives: [threads/*.md]\n"
+        "platforms:\n"
+        "  bluesky: {enabled: true, handle: alice.example.com}\n"
+        "  mastodon: {enabled: true, instance: https://social.example}\n"
+        "  x: {enabled: false, username: alice_x}\n", encoding="utf-8")
+    out = tmp_path / "page.html"
+    proc = subprocess.run([sys.executable, "-m", "crossposter", "preview", "--config", str(config), "--format",
+                           "html", "-o", str(out)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    tree = parse(out.read_text(encoding="utf-8"))
+    columns = [c.attrs["data-platform"] for c in tree.find_all("section", "column")]
+    assert columns == ["bluesky", "mastodon"]
+    handles = {c.attrs["data-platform"]: c.find("span", "handle").text() for c in tree.find_all("article", "card")}
+    assert handles == {"bluesky": "@alice.example.com", "mastodon": "@you@social.example"}
