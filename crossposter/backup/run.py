@@ -179,6 +179,7 @@ def run_backup(reader: Reader, config: Config, *, account: str, into: Path | Non
     total = len(threads) + len(appends)
     done = 0
     first = True
+    writers: dict[Path, ArchiveWriter] = {}
     for start in range(0, max(len(threads), 1), batch):
         chunk = threads[start:start + batch]
         extra = appends if first else []
@@ -214,9 +215,12 @@ def run_backup(reader: Reader, config: Config, *, account: str, into: Path | Non
             by_file.setdefault(path, []).append(a)
         targets = [into, *(p for p in by_file if p != into)]
         for path in targets:
-            writer = ArchiveWriter(path, platform, timezone=config.timezone, title=title, media_path=media_path,
-                                   sha=text_sha)
-            res = writer.write(chunk if path == into else [], by_file.get(path, []), dry_run=dry_run)
+            writer = writers.get(path)
+            if writer is None:
+                writer = writers[path] = ArchiveWriter(path, platform, timezone=config.timezone, title=title,
+                                                       media_path=media_path, sha=text_sha)
+            res = writer.write(chunk if path == into else [], by_file.get(path, []), dry_run=dry_run,
+                               media_path=media_path)
             outcome.threads.extend(res.threads)
             outcome.replies.extend(res.replies)
             if res.already:

@@ -109,10 +109,16 @@ class ArchiveWriter:
         self.title = title  # the `# ` line of a file this creates
         self.media_path = media_path
         self.sha = sha
+        #: the bytes this writer last wrote and their parse: the next batch of the run starts from them
+        #: without parsing the file again (one parse per batch, the verification's)
+        self._last: tuple[bytes, Archive] | None = None
+        self._checked: tuple[bytes, Archive] | None = None
 
     def write(self, threads: Iterable[SourceThread], appends: Iterable[Append], *,
-              dry_run: bool = False) -> BatchResult:
+              dry_run: bool = False, media_path: MediaPath | None = None) -> BatchResult:
         """Add `threads` (oldest first) and `appends`; one atomic write. A dry run reads and computes only."""
+        if media_path is not None:
+            self.media_path = media_path
         threads, appends = list(threads), list(appends)
         result = BatchResult()
         if not threads and not appends:
@@ -135,6 +141,8 @@ class ArchiveWriter:
         from crossposter.metadata import rewrite_archive
 
         written = rewrite_archive(self.path, compute)
+        if written:
+            self._last, self._checked = self._checked, None
         result.written = written  # (the result of the last `compute`: the one whose bytes are in the file)
         return result
 
@@ -147,7 +155,10 @@ class ArchiveWriter:
         created = data is None
         if data is None:
             data = f"# {self.title}\n".encode()
-        archive = parse_archive(decode_archive(data, self.path), self.path)
+        if self._last is not None and self._last[0] == data:
+            archive = self._last[1]
+        else:
+            archive = parse_archive(decode_archive(data, self.path), self.path)
         eol = default_eol(data).decode()
         index = recorded_ids(archive, self.platform)
 
@@ -248,6 +259,7 @@ class ArchiveWriter:
                                                 "was written")
 
         now = parse_archive(decode_archive(new, self.path), self.path)
+        self._checked = (new, now)
         if len(now.threads) != len(old.threads) + len(fresh):
             fail(f"the file would have {len(now.threads)} sections instead of {len(old.threads) + len(fresh)}: does "
                  "it end inside an open code block or HTML block? close it")

@@ -181,7 +181,7 @@ def run(platform: str, into: Path | None, x_archive: Path | None, since: str | N
     try:
         since_at = parse_since(since, config.timezone) if since else None
     except TimeError as e:
-        return error(str(e))
+        return error(f"--since: {e} (a date alone, YYYY-MM-DD, means its midnight)")
 
     from crossposter.backup.run import run_backup
     from crossposter.platforms.base import PlatformError
