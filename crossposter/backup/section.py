@@ -43,6 +43,8 @@ HEADING_MAX = 80
 #: characters that would be markup (or end the heading) in a `##` line: left out of headings
 _HEADING_DROP = re.compile(r"[\\`*_\[\]<>&#|~!]+")
 _URL = re.compile(r"https?://\S+")
+#: control characters: Markdown readers replace NUL, and none of them belongs in a heading
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def heading_for(post: SourcePost, taken: set[str], timezone: str) -> str:
@@ -51,7 +53,7 @@ def heading_for(post: SourcePost, taken: set[str], timezone: str) -> str:
     URLs and Markdown-special characters are left out: the heading names the thread, it is not posted.
     A post with no words (only images) is named after its date.
     """
-    words = _HEADING_DROP.sub(_dropped, _URL.sub(" ", post.text)).split()
+    words = _HEADING_DROP.sub(_dropped, _URL.sub(" ", _CONTROL.sub(" ", post.text))).split()
     title = ""
     for w in words:
         candidate = f"{title} {w}" if title else w
@@ -60,11 +62,12 @@ def heading_for(post: SourcePost, taken: set[str], timezone: str) -> str:
         title = candidate
     if not title and words:
         title = words[0][: HEADING_MAX - 1] + "…"
+    title = title.rstrip(".,;:")
     if not title:
         title = f"Post of {date_line(post.created_at, timezone)}"
-    title = title.rstrip(".,;:")
     base, n = title, 1
-    folded = {t.casefold() for t in taken}
+    # as `Archive.find` compares titles: ignoring case and runs of spaces
+    folded = {" ".join(t.split()).casefold() for t in taken}
     while title.casefold() in folded:
         n += 1
         title = f"{base} ({n})"
