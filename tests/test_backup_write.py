@@ -340,3 +340,20 @@ def test_reporter_hears_pages_media_and_threads(tmp_path: Path) -> None:
     img = SourceMedia("image", "u", "1-0.png")
     backup(FakeReader([P(1, "a", media=(img,)), P(2, "b")], files={"u": b"x"}), cfg(tmp_path), reporter=rec)
     assert rec.events == [("page", 2), ("media", 1, 1), ("threads", 2, 2)]
+
+
+def test_into_a_fifo_or_folder_is_refused_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.md"
+    os.mkfifo(fifo)
+    for target in (fifo, tmp_path):
+        with pytest.raises(ArchiveError, match="not a regular file"):
+            backup(FakeReader([P(1, "x")]), cfg(tmp_path), into=target)
+
+
+def test_far_future_and_ancient_dates_are_written_as_they_are(tmp_path: Path) -> None:
+    posts = [SourcePost("mastodon", "1", "https://social.example/@me/1", datetime(2199, 12, 31, 23, 59, tzinfo=UTC),
+                        "from the future"),
+             SourcePost("mastodon", "2", "https://social.example/@me/2", datetime(1970, 1, 1, tzinfo=UTC), "old")]
+    backup(FakeReader(posts), cfg(tmp_path))
+    threads = read_archive(tmp_path / "threads" / "mastodon.md").threads
+    assert [(t.title, t.date) for t in threads] == [("old", "1970-01-01 01:00"), ("from the future", "2200-01-01 00:59")]

@@ -133,6 +133,10 @@ def run_backup(reader: Reader, config: Config, *, account: str, into: Path | Non
     batch = batch_threads or config.backup.batch_threads
 
     # 1. What the archives already hold (before any request: a broken archive stops here).
+    if into.exists() and not into.is_file():  # a FIFO would block the read forever, a device worse
+        from crossposter.archive import ArchiveError
+
+        raise ArchiveError(into, None, "not a regular file; give the archive file to write (--into FILE)")
     index = _recorded_index(config, into, archives, platform)
 
     # 2. Read, waiting out what can be waited out.
