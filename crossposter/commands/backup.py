@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from crossposter.config import Config
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_ERROR = 0, 1, 2
+#: threads named one by one in the summary
+LISTED_MAX = 40
 
 
 def parse_since(text: str, timezone: str) -> datetime:
@@ -141,11 +143,12 @@ def summary_lines(outcome: BackupOutcome, base: Path | None = None) -> list[str]
              + ("media not downloaded (dry run)" if outcome.dry_run else
                 f"{outcome.media_added} media file(s) ({outcome.media_reused} already there)")
              + f"; {outcome.posts_read} post(s) read in {outcome.requests} request(s)"]
-    for t in outcome.threads:
-        lines.append(f"  + {t.title} ({len(t.post_ids)} post(s), {shown(t.archive)})")
-    for r in outcome.replies:
-        lines.append(f"  + {len(r.post_ids)} later repl{'y' if len(r.post_ids) == 1 else 'ies'} in "
-                     f"{r.title} ({shown(r.archive)})")
+    listed = [f"  + {t.title} ({len(t.post_ids)} post(s), {shown(t.archive)})" for t in outcome.threads]
+    listed += [f"  + {len(r.post_ids)} later repl{'y' if len(r.post_ids) == 1 else 'ies'} in {r.title} "
+               f"({shown(r.archive)})" for r in outcome.replies]
+    if len(listed) > LISTED_MAX:  # a first backup of a big account: the archive itself is the list
+        listed[LISTED_MAX - 1:] = [f"  … and {len(listed) - LISTED_MAX + 1} more"]
+    lines += listed
     for reason, n in sorted(outcome.skipped.items()):
         lines.append(f"  skipped {n}: {reason}")
     for p in outcome.problems:
