@@ -357,3 +357,32 @@ def test_far_future_and_ancient_dates_are_written_as_they_are(tmp_path: Path) ->
     backup(FakeReader(posts), cfg(tmp_path))
     threads = read_archive(tmp_path / "threads" / "mastodon.md").threads
     assert [(t.title, t.date) for t in threads] == [("old", "1970-01-01 01:00"), ("from the future", "2200-01-01 00:59")]
+
+
+def test_a_refused_first_read_is_an_error_and_a_later_one_a_problem(tmp_path: Path) -> None:
+    from crossposter.platforms.base import UnauthorizedError
+
+    reader = FakeReader([P(1, "x")], errors=[UnauthorizedError("mastodon", "401: the access token is invalid")])
+    with pytest.raises(UnauthorizedError):
+        backup(reader, cfg(tmp_path))
+    assert not (tmp_path / "threads").exists()
+    err = UnauthorizedError("mastodon", "401: token revoked")
+    err.partial = ReadResult(posts=[P(1, "x")], cursor="1", requests=1)  # type: ignore[attr-defined]
+    out = backup(FakeReader([P(1, "x")], errors=[err]), cfg(tmp_path))
+    assert len(out.threads) == 1 and not out.complete and "token revoked" in out.problems[0]
+
+
+def test_a_stored_cursor_the_reader_refuses_means_reading_everything(tmp_path: Path) -> None:
+    from crossposter.backup.state import BackupState
+
+    class Picky(FakeReader):
+        def read(self, *, cursor=None, since=None, on_page=None) -> ReadResult:
+            if cursor == "damaged":
+                raise ValueError("'damaged' is not a cursor")
+            return super().read(cursor=cursor, since=since, on_page=on_page)
+
+    config = cfg(tmp_path)
+    BackupState.load(config.state_path, "mastodon", "me@social.example").save("damaged")
+    out = backup(Picky([P(1, "x")]), config)
+    assert [t.post_ids for t in out.threads] == [["1"]] and out.cursor_saved
+    assert BackupState.load(config.state_path, "mastodon", "me@social.example").cursor == "1"

@@ -118,7 +118,9 @@ def run_backup(reader: Reader, config: Config, *, account: str, into: Path | Non
     service, the Mastodon instance and account id, the X account id). `archives` are the files
     checked for already-recorded threads besides `into` (default: the config's `archives`).
     Raises `ArchiveError` when an archive cannot be read or written (nothing of the batch is
-    written then, and the cursor is not saved); platform errors become `problems`.
+    written then, and the cursor is not saved), and the reader's `PlatformError` when the very first
+    read fails for good (a refused login, a broken zip); a failure after something was read becomes
+    one of `problems`, with what was read written and its resumable cursor saved.
     """
     from crossposter.backup.media import MediaStore
     from crossposter.backup.state import BackupState
@@ -148,6 +150,15 @@ def run_backup(reader: Reader, config: Config, *, account: str, into: Path | Non
     while True:
         try:
             result = reader.read(cursor=cursor, since=since, on_page=reporter.page)
+        except ValueError as e:
+            if cursor is None or cursor != state.cursor:
+                raise
+            # a stored cursor the reader refuses (damaged, or from an older version): read everything; the
+            # IDs in the archive keep what is already there from being written again
+            problem = f"the stored cursor was not usable ({e}); read the whole account instead"
+            reporter.note(problem)
+            cursor = None
+            continue
         except PlatformError as e:
             partial: ReadResult | None = getattr(e, "partial", None)
             if partial is not None:
@@ -160,6 +171,8 @@ def run_backup(reader: Reader, config: Config, *, account: str, into: Path | Non
                 reporter.waiting(wait, e.message)
                 sleep(wait)
                 continue
+            if not posts and partial is None and not outcome.requests:
+                raise  # nothing read at all (refused login, no such account, a broken zip): an error, not a summary
             outcome.complete = False
             problem = f"reading stopped: {e.message}" + (
                 "; what was read is kept and the next run continues from there" if partial is not None else "")

@@ -206,6 +206,8 @@ def run(platform: str, into: Path | None, x_archive: Path | None, since: str | N
         return error(f"the config is not enough to read {platform}: {e}")
     except (ArchiveError, PlatformError) as e:
         return error(str(e))
+    except ValueError as e:  # a reader refusing its input (an X archive's account, a cursor it cannot use)
+        return error(str(e))
     except KeyboardInterrupt:
         print("interrupted: every batch written so far is in the archive; the next run continues "
               "(nothing is written twice)", file=sys.stderr)
