@@ -37,7 +37,7 @@ from crossposter.backup.source import Reader, ReadResult, Skipped, SourcePost, S
 from crossposter.backup.writer import Append, ArchiveWriter, WrittenReplies, WrittenThread, recorded_ids
 
 if TYPE_CHECKING:
-    from crossposter.archive import Thread
+    from crossposter.archive import Archive, Thread
     from crossposter.config import Config
 
 __all__ = ["BackupOutcome", "BackupReporter", "ThreadAdded", "RepliesAppended", "run_backup", "default_into",
@@ -139,7 +139,7 @@ def run_backup(reader: Reader, config: Config, *, account: str, into: Path | Non
         from crossposter.archive import ArchiveError
 
         raise ArchiveError(into, None, "not a regular file; give the archive file to write (--into FILE)")
-    index = _recorded_index(config, into, archives, platform)
+    index, parsed_into = _recorded_index(config, into, archives, platform)
 
     # 2. Read, waiting out what can be waited out.
     state = BackupState.load(config.state_path, platform, account)
@@ -236,6 +236,8 @@ def run_backup(reader: Reader, config: Config, *, account: str, into: Path | Non
             if writer is None:
                 writer = writers[path] = ArchiveWriter(path, platform, timezone=config.timezone, title=title,
                                                        media_path=media_path, sha=text_sha)
+                if path is into and parsed_into is not None:
+                    writer.known(*parsed_into)
             res = writer.write(chunk if path == into else [], by_file.get(path, []), dry_run=dry_run,
                                media_path=media_path)
             outcome.threads.extend(res.threads)
@@ -262,22 +264,32 @@ def run_backup(reader: Reader, config: Config, *, account: str, into: Path | Non
 
 
 def _recorded_index(config: Config, into: Path, archives: Sequence[Path] | None,
-                    platform: str) -> dict[str, tuple[Path, Thread]]:
-    from crossposter.archive import read_archive
+                    platform: str) -> tuple[dict[str, tuple[Path, Thread]],
+                                          tuple[bytes, Archive, dict[str, Thread]] | None]:
+    """Every recorded ID → (archive, thread); and `into` as read and parsed, for its writer to start from."""
+    from crossposter.archive import ArchiveError, decode_archive, parse_archive
 
     files = list(archives) if archives is not None else config.archive_paths()
     seen: dict[Path, None] = {}
     for f in [into, *files]:
         seen.setdefault(Path(f).resolve(), None)
     index: dict[str, tuple[Path, Thread]] = {}
+    parsed_into = None
     for f in seen:
         if not f.exists():
             continue
-        archive = read_archive(f)  # ArchiveError: the person must fix it before anything is written
+        try:
+            data = f.read_bytes()
+        except OSError as e:
+            raise ArchiveError(f, None, f"cannot read the archive: {e.strerror or e}") from None
+        archive = parse_archive(decode_archive(data, f), f)  # ArchiveError: to fix before anything is written
         target = into if f == into.resolve() else f
-        for post_id, thread in recorded_ids(archive, platform).items():
+        ids = recorded_ids(archive, platform)
+        if target is into:
+            parsed_into = (data, archive, ids)
+        for post_id, thread in ids.items():
             index.setdefault(post_id, (target, thread))
-    return index
+    return index, parsed_into
 
 
 def _merge(result: ReadResult, posts: list[SourcePost], skipped: Skipped, outcome: BackupOutcome) -> None:

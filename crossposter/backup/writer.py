@@ -24,13 +24,20 @@ threads, not 10,000 times.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from crossposter.archive import Archive, ArchiveError, Thread, decode_archive, markdown_parser, parse_archive
-from crossposter.backup.section import append_posts_markdown, heading_for, recorded_entry, section_markdown
+from crossposter.backup.section import (
+    Titles,
+    append_posts_markdown,
+    heading_for,
+    recorded_entry,
+    section_markdown,
+)
 from crossposter.backup.source import SourcePost, SourceThread
 
 __all__ = ["Append", "ArchiveWriter", "BatchResult", "WrittenReplies", "WrittenThread", "recorded_ids"]
@@ -111,8 +118,12 @@ class ArchiveWriter:
         self.sha = sha
         #: the bytes this writer last wrote and their parse: the next batch of the run starts from them
         #: without parsing the file again (one parse per batch, the verification's)
-        self._last: tuple[bytes, Archive] | None = None
-        self._checked: tuple[bytes, Archive] | None = None
+        self._last: tuple[bytes, Archive, dict[str, Thread]] | None = None
+        self._checked: tuple[bytes, Archive, dict[str, Thread]] | None = None
+
+    def known(self, data: bytes, archive: Archive, index: dict[str, Thread] | None = None) -> None:
+        """Tell the writer the file holds `data`, parsed as `archive` (the caller parsed it anyway)."""
+        self._last = (data, archive, index if index is not None else recorded_ids(archive, self.platform))
 
     def write(self, threads: Iterable[SourceThread], appends: Iterable[Append], *,
               dry_run: bool = False, media_path: MediaPath | None = None) -> BatchResult:
@@ -156,11 +167,11 @@ class ArchiveWriter:
         if data is None:
             data = f"# {self.title}\n".encode()
         if self._last is not None and self._last[0] == data:
-            archive = self._last[1]
+            _, archive, index = self._last
         else:
             archive = parse_archive(decode_archive(data, self.path), self.path)
+            index = recorded_ids(archive, self.platform)
         eol = default_eol(data).decode()
-        index = recorded_ids(archive, self.platform)
 
         # Threads (partly) written meanwhile: their unrecorded posts go into the section that has the root.
         groups: dict[int, tuple[Thread, list[SourcePost]]] = {}  # by id() of the archive's Thread
@@ -228,7 +239,7 @@ class ArchiveWriter:
 
         # New sections at the very end.
         if fresh_threads:
-            taken = {t.title for t in archive.threads}
+            taken = Titles(t.title for t in archive.threads)
             parts: list[str] = []
             if out and not out.endswith(b"\n"):
                 parts.append(eol)
@@ -248,21 +259,43 @@ class ArchiveWriter:
                 result.threads.append(WrittenThread(title, self.path, t.root.id, max(p.created_at for p in t.posts),
                                                     t.ids))
             out = out + "".join(parts).encode("utf-8")
-        self._verify(archive, out, expected, fresh_threads, result)
+        first = min([g[0].line for g in groups.values()] + ([archive.threads[-1].line] if archive.threads else [1]))
+        self._verify(archive, index, data, out, first, expected, fresh_threads, result)
         return out if (out != data or created) else None
 
-    def _verify(self, old: Archive, new: bytes, expected: dict[int, tuple[dict, int]],
-                fresh: list[SourceThread], result: BatchResult) -> None:
-        """Parse what is about to be written; any surprise stops the write (see the module docstring)."""
+    def _verify(self, old_archive: Archive, old_index: dict[str, Thread], data: bytes, new: bytes, first: int,
+                expected: dict[int, tuple[dict, int]], fresh: list[SourceThread], result: BatchResult) -> None:
+        """Parse what is about to be written; any surprise stops the write (see the module docstring).
+
+        Only the file from line `first` (the first section that changes) is parsed again: the bytes
+        before it are checked to be identical, and a top-level heading starts afresh in Markdown, so
+        the sections from there on read the same alone as in the whole file (as `metadata` verifies).
+        """
+        from crossposter.metadata import line_starts
+
         def fail(message: str) -> None:
             raise ArchiveError(self.path, None, f"the backup would not read back as written ({message}); nothing "
                                                 "was written")
 
-        now = parse_archive(decode_archive(new, self.path), self.path)
-        self._checked = (new, now)
+        if first > 1 and not any(t.line == first for t in old_archive.threads):
+            first = 1  # (never: `first` is a section's heading line)
+        offset = line_starts(data)[first - 1] if first > 1 else 0
+        if new[:offset] != data[:offset]:
+            fail("bytes before the changed sections would change")
+        keep = [t for t in old_archive.threads if t.line < first]
+        old = Archive(old_archive.path, [t for t in old_archive.threads if t.line >= first])
+        tail = parse_archive(decode_archive(new[offset:], self.path), self.path)
+        shift = first - 1
+        now = Archive(self.path, [dataclasses.replace(
+            t, line=t.line + shift, end_line=t.end_line + shift, body_line=t.body_line + shift,
+            heading_end_line=t.heading_end_line + shift,
+            block_line=None if t.block_line is None else t.block_line + shift,
+            block_end_line=None if t.block_end_line is None else t.block_end_line + shift,
+            path=old_archive.path) for t in tail.threads])
         if len(now.threads) != len(old.threads) + len(fresh):
-            fail(f"the file would have {len(now.threads)} sections instead of {len(old.threads) + len(fresh)}: does "
-                 "it end inside an open code block or HTML block? close it")
+            fail(f"the file would have {len(keep) + len(now.threads)} sections instead of "
+                 f"{len(old_archive.threads) + len(fresh)}: does it end inside an open code block or HTML block? "
+                 "close it")
         md = markdown_parser()
 
         def breaks(body: str) -> int:
@@ -288,3 +321,6 @@ class ArchiveWriter:
                 fail(f"the new section {written.title!r} would read back as {after.title!r}")
             if breaks(after.body) != len(t.posts) - 1:
                 fail(f"the posts of the new section {written.title!r} would not read back as {len(t.posts)} posts")
+        index = {i: t for i, t in old_index.items() if t.line < first}
+        index.update(recorded_ids(now, self.platform))
+        self._checked = (new, Archive(old_archive.path, keep + now.threads), index)
