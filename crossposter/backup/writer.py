@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crossposter.archive import Archive, ArchiveError, Thread, decode_archive, markdown_parser, parse_archive
 from crossposter.backup.section import (
@@ -39,6 +40,9 @@ from crossposter.backup.section import (
     section_markdown,
 )
 from crossposter.backup.source import SourcePost, SourceThread
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
 
 __all__ = ["Append", "ArchiveWriter", "BatchResult", "WrittenReplies", "WrittenThread", "recorded_ids"]
 
@@ -120,6 +124,13 @@ class ArchiveWriter:
         #: without parsing the file again (one parse per batch, the verification's)
         self._last: tuple[bytes, Archive, dict[str, Thread]] | None = None
         self._checked: tuple[bytes, Archive, dict[str, Thread]] | None = None
+        self._block_md: MarkdownIt | None = None
+
+    def _blocks(self) -> MarkdownIt:
+        """The project's Markdown dialect, block rules only: a `---` break is a block token."""
+        if self._block_md is None:
+            self._block_md = markdown_parser().__class__("commonmark").disable(["inline", "text_join"])
+        return self._block_md
 
     def known(self, data: bytes, archive: Archive, index: dict[str, Thread] | None = None) -> None:
         """Tell the writer the file holds `data`, parsed as `archive` (the caller parsed it anyway)."""
@@ -250,7 +261,8 @@ class ArchiveWriter:
                 taken.add(title)
                 meta = {"source": self.platform, self.platform: [recorded_entry(p, self.sha) for p in t.posts]}
                 try:
-                    block = render_block(meta)  # (section_markdown gives it the file's line endings)
+                    # (section_markdown gives it the file's line endings; `_verify` loads it back and compares)
+                    block = render_block(meta, round_trip=False)
                 except ValueError as e:
                     raise ArchiveError(self.path, None, f"cannot record the IDs of {t.root.url}: {e}") from None
                 if i:
@@ -296,7 +308,7 @@ class ArchiveWriter:
             fail(f"the file would have {len(keep) + len(now.threads)} sections instead of "
                  f"{len(old_archive.threads) + len(fresh)}: does it end inside an open code block or HTML block? "
                  "close it")
-        md = markdown_parser()
+        md = self._blocks()
 
         def breaks(body: str) -> int:
             return sum(1 for tok in md.parse(body) if tok.type == "hr" and tok.level == 0)
