@@ -386,3 +386,26 @@ def test_a_stored_cursor_the_reader_refuses_means_reading_everything(tmp_path: P
     out = backup(Picky([P(1, "x")]), config)
     assert [t.post_ids for t in out.threads] == [["1"]] and out.cursor_saved
     assert BackupState.load(config.state_path, "mastodon", "me@social.example").cursor == "1"
+
+
+def test_the_commands_progress_bar_and_plain_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from crossposter.commands.backup import _BarReporter, _PlainReporter, summary_lines
+
+    img = SourceMedia("image", "u", "1-0.png")
+    reader = FakeReader([P(1, "a", media=(img,)), P(2, "b")], files={"u": b"x"})
+    out = io.StringIO()
+    with Progress(console=Console(file=out, force_terminal=True, width=100)) as progress:
+        result = backup(reader, cfg(tmp_path), reporter=_BarReporter(progress))
+    drawn = out.getvalue()
+    assert "reading (2 posts)" in drawn and "media" in drawn and "threads" in drawn
+    backup(FakeReader([P(3, "c")]), cfg(tmp_path), reporter=_PlainReporter())
+    assert capsys.readouterr().err.splitlines() == ["read page 1 (1 posts, 1 so far)", "written 1/1 threads"]
+    lines = summary_lines(result, tmp_path)
+    assert lines[0].startswith("mastodon → threads/mastodon.md: added 2 thread(s), 0 section(s) with later "
+                               "replies, 2 post(s), 1 media file(s) (0 already there)")
+    assert lines[1:] == ["  + a (1 post(s), threads/mastodon.md)", "  + b (1 post(s), threads/mastodon.md)"]
