@@ -409,3 +409,18 @@ def test_the_commands_progress_bar_and_plain_lines(tmp_path: Path, capsys: pytes
     assert lines[0].startswith("mastodon → threads/mastodon.md: added 2 thread(s), 0 section(s) with later "
                                "replies, 2 post(s), 1 media file(s) (0 already there)")
     assert lines[1:] == ["  + a (1 post(s), threads/mastodon.md)", "  + b (1 post(s), threads/mastodon.md)"]
+
+
+def test_self_replies_read_before_their_first_post_wait_for_it(tmp_path: Path) -> None:
+    """Newest first (Mastodon, X's API) and stopped half-way: the replies read must not become a thread of
+    their own; once a run reads the first post, the thread is written whole."""
+    posts = [P(1, "Old thread start"), P(2, "its reply", 1), P(3, "New thread")]
+    err = TransientError("mastodon", "connection reset")
+    err.partial = ReadResult(posts=[posts[2], posts[1]], cursor="gap-cursor", requests=1)  # type: ignore[attr-defined]
+    reader = FakeReader(posts, errors=[err] * 6)  # the first read and its 5 retries (config retry.attempts)
+    config = cfg(tmp_path)
+    out = backup(reader, config)
+    assert [t.post_ids for t in out.threads] == [["3"]] and not out.cursor_saved
+    assert any("first post was not read yet" in p for p in out.problems)
+    out = backup(reader, config)
+    assert [t.post_ids for t in out.threads] == [["1", "2"]] and out.ok

@@ -163,8 +163,8 @@ def run_backup(reader: Reader, config: Config, *, account: str, into: Path | Non
             partial: ReadResult | None = getattr(e, "partial", None)
             if partial is not None:
                 _merge(partial, posts, skipped, outcome)
-                cursor = partial.cursor
-                failures = 0
+                cursor = partial.cursor  # (failures are not forgiven for it: a reader failing after every page
+                # would otherwise be retried for ever)
             wait = _wait_for(e, failures, config)
             if wait is not None and isinstance(e, RateLimitedError | TransientError):
                 failures += 1
@@ -187,11 +187,23 @@ def run_backup(reader: Reader, config: Config, *, account: str, into: Path | Non
 
     # 3. Threads and appends.
     threads, appends = _plan(posts, index, outcome)
+    held_back = False
+    if not outcome.complete:
+        # A read stopped half-way (newest first: Mastodon, X's API) can hold self-replies whose thread
+        # starts in the part not read yet; written now, they would make a thread of their own. They wait
+        # (and so does the cursor) until a read reaches their first post.
+        orphans = [t for t in threads if t.root.reply_to is not None]
+        if orphans:
+            held_back = True
+            threads = [t for t in threads if t.root.reply_to is None]
+            problem = (f"{len(orphans)} thread(s) whose first post was not read yet are left for the next run "
+                       f"(e.g. {orphans[0].root.url})")
+            outcome.problems.append(problem)
+            reporter.note(problem)
 
     # 4. Media and writes, batch by batch.
     folder, relative = media_folder_for(config, into, platform)
     store = MediaStore(reader, folder, relative, sleep=sleep)
-    held_back = False
     title = f"{PLATFORM_TITLES.get(platform, platform)} threads"
     total = len(threads) + len(appends)
     done = 0
