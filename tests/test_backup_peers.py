@@ -70,6 +70,10 @@ def test_bluesky_backup_from_the_local_pds(pds, tmp_path: Path) -> None:
 
     cfg = write_config(tmp_path, f"platforms:\n  bluesky:\n    handle: {alice[0]}\n    service: {pds.url}\n")
     env = {"CROSSPOSTER_BLUESKY_PASSWORD": alice[2]}
+    r = crossposter("backup", "--from", "bluesky", "--dry-run", "--config", str(cfg), cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "would add 1 thread(s)" in r.stdout and "  + Ein Faden über Bäume (2 post(s)" in r.stdout
+    assert sorted(os.listdir(tmp_path)) == ["crossposter.yaml"]  # not even the login's session file
     r = crossposter("backup", "--from", "bluesky", "--config", str(cfg), cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr
     assert "added 1 thread(s)" in r.stdout and "skipped 1: replies to other accounts" in r.stdout

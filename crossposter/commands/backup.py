@@ -41,17 +41,23 @@ def parse_since(text: str, timezone: str) -> datetime:
     return parse_at(s, timezone)
 
 
-def _reader(platform: str, config: Config, x_archive: Path | None) -> tuple[Any, str]:
-    """The platform's reader and the account name its cursor is kept under (never a secret)."""
+def _reader(platform: str, config: Config, x_archive: Path | None, login_dir: Path | None = None) -> tuple[Any, str]:
+    """The platform's reader and the account name its cursor is kept under (never a secret).
+
+    `login_dir` replaces `state_dir` for the platform's login caches (a dry run writes no file there).
+    """
+    login_config = config if login_dir is None else config.model_copy(update={"state_dir": login_dir})
     if platform == "bluesky":
         from crossposter.backup.bluesky import BlueskyReader
+        from crossposter.platforms.bluesky import from_config as bluesky_adapter
 
         bsky = config.platforms.bluesky
-        return BlueskyReader(config), f"{bsky.service} {bsky.handle}"
+        return BlueskyReader(adapter=bluesky_adapter(login_config)), f"{bsky.service} {bsky.handle}"
     if platform == "mastodon":
         from crossposter.backup.mastodon import MastodonReader
+        from crossposter.platforms.mastodon import from_config as mastodon_adapter
 
-        return MastodonReader(config), config.platforms.mastodon.instance
+        return MastodonReader(adapter=mastodon_adapter(login_config)), config.platforms.mastodon.instance
     if x_archive is not None:
         from crossposter.backup.x_archive import XArchiveReader
 
@@ -186,12 +192,15 @@ def run(platform: str, into: Path | None, x_archive: Path | None, since: str | N
     except TimeError as e:
         return error(f"--since: {e} (a date alone, YYYY-MM-DD, means its midnight)")
 
+    import tempfile
+
     from crossposter.backup.run import run_backup
     from crossposter.platforms.base import PlatformError
 
     reader: Any = None
+    login_dir = tempfile.TemporaryDirectory(prefix="crossposter-dry-run-") if dry_run else None
     try:
-        reader, account = _reader(platform, config, x_archive)
+        reader, account = _reader(platform, config, x_archive, Path(login_dir.name) if login_dir else None)
         if sys.stderr.isatty():
             from rich.console import Console
             from rich.progress import Progress
@@ -216,6 +225,8 @@ def run(platform: str, into: Path | None, x_archive: Path | None, since: str | N
         close = getattr(reader, "close", None)
         if callable(close):
             close()
+        if login_dir is not None:
+            login_dir.cleanup()
     for line in summary_lines(outcome, Path.cwd()):
         print(redact(line))
     return EXIT_OK if outcome.ok else EXIT_INCOMPLETE
