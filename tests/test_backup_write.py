@@ -424,3 +424,29 @@ def test_self_replies_read_before_their_first_post_wait_for_it(tmp_path: Path) -
     assert any("first post was not read yet" in p for p in out.problems)
     out = backup(reader, config)
     assert [t.post_ids for t in out.threads] == [["1", "2"]] and out.ok
+
+
+def test_an_editors_save_during_the_write_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The person saves the archive in their editor while a batch is computed: the batch is computed again on
+    top of their save (never over it), through the same editor-aware write as every recording."""
+    from crossposter.backup.writer import ArchiveWriter
+
+    archive = tmp_path / "threads" / "mastodon.md"
+    archive.parent.mkdir()
+    archive.write_bytes(b"# Mine\n\n## Draft\n\nfirst words\n")
+    real = ArchiveWriter._compute
+    calls = []
+
+    def compute(self, data, *args):
+        calls.append(data)
+        if len(calls) == 1:  # the editor saves right after our read
+            saved = archive.read_bytes().replace(b"first words", b"first words, and more I typed")
+            tmp = archive.with_name("editor.tmp")
+            tmp.write_bytes(saved)
+            os.replace(tmp, archive)
+        return real(self, data, *args)
+
+    monkeypatch.setattr(ArchiveWriter, "_compute", compute)
+    backup(FakeReader([P(1, "From Mastodon")]), cfg(tmp_path))
+    text = archive.read_text(encoding="utf-8")
+    assert len(calls) == 2 and text.startswith("# Mine\n\n## Draft\n\nfirst words, and more I typed\n\n## From Mastodon\n")
