@@ -450,3 +450,34 @@ def test_an_editors_save_during_the_write_is_kept(tmp_path: Path, monkeypatch: p
     backup(FakeReader([P(1, "From Mastodon")]), cfg(tmp_path))
     text = archive.read_text(encoding="utf-8")
     assert len(calls) == 2 and text.startswith("# Mine\n\n## Draft\n\nfirst words, and more I typed\n\n## From Mastodon\n")
+
+
+def test_a_cache_kept_between_calls_parses_only_changed_archives(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mirror bot calls run_backup every few minutes: an archive it wrote itself, or that nobody
+    changed, is not parsed again; any change (even of one byte) is."""
+    import crossposter.archive
+    import crossposter.backup.writer
+    from crossposter.backup.run import ArchiveCache
+
+    parses = []
+    real = crossposter.archive.parse_archive
+
+    def counting(text, path):
+        parses.append(Path(path).name)
+        return real(text, path)
+
+    monkeypatch.setattr(crossposter.archive, "parse_archive", counting)
+    monkeypatch.setattr(crossposter.backup.writer, "parse_archive", counting)
+    reader = FakeReader([P(1, "First")])
+    config, cache = cfg(tmp_path), ArchiveCache()
+    backup(reader, config, cache=cache)
+    parses.clear()
+    reader.posts.append(P(2, "Second"))
+    out = backup(reader, config, cache=cache)
+    assert len(out.threads) == 1 and parses == ["mastodon.md"]  # only the verification of what it appended
+    parses.clear()
+    assert backup(reader, config, cache=cache).posts_added == 0 and parses == []
+    archive = tmp_path / "threads" / "mastodon.md"
+    archive.write_bytes(archive.read_bytes().replace(b"Second\n", b"Second!\n"))
+    assert backup(reader, config, cache=cache).posts_added == 0 and parses == ["mastodon.md"]

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from crossposter.archive import Archive, Thread
     from crossposter.config import Config
 
-__all__ = ["BackupOutcome", "BackupReporter", "ThreadAdded", "RepliesAppended", "run_backup", "default_into",
+__all__ = ["ArchiveCache", "BackupOutcome", "BackupReporter", "ThreadAdded", "RepliesAppended", "run_backup", "default_into",
            "media_folder_for", "PLATFORM_TITLES"]
 
 PLATFORM_TITLES = {"bluesky": "Bluesky", "mastodon": "Mastodon", "x": "X"}
@@ -66,6 +66,14 @@ class BackupReporter:
 
     def note(self, message: str) -> None:
         """Something worth a line (a problem as it happens; it is also in the outcome)."""
+
+
+@dataclass
+class ArchiveCache:
+    """Archives as parsed by earlier calls, by (real path, platform): reused only for the very same bytes
+    (compared, not trusted by size or time), so a file changed in any way is parsed afresh."""
+
+    entries: dict[tuple[Path, str], tuple[bytes, Archive, dict[str, Thread]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -111,7 +119,7 @@ def media_folder_for(config: Config, into: Path, platform: str) -> tuple[Path, s
 def run_backup(reader: Reader, config: Config, *, account: str, into: Path | None = None,
                since: datetime | None = None, dry_run: bool = False, archives: Sequence[Path] | None = None,
                reporter: BackupReporter | None = None, sleep: Callable[[float], None] = time.sleep,
-               batch_threads: int | None = None) -> BackupOutcome:
+               batch_threads: int | None = None, cache: ArchiveCache | None = None) -> BackupOutcome:
     """Back up `reader`'s account into `into` (default: the config's `backup.into`); see the module doc.
 
     `account` names the account for its cursor file in `state_dir` (e.g. the Bluesky handle and
@@ -121,6 +129,9 @@ def run_backup(reader: Reader, config: Config, *, account: str, into: Path | Non
     written then, and the cursor is not saved), and the reader's `PlatformError` when the very first
     read fails for good (a refused login, a broken zip); a failure after something was read becomes
     one of `problems`, with what was read written and its resumable cursor saved.
+
+    `cache` (an `ArchiveCache` the caller keeps between calls, as the mirror bot does) spares parsing an
+    archive whose bytes have not changed since the last call.
     """
     from crossposter.backup.media import MediaStore
     from crossposter.backup.state import BackupState
@@ -139,7 +150,8 @@ def run_backup(reader: Reader, config: Config, *, account: str, into: Path | Non
         from crossposter.archive import ArchiveError
 
         raise ArchiveError(into, None, "not a regular file; give the archive file to write (--into FILE)")
-    index, parsed_into = _recorded_index(config, into, archives, platform)
+    cache = cache if cache is not None else ArchiveCache()
+    index, parsed_into = _recorded_index(config, into, archives, platform, cache)
 
     # 2. Read, waiting out what can be waited out.
     state = BackupState.load(config.state_path, platform, account)
@@ -265,6 +277,9 @@ def run_backup(reader: Reader, config: Config, *, account: str, into: Path | Non
                 reporter.note(problem)
         done += len(chunk) + len(extra)
         reporter.threads(done, total)
+    for path, writer in writers.items():
+        if writer.last is not None:
+            cache.entries[(path.resolve(), platform)] = writer.last
     outcome.media_added = store.downloaded
     outcome.media_reused = store.reused
 
@@ -275,8 +290,8 @@ def run_backup(reader: Reader, config: Config, *, account: str, into: Path | Non
     return outcome
 
 
-def _recorded_index(config: Config, into: Path, archives: Sequence[Path] | None,
-                    platform: str) -> tuple[dict[str, tuple[Path, Thread]],
+def _recorded_index(config: Config, into: Path, archives: Sequence[Path] | None, platform: str,
+                    cache: ArchiveCache) -> tuple[dict[str, tuple[Path, Thread]],
                                           tuple[bytes, Archive, dict[str, Thread]] | None]:
     """Every recorded ID → (archive, thread); and `into` as read and parsed, for its writer to start from."""
     from crossposter.archive import ArchiveError, decode_archive, parse_archive
@@ -294,9 +309,14 @@ def _recorded_index(config: Config, into: Path, archives: Sequence[Path] | None,
             data = f.read_bytes()
         except OSError as e:
             raise ArchiveError(f, None, f"cannot read the archive: {e.strerror or e}") from None
-        archive = parse_archive(decode_archive(data, f), f)  # ArchiveError: to fix before anything is written
+        known = cache.entries.get((f, platform))
+        if known is not None and known[0] == data:
+            _, archive, ids = known
+        else:
+            archive = parse_archive(decode_archive(data, f), f)  # ArchiveError: to fix before anything is written
+            ids = recorded_ids(archive, platform)
+            cache.entries[(f, platform)] = (data, archive, ids)
         target = into if f == into.resolve() else f
-        ids = recorded_ids(archive, platform)
         if target is into:
             parsed_into = (data, archive, ids)
         for post_id, thread in ids.items():

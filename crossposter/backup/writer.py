@@ -126,6 +126,11 @@ class ArchiveWriter:
         self._checked: tuple[bytes, Archive, dict[str, Thread]] | None = None
         self._block_md: MarkdownIt | None = None
 
+    @property
+    def last(self) -> tuple[bytes, Archive, dict[str, Thread]] | None:
+        """What this writer last wrote (or was told the file holds): its bytes, parse and recorded IDs."""
+        return self._last
+
     def _blocks(self) -> MarkdownIt:
         """The project's Markdown dialect, block rules only: a `---` break is a block token."""
         if self._block_md is None:
