@@ -212,7 +212,9 @@ def run(platform: str, into: Path | None, x_archive: Path | None, since: str | N
             outcome = run_backup(reader, config, account=account, into=into, since=since_at, dry_run=dry_run,
                                  reporter=_PlainReporter())  # type: ignore[arg-type]
     except ConfigError as e:
-        return error(f"the config is not enough to read {platform}: {e}")
+        hint = " (or back up from X's archive zip: --x-archive ZIP, no credentials needed)" \
+            if platform == "x" and x_archive is None else ""
+        return error(f"the config is not enough to read {platform}{hint}:\n{e}")
     except (ArchiveError, PlatformError) as e:
         return error(str(e))
     except ValueError as e:  # a reader refusing its input (an X archive's account, a cursor it cannot use)
