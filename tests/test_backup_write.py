@@ -158,9 +158,15 @@ def test_crlf_archive_stays_crlf(tmp_path: Path) -> None:
     archive = tmp_path / "threads" / "mastodon.md"
     archive.parent.mkdir()
     archive.write_bytes(b"# Mine\r\n\r\n## Written by hand\r\n\r\nhello\r\n")
-    backup(FakeReader([P(1, "From the platform"), P(2, "second", 1)]), cfg(tmp_path))
+    reader = FakeReader([P(1, "From the platform"), P(2, "second", 1)])
+    backup(reader, cfg(tmp_path))
     data = archive.read_bytes()
     assert data.startswith(b"# Mine\r\n\r\n## Written by hand\r\n\r\nhello\r\n\r\n## From the platform\r\n")
+    assert b"\n" not in data.replace(b"\r\n", b"")
+    reader.posts.append(P(3, "a later reply\nin two lines", 2))
+    backup(reader, cfg(tmp_path))
+    data = archive.read_bytes()
+    assert data.endswith(b"second\r\n\r\n---\r\n\r\na later reply\r\nin two lines\r\n")
     assert b"\n" not in data.replace(b"\r\n", b"")
 
 
