@@ -47,6 +47,8 @@ _BREAK = re.compile(r"^(?:(?:-[ \t]*){3,}|(?:\*[ \t]*){3,}|(?:_[ \t]*){3,}|=+[ \
 _FENCE = re.compile(r"^(?:`{3,}|~{3,})")
 _ENTITY = re.compile(r"&(?=#[0-9]{1,7};|#[xX][0-9a-fA-F]{1,6};|[A-Za-z][A-Za-z0-9]{1,31};)")
 _ASCII_PUNCT = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+#: starts and ends the placeholder of a span in `_assemble` (markdown-it reads a NUL as U+FFFD: never text)
+_MARK = "\x00"
 _HTMLISH = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ/!?")
 
 
@@ -77,6 +79,8 @@ def _escape_inline(line: str) -> str:
             out.append("\\<" if nxt in _HTMLISH and nxt else "<")
         elif ch == "&":
             out.append("\\&" if _ENTITY.match(line, i) else "&")
+        elif ch == "!" and nxt == _MARK:
+            out.append("\\!")  # `!` right before a link span would make the link an image
         else:
             out.append(ch)
     return "".join(out)
@@ -146,7 +150,16 @@ def link_destination(url: str) -> str:
 
 
 def link_markdown(text: str, url: str) -> str:
-    """`[text](url)` with the text escaped like any other text of the post."""
+    """`[text](url)` with the text escaped like any other text of the post.
+
+    Link text can span lines (a Bluesky facet over a line break): each of its lines is escaped as a
+    line, or a `# ` or `- ` after the break would start a heading or list and cut the link (and, for
+    `#`, end the thread); an empty line inside it is a hard break line, as in `_assemble`.
+    """
+    if "\n" in text:
+        lines = [_escape_line(line) if line else "\\" for line in text.split("\n")]
+        inner = "\n".join(lines).replace("]", "\\]")
+        return f"[{inner}]({link_destination(url)})"
     inner = _escape_inline(text).replace("]", "\\]")
     return f"[{inner}]({link_destination(url)})"
 
@@ -160,7 +173,7 @@ def _assemble(text: str, spans: Iterable[Span]) -> str:
         if span.start < pos:
             continue  # overlapping span: the text is kept, the link is not (callers note it)
         pieces.append(text[pos:span.start])
-        mark = f"\x00{k}\x00"
+        mark = f"{_MARK}{k}{_MARK}"
         placeholders[mark] = span.markdown
         pieces.append(mark)
         pos = span.end
