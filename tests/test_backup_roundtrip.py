@@ -205,3 +205,139 @@ def test_bluesky_post_round_trips(parts: list) -> None:
     if not _fits_bluesky([parts]):
         return
     assert_round_trip(*bluesky_thread([parts]))
+
+
+def test_link_after_an_exclamation_mark_stays_a_link_not_an_image() -> None:
+    """`wow![see](url)` is an image to CommonMark: the post's text was an image error before the fix."""
+    thread, uris = bluesky_thread([["wow!", ("link", "see", "https://example.org/")]])
+    assert_round_trip(thread, uris)
+
+
+def test_backslash_before_a_link_stays_a_backslash() -> None:
+    """`C:\\[docs](url)` escaped the link's bracket: the post showed the link's Markdown before the fix."""
+    thread, uris = bluesky_thread([["C:\\", ("link", "docs", "https://example.org/")]])
+    assert_round_trip(thread, uris)
+
+
+def test_link_text_over_a_line_break_keeps_the_text_after_it() -> None:
+    """A facet over `a\\n# b`: the `# b` line became a heading that ended the thread (the post was 'see [a')."""
+    thread, _ = bluesky_thread([["see ", ("link", "a\n# b", "https://example.org/"), " c"]])
+    (post,) = preview_posts(section_of(thread), "bluesky")
+    # the line break inside the link text is a space on every platform today (r-render keeps it)
+    assert post.text.split() == ["see", "a", "#", "b", "c"]
+    assert [f.value for f in post.facets if f.kind == "link"] == ["https://example.org/"]
+
+
+# =========================================================================== Mastodon
+
+_MD_TEXT = st.one_of(plain, st.sampled_from(["<", ">", "&", "&amp;", '"', "'", "\r\n", "\n\n\n", "<p>", "<br>",
+                                             "</span>", ":blobcat:", "a@b", "@"]))
+_M_URLS = st.sampled_from(URLS + ENCODED_URLS)
+_TAGS = st.sampled_from(["tag", "日本", "a_b", "Mixtral8x7B"])
+
+
+def mastodon_tokens(*, mentions: bool = False) -> st.SearchStrategy[list[tuple]]:
+    """A status as typed, in the encoder's tokens: text, URLs, hashtags, unresolvable and real mentions."""
+    kinds = [st.tuples(st.just("text"), _MD_TEXT.map(_no_bare_urls)), st.tuples(st.just("url"), _M_URLS),
+             st.tuples(st.just("tag"), _TAGS),
+             st.tuples(st.just("unknown"), st.sampled_from(["nobody", "ghost@nowhere.example"]))]
+    if mentions:
+        kinds.append(st.tuples(st.just("mention"), st.sampled_from(POOL)))
+    return st.lists(st.one_of(*kinds), min_size=1, max_size=10)
+
+
+def mastodon_thread(statuses_tokens: list[list[tuple]]) -> SourceThread | None:
+    """The thread the reader makes of these statuses, or None when one is empty (nothing to post)."""
+    posts: list[SourcePost] = []
+    for i, toks in enumerate(statuses_tokens):
+        content, mentions, stored = mastodon_content(toks, "h-card")
+        if not content:
+            return None
+        sid = str(110_000 + i)
+        status = {"id": sid, "created_at": (T0 + timedelta(minutes=i)).isoformat().replace("+00:00", "Z"),
+                  "content": content, "mentions": mentions, "visibility": "public",
+                  "url": f"{INSTANCE}/@{AUTHOR.username}/{sid}", "account": {"id": AUTHOR.id},
+                  "in_reply_to_id": posts[-1].id if posts else None,
+                  "in_reply_to_account_id": AUTHOR.id if posts else None, "media_attachments": []}
+        post = status_to_post(status, account_id=AUTHOR.id, instance=INSTANCE)
+        assert post.text == canonical(stored), (post.text, stored)  # what Mastodon serves back
+        posts.append(post)
+    (thread,) = build_threads(posts)
+    return thread
+
+
+def _fits(thread: SourceThread, platform: str, limit: int) -> bool:
+    """Within the platform's limit, and without white space at its edges.
+
+    Every platform trims a post's ASCII white space. Mastodon (Ruby's `strip`) keeps other white
+    space such as U+3000 at the edges, which the splitter strips (it is a token separator there):
+    a known gap, outside this property.
+    """
+    return all(counting.length(platform, p.text) <= limit and p.text == p.text.strip() for p in thread.posts)
+
+
+@SETTINGS
+@given(mastodon_tokens())
+@example([("text", "# Heading?\n> quote *em* `code`"), ("url", "https://en.wikipedia.org/wiki/Diaspora_(software)"),
+          ("text", " &amp; <b> "), ("tag", "日本"), ("text", "\n\n\n1. done 👩🏽‍💻 مرحبا")])
+def test_mastodon_status_round_trips(toks: list[tuple]) -> None:
+    thread = mastodon_thread([toks])
+    if thread is None or not _fits(thread, "mastodon", 500):
+        return
+    assert_round_trip(thread)
+
+
+# =========================================================================== X
+
+_X_TEXT = st.one_of(plain, st.sampled_from(["&", "&amp;", "&lt;", "<", ">", "@", "#", "…", "\u3000"]))
+_TCO = st.integers(1000, 9999).map(lambda n: f"https://t.co/L{n}")
+
+
+def x_parts(*, mentions: bool = False) -> st.SearchStrategy[list]:
+    """Typed parts as `test_backup_x.x_store` takes them: text, ("url", typed, t.co), ("@", handle, id)."""
+    kinds = [_X_TEXT.map(_no_bare_urls), st.tuples(st.just("url"), st.sampled_from(URLS + ENCODED_URLS), _TCO)]
+    if mentions:
+        kinds.append(st.tuples(st.just("@"), st.sampled_from(["alice", "Bob_99"]), st.sampled_from(["5", "6"])))
+    return st.lists(st.one_of(*kinds), min_size=1, max_size=8).map(_unique_tcos).map(_strip_edges)
+
+
+def _unique_tcos(parts: list) -> list:
+    seen: set[str] = set()
+    out = []
+    for p in parts:
+        if isinstance(p, tuple) and p[0] == "url":
+            if p[2] in seen:
+                continue
+            seen.add(p[2])
+        out.append(p)
+    return out
+
+
+def x_thread(posts_parts: list[list], notes: list | None = None) -> SourceThread | None:
+    """The thread `XArchiveReader` reads from an archive zip holding these posts as replies to each other."""
+    tweets = []
+    for i, parts in enumerate(posts_parts):
+        if not parts:
+            return None
+        tid = str(1_700_000_000_000_000_000 + i)
+        created = (T0 + timedelta(minutes=i)).strftime("%a %b %d %H:%M:%S +0000 %Y")
+        reply = {"reply_to_status": tweets[-1]["tweet"]["id_str"], "reply_to_user": OWN_ID,
+                 "reply_to": ("me_writes",)} if tweets else {}
+        tweets.append(tweet(tid, parts, created=created, **reply))
+    with tempfile.TemporaryDirectory() as tmp:
+        with XArchiveReader(make_zip(Path(tmp) / "archive.zip", tweets, notes=notes)) as reader:
+            result = reader.read()
+    for post, parts in zip(sorted(result.posts, key=lambda p: p.id), posts_parts, strict=True):
+        assert post.text == x_store(parts)[3], post  # the reader gives back the typed text
+    (thread,) = build_threads(result.posts)
+    return thread
+
+
+@SETTINGS
+@given(x_parts())
+@example(["1. first\n- second ", ("url", "https://example.org/a)b", "https://t.co/L1234"), " AT&T <3 *not em*"])
+def test_x_post_round_trips(parts: list) -> None:
+    thread = x_thread([parts])
+    if thread is None or not _fits(thread, "x", 280):
+        return
+    assert_round_trip(thread)

@@ -64,7 +64,8 @@ def _escape_inline(line: str) -> str:
         prev = line[i - 1] if i else ""
         nxt = line[i + 1] if i + 1 < n else ""
         if ch == "\\":
-            out.append("\\\\" if (nxt == "" or nxt in _ASCII_PUNCT or nxt == "\r") else "\\")
+            # (a span's Markdown starts with `[`: a backslash before it would escape the link away)
+            out.append("\\\\" if (nxt == "" or nxt in _ASCII_PUNCT or nxt in "\r" + _MARK) else "\\")
         elif ch == "\r":
             out.append("&#13;")  # a lone carriage return is ordinary text in the archive, never a line end
         elif ch in "`[":
