@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from crossposter import counting
@@ -324,9 +324,9 @@ def x_thread(posts_parts: list[list], notes: list | None = None) -> SourceThread
         reply = {"reply_to_status": tweets[-1]["tweet"]["id_str"], "reply_to_user": OWN_ID,
                  "reply_to": ("me_writes",)} if tweets else {}
         tweets.append(tweet(tid, parts, created=created, **reply))
-    with tempfile.TemporaryDirectory() as tmp:
-        with XArchiveReader(make_zip(Path(tmp) / "archive.zip", tweets, notes=notes)) as reader:
-            result = reader.read()
+    with tempfile.TemporaryDirectory() as tmp, \
+            XArchiveReader(make_zip(Path(tmp) / "archive.zip", tweets, notes=notes)) as reader:
+        result = reader.read()
     for post, parts in zip(sorted(result.posts, key=lambda p: p.id), posts_parts, strict=True):
         assert post.text == x_store(parts)[3], post  # the reader gives back the typed text
     (thread,) = build_threads(result.posts)
@@ -337,6 +337,102 @@ def x_thread(posts_parts: list[list], notes: list | None = None) -> SourceThread
 @given(x_parts())
 @example(["1. first\n- second ", ("url", "https://example.org/a)b", "https://t.co/L1234"), " AT&T <3 *not em*"])
 def test_x_post_round_trips(parts: list) -> None:
+    thread = x_thread([parts])
+    if thread is None or not _fits(thread, "x", 280):
+        return
+    assert_round_trip(thread)
+
+
+# =========================================================================== what r-render changes
+# Each case below fails today because of rendering that branch r-render is changing: `---` dropped
+# instead of starting a post, a link whose text is its URL shown shortened on Bluesky, hrefs
+# percent-encoded and punycoded by markdown-it, line breaks inside link text made spaces, mention
+# links written out as "@name URL" (or a link facet on Bluesky) instead of the mention as typed.
+
+RENDER = "rendering changed by r-render: "
+#: an expected failure needs no shrinking (it only costs time); the same tests shrink once they pass
+XFAIL_SETTINGS = settings(SETTINGS, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+
+
+@pytest.mark.xfail(strict=True, reason=RENDER + "`---` is dropped, so a thread's posts run together")
+@XFAIL_SETTINGS
+@given(st.lists(bluesky_parts(), min_size=2, max_size=4))
+def test_bluesky_thread_round_trips(posts_parts: list[list]) -> None:
+    if not _fits_bluesky(posts_parts):
+        return
+    assert_round_trip(*bluesky_thread(posts_parts))
+
+
+@pytest.mark.xfail(strict=True, reason=RENDER + "a link whose text is its URL is shown shortened")
+@XFAIL_SETTINGS
+@given(bluesky_parts(full_urls=True))
+def test_bluesky_link_text_that_is_the_whole_url_round_trips(parts: list) -> None:
+    if not _fits_bluesky([parts]):
+        return
+    assert_round_trip(*bluesky_thread([parts]))
+
+
+@pytest.mark.xfail(strict=True, reason=RENDER + "markdown-it percent-encodes and punycodes hrefs")
+@XFAIL_SETTINGS
+@given(bluesky_parts(encoded=True))
+def test_bluesky_links_to_any_url_round_trip(parts: list) -> None:
+    if not _fits_bluesky([parts]):
+        return
+    assert_round_trip(*bluesky_thread([parts]))
+
+
+@pytest.mark.xfail(strict=True, reason=RENDER + "a line break inside link text becomes a space")
+@XFAIL_SETTINGS
+@given(bluesky_parts(broken_links=True))
+def test_bluesky_link_text_over_line_breaks_round_trips(parts: list) -> None:
+    if not _fits_bluesky([parts]):
+        return
+    assert_round_trip(*bluesky_thread([parts]))
+
+
+@pytest.mark.xfail(strict=True, reason=RENDER + "a mention link becomes a link facet to the profile")
+@XFAIL_SETTINGS
+@given(bluesky_parts(mentions=True))
+def test_bluesky_mentions_round_trip(parts: list) -> None:
+    if not _fits_bluesky([parts]):
+        return
+    assert_round_trip(*bluesky_thread([parts]))
+
+
+@pytest.mark.xfail(strict=True, reason=RENDER + "`---` is dropped, so a thread's posts run together")
+@XFAIL_SETTINGS
+@given(st.lists(mastodon_tokens(), min_size=2, max_size=4))
+def test_mastodon_thread_round_trips(statuses: list[list[tuple]]) -> None:
+    thread = mastodon_thread(statuses)
+    if thread is None or not _fits(thread, "mastodon", 500):
+        return
+    assert_round_trip(thread)
+
+
+@pytest.mark.xfail(strict=True, reason=RENDER + "a mention link is written out as '@name URL'")
+@XFAIL_SETTINGS
+@given(mastodon_tokens(mentions=True))
+def test_mastodon_mentions_round_trip(toks: list[tuple]) -> None:
+    thread = mastodon_thread([toks])
+    if thread is None or not _fits(thread, "mastodon", 500):
+        return
+    assert_round_trip(thread)
+
+
+@pytest.mark.xfail(strict=True, reason=RENDER + "`---` is dropped, so a thread's posts run together")
+@XFAIL_SETTINGS
+@given(st.lists(x_parts(), min_size=2, max_size=4))
+def test_x_thread_round_trips(posts_parts: list[list]) -> None:
+    thread = x_thread(posts_parts)
+    if thread is None or not _fits(thread, "x", 280):
+        return
+    assert_round_trip(thread)
+
+
+@pytest.mark.xfail(strict=True, reason=RENDER + "a mention link is written out as '@name URL'")
+@XFAIL_SETTINGS
+@given(x_parts(mentions=True))
+def test_x_mentions_round_trip(parts: list) -> None:
     thread = x_thread([parts])
     if thread is None or not _fits(thread, "x", 280):
         return
