@@ -119,6 +119,30 @@ class DaemonConfig(_Strict):
         return v
 
 
+class BackupConfig(_Strict):
+    """Where `crossposter backup` writes (`{platform}` is bluesky, mastodon or x)."""
+
+    #: The archive a platform's threads go into, relative to the config file's folder.
+    into: str = "threads/{platform}.md"
+    #: The folder for downloaded media, relative to the archive's folder (as written in the archive).
+    media: str = "media/{platform}"
+    #: Threads written per archive write (a batch): smaller loses less to a crash, larger writes less often.
+    batch_threads: int = Field(500, ge=1, le=100_000)
+
+    @field_validator("into", "media")
+    @classmethod
+    def _pattern(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        try:
+            v.format(platform="x")
+        except (KeyError, IndexError, ValueError) as e:
+            raise ValueError(f"{v!r}: only {{platform}} can be filled in ({e})") from None
+        if "\0" in v:
+            raise ValueError("contains a NUL character")
+        return v
+
+
 class Config(_Strict):
     timezone: str = "UTC"
     language: str = "en"
@@ -128,6 +152,7 @@ class Config(_Strict):
     split: SplitConfig = SplitConfig()
     retry: RetryConfig = RetryConfig()
     daemon: DaemonConfig = DaemonConfig()
+    backup: BackupConfig = BackupConfig()
     #: Folder the config file lives in: relative paths are resolved against it.
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
 
