@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 from crossposter.render import blocks, has_opening_text, tokenize_streams
 from crossposter.split import split
 
+#: The limit a thread's source platform is planned with (`source:` in its block): none, in effect.
+SOURCE_LIMIT = 10**9
 #: Longest alt text each platform keeps.
 ALT_LIMITS = {"bluesky": 2000, "mastodon": 1500, "x": 1000}
 
@@ -61,8 +63,9 @@ def plan_thread(archive: Archive, thread: Thread, config: Config | PlanOptions, 
     plan = ThreadPlan(archive=archive.path, title=thread.title, line=thread.line, skipped=thread.skipped)
     # The block is read by the same model as `post`, `status` and the daemon read it: a value none of them
     # would use (`skip: 'true'`, an ID that is not one) is an error here too, and nowhere a skip.
+    source = None
     try:
-        thread_meta.of(thread, options.timezone)
+        source = thread_meta.of(thread, options.timezone).source
     except thread_meta.MetadataError as e:
         plan.errors.extend(Diagnostic(line or thread.line, message) for line, message in e.problems)
     if thread.skipped:
@@ -79,7 +82,14 @@ def plan_thread(archive: Archive, thread: Thread, config: Config | PlanOptions, 
     streams = tokenize_streams(rendered, names)
     for name in names:
         limit = (limits or {}).get(name) or options.limits[name]
-        result = split(streams[name], name, limit, numbering=options.numbering)
+        if name == source:
+            # A backed-up thread's posts already exist on their source platform, each whole (an X long
+            # post, a Mastodon post from an instance with a larger limit): each `---` part is one post
+            # there, whatever this account's limit. Nothing is ever sent to the source (see publish).
+            result = split(streams[name], name, SOURCE_LIMIT, numbering=False)
+            limit = max([limit, *(p.length for p in result.posts)])
+        else:
+            result = split(streams[name], name, limit, numbering=options.numbering)
         plan.platforms[name] = PlatformPosts(platform=name, limit=limit, posts=result.posts)
         plan.errors.extend(result.errors)
     if not any(pp.posts for pp in plan.platforms.values()) and names:

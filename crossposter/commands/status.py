@@ -49,6 +49,9 @@ def collect(paths: list[Path], config: Any, now: datetime | None = None) -> dict
                 entries = info.meta.recorded(p) if info.meta is not None else ()
                 total = len(plan.platforms[p].posts) if plan is not None and p in plan.platforms else 0
                 per[p] = {"posted": len(entries), "total": total, "links": [e.link for e in entries]}
+                if info.meta is not None and info.meta.source == p:
+                    # backed up from here: its recorded posts are the originals, the whole thread on p
+                    per[p].update(total=len(entries), source=True)
             # the planner reports a broken block too (as `preview` shows it); a skipped thread is not planned
             errors = [{"line": d.line, "message": (f"[{d.platform}] " if d.platform else "") + d.message}
                       for d in plan.errors] if plan is not None else \
@@ -77,7 +80,7 @@ def _state(info: Any, per: dict[str, Any], daemon: dict | None, now: datetime, g
         return "published"
     if daemon and daemon.get("outcome") in ("missed", "failed", "retrying", "stopped"):
         return str(daemon["outcome"])
-    if any(v["posted"] for v in per.values()) or info.pending:
+    if any(v["posted"] for v in per.values() if not v.get("source")) or info.pending:
         return "partial"
     if info.schedule is not None:
         if info.schedule > now:
@@ -86,11 +89,14 @@ def _state(info: Any, per: dict[str, Any], daemon: dict | None, now: datetime, g
         return "due" if (now - info.schedule).total_seconds() <= grace else "missed"
     if info.queued:
         return "queued"
+    if info.source is not None:
+        return "backed-up"  # on its source platform only, and nothing asks to send it elsewhere
     return "draft"
 
 
 _STYLE = {"published": "green", "scheduled": "cyan", "queued": "cyan", "partial": "yellow", "retrying": "yellow",
-          "stopped": "yellow", "due": "yellow", "missed": "red", "failed": "red", "error": "red", "skipped": "dim", "draft": ""}
+          "stopped": "yellow", "due": "yellow", "missed": "red", "failed": "red", "error": "red", "skipped": "dim", "draft": "",
+          "backed-up": "blue"}
 
 
 def _table(data: dict[str, Any]) -> None:
@@ -113,7 +119,7 @@ def _table(data: dict[str, Any]) -> None:
         cells = []
         for p in platforms:
             v = t["platforms"][p]
-            cell = f"{v['posted']}/{v['total']}"
+            cell = f"{v['posted']}/{v['total']}" + (" (source)" if v.get("source") else "")
             if v["links"]:
                 cell += "\n" + v["links"][0] + (f"\n(+{len(v['links']) - 1} more)" if len(v["links"]) > 1 else "")
             cells.append(cell)
