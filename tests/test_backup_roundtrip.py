@@ -31,10 +31,10 @@ from crossposter import counting
 from crossposter.archive import parse_archive
 from crossposter.backup.bluesky import post_from_record
 from crossposter.backup.mastodon import status_to_post
-from crossposter.backup.section import heading_for, recorded_entry, section_markdown
+from crossposter.backup.section import heading_for
 from crossposter.backup.source import SourcePost, SourceThread, build_threads
+from crossposter.backup.writer import ArchiveWriter
 from crossposter.backup.x_archive import XArchiveReader
-from crossposter.metadata import render_block
 from crossposter.model import Post
 from crossposter.plan import PlanOptions, plan_thread
 from crossposter.publish import text_sha
@@ -58,16 +58,23 @@ def preview_posts(section: str, platform: str) -> list[Post]:
 
 
 def section_of(thread: SourceThread) -> str:
-    platform = thread.root.platform
-    block = render_block({platform: [recorded_entry(p, text_sha) for p in thread.posts]}).rstrip("\n")
-    title = heading_for(thread.root, set(), "UTC")
-    return section_markdown(thread, title, "UTC", block, lambda post, i: None)
+    """The section `crossposter backup` writes for `thread` (the real writer, into a new archive file)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "backup.md"
+        writer = ArchiveWriter(path, thread.root.platform, timezone="UTC", title="Backup",
+                               media_path=lambda post, i: None, sha=text_sha)
+        writer.write([thread], [])
+        text = path.read_text(encoding="utf-8")
+    head, sep, section = text.partition("\n## ")
+    assert sep and head.startswith("# "), text
+    return "## " + section
 
 
 def assert_round_trip(thread: SourceThread, link_uris: list[list[str]] | None = None) -> None:
     """Preview of the written section for the source platform gives back every post exactly."""
     platform = thread.root.platform
     section = section_of(thread)
+    assert f"\nsource: {platform}\n" in section
     posts = preview_posts(section, platform)
     assert [p.text for p in posts] == [p.text for p in thread.posts], section
     if link_uris is not None:
@@ -437,3 +444,17 @@ def test_x_mentions_round_trip(parts: list) -> None:
     if thread is None or not _fits(thread, "x", 280):
         return
     assert_round_trip(thread)
+
+
+# =========================================================================== headings
+
+
+@settings(max_examples=300, deadline=None)
+@given(plain.map(_no_bare_urls))
+@example("- :")  # the heading was "- " (the writer refused the whole batch: it would read back as "-")
+@example("...")  # the heading was empty
+def test_any_post_gets_a_heading_that_reads_back(text: str) -> None:
+    post = SourcePost(platform="x", id="1", url="https://x.com/me/status/1", created_at=T0, text=text)
+    title = heading_for(post, {"Taken"}, "UTC")
+    archive = parse_archive(f"# Backup\n\n## {title}\n\nbody\n", Path("/tmp/roundtrip/backup.md"))
+    assert [t.title for t in archive.threads] == [title] and title.strip() == title and title
