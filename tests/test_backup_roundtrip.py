@@ -458,3 +458,42 @@ def test_any_post_gets_a_heading_that_reads_back(text: str) -> None:
     title = heading_for(post, {"Taken"}, "UTC")
     archive = parse_archive(f"# Backup\n\n## {title}\n\nbody\n", Path("/tmp/roundtrip/backup.md"))
     assert [t.title for t in archive.threads] == [title] and title.strip() == title and title
+
+
+# =========================================================================== long posts
+
+
+def _note(text: str, created: str) -> dict:
+    """A `note-tweet.js` item as X writes it: the whole text, escaped like `full_text`."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return {"noteTweet": {"noteTweetId": "1624", "createdAt": created, "updatedAt": created,
+                          "core": {"text": escaped, "urls": [], "mentions": [], "hashtags": [], "styletags": []}}}
+
+
+def x_long_post(whole: str) -> SourceThread:
+    """An X long post: `tweets.js` holds its first part and a "show more" link, `note-tweet.js` the whole."""
+    tid = "1700000000000000500"
+    created = T0.strftime("%a %b %d %H:%M:%S +0000 %Y")
+    shown = whole[:200].rstrip() + "… "
+    t = tweet(tid, [shown, ("url", f"https://twitter.com/i/web/status/{tid}", "https://t.co/SeLf")], created=created)
+    notes = [_note(whole, T0.isoformat(timespec="milliseconds").replace("+00:00", "Z"))]
+    with tempfile.TemporaryDirectory() as tmp, \
+            XArchiveReader(make_zip(Path(tmp) / "archive.zip", [t], notes=notes)) as reader:
+        result = reader.read()
+    (post,) = result.posts
+    assert post.text == whole, post
+    (thread,) = build_threads(result.posts)
+    return thread
+
+
+@settings(SETTINGS, max_examples=100)
+@given(st.lists(plain.map(_no_bare_urls), min_size=12, max_size=30).map(" ".join).map(str.strip))
+@example(" ".join(f"# word{i} > *{i}* [{i}]" for i in range(60)))
+def test_an_x_long_post_stays_one_post_on_x(whole: str) -> None:
+    """Longer than X's 280: one post in the archive, and one post when previewed for X, its source."""
+    if counting.length("x", whole) <= 280 or whole != whole.strip():
+        return
+    thread = x_long_post(whole)
+    assert_round_trip(thread)
+    # for the other platforms it is split as usual
+    assert len(preview_posts(section_of(thread), "bluesky")) > 1
