@@ -486,7 +486,7 @@ def x_long_post(whole: str) -> SourceThread:
     return thread
 
 
-@settings(SETTINGS, max_examples=100)
+@settings(SETTINGS, max_examples=60)
 @given(st.lists(plain.map(_no_bare_urls), min_size=12, max_size=30).map(" ".join).map(str.strip))
 @example(" ".join(f"# word{i} > *{i}* [{i}]" for i in range(60)))
 def test_an_x_long_post_stays_one_post_on_x(whole: str) -> None:
@@ -496,4 +496,5 @@ def test_an_x_long_post_stays_one_post_on_x(whole: str) -> None:
     thread = x_long_post(whole)
     assert_round_trip(thread)
     # for the other platforms it is split as usual
-    assert len(preview_posts(section_of(thread), "bluesky")) > 1
+    if counting.length("bluesky", whole) > 300:
+        assert len(preview_posts(section_of(thread), "bluesky")) > 1
