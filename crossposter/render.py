@@ -504,7 +504,7 @@ _X_AT = re.compile(r"(?:(?<![A-Za-z0-9_!#$%&*@＠])|(?<=(?<![A-Za-z0-9_+~.-])[Rr
                    r"|(?<=(?<![A-Za-z0-9_+~.-])[Rr][Tt]:))[@＠](?=[A-Za-z0-9_])")
 _MASTODON_AT = re.compile(r"(?<![=/\w])@(?=[A-Za-z0-9_])")
 _X_MENTION = re.compile(_X_AT.pattern + r"([A-Za-z0-9_]{1,20})(?![A-Za-z0-9_@＠\u00c0-\u024f]|://)")
-_MASTODON_MENTION = re.compile(r"(?<![=/\w])@([A-Za-z0-9_]+(?:@[\w.-]+\w)?)", re.I)
+_MASTODON_MENTION = re.compile(r"(?<![=/\w])@([a-z0-9_]+(?:[.-]+[a-z0-9_]+)*(?:@\w+(?:[.-]+\w+)*)?)", re.I)
 #: U+2060 WORD JOINER: written after an @ that must not mention anybody (see `inert`).
 WORD_JOINER = "\u2060"
 
