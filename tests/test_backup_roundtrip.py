@@ -42,17 +42,22 @@ from crossposter.render import short_url
 from tests.test_backup_mastodon import AUTHOR, INSTANCE, POOL, canonical, mastodon_content
 from tests.test_backup_x import OWN_ID, make_zip, tweet, x_store
 
-SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
+SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 # =========================================================================== the check
 
 
 def preview_posts(section: str, platform: str) -> list[Post]:
-    """What `preview` makes of an archive holding only `section`, for `platform`, with the default limits."""
+    """What `preview` makes of an archive holding only `section`, for `platform`, with the default limits.
+
+    The config is the backed-up account's: on Mastodon its instance is the one the statuses came
+    from (a mention of a local account is `@alice` there, `@alice@masto.example` anywhere else).
+    """
     archive = parse_archive("# Backup\n\n" + section, Path(tempfile.gettempdir()) / "roundtrip" / "backup.md")
     assert len(archive.threads) == 1, section
-    plan = plan_thread(archive, archive.threads[0], PlanOptions(decode_images=False), [platform])
+    options = PlanOptions(decode_images=False, mastodon_instance=INSTANCE)
+    plan = plan_thread(archive, archive.threads[0], options, [platform])
     assert not plan.errors, (plan.errors, section)
     return plan.platforms[platform].posts
 
@@ -350,19 +355,17 @@ def test_x_post_round_trips(parts: list) -> None:
     assert_round_trip(thread)
 
 
-# =========================================================================== what r-render changes
-# Each case below fails today because of rendering that branch r-render is changing: `---` dropped
-# instead of starting a post, a link whose text is its URL shown shortened on Bluesky, hrefs
-# percent-encoded and punycoded by markdown-it, line breaks inside link text made spaces, mention
-# links written out as "@name URL" (or a link facet on Bluesky) instead of the mention as typed.
+# =========================================================================== what rendering had to change
+# These failed before branch r-render was merged (each was a strict xfail until then): `---` was
+# dropped instead of starting a post, a link whose text is its URL was shown shortened on Bluesky,
+# hrefs were percent-encoded and punycoded by markdown-it, mention links were written out as
+# "@name URL" (a link facet on Bluesky) instead of the mention as typed. One case still fails.
 
-RENDER = "rendering changed by r-render: "
 #: an expected failure needs no shrinking (it only costs time); the same tests shrink once they pass
 XFAIL_SETTINGS = settings(SETTINGS, phases=[Phase.explicit, Phase.reuse, Phase.generate])
 
 
-@pytest.mark.xfail(strict=True, reason=RENDER + "`---` is dropped, so a thread's posts run together")
-@XFAIL_SETTINGS
+@SETTINGS
 @given(st.lists(bluesky_parts(), min_size=2, max_size=4))
 def test_bluesky_thread_round_trips(posts_parts: list[list]) -> None:
     if not _fits_bluesky(posts_parts):
@@ -370,8 +373,7 @@ def test_bluesky_thread_round_trips(posts_parts: list[list]) -> None:
     assert_round_trip(*bluesky_thread(posts_parts))
 
 
-@pytest.mark.xfail(strict=True, reason=RENDER + "a link whose text is its URL is shown shortened")
-@XFAIL_SETTINGS
+@SETTINGS
 @given(bluesky_parts(full_urls=True))
 def test_bluesky_link_text_that_is_the_whole_url_round_trips(parts: list) -> None:
     if not _fits_bluesky([parts]):
@@ -379,8 +381,7 @@ def test_bluesky_link_text_that_is_the_whole_url_round_trips(parts: list) -> Non
     assert_round_trip(*bluesky_thread([parts]))
 
 
-@pytest.mark.xfail(strict=True, reason=RENDER + "markdown-it percent-encodes and punycodes hrefs")
-@XFAIL_SETTINGS
+@SETTINGS
 @given(bluesky_parts(encoded=True))
 def test_bluesky_links_to_any_url_round_trip(parts: list) -> None:
     if not _fits_bluesky([parts]):
@@ -388,7 +389,8 @@ def test_bluesky_links_to_any_url_round_trip(parts: list) -> None:
     assert_round_trip(*bluesky_thread([parts]))
 
 
-@pytest.mark.xfail(strict=True, reason=RENDER + "a line break inside link text becomes a space")
+@pytest.mark.xfail(strict=True, reason="render.py: a line break inside link text becomes a space (not changed by "
+                                        "r-render; the text is kept, the break is not)")
 @XFAIL_SETTINGS
 @given(bluesky_parts(broken_links=True))
 def test_bluesky_link_text_over_line_breaks_round_trips(parts: list) -> None:
@@ -397,8 +399,7 @@ def test_bluesky_link_text_over_line_breaks_round_trips(parts: list) -> None:
     assert_round_trip(*bluesky_thread([parts]))
 
 
-@pytest.mark.xfail(strict=True, reason=RENDER + "a mention link becomes a link facet to the profile")
-@XFAIL_SETTINGS
+@SETTINGS
 @given(bluesky_parts(mentions=True))
 def test_bluesky_mentions_round_trip(parts: list) -> None:
     if not _fits_bluesky([parts]):
@@ -406,8 +407,7 @@ def test_bluesky_mentions_round_trip(parts: list) -> None:
     assert_round_trip(*bluesky_thread([parts]))
 
 
-@pytest.mark.xfail(strict=True, reason=RENDER + "`---` is dropped, so a thread's posts run together")
-@XFAIL_SETTINGS
+@SETTINGS
 @given(st.lists(mastodon_tokens(), min_size=2, max_size=4))
 def test_mastodon_thread_round_trips(statuses: list[list[tuple]]) -> None:
     thread = mastodon_thread(statuses)
@@ -416,8 +416,7 @@ def test_mastodon_thread_round_trips(statuses: list[list[tuple]]) -> None:
     assert_round_trip(thread)
 
 
-@pytest.mark.xfail(strict=True, reason=RENDER + "a mention link is written out as '@name URL'")
-@XFAIL_SETTINGS
+@SETTINGS
 @given(mastodon_tokens(mentions=True))
 def test_mastodon_mentions_round_trip(toks: list[tuple]) -> None:
     thread = mastodon_thread([toks])
@@ -426,8 +425,7 @@ def test_mastodon_mentions_round_trip(toks: list[tuple]) -> None:
     assert_round_trip(thread)
 
 
-@pytest.mark.xfail(strict=True, reason=RENDER + "`---` is dropped, so a thread's posts run together")
-@XFAIL_SETTINGS
+@SETTINGS
 @given(st.lists(x_parts(), min_size=2, max_size=4))
 def test_x_thread_round_trips(posts_parts: list[list]) -> None:
     thread = x_thread(posts_parts)
@@ -436,8 +434,7 @@ def test_x_thread_round_trips(posts_parts: list[list]) -> None:
     assert_round_trip(thread)
 
 
-@pytest.mark.xfail(strict=True, reason=RENDER + "a mention link is written out as '@name URL'")
-@XFAIL_SETTINGS
+@SETTINGS
 @given(x_parts(mentions=True))
 def test_x_mentions_round_trip(parts: list) -> None:
     thread = x_thread([parts])
