@@ -175,6 +175,42 @@ def serve(posts: int, threads: int, images: int) -> tuple[ThreadingHTTPServer, A
 # --------------------------------------------------------------------------- the runs
 
 
+class Phases:
+    """A `BackupReporter` that notes when each phase's last event came: where the wall time went."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.last: dict[str, float] = {}
+        self.first: dict[str, float] = {}
+
+    def _mark(self, what: str) -> None:
+        now = time.perf_counter() - self.start
+        self.first.setdefault(what, now)
+        self.last[what] = now
+
+    def page(self, records: int) -> None:
+        self._mark("page")
+
+    def media(self, done: int, total: int) -> None:
+        self._mark("media")
+
+    def threads(self, done: int, total: int) -> None:
+        self._mark("threads")
+
+    def waiting(self, seconds: float, why: str) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass
+
+    def summary(self, wall: float) -> str:
+        read = self.last.get("page", 0.0)
+        media = self.last.get("media", read) - self.first.get("media", read)
+        return (f"reading (pages, HTML → text) until {read:.2f} s; media downloads {media:.2f} s; "
+                f"the rest, {wall - read - media:.2f} s: threads, Markdown and the archive writes")
+
+
+
 def mastodon_backup(posts: int) -> None:
     from crossposter.backup.mastodon import MastodonReader
     from crossposter.backup.media import MediaStore
@@ -190,8 +226,10 @@ def mastodon_backup(posts: int) -> None:
             config.platforms.mastodon.instance = account.base
             into = Path(tmp) / "threads" / "mastodon.md"
             into.parent.mkdir()
+            phases = Phases()
             t0 = time.perf_counter()
-            outcome = run_backup(MastodonReader(config), config, account=account.base, into=into, archives=[])
+            outcome = run_backup(MastodonReader(config), config, account=account.base, into=into, archives=[],
+                                 reporter=phases)  # type: ignore[arg-type]
             wall = time.perf_counter() - t0
             size = into.stat().st_size
             t1 = time.perf_counter()
@@ -214,6 +252,7 @@ def mastodon_backup(posts: int) -> None:
     print(f"  floor: {pages + logins} sequential requests × {DELAY * 1000:.0f} ms + ceil({media} / {concurrency}) × "
           f"{DELAY * 1000:.0f} ms = {floor:.2f} s")
     print(f"  wall: {wall:.2f} s = {wall / floor:.2f} × the floor (target ≤ 1.3)")
+    print(f"  where: {phases.summary(wall)}")
     print(f"  second run, nothing new: {rerun:.2f} s, {again.posts_added} posts added")
 
 
@@ -239,15 +278,19 @@ def x_archive_import(posts: int) -> None:
                         (out / info.filename.rsplit("/", 1)[1]).write_bytes(z.read(info))
 
         t_copy = min(xa.timed(copy_plain)[0] for _ in range(3))
+        with XArchiveReader(zpath) as reader:
+            t_read = min(xa.timed(reader.read)[0] for _ in range(3))
         runs = []
         for k in range(3):
             base = Path(tmp) / f"run{k}"
             config = Config(state_dir=base / "state", base_dir=base)
             into = base / "threads" / "x.md"
             into.parent.mkdir(parents=True)
+            phases = Phases()
             t0 = time.perf_counter()
             with XArchiveReader(zpath) as reader:
-                outcome = run_backup(reader, config, account=xa.OWN_ID, into=into, archives=[])
+                outcome = run_backup(reader, config, account=xa.OWN_ID, into=into, archives=[],
+                                     reporter=phases)  # type: ignore[arg-type]
             runs.append(time.perf_counter() - t0)
         t_import = min(runs)
         target = 3 * t_json + t_copy
@@ -258,6 +301,9 @@ def x_archive_import(posts: int) -> None:
         print(f"  json.loads(tweets.js) {t_json * 1000:.0f} ms, plain media copy {t_copy * 1000:.0f} ms")
         print(f"  import (run_backup: read, threads, media, archive) {t_import * 1000:.0f} ms = "
               f"{t_import / target:.2f} × (3 × json.loads + media copy = {target * 1000:.0f} ms; target < 1)")
+        media = phases.last.get("media", 0.0) - phases.first.get("media", 0.0)
+        print(f"  where (last run): XArchiveReader.read() alone {t_read * 1000:.0f} ms, media copy {media * 1000:.0f} ms, "
+              f"the rest {(runs[-1] - t_read - media) * 1000:.0f} ms: threads, Markdown and the archive writes")
 
 
 def main() -> None:
