@@ -176,20 +176,29 @@ def serve(posts: int, threads: int, images: int) -> tuple[ThreadingHTTPServer, A
 
 
 class Phases:
-    """A `BackupReporter` that notes when each phase's last event came: where the wall time went."""
+    """A `BackupReporter` that times the phases: reading (until the last page), downloading media (the
+    time from the event before a batch's first media file to its last one), the rest (threads,
+    Markdown, archive writes)."""
 
     def __init__(self) -> None:
         self.start = time.perf_counter()
-        self.last: dict[str, float] = {}
-        self.first: dict[str, float] = {}
+        self.read_until = 0.0
+        self.media_time = 0.0
+        self._kind = ""
+        self._since = 0.0  # when the current run of events of one kind began (the event before it)
+        self._prev = 0.0
 
-    def _mark(self, what: str) -> None:
+    def _mark(self, kind: str) -> None:
         now = time.perf_counter() - self.start
-        self.first.setdefault(what, now)
-        self.last[what] = now
+        if kind != self._kind:
+            self._kind, self._since = kind, self._prev
+        if kind == "media":
+            self.media_time += now - max(self._prev, self._since)
+        self._prev = now
 
     def page(self, records: int) -> None:
         self._mark("page")
+        self.read_until = self._prev
 
     def media(self, done: int, total: int) -> None:
         self._mark("media")
@@ -202,13 +211,6 @@ class Phases:
 
     def note(self, message: str) -> None:
         pass
-
-    def summary(self, wall: float) -> str:
-        read = self.last.get("page", 0.0)
-        media = self.last.get("media", read) - self.first.get("media", read)
-        return (f"reading (pages, HTML → text) until {read:.2f} s; media downloads {media:.2f} s; "
-                f"the rest, {wall - read - media:.2f} s: threads, Markdown and the archive writes")
-
 
 
 def mastodon_backup(posts: int) -> None:
@@ -252,7 +254,9 @@ def mastodon_backup(posts: int) -> None:
     print(f"  floor: {pages + logins} sequential requests × {DELAY * 1000:.0f} ms + ceil({media} / {concurrency}) × "
           f"{DELAY * 1000:.0f} ms = {floor:.2f} s")
     print(f"  wall: {wall:.2f} s = {wall / floor:.2f} × the floor (target ≤ 1.3)")
-    print(f"  where: {phases.summary(wall)}")
+    rest = wall - phases.read_until - phases.media_time
+    print(f"  where: reading (pages, HTML → text) {phases.read_until:.2f} s, media downloads "
+          f"{phases.media_time:.2f} s, the rest (threads, Markdown, archive writes) {rest:.2f} s")
     print(f"  second run, nothing new: {rerun:.2f} s, {again.posts_added} posts added")
 
 
@@ -301,7 +305,7 @@ def x_archive_import(posts: int) -> None:
         print(f"  json.loads(tweets.js) {t_json * 1000:.0f} ms, plain media copy {t_copy * 1000:.0f} ms")
         print(f"  import (run_backup: read, threads, media, archive) {t_import * 1000:.0f} ms = "
               f"{t_import / target:.2f} × (3 × json.loads + media copy = {target * 1000:.0f} ms; target < 1)")
-        media = phases.last.get("media", 0.0) - phases.first.get("media", 0.0)
+        media = phases.media_time
         print(f"  where (last run): XArchiveReader.read() alone {t_read * 1000:.0f} ms, media copy {media * 1000:.0f} ms, "
               f"the rest {(runs[-1] - t_read - media) * 1000:.0f} ms: threads, Markdown and the archive writes")
 
