@@ -208,11 +208,27 @@ _BLOCK_MD: MarkdownIt | None = None
 _FULL_MD: MarkdownIt | None = None
 
 
+def href_as_typed(url: str) -> str:
+    """A link destination as the author typed it (after Markdown's own escapes), for markdown-it's
+    `normalizeLink`.
+
+    markdown-it percent-encodes destinations and converts host names to punycode (`ü` → `%C3%BC`), which
+    would post a different URL than the one typed and break the backup round trip of Bluesky link facets
+    (Bluesky's own app puts the URL in the facet exactly as it appears in the text, `@atproto/api`'s
+    `detectFacets`). Only what can never be part of a URI is encoded: white space (an `<a b>` destination)
+    and invisible control and format characters.
+    """
+    if url.isprintable() and " " not in url:
+        return url
+    return "".join(c if c.isprintable() and c != " " else "".join(f"%{b:02X}" for b in c.encode()) for c in url)
+
+
 def markdown_parser() -> MarkdownIt:
     """The one Markdown dialect of the project (CommonMark), shared so archive and renderer agree."""
     global _FULL_MD
     if _FULL_MD is None:
         _FULL_MD = MarkdownIt("commonmark")
+        _FULL_MD.normalizeLink = href_as_typed  # links posted as typed (see href_as_typed)
     return _FULL_MD
 
 
@@ -220,6 +236,7 @@ def _block_parser() -> MarkdownIt:
     global _BLOCK_MD
     if _BLOCK_MD is None:
         _BLOCK_MD = MarkdownIt("commonmark").disable(["inline", "text_join"])
+        _BLOCK_MD.normalizeLink = href_as_typed  # reference definitions (`[x]: url`) are read here
     return _BLOCK_MD
 
 

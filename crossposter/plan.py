@@ -17,9 +17,11 @@ from crossposter.model import DEFAULT_LIMITS, PLATFORMS, Diagnostic, ImageRef, P
 
 if TYPE_CHECKING:
     from crossposter.config import Config
-from crossposter.render import blocks, has_opening_text, tokenize_streams
+from crossposter.render import blocks, has_opening_text, live_code_mentions, tokenize_streams
 from crossposter.split import split
 
+#: The limit a thread's source platform is planned with (`source:` in its block): none, in effect.
+SOURCE_LIMIT = 10**9
 #: Longest alt text each platform keeps.
 ALT_LIMITS = {"bluesky": 2000, "mastodon": 1500, "x": 1000}
 
@@ -42,6 +44,13 @@ class PlanOptions:
     decode_images: bool = True
     #: the zone a `schedule:` without an offset is read in (the config's)
     timezone: str = "UTC"
+    #: the configured Mastodon server (`https://mastodon.social`): a mention link to an account there is
+    #: written `@alice` on Mastodon, any other `@alice@host`; None (preview without config): always
+    #: `@alice@host`, which names the same account and counts the same
+    mastodon_instance: str | None = None
+    #: the platform every thread was backed up from when its metadata does not say (`source:`): bare
+    #: `@names` are live mentions on that platform only; None: bare mentions as typed everywhere
+    source: str | None = None
 
     @classmethod
     def of(cls, config: Config | PlanOptions) -> PlanOptions:
@@ -53,6 +62,7 @@ class PlanOptions:
             numbering=config.split.numbering,
             post_title=config.split.post_title,
             timezone=config.timezone,
+            mastodon_instance=config.platforms.mastodon.instance,
         )
 
 
@@ -67,29 +77,40 @@ def plan_thread(archive: Archive, thread: Thread, config: Config | PlanOptions, 
     plan = ThreadPlan(archive=archive.path, title=thread.title, line=thread.line, skipped=thread.skipped)
     # The block is read by the same model as `post`, `status` and the daemon read it: a value none of them
     # would use (`skip: 'true'`, an ID that is not one) is an error here too, and nowhere a skip.
+    meta = None
     try:
-        thread_meta.of(thread, options.timezone)
+        meta = thread_meta.of(thread, options.timezone)
     except thread_meta.MetadataError as e:
         plan.errors.extend(Diagnostic(line or thread.line, message) for line, message in e.problems)
+    # `source:` (the platform a backed-up thread came from), where the metadata model knows the key
+    source = getattr(meta, "source", None) or options.source
     if thread.skipped:
         return plan
     tokens = archive.body_tokens(thread, inline=False)
     title = thread.title if options.post_title or not has_opening_text(tokens) else None
     rendered = blocks(thread.body, thread.body_line, archive.path.parent, title=title, title_line=thread.line,
-                      tokens=tokens, inline=archive.inline_children)
+                      tokens=tokens, inline=archive.inline_children, source=source)
     plan.warnings.extend(rendered.warnings)
     plan.errors.extend(rendered.errors)
     names = platforms or list(PLATFORMS)
+    plan.warnings.extend(live_code_mentions(rendered, names))
     images = [run.image for b in rendered.blocks for run in b.runs if run.image is not None]
     _check_images(images, archive.path.parent, names, plan, decode=options.decode_images)
-    streams = tokenize_streams(rendered, names)
+    streams = tokenize_streams(rendered, names, mastodon_instance=options.mastodon_instance)
     for name in names:
         limit = (limits or {}).get(name) or options.limits[name]
-        result = split(streams[name], name, limit, numbering=options.numbering)
+        if meta is not None and name == meta.source:
+            # A backed-up thread's posts already exist on their source platform, each whole (an X long
+            # post, a Mastodon post from an instance with a larger limit): each `---` part is one post
+            # there, whatever this account's limit. Nothing is ever sent to the source (see publish).
+            result = split(streams[name], name, SOURCE_LIMIT, numbering=False)
+            limit = max([limit, *(p.length for p in result.posts)])
+        else:
+            result = split(streams[name], name, limit, numbering=options.numbering)
         plan.platforms[name] = PlatformPosts(platform=name, limit=limit, posts=result.posts)
         plan.errors.extend(result.errors)
-        if name in REFUSES_REPEATS:
-            plan.errors.extend(_repeats(result.posts, name))
+        if name in REFUSES_REPEATS and not (meta is not None and name == meta.source):
+            plan.errors.extend(_repeats(result.posts, name))  # (never sent to its source: nothing to refuse)
     if not any(pp.posts for pp in plan.platforms.values()) and names:
         plan.errors.append(Diagnostic(thread.line, "the thread has nothing to post"))
     plan.errors.sort(key=lambda d: d.line)

@@ -819,6 +819,17 @@ def _publish(config: Config, archive_path: Path, title: str, options: PublishOpt
         block = ThreadMeta.parse(thread.metadata, Where.of(thread), config.timezone)
     except MetadataError as e:
         raise PreflightError(e.messages()) from None  # not knowing what was published, nothing else counts
+    # A backed-up thread already lives on its source platform (`source:`): never sent there again.
+    asked = targets
+    from_source: dict[str, PlatformOutcome] = {}
+    if block.source in targets:
+        originals = block.recorded(block.source)
+        from_source[block.source] = PlatformOutcome(
+            block.source, "done", len(originals), len(originals), [e.link for e in originals],
+            f"backed up from {block.source}: these are its original posts, never sent there again")
+        targets = block.sent_to(targets)
+        if not targets:
+            return PublishResult(archive=archive_path, title=title, outcomes=from_source)
     problems += _writeback_problems(thread, archive_path)
     recorded = {p: list(block.recorded(p)) for p in targets}
     #: what stops a real run but not a dry run (which writes a copy, with fakes): a dry run reports them
@@ -943,5 +954,6 @@ def _publish(config: Config, archive_path: Path, title: str, options: PublishOpt
             for p in targets:
                 if p in outcomes:
                     reporter.finish(outcomes[p])
-    return PublishResult(archive=archive_path, title=title, outcomes={p: outcomes[p] for p in targets if p in outcomes},
+    outcomes.update(from_source)
+    return PublishResult(archive=archive_path, title=title, outcomes={p: outcomes[p] for p in asked if p in outcomes},
                          plan=plan, refusals=refusals)

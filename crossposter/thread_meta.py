@@ -170,12 +170,22 @@ class ThreadMeta:
         return self.posts.get(platform, ())
 
     def published(self) -> list[str]:
-        """Platforms with recorded posts or a post in flight, in the order of PLATFORMS."""
-        return [p for p in PLATFORMS if self.posts.get(p) or p in self.pending]
+        """Platforms crossposter published the thread to (recorded posts or a post in flight), in PLATFORMS order.
+
+        The `source` platform is not one of them: the thread was written there and backed up, and
+        its recorded posts are the originals. A backed-up thread is not "started" (the daemon's queue
+        slots take it, a schedule may be added, a late schedule is a misfire, not a resume); it is
+        published on its source by definition and never sent there (`sent_to` leaves it out).
+        """
+        return [p for p in PLATFORMS if p != self.source and (self.posts.get(p) or p in self.pending)]
 
     @property
     def started(self) -> bool:
         return bool(self.published())
+
+    def sent_to(self, platforms: list[str]) -> list[str]:
+        """`platforms` without the thread's source: where `post` and the daemon may send it."""
+        return [p for p in platforms if p != self.source]
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any] | None, where: Where, timezone: str = "UTC",

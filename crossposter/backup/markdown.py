@@ -47,6 +47,8 @@ _BREAK = re.compile(r"^(?:(?:-[ \t]*){3,}|(?:\*[ \t]*){3,}|(?:_[ \t]*){3,}|=+[ \
 _FENCE = re.compile(r"^(?:`{3,}|~{3,})")
 _ENTITY = re.compile(r"&(?=#[0-9]{1,7};|#[xX][0-9a-fA-F]{1,6};|[A-Za-z][A-Za-z0-9]{1,31};)")
 _ASCII_PUNCT = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+#: starts and ends the placeholder of a span in `_assemble` (markdown-it reads a NUL as U+FFFD: never text)
+_MARK = "\x00"
 _HTMLISH = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ/!?")
 
 
@@ -55,7 +57,7 @@ def _word(ch: str) -> bool:
 
 
 #: the only characters `_escape_inline` may change; everything else is copied as it is
-_INLINE_SPECIAL = re.compile(r"[\\\r`\[_*<&]")
+_INLINE_SPECIAL = re.compile(r"[\\\r`\[_*<&!]")
 
 
 def _escape_inline(line: str) -> str:
@@ -72,7 +74,7 @@ def _escape_inline(line: str) -> str:
         prev = line[i - 1] if i else ""
         nxt = line[i + 1] if i + 1 < n else ""
         if ch == "\\":
-            return "\\\\" if (nxt == "" or nxt in _ASCII_PUNCT or nxt == "\r") else "\\"
+            return "\\\\" if (nxt == "" or nxt in _ASCII_PUNCT or nxt in "\r" + _MARK) else "\\"
         if ch == "\r":
             return "&#13;"  # a lone carriage return is ordinary text in the archive, never a line end
         if ch in "`[":
@@ -85,7 +87,9 @@ def _escape_inline(line: str) -> str:
             return "*" if ((not prev or prev.isspace()) and (not nxt or nxt.isspace())) else "\\*"
         if ch == "<":
             return "\\<" if nxt in _HTMLISH and nxt else "<"
-        return "\\&" if _ENTITY.match(line, i) else "&"  # ch == "&"
+        if ch == "&":
+            return "\\&" if _ENTITY.match(line, i) else "&"
+        return "\\!" if nxt == _MARK else "!"  # ch == "!": right before a link span it would make an image
 
     return _INLINE_SPECIAL.sub(one, line)
 
@@ -154,7 +158,16 @@ def link_destination(url: str) -> str:
 
 
 def link_markdown(text: str, url: str) -> str:
-    """`[text](url)` with the text escaped like any other text of the post."""
+    """`[text](url)` with the text escaped like any other text of the post.
+
+    Link text can span lines (a Bluesky facet over a line break): each of its lines is escaped as a
+    line, or a `# ` or `- ` after the break would start a heading or list and cut the link (and, for
+    `#`, end the thread); an empty line inside it is a hard break line, as in `_assemble`.
+    """
+    if "\n" in text:
+        lines = [_escape_line(line) if line else "\\" for line in text.split("\n")]
+        inner = "\n".join(lines).replace("]", "\\]")
+        return f"[{inner}]({link_destination(url)})"
     inner = _escape_inline(text).replace("]", "\\]")
     return f"[{inner}]({link_destination(url)})"
 
@@ -168,7 +181,7 @@ def _assemble(text: str, spans: Iterable[Span]) -> str:
         if span.start < pos:
             continue  # overlapping span: the text is kept, the link is not (callers note it)
         pieces.append(text[pos:span.start])
-        mark = f"\x00{k}\x00"
+        mark = f"{_MARK}{k}{_MARK}"
         placeholders[mark] = span.markdown
         pieces.append(mark)
         pos = span.end

@@ -82,7 +82,8 @@ def heading_for(post: SourcePost, taken: set[str], timezone: str) -> str:
         title = candidate
     if not title and words:
         title = words[0][: HEADING_MAX - 1] + "…"
-    title = title.rstrip(".,;: ")
+    # (white space left before cut punctuation would end the `##` line and not read back: "- :" gave "- ")
+    title = title.rstrip(".,;:").rstrip()
     if not title:
         title = f"Post of {date_line(post.created_at, timezone)}"
     base, n = title, 1

@@ -52,6 +52,9 @@ def collect(paths: list[Path], config: Any, now: datetime | None = None) -> dict
                 entries = info.meta.recorded(p) if info.meta is not None else ()
                 total = len(plan.platforms[p].posts) if plan is not None and p in plan.platforms else 0
                 per[p] = {"posted": len(entries), "total": total, "links": [e.link for e in entries]}
+                if info.meta is not None and info.meta.source == p:
+                    # backed up from here: its recorded posts are the originals, the whole thread on p
+                    per[p].update(total=len(entries), source=True)
             # the planner reports a broken block too (as `preview` shows it); a skipped thread is not planned
             errors = [{"line": d.line, "message": (f"[{d.platform}] " if d.platform else "") + d.message}
                       for d in plan.errors] if plan is not None else \
@@ -82,7 +85,7 @@ def _state(info: Any, per: dict[str, Any], daemon: dict | None, now: datetime, g
         return "published"
     if daemon and daemon.get("outcome") in UNFINISHED:
         return str(daemon["outcome"])
-    if any(v["posted"] for v in per.values()) or info.pending:
+    if any(v["posted"] for v in per.values() if not v.get("source")) or info.pending:
         return "partial"
     if info.schedule is not None:
         if info.schedule > now:
@@ -91,11 +94,14 @@ def _state(info: Any, per: dict[str, Any], daemon: dict | None, now: datetime, g
         return "due" if (now - info.schedule).total_seconds() <= grace else "missed"
     if info.queued:
         return "queued"
+    if info.source is not None:
+        return "backed-up"  # on its source platform only, and nothing asks to send it elsewhere
     return "draft"
 
 
 _STYLE = {"published": "green", "scheduled": "cyan", "queued": "cyan", "partial": "yellow", "retrying": "yellow",
-          "stopped": "yellow", "due": "yellow", "missed": "red", "failed": "red", "error": "red", "skipped": "dim", "draft": ""}
+          "stopped": "yellow", "due": "yellow", "missed": "red", "failed": "red", "error": "red", "skipped": "dim", "draft": "",
+          "backed-up": "blue"}
 
 
 def _table(data: dict[str, Any]) -> None:
@@ -120,10 +126,12 @@ def _table(data: dict[str, Any]) -> None:
     for n, t in enumerate(threads, 1):
         where = f"{Path(t['archive']).name}:{t['line']}"
         when = t["schedule"][:16].replace("T", " ") if t["schedule"] else ("queued" if t["queued"] else "")
-        cells = [f"{t['platforms'][p]['posted']}/{t['platforms'][p]['total']}" for p in platforms]
+        cells = [f"{v['posted']}/{v['total']}" + (" src" if v.get("source") else "")
+                 for v in (t["platforms"][p] for p in platforms)]
         style = _STYLE.get(t["state"], "")
         state = f"[{style}]{t['state']}[/]" if style else t["state"]
-        lines = [f"  {p}: {link}" for p in platforms for link in t["platforms"][p]["links"]]
+        lines = [f"  {p}{' (source)' if t['platforms'][p].get('source') else ''}: {link}"
+                 for p in platforms for link in t["platforms"][p]["links"]]
         lines += [f"  line {e['line']}: {e['message']}" for e in t["errors"]]
         if t["daemon"] and t["daemon"].get("outcome") in UNFINISHED:
             lines.append(f"  daemon: {t['daemon'].get('message', '')}")

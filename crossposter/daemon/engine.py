@@ -231,7 +231,8 @@ class Engine:
             return False
         if plan.errors:
             return False
-        done = all(info.recorded.get(p, 0) >= len(pp.posts) for p, pp in plan.platforms.items())
+        done = all(info.recorded.get(p, 0) >= len(pp.posts) for p, pp in plan.platforms.items()
+                   if p != info.source)
         if done and not info.pending:
             self.state.set(info.key, outcome=ThreadOutcome.DONE, sig=info.sig, message="all posts recorded")
         return done and not info.pending

@@ -39,6 +39,8 @@ class ThreadInfo:
     sig: str  # changes when the schedule, the queued flag or the text changes
     #: the validated block (empty when `error`)
     meta: ThreadMeta | None = None
+    #: the platform a backed-up thread came from (`source:`): published there, never sent there
+    source: str | None = None
 
     @property
     def key(self) -> str:
@@ -46,7 +48,8 @@ class ThreadInfo:
 
     @property
     def started(self) -> bool:
-        return self.pending or any(self.recorded.values())
+        """Whether crossposter began publishing it (a backed-up thread's originals on its source do not count)."""
+        return self.pending or any(n for p, n in self.recorded.items() if p != self.source)
 
     @property
     def error(self) -> str | None:
@@ -77,7 +80,7 @@ def thread_info(archive_path: Path, thread: Thread, timezone: str) -> ThreadInfo
     return ThreadInfo(
         archive=archive_path, title=thread.title, line=thread.line, schedule=when, problems=problems,
         queued=meta.queued, skipped=skipped, recorded={p: len(meta.recorded(p)) for p in PLATFORMS},
-        pending=bool(meta.pending), sig=digest.hexdigest()[:16], meta=meta,
+        pending=bool(meta.pending), sig=digest.hexdigest()[:16], meta=meta, source=meta.source,
     )
 
 

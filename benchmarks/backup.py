@@ -1,0 +1,320 @@
+"""How fast `crossposter backup` is against a server that takes 50 ms per request, and an X archive import.
+
+Part 1 (network): a local Mastodon-API-shaped server (standard library `http.server`, one thread per
+request) that sleeps 50 ms before every answer, like a distant instance. It serves an account of
+10,000 public statuses in 2,000 self-threads of 5 posts, whose 500 images it also serves, with
+`GET /api/v1/accounts/verify_credentials`, `GET /api/v1/accounts/:id/statuses` paged by `Link`
+headers (Mastodon's own maximum of 40 per page) and the image files. The whole `run_backup`
+runs against it (`MastodonReader` through Mastodon.py, media downloads, the archive writer) and the
+script prints the wall time, requests per post and the floor a client cannot beat:
+
+    floor = pages × 50 ms  (each page names the next: they are sequential)
+          + ceil(media / concurrency) × 50 ms  (downloads, `MediaStore.concurrency` at a time)
+          + the log-in request
+
+The target is within 1.3 × the floor: the rest (HTML → text, writing the archive) must stay small.
+
+Part 2 (local): an X archive zip of 10,000 posts (benchmarks/x_archive.py builds it) imported by the
+whole `run_backup` (reader, threads, copying the media files out of the zip, writing the archive),
+against 3 × `json.loads` of its tweets.js plus copying its media with plain `zipfile` reads.
+
+Run: `python benchmarks/backup.py [POSTS]` (prints, asserts nothing; POSTS defaults to 10,000).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+DELAY = 0.050
+PAGE = 40  # Mastodon's maximum `limit` for account statuses
+ACCOUNT = {"id": "42", "username": "me", "acct": "me", "display_name": "Me", "url": "", "locked": False}
+WORDS = ("the archive stays the source of truth while threads split into posts for every platform and "
+         "nothing typed is ever lost even when a service disappears overnight").split()
+
+
+# --------------------------------------------------------------------------- the Mastodon-shaped server
+
+
+class Account:
+    """The statuses (newest first, as Mastodon lists them) and the media files of one account."""
+
+    def __init__(self, base: str, posts: int, threads: int, images: int, seed: int = 11) -> None:
+        rng = random.Random(seed)
+        self.base = base
+        self.statuses: list[dict] = []
+        self.media: dict[str, bytes] = {}
+        per_thread = posts // threads
+        t = 1_600_000_000
+        sid = 110_000_000_000_000_000
+        image_every = max(1, posts // images) if images else 0
+        n = 0
+        for _ in range(threads):
+            parent = None
+            for _ in range(per_thread):
+                t += rng.randint(20, 4000)
+                sid += rng.randint(1, 10**6)
+                words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 40)))
+                content = (f"<p>{words} &amp; more<br />second line with "
+                           f'<a href="https://example.org/{n}" target="_blank" rel="nofollow noopener noreferrer">'
+                           f'<span class="invisible">https://</span><span class="">example.org/{n}</span>'
+                           f'<span class="invisible"></span></a> '
+                           f'<a href="{base}/tags/backup" class="mention hashtag" rel="tag">#<span>backup</span></a>'
+                           "</p><p>a new paragraph 😀</p>")
+                attachments = []
+                if image_every and n % image_every == 0 and len(self.media) < images:
+                    name = f"{sid}.png"
+                    self.media[name] = rng.randbytes(rng.randint(20_000, 200_000))
+                    attachments.append({"id": str(sid + 1), "type": "image", "url": f"{base}/media/{name}",
+                                        "preview_url": f"{base}/media/{name}", "remote_url": None,
+                                        "description": f"image {n}", "meta": {}, "blurhash": None})
+                self.statuses.append({
+                    "id": str(sid), "created_at": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(t)),
+                    "in_reply_to_id": parent, "in_reply_to_account_id": ACCOUNT["id"] if parent else None,
+                    "sensitive": False, "spoiler_text": "", "visibility": "public", "language": "en",
+                    "uri": f"{base}/users/me/statuses/{sid}", "url": f"{base}/@me/{sid}", "replies_count": 0,
+                    "reblogs_count": 0, "favourites_count": 0, "edited_at": None, "content": content,
+                    "reblog": None, "account": ACCOUNT, "media_attachments": attachments, "mentions": [],
+                    "tags": [{"name": "backup", "url": f"{base}/tags/backup"}], "emojis": [], "card": None,
+                    "poll": None})
+                parent = str(sid)
+                n += 1
+        self.statuses.reverse()
+        self.ids = [int(s["id"]) for s in self.statuses]  # descending
+        self.encoded = [json.dumps(s, ensure_ascii=False) for s in self.statuses]
+
+    def page(self, max_id: int | None, min_id: int | None, since_id: int | None, limit: int) -> list[int]:
+        """Indexes of the statuses a Mastodon server answers (newest first)."""
+        if min_id is not None:  # the `limit` statuses just above min_id, newest first
+            above = [i for i, v in enumerate(self.ids) if v > min_id]
+            return above[-limit:]
+        out = []
+        for i, v in enumerate(self.ids):
+            if max_id is not None and v >= max_id:
+                continue
+            if since_id is not None and v <= since_id:
+                break
+            out.append(i)
+            if len(out) == limit:
+                break
+        return out
+
+
+class Handler(BaseHTTPRequestHandler):
+    account: Account
+    counts: dict[str, int]
+    lock = threading.Lock()
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _send(self, status: int, body: bytes, ctype: str = "application/json", headers: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        time.sleep(DELAY)
+        url = urlsplit(self.path)
+        q = {k: v[0] for k, v in parse_qs(url.query).items()}
+        acc = self.account
+        kind = "other"
+        if url.path == "/api/v1/accounts/verify_credentials":
+            kind = "login"
+            self._send(200, json.dumps(ACCOUNT).encode())
+        elif url.path == f"/api/v1/accounts/{ACCOUNT['id']}/statuses":
+            kind = "pages"
+            limit = min(int(q.get("limit", 20)), PAGE)
+            idx = acc.page(*(int(q[k]) if k in q else None for k in ("max_id", "min_id", "since_id")), limit)
+            body = ("[" + ",".join(acc.encoded[i] for i in idx) + "]").encode()
+            links = []
+            if idx:
+                path = f"{acc.base}/api/v1/accounts/{ACCOUNT['id']}/statuses"
+                if idx[-1] + 1 < len(acc.ids):
+                    links.append(f'<{path}?limit={limit}&max_id={acc.ids[idx[-1]]}>; rel="next"')
+                links.append(f'<{path}?limit={limit}&min_id={acc.ids[idx[0]]}>; rel="prev"')
+            self._send(200, body, headers={"Link": ", ".join(links)} if links else None)
+        elif url.path.startswith("/media/") and url.path[7:] in acc.media:
+            kind = "media"
+            self._send(200, acc.media[url.path[7:]], "image/png")
+        else:
+            self._send(404, b'{"error": "not found"}')
+        with self.lock:
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+
+
+def serve(posts: int, threads: int, images: int) -> tuple[ThreadingHTTPServer, Account, dict[str, int]]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    Handler.account = Account(base, posts, threads, images)
+    Handler.counts = {}
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, Handler.account, Handler.counts
+
+
+# --------------------------------------------------------------------------- the runs
+
+
+class Phases:
+    """A `BackupReporter` that times the phases: reading (until the last page), downloading media (the
+    time from the event before a batch's first media file to its last one), the rest (threads,
+    Markdown, archive writes)."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.read_until = 0.0
+        self.media_time = 0.0
+        self._kind = ""
+        self._since = 0.0  # when the current run of events of one kind began (the event before it)
+        self._prev = 0.0
+
+    def _mark(self, kind: str) -> None:
+        now = time.perf_counter() - self.start
+        if kind != self._kind:
+            self._kind, self._since = kind, self._prev
+        if kind == "media":
+            self.media_time += now - max(self._prev, self._since)
+        self._prev = now
+
+    def page(self, records: int) -> None:
+        self._mark("page")
+        self.read_until = self._prev
+
+    def media(self, done: int, total: int) -> None:
+        self._mark("media")
+
+    def threads(self, done: int, total: int) -> None:
+        self._mark("threads")
+
+    def waiting(self, seconds: float, why: str) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass
+
+
+def mastodon_backup(posts: int) -> None:
+    from crossposter.backup.mastodon import MastodonReader
+    from crossposter.backup.media import MediaStore
+    from crossposter.backup.run import run_backup
+    from crossposter.config import Config
+
+    threads, images = posts // 5, posts // 20
+    server, account, counts = serve(posts, threads, images)
+    os.environ["CROSSPOSTER_MASTODON_ACCESS_TOKEN"] = "benchmark-token"
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            config = Config(state_dir=Path(tmp) / "state", base_dir=Path(tmp))
+            config.platforms.mastodon.instance = account.base
+            into = Path(tmp) / "threads" / "mastodon.md"
+            into.parent.mkdir()
+            phases = Phases()
+            t0 = time.perf_counter()
+            outcome = run_backup(MastodonReader(config), config, account=account.base, into=into, archives=[],
+                                 reporter=phases)  # type: ignore[arg-type]
+            wall = time.perf_counter() - t0
+            size = into.stat().st_size
+            t1 = time.perf_counter()
+            again = run_backup(MastodonReader(config), config, account=account.base, into=into, archives=[])
+            rerun = time.perf_counter() - t1
+    finally:
+        server.shutdown()
+    concurrency = MediaStore.concurrency
+    pages = counts.get("pages", 0)
+    media = counts.get("media", 0)
+    logins = counts.get("login", 0)
+    requests = sum(counts.values())
+    floor = (pages + logins) * DELAY + math.ceil(media / concurrency) * DELAY
+    print(f"Mastodon-shaped server, {DELAY * 1000:.0f} ms per request: {posts:,} statuses in {threads:,} threads, "
+          f"{images} images")
+    print(f"  backed up: {outcome.posts_added:,} posts in {len(outcome.threads):,} threads, "
+          f"{outcome.media_added} media, archive {size / 1e6:.1f} MB, problems {len(outcome.problems)}")
+    print(f"  requests: {requests:,} ({pages} pages of {PAGE}, {media} media, {logins} log-in) = "
+          f"{requests / max(posts, 1):.3f} per post")
+    print(f"  floor: {pages + logins} sequential requests × {DELAY * 1000:.0f} ms + ceil({media} / {concurrency}) × "
+          f"{DELAY * 1000:.0f} ms = {floor:.2f} s")
+    print(f"  wall: {wall:.2f} s = {wall / floor:.2f} × the floor (target ≤ 1.3)")
+    rest = wall - phases.read_until - phases.media_time
+    print(f"  where: reading (pages, HTML → text) {phases.read_until:.2f} s, media downloads "
+          f"{phases.media_time:.2f} s, the rest (threads, Markdown, archive writes) {rest:.2f} s")
+    print(f"  second run, nothing new: {rerun:.2f} s, {again.posts_added} posts added")
+
+
+def x_archive_import(posts: int) -> None:
+    import x_archive as xa
+
+    from crossposter.backup.run import run_backup
+    from crossposter.backup.x_archive import XArchiveReader
+    from crossposter.config import Config
+
+    with tempfile.TemporaryDirectory() as tmp:
+        zpath = Path(tmp) / "twitter-archive.zip"
+        tweets_js = xa.build(zpath, posts, 500)
+        payload = tweets_js[tweets_js.index(b"["):]
+        t_json = min(xa.timed(lambda: json.loads(payload))[0] for _ in range(5))
+
+        def copy_plain() -> None:
+            out = Path(tmp) / "plain-copy"
+            out.mkdir(exist_ok=True)
+            with zipfile.ZipFile(zpath) as z:
+                for info in z.infolist():
+                    if info.filename.startswith("data/tweets_media/"):
+                        (out / info.filename.rsplit("/", 1)[1]).write_bytes(z.read(info))
+
+        t_copy = min(xa.timed(copy_plain)[0] for _ in range(3))
+        with XArchiveReader(zpath) as reader:
+            t_read = min(xa.timed(reader.read)[0] for _ in range(3))
+        runs = []
+        for k in range(3):
+            base = Path(tmp) / f"run{k}"
+            config = Config(state_dir=base / "state", base_dir=base)
+            into = base / "threads" / "x.md"
+            into.parent.mkdir(parents=True)
+            phases = Phases()
+            t0 = time.perf_counter()
+            with XArchiveReader(zpath) as reader:
+                outcome = run_backup(reader, config, account=xa.OWN_ID, into=into, archives=[],
+                                     reporter=phases)  # type: ignore[arg-type]
+            runs.append(time.perf_counter() - t0)
+        t_import = min(runs)
+        target = 3 * t_json + t_copy
+        print(f"X archive zip: {posts:,} posts, tweets.js {len(tweets_js) / 1e6:.1f} MB, "
+              f"{outcome.media_added} media files copied")
+        print(f"  backed up: {outcome.posts_added:,} posts in {len(outcome.threads):,} threads, "
+              f"skipped {sum(outcome.skipped.values()):,}, problems {len(outcome.problems)}")
+        print(f"  json.loads(tweets.js) {t_json * 1000:.0f} ms, plain media copy {t_copy * 1000:.0f} ms")
+        print(f"  import (run_backup: read, threads, media, archive) {t_import * 1000:.0f} ms = "
+              f"{t_import / target:.2f} × (3 × json.loads + media copy = {target * 1000:.0f} ms; target < 1)")
+        media = phases.media_time
+        print(f"  where (last run): XArchiveReader.read() alone {t_read * 1000:.0f} ms, media copy {media * 1000:.0f} ms, "
+              f"the rest {(runs[-1] - t_read - media) * 1000:.0f} ms: threads, Markdown and the archive writes")
+
+
+def main() -> None:
+    posts = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    mastodon_backup(posts)
+    x_archive_import(posts)
+
+
+if __name__ == "__main__":
+    main()
