@@ -228,6 +228,18 @@ def _state_time(value: Any) -> datetime | None:
         return None
 
 
+def _read_info(key: str, timezone: str) -> ThreadInfo | None:
+    """A thread the watcher does not follow (the mirror's archive outside `archives`), read now."""
+    from crossposter.archive import ArchiveError, read_archive
+
+    archive, _, title = key.partition("::")
+    try:
+        path = Path(archive)
+        return thread_info(path, read_archive(path).find(title), timezone)
+    except ArchiveError:
+        return None
+
+
 def write_heartbeat(state_dir: Path, extra: dict[str, Any] | None = None) -> None:
     """The file `crossposter health` looks at; written atomically so a reader never sees half of it."""
     write_private(state_dir / HEARTBEAT_FILE,
@@ -274,8 +286,10 @@ PublishFn = Callable[..., Any]
 @dataclass
 class _Work:
     key: str
-    reason: str  # "scheduled", "queued", "misfire", "resume", "retry"
+    reason: str  # "scheduled", "queued", "misfire", "resume", "retry", "mirror"
     due: datetime  # when it should have started (for the start-delay log)
+    #: only these platforms (the mirror's targets); None: every enabled platform
+    platforms: list[str] | None = None
 
 
 @dataclass
@@ -614,12 +628,16 @@ class Engine:
         with self._inflight_lock:
             return key in self._inflight
 
-    def _enqueue(self, key: str, reason: str, due: datetime) -> None:
+    def _enqueue(self, key: str, reason: str, due: datetime, platforms: list[str] | None = None) -> None:
         with self._inflight_lock:
             if key in self._inflight:
                 return
             self._inflight.add(key)
-        self._queue.put(_Work(key, reason, due))
+        self._queue.put(_Work(key, reason, due, platforms))
+
+    def submit_mirror(self, archive: Path, title: str, platforms: list[str], due: datetime) -> None:
+        """The mirror's hook: publish this thread to `platforms` through the same worker as schedules."""
+        self._enqueue(f"{Path(archive).resolve()}::{title}", "mirror", due, list(platforms))
 
     def _work_loop(self) -> None:
         try:
@@ -657,6 +675,8 @@ class Engine:
         except Exception:
             log.exception("watching the archives failed", extra={"event": "watch_error"})
         info = self.threads.get(work.key)
+        if info is None and work.reason == "mirror":
+            info = _read_info(work.key, self.config.timezone)  # the mirror's archive may not be in `archives`
         if info is None:
             log.info("%s is gone from the archives; not publishing", work.key, extra={"event": "gone"})
             return
@@ -672,7 +692,7 @@ class Engine:
                         "reason": work.reason, "due": work.due.isoformat(), "delay": round(delay, 6)})
         self.current = work.key
         try:
-            outcome = self._publish(info)
+            outcome = self._publish(info, work.platforms)
         finally:
             self.current = None
         if self.on_result is not None:
@@ -684,6 +704,8 @@ class Engine:
             return "its crossposter block has problems"
         if info.skipped:
             return f"skipped ({info.skipped})"
+        if work.reason == "mirror":
+            return None
         if work.reason == "queued":
             return None if info.queued and info.schedule is None else "no longer queued"
         if work.reason in ("scheduled", "misfire"):
@@ -695,7 +717,7 @@ class Engine:
             return "unscheduled"
         return None
 
-    def _publish(self, info: ThreadInfo) -> str:
+    def _publish(self, info: ThreadInfo, platforms: list[str] | None = None) -> str:
         from crossposter.publish import PreflightError, ThreadLockedError
 
         publish = self.publish or self.child
@@ -705,8 +727,9 @@ class Engine:
         attempts = int(prev.get("attempts", 0)) if prev.get("outcome") == "retrying" else 0
         extra = {"title": info.title, "archive": str(info.archive)}
         try:
+            only = {"platforms": platforms} if platforms else {}  # the mirror's targets
             result = publish(self.config, info.archive, info.title, adapters=self.adapters,
-                             stop_event=self.stop_event, progress=False)
+                             stop_event=self.stop_event, progress=False, **only)
         except PreflightError as e:
             self.state.set(info.key, outcome="failed", sig=info.sig, message="; ".join(e.problems))
             for p in e.problems:
@@ -861,7 +884,8 @@ class ChildPublisher:
         log.info("publisher process stopped", extra={"event": "publisher_stopped"})
 
     def __call__(self, config: Config, archive: Path, title: str, *, adapters: Any = None,
-                 stop_event: threading.Event | None = None, progress: bool = False) -> _ChildResult:
+                 stop_event: threading.Event | None = None, progress: bool = False,
+                 platforms: list[str] | None = None) -> _ChildResult:
         from crossposter.publish import PreflightError, ThreadLockedError
         from crossposter.redact import redact_obj
 
@@ -869,7 +893,7 @@ class ChildPublisher:
         self.busy = True
         try:
             self._seq += 1
-            job = {"op": "publish", "id": self._seq, "archive": str(archive), "title": title}
+            job = {"op": "publish", "id": self._seq, "archive": str(archive), "title": title, "platforms": platforms}
             proc, lines = self.proc, self._lines
             try:
                 proc.stdin.write(json.dumps(job) + "\n")
@@ -974,8 +998,8 @@ def child_main() -> None:
         if job is None:
             return
         try:
-            result = publish_thread(config, Path(job["archive"]), job["title"], adapters=adapters,
-                                    stop_event=stop, progress=False)
+            result = publish_thread(config, Path(job["archive"]), job["title"], job.get("platforms"),
+                                    adapters=adapters, stop_event=stop, progress=False)
             send({"id": job["id"], "kind": "result", "outcomes": {
                 p: {"state": o.state, "posted": o.posted, "total": o.total, "links": list(o.links),
                     "message": o.message, "retry_at": o.retry_at.isoformat() if o.retry_at else None}
