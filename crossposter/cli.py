@@ -106,6 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Output format (default: text).")
     _config_option(p)
 
+    p = _command(sub, "backup", "Back up your own threads from a platform into a Markdown archive.",
+                 "New threads are appended to the archive, later self-replies to their section; a second run "
+                 "with nothing new\nchanges nothing. Media go beside the archive (config: backup.media).")
+    p.add_argument("--from", dest="source", required=True, choices=PLATFORMS, help="The platform to back up.")
+    p.add_argument("--into", type=_file_path, default=None, metavar="FILE",
+                   help="The archive to write (default: the config's backup.into, threads/{platform}.md).")
+    p.add_argument("--x-archive", type=_file_path, default=None, metavar="ZIP",
+                   help="With --from x: the archive zip X sends (Settings → Your account → Download an archive).")
+    p.add_argument("--since", default=None, metavar="DATE",
+                   help="Only posts from this date on (YYYY-MM-DD, or 'YYYY-MM-DD HH:MM', in the config's timezone).")
+    p.add_argument("--dry-run", action="store_true",
+                   help="Show what would be added; write nothing (no archive, no media, no cursor).")
+    _config_option(p)
+
     p = _command(sub, "check", "Config, credentials (a real login) and archives: everything that would stop a "
                                "scheduled post.")
     _config_option(p)
@@ -150,6 +164,11 @@ def run(argv: Sequence[str] | None = None) -> int:
         from crossposter.commands.status import run as status
 
         return status(paths=list(args.paths), fmt=args.fmt, config_path=args.config)
+    if cmd == "backup":
+        from crossposter.commands.backup import run as backup
+
+        return backup(platform=args.source, into=args.into, x_archive=args.x_archive, since=args.since,
+                      dry_run=args.dry_run, config_path=args.config)
     if cmd == "check":
         from crossposter.commands.check import run as check
 

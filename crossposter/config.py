@@ -121,6 +121,29 @@ class DaemonConfig(_Strict):
         return v
 
 
+class BackupConfig(_Strict):
+    """Where `crossposter backup` writes (`{platform}` is bluesky, mastodon or x)."""
+
+    #: The archive a platform's threads go into, relative to the config file's folder.
+    into: str = "threads/{platform}.md"
+    #: The folder for downloaded media, relative to the archive's folder (as written in the archive).
+    media: str = "media/{platform}"
+    #: Threads written per archive write (a batch): smaller loses less to a crash, larger writes less often.
+    batch_threads: int = Field(500, ge=1, le=100_000)
+
+    @field_validator("into", "media")
+    @classmethod
+    def _pattern(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        try:
+            v.format(platform="x")
+        except (KeyError, IndexError, ValueError) as e:
+            raise ValueError(f"{v!r}: only {{platform}} can be filled in ({e})") from None
+        if "\0" in v:
+            raise ValueError("contains a NUL character")
+        return v
+
 #: `90`, `45s`, `10m`, `1h30m`, `2d`: a number alone is seconds
 _DURATION = re.compile(r"\s*(?:(\d+(?:\.\d+)?)\s*d)?\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m)?"
                        r"\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*", re.IGNORECASE)
@@ -232,6 +255,7 @@ class Config(_Strict):
     split: SplitConfig = SplitConfig()
     retry: RetryConfig = RetryConfig()
     daemon: DaemonConfig = DaemonConfig()
+    backup: BackupConfig = BackupConfig()
     #: The cross-posting bot (see MirrorConfig); None: the daemon only publishes what is scheduled or queued.
     mirror: MirrorConfig | None = None
     #: Folder the config file lives in: relative paths are resolved against it.

@@ -77,7 +77,7 @@ from crossposter.archive import (
 )
 
 __all__ = ["BLOCK_OPEN", "BLOCK_CLOSE", "update_thread_metadata", "strip_metadata_blocks", "thread_metadata",
-           "render_block"]
+           "render_block", "rewrite_archive", "set_block", "line_starts", "line_end", "default_eol"]
 
 log = logging.getLogger("crossposter.metadata")
 
@@ -823,6 +823,92 @@ def _changing(real: Path, seen: bytes) -> bool:
         return real.read_bytes() != seen
     except OSError:
         return False
+
+
+def rewrite_archive(path: Path, compute: Callable[[bytes | None], bytes | None]) -> bool:
+    """Replace the archive with ``compute(its bytes)`` (``None`` when the file does not exist yet), under
+    the same folder lock and with the same atomic, editor-aware write as ``update_thread_metadata``.
+
+    For writers that change many sections at once (``crossposter backup`` appends whole batches of
+    threads): one read-modify-write per batch instead of one per post. ``compute`` returns the new
+    bytes, or ``None`` (or the same bytes) to leave the file as it is; it may run more than once
+    (another program saved the file meanwhile) and must verify its own result (raise to write
+    nothing). A missing file is created (mode 0666 less the umask, like an editor's new file), never
+    over a file that appeared meanwhile. Returns whether anything was written.
+    """
+    path = Path(path)
+    real = Path(os.path.realpath(path))
+    try:
+        real.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ArchiveError(path, None, f"cannot create the archive's folder {real.parent}: {e.strerror or e}") from None
+    with _folder_lock(real.parent, path) as folder_fd:
+        _remove_stale_temps(real)
+        deadline = time.monotonic() + PATIENCE
+        while True:
+            try:
+                with open(real, "rb") as f:
+                    read_stat: os.stat_result | None = os.fstat(f.fileno())
+                    on_disk: bytes | None = f.read()
+            except FileNotFoundError:
+                read_stat, on_disk = None, None
+            except OSError as e:
+                raise ArchiveError(path, None, f"cannot read the archive: {e.strerror or e}") from None
+            new = compute(on_disk)
+            if new is None or new == on_disk:
+                return False
+            if read_stat is None:
+                if _create(real, new, folder_fd, path):
+                    return True
+            else:
+                if not os.access(real, os.W_OK) or not read_stat.st_mode & stat.S_IWUSR:
+                    raise ArchiveError(path, None, "the archive is not writable (fix its permissions)")
+                assert on_disk is not None
+                try:
+                    _atomic_write(real, new, folder_fd, path, read_stat, on_disk)
+                    return True
+                except _Conflict:
+                    _next_save(real, (read_stat.st_ino, read_stat.st_size, read_stat.st_mtime_ns))
+            if time.monotonic() > deadline:
+                raise ArchiveError(path, None, f"the archive kept changing while crossposter wrote to it for "
+                                               f"{PATIENCE:.0f} s; is an editor auto-saving it? Nothing was written")
+            time.sleep(random.uniform(0, 0.002))
+
+
+def _create(real: Path, data: bytes, folder_fd: int, path: Path) -> bool:
+    """A new archive holding ``data``, fsynced, linked into place only if no file appeared meanwhile."""
+    tmp = real.parent / f"{_tmp_prefix(real)}{os.getpid()}.{secrets.token_hex(4)}{_TMP_SUFFIX}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, real)
+        except FileExistsError:
+            return False  # somebody made it meanwhile: read theirs and start again
+        os.fsync(folder_fd)
+        return True
+    except OSError as e:
+        raise ArchiveError(path, None, f"cannot create the archive: {e.strerror or e}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def set_block(data: bytes, thread: Thread, meta: dict) -> bytes:
+    """``data`` with ``thread``'s metadata block set to ``meta`` (same byte rules as every recording)."""
+    return _replace_block(data, thread, meta)[0]
+
+
+line_starts = _line_starts
+default_eol = _default_eol
+
+
+def line_end(data: bytes, starts: list[int], line: int) -> int:
+    """Offset just after 1-based ``line``, its line ending included."""
+    return _line_end(data, starts, line)
 
 
 def strip_metadata_blocks(data: bytes) -> bytes:

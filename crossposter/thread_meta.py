@@ -20,6 +20,8 @@ The rules, per key (the on-disk format is the README's, unchanged):
   (atproto's record-key syntax for posts), a status ID of letters and digits on Mastodon (digits
   on Mastodon itself; GoToSocial and Akkoma use ULIDs and flake IDs), digits on X. `cid` is
   Bluesky's content hash (letters and digits), `sha` hex digits.
+* `source`: the platform a backed-up thread came from (`crossposter backup`): one of bluesky,
+  mastodon, x. The thread already lives there; its recorded posts on that platform are the originals.
 * `pending`: `{bluesky: {index, rkey, created_at, sha?}}`, the record key (a TID) and time fixed
   before a Bluesky post's first attempt.
 * Any other key is an error: a misspelt `shedule:` would otherwise leave a thread unscheduled
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BlockDict", "Entry", "MetadataError", "Pending", "ThreadMeta", "Where", "of"]
 
-KEYS = ("schedule", "queued", "skip", *PLATFORMS, "pending")
+KEYS = ("schedule", "queued", "skip", "source", *PLATFORMS, "pending")
 ENTRY_KEYS = ("id", "url", "cid", "sha")
 PENDING_KEYS = ("index", "rkey", "created_at", "sha")
 
@@ -161,6 +163,8 @@ class ThreadMeta:
     skip: bool = False
     posts: Mapping[str, tuple[Entry, ...]] = field(default_factory=dict)
     pending: Mapping[str, Pending] = field(default_factory=dict)
+    #: the platform the thread was backed up from (`crossposter backup`), if it was
+    source: str | None = None
 
     def recorded(self, platform: str) -> tuple[Entry, ...]:
         return self.posts.get(platform, ())
@@ -231,7 +235,18 @@ class _Parser:
         flags = {k: self._bool(k) for k in ("queued", "skip")}
         posts = {p: self._entries(p) for p in PLATFORMS}
         pending = self._pending()
-        return ThreadMeta(schedule=schedule, queued=flags["queued"], skip=flags["skip"], posts=posts, pending=pending)
+        return ThreadMeta(schedule=schedule, queued=flags["queued"], skip=flags["skip"], posts=posts, pending=pending,
+                          source=self._source())
+
+    def _source(self) -> str | None:
+        value = self.raw.get("source")
+        if value is None:
+            return None
+        if not isinstance(value, str) or value not in PLATFORMS:
+            self.bad(("source",), f"must be the platform the thread was backed up from ({', '.join(PLATFORMS)}), "
+                                  f"not {_kind(value)}")
+            return None
+        return value
 
     def _bool(self, key: str) -> bool:
         value = self.raw.get(key)

@@ -71,29 +71,14 @@ def into_path(config: Config) -> Path:
     return config.resolve(pattern.format(platform=m.from_)).absolute()
 
 
-def reader_for(config: Config, platform: str) -> tuple[Any, str]:
-    """The backup reader of the source account, and the account name its cursor is kept under."""
-    if platform == "bluesky":
-        from crossposter.backup.bluesky import BlueskyReader
-
-        b = config.platforms.bluesky
-        return BlueskyReader(config), f"{b.handle}@{b.service}"
-    if platform == "mastodon":
-        from crossposter.backup.mastodon import from_config
-
-        return from_config(config), config.platforms.mastodon.instance
-    from crossposter.backup.x_api import from_config as x_from_config  # type: ignore[attr-defined]
-
-    return x_from_config(config), config.platforms.x.username or config.platforms.x.api_base
-
-
 def run_source_backup(config: Config) -> BackupResult:
     """One incremental backup of the source account into the mirror's archive (`crossposter backup`'s code)."""
     from crossposter.backup.run import run_backup
+    from crossposter.commands.backup import _reader
 
     m = config.mirror
     assert m is not None
-    reader, account = reader_for(config, m.from_)
+    reader, account = _reader(m.from_, config, None)  # the same account name, so the same cursor as `backup`
     out = run_backup(reader, config, account=account, into=into_path(config))
     newest = {t.root_id: t.newest for t in out.threads}
     return BackupResult(newest=newest, problems=list(out.problems), complete=out.complete)
@@ -211,9 +196,9 @@ class Mirror:
         root_id = entries[0].id
         prev = self.state.threads.get(root_id)
         posts = len(entries)
-        if prev is not None and posts == prev.posts and (prev.status in FINAL or prev.status == MIRRORED):
-            if prev.archive == str(archive.path) and prev.title == thread.title:
-                return None  # nothing new: no planning, no work (the idle poll stays cheap)
+        if (prev is not None and posts == prev.posts and (prev.status in FINAL or prev.status == MIRRORED)
+                and prev.archive == str(archive.path) and prev.title == thread.title):
+            return None  # nothing new: no planning, no work (the idle poll stays cheap)
         started = id_time(self.source, root_id)
         known = [newest[root_id]] if root_id in newest else []
         if prev is not None and posts > prev.posts:

@@ -1,0 +1,329 @@
+"""One backup pass of one account: read → threads → media → archive → cursor. No printing, no globals.
+
+`crossposter backup` and the mirror bot (which calls `run_backup` every few minutes from the
+daemon) share this: progress goes to a `BackupReporter` the caller passes, everything else comes
+back as a `BackupOutcome`, and a second call with nothing new writes nothing.
+
+Why the order of things:
+
+* The archives are read before the platform: a thread already recorded in *any* configured
+  archive (an earlier backup, `post` itself, a section the person moved to another file) is
+  never written again, and a broken archive stops the run before a single request.
+* Posts whose ID is recorded are dropped; a new self-reply to a recorded post is appended to the
+  section that records its parent (wherever the person keeps it); everything else becomes new
+  threads (`build_threads`), oldest first.
+* Media are downloaded per batch, before the batch is written, so a section never points at a
+  file that is not there. A thread whose media still fail after the retries is held back (not
+  written) and reported; the cursor is then not saved, so the next run reads those posts again
+  (the IDs recorded in the archive keep everything else from being written twice).
+* The cursor is saved last, after every write: a run killed at any point re-reads from the
+  previous cursor and writes only what the archive does not record yet. A read stopped by a rate
+  limit too far away (or an error) still writes what it read and saves the reader's resumable
+  cursor.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from crossposter.backup.source import Reader, ReadResult, Skipped, SourcePost, SourceThread, build_threads
+from crossposter.backup.writer import Append, ArchiveWriter, WrittenReplies, WrittenThread, recorded_ids
+
+if TYPE_CHECKING:
+    from crossposter.archive import Thread
+    from crossposter.config import Config
+
+__all__ = ["BackupOutcome", "BackupReporter", "ThreadAdded", "RepliesAppended", "run_backup", "default_into",
+           "media_folder_for", "PLATFORM_TITLES"]
+
+PLATFORM_TITLES = {"bluesky": "Bluesky", "mastodon": "Mastodon", "x": "X"}
+
+ThreadAdded = WrittenThread
+RepliesAppended = WrittenReplies
+
+
+class BackupReporter:
+    """Progress of a run; every method is a no-op here. The command draws a bar, the mirror bot logs."""
+
+    def page(self, records: int) -> None:
+        """A page of `records` posts was read."""
+
+    def waiting(self, seconds: float, why: str) -> None:
+        """The run sleeps `seconds` (a rate limit, a retry)."""
+
+    def media(self, done: int, total: int) -> None:
+        """Media files of the current batch handled so far."""
+
+    def threads(self, done: int, total: int) -> None:
+        """Threads (new or with appended replies) handled so far."""
+
+    def note(self, message: str) -> None:
+        """Something worth a line (a problem as it happens; it is also in the outcome)."""
+
+
+@dataclass
+class BackupOutcome:
+    platform: str
+    into: Path
+    dry_run: bool
+    threads: list[ThreadAdded] = field(default_factory=list)
+    replies: list[RepliesAppended] = field(default_factory=list)
+    media_added: int = 0  # downloaded this run
+    media_reused: int = 0  # already on disk
+    skipped: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    requests: int = 0
+    posts_read: int = 0
+    #: the read reached the newest post (False: stopped by a rate limit or an error; run again to resume)
+    complete: bool = True
+    cursor_saved: bool = False
+
+    @property
+    def posts_added(self) -> int:
+        return sum(len(t.post_ids) for t in self.threads) + sum(len(r.post_ids) for r in self.replies)
+
+    @property
+    def ok(self) -> bool:
+        return self.complete and not self.problems
+
+
+def default_into(config: Config, platform: str) -> Path:
+    """The config's `backup.into` for `platform`, relative to the config file."""
+    return config.resolve(config.backup.into.format(platform=platform))
+
+
+def media_folder_for(config: Config, into: Path, platform: str) -> tuple[Path, str]:
+    """The media folder (absolute) and how the archive links it (relative to the archive's folder, `/`)."""
+    pattern = Path(config.backup.media.format(platform=platform)).expanduser()
+    base = into.parent.resolve()
+    folder = pattern if pattern.is_absolute() else base / pattern
+    relative = os.path.relpath(folder, base).replace(os.sep, "/")
+    return folder, relative
+
+
+def run_backup(reader: Reader, config: Config, *, account: str, into: Path | None = None,
+               since: datetime | None = None, dry_run: bool = False, archives: Sequence[Path] | None = None,
+               reporter: BackupReporter | None = None, sleep: Callable[[float], None] = time.sleep,
+               batch_threads: int | None = None) -> BackupOutcome:
+    """Back up `reader`'s account into `into` (default: the config's `backup.into`); see the module doc.
+
+    `account` names the account for its cursor file in `state_dir` (e.g. the Bluesky handle and
+    service, the Mastodon instance and account id, the X account id). `archives` are the files
+    checked for already-recorded threads besides `into` (default: the config's `archives`).
+    Raises `ArchiveError` when an archive cannot be read or written (nothing of the batch is
+    written then, and the cursor is not saved); platform errors become `problems`.
+    """
+    from crossposter.backup.media import MediaStore
+    from crossposter.backup.state import BackupState
+    from crossposter.platforms.base import PlatformError, RateLimitedError, TransientError
+    from crossposter.publish import text_sha
+
+    platform = reader.platform
+    reporter = reporter or BackupReporter()
+    into = Path(into) if into is not None else default_into(config, platform)
+    into = into.absolute()
+    outcome = BackupOutcome(platform=platform, into=into, dry_run=dry_run)
+    batch = batch_threads or config.backup.batch_threads
+
+    # 1. What the archives already hold (before any request: a broken archive stops here).
+    index = _recorded_index(config, into, archives, platform)
+
+    # 2. Read, waiting out what can be waited out.
+    state = BackupState.load(config.state_path, platform, account)
+    cursor = state.cursor
+    posts: list[SourcePost] = []
+    skipped = Skipped()
+    failures = 0
+    while True:
+        try:
+            result = reader.read(cursor=cursor, since=since, on_page=reporter.page)
+        except PlatformError as e:
+            partial: ReadResult | None = getattr(e, "partial", None)
+            if partial is not None:
+                _merge(partial, posts, skipped, outcome)
+                cursor = partial.cursor
+                failures = 0
+            wait = _wait_for(e, failures, config)
+            if wait is not None and isinstance(e, RateLimitedError | TransientError):
+                failures += 1
+                reporter.waiting(wait, e.message)
+                sleep(wait)
+                continue
+            outcome.complete = False
+            problem = f"reading stopped: {e.message}" + (
+                "; what was read is kept and the next run continues from there" if partial is not None else "")
+            outcome.problems.append(problem)
+            reporter.note(problem)
+            break
+        _merge(result, posts, skipped, outcome)
+        cursor = result.cursor
+        break
+    for reason, n in skipped.counts.items():
+        outcome.skipped[reason] = outcome.skipped.get(reason, 0) + n
+
+    # 3. Threads and appends.
+    threads, appends = _plan(posts, index, outcome)
+
+    # 4. Media and writes, batch by batch.
+    folder, relative = media_folder_for(config, into, platform)
+    store = MediaStore(reader, folder, relative, sleep=sleep)
+    held_back = False
+    title = f"{PLATFORM_TITLES.get(platform, platform)} threads"
+    total = len(threads) + len(appends)
+    done = 0
+    first = True
+    for start in range(0, max(len(threads), 1), batch):
+        chunk = threads[start:start + batch]
+        extra = appends if first else []
+        first = False
+        if not chunk and not extra:
+            continue
+        chunk_posts = [p for t in chunk for p in t.posts] + [p for _, a in extra for p in a.posts]
+        media_total = sum(len(p.media) for p in chunk_posts)
+        counter = [0]
+
+        def on_file(total: int = media_total, counter: list[int] = counter) -> None:
+            counter[0] += 1
+            reporter.media(counter[0], total)
+
+        problems_before = len(store.problems)
+        paths = store.fetch_all(chunk_posts, dry_run=dry_run, on_file=on_file)
+        failed = {pr.post.id for pr in store.problems[problems_before:]}
+        for pr in store.problems[problems_before:]:
+            problem = f"{pr.post.url}: media {pr.index + 1}: {pr.message}; the post is not written this time " \
+                      "(the next run tries again)"
+            outcome.problems.append(problem)
+            reporter.note(problem)
+        if failed:
+            held_back = True
+            chunk = [t for t in chunk if not any(p.id in failed for p in t.posts)]
+            extra = [(path, a) for path, a in extra if not any(p.id in failed for p in a.posts)]
+
+        def media_path(post: SourcePost, i: int, paths: dict[tuple[str, int], str] = paths) -> str | None:
+            return paths.get((post.id, i))
+
+        by_file: dict[Path, list[Append]] = {}
+        for path, a in extra:
+            by_file.setdefault(path, []).append(a)
+        targets = [into, *(p for p in by_file if p != into)]
+        for path in targets:
+            writer = ArchiveWriter(path, platform, timezone=config.timezone, title=title, media_path=media_path,
+                                   sha=text_sha)
+            res = writer.write(chunk if path == into else [], by_file.get(path, []), dry_run=dry_run)
+            outcome.threads.extend(res.threads)
+            outcome.replies.extend(res.replies)
+            if res.already:
+                outcome.skipped["already in an archive"] = outcome.skipped.get("already in an archive", 0) \
+                    + res.already
+            for a in res.unplaced:
+                held_back = True
+                problem = f"{path}: the section holding {a.anchor} is gone (moved or deleted during the backup); " \
+                          f"the replies {', '.join(p.id for p in a.posts)} are written by the next run"
+                outcome.problems.append(problem)
+                reporter.note(problem)
+        done += len(chunk) + len(extra)
+        reporter.threads(done, total)
+    outcome.media_added = store.downloaded
+    outcome.media_reused = store.reused
+
+    # 5. The cursor, last.
+    if not dry_run and not held_back and (cursor != state.cursor or state.last_run is None or outcome.posts_added):
+        state.save(cursor)
+        outcome.cursor_saved = True
+    return outcome
+
+
+def _recorded_index(config: Config, into: Path, archives: Sequence[Path] | None,
+                    platform: str) -> dict[str, tuple[Path, Thread]]:
+    from crossposter.archive import read_archive
+
+    files = list(archives) if archives is not None else config.archive_paths()
+    seen: dict[Path, None] = {}
+    for f in [into, *files]:
+        seen.setdefault(Path(f).resolve(), None)
+    index: dict[str, tuple[Path, Thread]] = {}
+    for f in seen:
+        if not f.exists():
+            continue
+        archive = read_archive(f)  # ArchiveError: the person must fix it before anything is written
+        target = into if f == into.resolve() else f
+        for post_id, thread in recorded_ids(archive, platform).items():
+            index.setdefault(post_id, (target, thread))
+    return index
+
+
+def _merge(result: ReadResult, posts: list[SourcePost], skipped: Skipped, outcome: BackupOutcome) -> None:
+    posts.extend(result.posts)
+    for reason, n in result.skipped.counts.items():
+        skipped.add(reason, n)
+    outcome.requests += result.requests
+    outcome.posts_read += len(result.posts)
+
+
+def _wait_for(error: Exception, failures: int, config: Config) -> float | None:
+    """Seconds to wait before reading again, or None to stop (see `retry` in the config)."""
+    from crossposter.platforms.base import RateLimitedError, TransientError
+
+    if failures >= config.retry.attempts:
+        return None
+    if isinstance(error, RateLimitedError):
+        if error.reset_at is None:
+            wait = min(config.retry.max_delay, config.retry.base_delay * 2 ** failures)
+        else:
+            wait = (error.reset_at - datetime.now(UTC)).total_seconds() + 1
+        return max(0.0, wait) if wait <= config.retry.max_rate_limit_wait else None
+    if isinstance(error, TransientError):
+        hinted = getattr(error, "retry_after", None)
+        delay = hinted if hinted is not None else random.uniform(0, config.retry.base_delay * 2 ** failures)
+        return min(delay, config.retry.max_delay)
+    return None
+
+
+def _plan(posts: list[SourcePost], index: dict[str, tuple[Path, Thread]],
+          outcome: BackupOutcome) -> tuple[list[SourceThread], list[tuple[Path, Append]]]:
+    """New threads, and replies to recorded posts, one `Append` per section (with the archive that has it)."""
+    unique: dict[str, SourcePost] = {}
+    already = 0
+    for p in posts:
+        if p.id in index:
+            already += 1
+        else:
+            unique.setdefault(p.id, p)
+    if already:
+        outcome.skipped["already in an archive"] = outcome.skipped.get("already in an archive", 0) + already
+    # A self-reply to a recorded post (or to one being appended) goes to that post's section.
+    home: dict[str, tuple[Path, str, Thread]] = {}  # post id -> (archive, anchor, section)
+    ordered = sorted(unique.values(), key=lambda q: (q.created_at, q.id))
+    changed = True
+    while changed:
+        changed = False
+        for p in ordered:
+            if p.id in home or p.repost or not p.reply_to_self or p.reply_to is None:
+                continue
+            if p.reply_to in index:
+                path, section = index[p.reply_to]
+                home[p.id] = (path, p.reply_to, section)
+                changed = True
+            elif p.reply_to in home:
+                home[p.id] = home[p.reply_to]
+                changed = True
+    groups: dict[tuple[Path, int], tuple[Path, Append]] = {}
+    for p in ordered:
+        if p.id in home:
+            path, anchor, section = home[p.id]
+            key = (path, id(section))
+            if key not in groups:
+                groups[key] = (path, Append(anchor, []))
+            groups[key][1].posts.append(p)
+    skipped = Skipped()
+    threads = build_threads((p for p in ordered if p.id not in home), skipped)
+    for reason, n in skipped.counts.items():
+        outcome.skipped[reason] = outcome.skipped.get(reason, 0) + n
+    return threads, list(groups.values())
