@@ -123,7 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "check", "Config, credentials (a real login) and archives: everything that would stop a "
                                "scheduled post.")
     _config_option(p)
-    p = _command(sub, "daemon", "Run the scheduler (the container's entrypoint).")
+    p = _command(sub, "daemon", "Run the scheduler (the container's entrypoint); with a `mirror:` section, "
+                                "also the cross-posting bot.")
+    p.add_argument("--backfill", metavar="SINCE", default=None,
+                   help="Mirror: also publish source threads started since SINCE (a date or 'YYYY-MM-DD HH:MM' "
+                        "in the configured timezone), not only those posted after the mirror's first start.")
     _config_option(p)
     p = _command(sub, "health", "Exit 0 when the daemon's heartbeat is fresh (the container's health check).")
     _config_option(p)
@@ -176,7 +180,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     if cmd == "daemon":
         from crossposter.commands.daemon import run as daemon
 
-        return daemon(config_path=args.config)
+        return daemon(config_path=args.config, backfill=args.backfill)
     from crossposter.commands.health import run as health
 
     return health(config_path=args.config)

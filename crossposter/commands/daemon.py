@@ -118,7 +118,7 @@ def fake_adapters_from_env(config: Any) -> dict[str, Any] | None:
     return {p: JournalAdapter(p, journal, delay, lock) for p in config.enabled_platforms()}
 
 
-def run(config_path: Path | None) -> int:
+def run(config_path: Path | None, backfill: str | None = None) -> int:
     from crossposter.config import ConfigError, config_for_command, missing_settings, secret_values
     from crossposter.logs import setup_logging
     from crossposter.redact import redact
@@ -128,6 +128,19 @@ def run(config_path: Path | None) -> int:
     except ConfigError as e:
         print(redact(f"error: {e}"), file=sys.stderr)
         return 1
+    since = None
+    if backfill is not None:
+        from crossposter.commands.backup import parse_since
+        from crossposter.timeparse import TimeError
+
+        if config.mirror is None:
+            print("error: --backfill: the config has no `mirror:` section (see config.example.yaml)", file=sys.stderr)
+            return 1
+        try:
+            since = parse_since(backfill, config.timezone)
+        except TimeError as e:
+            print(f"error: --backfill: {e}", file=sys.stderr)
+            return 1
     setup_logging(config.daemon.log_format, secret_values())
     adapters = fake_adapters_from_env(config)
     if adapters is not None:
@@ -167,6 +180,10 @@ def run(config_path: Path | None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     engine.start()
+    if config.mirror is not None:
+        from crossposter.mirror.daemon import attach
+
+        attach(engine, backfill=since)
     try:
         engine.run_forever()
     finally:
