@@ -51,7 +51,7 @@ def heading_for(post: SourcePost, taken: set[str], timezone: str) -> str:
     URLs and Markdown-special characters are left out: the heading names the thread, it is not posted.
     A post with no words (only images) is named after its date.
     """
-    words = _HEADING_DROP.sub(" ", _URL.sub(" ", post.text)).split()
+    words = _HEADING_DROP.sub(_dropped, _URL.sub(" ", post.text)).split()
     title = ""
     for w in words:
         candidate = f"{title} {w}" if title else w
@@ -69,6 +69,12 @@ def heading_for(post: SourcePost, taken: set[str], timezone: str) -> str:
         n += 1
         title = f"{base} ({n})"
     return title
+
+
+def _dropped(m: re.Match[str]) -> str:
+    """Markup characters go; they separate words only between two letters or digits (`a|b`, not `*word*,`)."""
+    s, i, j = m.string, m.start(), m.end()
+    return " " if i > 0 and j < len(s) and s[i - 1].isalnum() and s[j].isalnum() else ""
 
 
 def date_line(when: datetime, timezone: str) -> str:
@@ -145,7 +151,7 @@ def recorded_entry(post: SourcePost, text_sha: Callable[[str], str]) -> dict[str
 def section_markdown(thread: SourceThread, title: str, timezone: str, block: str,
                      media_path: Callable[[SourcePost, int], str | None], eol: str = "\n") -> str:
     """The whole section, from its `##` line to its last post, ending with a line ending."""
-    lines = [f"## {title}", block, date_line(thread.root.created_at, timezone), ""]
+    lines = [f"## {title}", block.replace("\r\n", "\n"), date_line(thread.root.created_at, timezone), ""]
     body = "\n\n---\n\n".join(post_markdown(p, lambda i, p=p: media_path(p, i)) for p in thread.posts)
     text = "\n".join(lines) + "\n" + body + "\n"
     return text.replace("\n", eol) if eol != "\n" else text

@@ -228,7 +228,7 @@ class ArchiveWriter:
                 taken.add(title)
                 meta = {"source": self.platform, self.platform: [recorded_entry(p, self.sha) for p in t.posts]}
                 try:
-                    block = render_block(meta, eol)
+                    block = render_block(meta)  # (section_markdown gives it the file's line endings)
                 except ValueError as e:
                     raise ArchiveError(self.path, None, f"cannot record the IDs of {t.root.url}: {e}") from None
                 if i:
@@ -263,7 +263,8 @@ class ArchiveWriter:
             if after.metadata != meta:
                 fail(f"section {before.title!r} would not record the expected IDs")
             if n == 0:
-                if after.body != before.body:
+                # (the last old section may gain the blank line put before the first new one)
+                if after.body.rstrip("\n") != before.body.rstrip("\n"):
                     fail(f"section {before.title!r} would change")
             elif not after.body.startswith(before.body.rstrip("\n")) or \
                     breaks(after.body) < breaks(before.body) + n:
