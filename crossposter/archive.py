@@ -202,14 +202,20 @@ def markdown_parser() -> MarkdownIt:
     """The one Markdown dialect of the project (CommonMark), shared so archive and renderer agree."""
     global _FULL_MD
     if _FULL_MD is None:
+        from crossposter.render import href_as_typed
+
         _FULL_MD = MarkdownIt("commonmark")
+        _FULL_MD.normalizeLink = href_as_typed  # links posted as typed (see href_as_typed)
     return _FULL_MD
 
 
 def _block_parser() -> MarkdownIt:
     global _BLOCK_MD
     if _BLOCK_MD is None:
+        from crossposter.render import href_as_typed
+
         _BLOCK_MD = MarkdownIt("commonmark").disable(["inline", "text_join"])
+        _BLOCK_MD.normalizeLink = href_as_typed  # reference definitions (`[x]: url`) are read here
     return _BLOCK_MD
 
 

@@ -16,7 +16,7 @@ from crossposter.model import DEFAULT_LIMITS, PLATFORMS, Diagnostic, ImageRef, P
 
 if TYPE_CHECKING:
     from crossposter.config import Config
-from crossposter.render import blocks, has_opening_text, tokenize_streams
+from crossposter.render import blocks, has_opening_text, live_code_mentions, tokenize_streams
 from crossposter.split import split
 
 #: Longest alt text each platform keeps.
@@ -36,6 +36,13 @@ class PlanOptions:
     decode_images: bool = True
     #: the zone a `schedule:` without an offset is read in (the config's)
     timezone: str = "UTC"
+    #: the configured Mastodon server (`https://mastodon.social`): a mention link to an account there is
+    #: written `@alice` on Mastodon, any other `@alice@host`; None (preview without config): always
+    #: `@alice@host`, which names the same account and counts the same
+    mastodon_instance: str | None = None
+    #: the platform every thread was backed up from when its metadata does not say (`source:`): bare
+    #: `@names` are live mentions on that platform only; None: bare mentions as typed everywhere
+    source: str | None = None
 
     @classmethod
     def of(cls, config: Config | PlanOptions) -> PlanOptions:
@@ -47,6 +54,7 @@ class PlanOptions:
             numbering=config.split.numbering,
             post_title=config.split.post_title,
             timezone=config.timezone,
+            mastodon_instance=config.platforms.mastodon.instance,
         )
 
 
@@ -61,22 +69,26 @@ def plan_thread(archive: Archive, thread: Thread, config: Config | PlanOptions, 
     plan = ThreadPlan(archive=archive.path, title=thread.title, line=thread.line, skipped=thread.skipped)
     # The block is read by the same model as `post`, `status` and the daemon read it: a value none of them
     # would use (`skip: 'true'`, an ID that is not one) is an error here too, and nowhere a skip.
+    meta = None
     try:
-        thread_meta.of(thread, options.timezone)
+        meta = thread_meta.of(thread, options.timezone)
     except thread_meta.MetadataError as e:
         plan.errors.extend(Diagnostic(line or thread.line, message) for line, message in e.problems)
+    # `source:` (the platform a backed-up thread came from), where the metadata model knows the key
+    source = getattr(meta, "source", None) or options.source
     if thread.skipped:
         return plan
     tokens = archive.body_tokens(thread, inline=False)
     title = thread.title if options.post_title or not has_opening_text(tokens) else None
     rendered = blocks(thread.body, thread.body_line, archive.path.parent, title=title, title_line=thread.line,
-                      tokens=tokens, inline=archive.inline_children)
+                      tokens=tokens, inline=archive.inline_children, source=source)
     plan.warnings.extend(rendered.warnings)
     plan.errors.extend(rendered.errors)
     names = platforms or list(PLATFORMS)
+    plan.warnings.extend(live_code_mentions(rendered, names))
     images = [run.image for b in rendered.blocks for run in b.runs if run.image is not None]
     _check_images(images, archive.path.parent, names, plan, decode=options.decode_images)
-    streams = tokenize_streams(rendered, names)
+    streams = tokenize_streams(rendered, names, mastodon_instance=options.mastodon_instance)
     for name in names:
         limit = (limits or {}).get(name) or options.limits[name]
         result = split(streams[name], name, limit, numbering=options.numbering)

@@ -114,6 +114,19 @@ _ABBREVIATIONS = frozenset(
 
 
 @dataclass(frozen=True)
+class Mention:
+    """The account a mention link names: the platform that owns its profile URL, and who it is there.
+
+    `account` is a Bluesky handle or DID, a Mastodon username, an X screen name; `host` is the Mastodon
+    server the account lives on (from the profile URL).
+    """
+
+    platform: str
+    account: str
+    host: str = ""
+
+
+@dataclass(frozen=True)
 class Run:
     """A piece of inline content in a block."""
 
@@ -122,7 +135,12 @@ class Run:
     url: str = ""
     line: int = 0
     image: ImageRef | None = None
-    autolink: bool = False
+    autolink: bool = False  # `<url>` or `[](url)`: shown as the URL (shortened on Bluesky)
+    #: `[url](url)`: the link text is the URL, shown in full as typed (on Mastodon and X written once)
+    as_typed: bool = False
+    #: a link whose whole text is one `@name`: whose mention it is (None: a profile URL of nobody we know,
+    #: so a mention nowhere); unset (False) for any other link
+    mention: Mention | None | bool = False
 
 
 @dataclass
@@ -144,6 +162,11 @@ class RenderedThread:
     blocks: list[Block]
     warnings: list[Diagnostic] = field(default_factory=list)
     errors: list[Diagnostic] = field(default_factory=list)
+    #: the platform the thread was backed up from (metadata `source:`): its bare `@names` are that
+    #: platform's accounts, so they are live mentions there only. None: bare mentions as typed everywhere.
+    source: str | None = None
+    #: whether a link's text is a mention (`[@alice](profile URL)`): Mastodon and X then read it differently
+    mention_links: bool = False
 
 
 @dataclass(slots=True)
@@ -230,7 +253,7 @@ def has_opening_text(tokens: list[MdToken]) -> bool:
 
 def blocks(body: str, body_line: int, archive_dir: Path, *, title: str | None = None,
            title_line: int = 0, tokens: list[MdToken] | None = None,
-           inline: Callable[[MdToken], list[MdToken]] | None = None) -> RenderedThread:
+           inline: Callable[[MdToken], list[MdToken]] | None = None, source: str | None = None) -> RenderedThread:
     """Parse a thread's Markdown once into platform-neutral blocks.
 
     `body_line` is the file line of the body's first line, so every block and
@@ -239,9 +262,15 @@ def blocks(body: str, body_line: int, archive_dir: Path, *, title: str | None = 
     `tokens`, when given, are the body's markdown-it tokens from the archive's
     own parse (`Archive.body_tokens`), so the file is never parsed twice. With `inline` (tokens from
     `body_tokens(thread, inline=False)`, `inline=archive.inline_children`), an inline token that is plain
-    text is read straight from its content, and any other gets its children from `inline`.
+    text is read straight from its content, and any other gets its children from `inline`. `source` is the
+    platform the thread was backed up from (see `RenderedThread.source`).
+
+    A thematic break (`---`, `***`, `___`, at any depth: CommonMark decides what is one) is a "rule" block:
+    a hard post boundary, never posted. `text` directly above `---` is a setext `##` heading instead; at the
+    top level the archive reader starts a new thread there (as it does for every `##`), nested in a quote
+    or list item it is a lead line like `####`.
     """
-    out = RenderedThread(blocks=[])
+    out = RenderedThread(blocks=[], source=source)
     if tokens is None:
         tokens = _markdown().parse(body)
     if title is not None:
@@ -311,9 +340,32 @@ def blocks(body: str, body_line: int, archive_dir: Path, *, title: str | None = 
                 before, sep = SECTION, ""
             after_heading = False
             out.blocks.append(Block("code", [Run("code", content, line=line)], line, before, sep))
+        elif t == "hr":
+            # `---`: the next post starts here, whatever comes next (see tokenize_streams)
+            out.blocks.append(Block("rule", [], body_line + tok.map[0] if tok.map else body_line, SECTION, ""))
         elif t == "html_block":
             continue  # comments and raw HTML are invisible in rendered Markdown: never posted
+    _check_rules(out)
     return out
+
+
+def _check_rules(out: RenderedThread) -> None:
+    """A `---` with nothing to post before it (since the thread's start or the previous `---`) or after it
+    makes no post: say so at its line rather than post an empty one or drop it without a word."""
+    previous: int | None = None  # line of the last rule
+    content = False  # anything posted since the last boundary
+    for block in out.blocks:
+        if block.kind != "rule":
+            content = content or bool(block.runs)
+            continue
+        if not content:
+            before = (f"the `---` at line {previous}" if previous is not None else "the start of the thread")
+            out.warnings.append(Diagnostic(block.line, f"`---` right after {before}, with nothing between them: "
+                                           "it starts no post (an empty post is never sent); remove one of them"))
+        previous, content = block.line, False
+    if previous is not None and not content:
+        out.warnings.append(Diagnostic(previous, "`---` at the end of the thread, with nothing after it: it "
+                                       "starts no post (an empty post is never sent); remove it"))
 
 
 def _inline_runs(inline: MdToken, line: int, archive_dir: Path, out: RenderedThread,
@@ -353,10 +405,17 @@ def _inline_runs(inline: MdToken, line: int, archive_dir: Path, out: RenderedThr
         elif t == "link_close":
             url = link.pop() if link else ""
             text = "".join(link_text)
-            autolink = child.markup == "autolink" or text == url or text.strip() == "" or text == url.removeprefix(
-                "mailto:"
-            )
-            runs.append(Run("link", text, url=url, line=link_line, autolink=autolink))
+            if child.markup == "autolink" or text.strip() == "":
+                runs.append(Run("link", text, url=url, line=link_line, autolink=True))
+            elif text == url:  # `[url](url)`: the author typed the URL as the text to show
+                runs.append(Run("link", text, url=url, line=link_line, as_typed=True))
+            elif text == url.removeprefix("mailto:"):
+                runs.append(Run("link", text, url=url, line=link_line, autolink=True))
+            elif text[:1] in "@＠" and _is_mention_text(text):
+                out.mention_links = True
+                runs.append(Run("link", text, url=url, line=link_line, mention=mention_of(text, url)))
+            else:
+                runs.append(Run("link", text, url=url, line=link_line))
         elif t == "image":
             src = child.attrs.get("src", "") or ""
             alt = child.content or ""
@@ -412,6 +471,160 @@ def _resolve(archive_dir: Path, src: str) -> Path:
     return (archive_dir / unquote(src)).resolve()
 
 
+# --------------------------------------------------------------------------- links and mentions
+
+
+def href_as_typed(url: str) -> str:
+    """A link destination as the author typed it (after Markdown's own escapes), for markdown-it's
+    `normalizeLink`.
+
+    markdown-it percent-encodes destinations and converts host names to punycode (`ü` → `%C3%BC`), which
+    would post a different URL than the one typed and break the backup round trip of Bluesky link facets
+    (Bluesky's own app puts the URL in the facet exactly as it appears in the text, `@atproto/api`'s
+    `detectFacets`). Only what can never be part of a URI is encoded: white space (an `<a b>` destination)
+    and invisible control and format characters.
+    """
+    if url.isprintable() and " " not in url:
+        return url
+    return "".join(c if c.isprintable() and c != " " else "".join(f"%{b:02X}" for b in c.encode()) for c in url)
+
+
+_MENTION_TEXT = re.compile(r"[@＠][^\s@＠]+(?:[@＠][^\s@＠]+)?")
+_DID = re.compile(r"did:[a-z]+:[A-Za-z0-9._:%-]{1,2040}")
+_HANDLE = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_X_HOSTS = frozenset({"x.com", "www.x.com", "mobile.x.com", "twitter.com", "www.twitter.com", "mobile.twitter.com"})
+_X_PROFILE = re.compile(r"/([A-Za-z0-9_]{1,20})/?")
+_BLUESKY_PROFILE = re.compile(r"/profile/([^/]+)/?")
+_FEDI_PROFILE = re.compile(r"/@([A-Za-z0-9_][A-Za-z0-9_.-]*)(?:@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+))?/?"
+                           r"|/users/([A-Za-z0-9_][A-Za-z0-9_.-]*)/?")
+#: Where X (twitter-text's `validMentionOrList`) and Mastodon (`Account::MENTION_RE`) start a mention: an
+#: @ before a username character, not after a letter or digit (X also after "RT"/"RT:"; Mastodon also not
+#: after "=" or "/"; X also for the full-width ＠).
+_X_AT = re.compile(r"(?:(?<![A-Za-z0-9_!#$%&*@＠])|(?<=(?<![A-Za-z0-9_+~.-])[Rr][Tt])"
+                   r"|(?<=(?<![A-Za-z0-9_+~.-])[Rr][Tt]:))[@＠](?=[A-Za-z0-9_])")
+_MASTODON_AT = re.compile(r"(?<![=/\w])@(?=[A-Za-z0-9_])")
+_X_MENTION = re.compile(_X_AT.pattern + r"([A-Za-z0-9_]{1,20})(?![A-Za-z0-9_@＠\u00c0-\u024f]|://)")
+_MASTODON_MENTION = re.compile(r"(?<![=/\w])@([A-Za-z0-9_]+(?:@[\w.-]+\w)?)", re.I)
+#: U+2060 WORD JOINER: written after an @ that must not mention anybody (see `inert`).
+WORD_JOINER = "\u2060"
+
+
+def _is_mention_text(text: str) -> bool:
+    return _MENTION_TEXT.fullmatch(text) is not None
+
+
+def mention_of(text: str, url: str) -> Mention | None:
+    """Whose mention `[text](url)` is, when `text` is one `@name` and `url` that account's profile page.
+
+    The forms (what `crossposter backup` writes, and what a person can type):
+
+    * Bluesky: `[@alice.bsky.social](https://bsky.app/profile/alice.bsky.social)` (the text names the
+      handle) or `[@anything](https://bsky.app/profile/did:plc:…)` (the DID decides; a handle can change).
+    * Mastodon (and other fediverse servers): `[@alice](https://host/@alice)` or
+      `[@alice@host](https://host/@alice)`, also `https://host/users/alice` and
+      `https://host/@alice@home` (an account of `home` as `host` shows it).
+    * X: `[@alice](https://x.com/alice)` (also twitter.com).
+
+    The name in the text must be the URL's (case aside): a link whose text names somebody else, or whose
+    URL is no profile page we know, gives None and is a mention nowhere.
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not host or "@" in parts.netloc:
+        return None
+    name = text[1:]
+    if host == "bsky.app":
+        m = _BLUESKY_PROFILE.fullmatch(parts.path)
+        if m is None:
+            return None
+        who = m.group(1)
+        if _DID.fullmatch(who):
+            return Mention("bluesky", who)
+        if _HANDLE.fullmatch(who) and who.lower() == name.lower():
+            return Mention("bluesky", who.lower())
+        return None
+    if host in _X_HOSTS:
+        m = _X_PROFILE.fullmatch(parts.path)
+        if m is not None and m.group(1).lower() == name.lower():
+            return Mention("x", m.group(1))
+        return None
+    m = _FEDI_PROFILE.fullmatch(parts.path)
+    if m is None:
+        return None
+    user = m.group(1) or m.group(3)
+    home = (m.group(2) or (host if port is None else f"{host}:{port}")).lower()
+    if name.lower() in (user.lower(), f"{user}@{home}".lower()):
+        return Mention("mastodon", user, home)
+    return None
+
+
+def _mention_starts(text: str) -> list[int]:
+    """Offsets of the @s in `text` that Mastodon or X would read as the start of a mention."""
+    starts = {m.start() for m in _X_AT.finditer(text)}
+    starts.update(m.start() for m in _MASTODON_AT.finditer(text))
+    return sorted(starts)
+
+
+def inert(text: str) -> str:
+    """`text` with a WORD JOINER after every @ that Mastodon or X would read as a mention.
+
+    Why a word joiner: it is invisible and keeps the text as typed to a reader, it is no white space (no
+    line breaks at it, the mention stays one word), and both platforms' mention rules need a username
+    character right after the @, so nobody is notified. The profile URL alone would change the words;
+    `@alice@x.com` would still be a (federated) mention of whoever `x.com` says `alice` is. URLs in
+    `text` are left alone. Counting: U+2060 is one grapheme on Bluesky and Mastodon and weighs 2 on X
+    (twitter-text v3: outside the light ranges); `counting` counts it like any other character.
+    """
+    starts = _mention_starts(text)
+    if not starts:
+        return text
+    if "://" in text:
+        urls = [(m.start(), m.end()) for m in _P.url.finditer(text)]
+        starts = [i for i in starts if not any(a <= i < b for a, b in urls)]
+    out, last = [], 0
+    for i in starts:
+        out.append(text[last:i + 1])
+        out.append(WORD_JOINER)
+        last = i + 1
+    out.append(text[last:])
+    return "".join(out)
+
+
+def live_code_mentions(rendered: RenderedThread, platforms: list[str]) -> list[Diagnostic]:
+    """A warning for each `@name` in inline code or a code block that Mastodon or X makes a mention anyway.
+
+    Bluesky mentions only what a facet says, and code gets none; Mastodon and X have no code formatting and
+    find mentions in the plain text themselves, so `@name` notifies that account there. Code is not
+    changed (it is meant to be copied as it is): the author is told, at the line, per platform.
+    """
+    rules = [(p, rule) for p, rule in (("mastodon", _MASTODON_MENTION), ("x", _X_MENTION)) if p in platforms]
+    out: list[Diagnostic] = []
+    if not rules:
+        return out
+    for block in rendered.blocks:
+        for run in block.runs:
+            if run.kind != "code" or ("@" not in run.text and "＠" not in run.text):
+                continue
+            for k, code_line in enumerate(run.text.split("\n")):
+                for platform, rule in rules:
+                    for m in rule.finditer(code_line):
+                        name = _NAMES.get(platform, platform)
+                        out.append(Diagnostic(run.line + k, (
+                            f"`{m.group(0)}` in code: {name} has no code formatting and makes it a live mention, "
+                            f"so @{m.group(1)} is notified; if nobody should be, write it without the @"),
+                            platform))
+    return out
+
+
+_NAMES = {"bluesky": "Bluesky", "mastodon": "Mastodon", "x": "X"}
+
+
 # --------------------------------------------------------------------------- blocks → tokens, per platform
 
 
@@ -446,42 +659,82 @@ def _neutral(block: Block) -> bool:
     for run in block.runs:
         if run.kind == "link":
             return False
-        if run.kind == "text" and ("#" in run.text or "@" in run.text or "://" in run.text):
+        if run.kind == "text" and ("#" in run.text or "@" in run.text or "://" in run.text or "＠" in run.text):
             return False
     return True
 
 
-def tokenize_all(rendered: RenderedThread, platforms: list[str]) -> dict[str, list[Token]]:
+def tokenize_all(rendered: RenderedThread, platforms: list[str], *,
+                 mastodon_instance: str | None = None) -> dict[str, list[Token]]:
     """`tokenize` for several platforms at once."""
-    return {p: stream.tokens() for p, stream in tokenize_streams(rendered, platforms).items()}
+    return {p: stream.tokens()
+            for p, stream in tokenize_streams(rendered, platforms, mastodon_instance=mastodon_instance).items()}
 
 
-def tokenize_streams(rendered: RenderedThread, platforms: list[str]) -> dict[str, Stream]:
+def _host(instance: str | None) -> str:
+    """The configured Mastodon instance as `mention_of` spells a profile's host ("" when unknown)."""
+    if not instance:
+        return ""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(instance if "://" in instance else f"https://{instance}")
+        host = (parts.hostname or "").lower()
+        return host if parts.port is None else f"{host}:{parts.port}"
+    except ValueError:
+        return ""
+
+
+def tokenize_streams(rendered: RenderedThread, platforms: list[str], *,
+                     mastodon_instance: str | None = None) -> dict[str, Stream]:
     """`tokenize_all` as one `Stream` per platform (what `split` reads fastest).
 
     Most blocks read the same everywhere; their tokens are cut once and copied into every
     platform's stream. Mastodon and X read every block the same way (links written out), so they share
-    one stream (`split` never changes a stream).
+    one stream (`split` never changes a stream), unless a mention is live on one of them and not on the
+    other (mention links; bare `@names` of a thread backed up from one of them).
+
+    `mastodon_instance` is the configured Mastodon server: a mention of an account there is written
+    `@alice`, any other `@alice@host` (without it, always `@alice@host`, which names the same account).
+    A "rule" block (`---`) makes the next block start a new post; images after it with no text before
+    them in that post go with the post's first text, or make a post of their own when another `---` or the
+    thread's end comes first.
     """
-    if "mastodon" in platforms and "x" in platforms:
+    apart = rendered.mention_links or rendered.source in ("mastodon", "x")
+    if "mastodon" in platforms and "x" in platforms and not apart:
         own = [p for p in platforms if p != "x"]
-        out = tokenize_streams(rendered, own)
+        out = tokenize_streams(rendered, own, mastodon_instance=mastodon_instance)
         out["x"] = out["mastodon"]
         return {p: out[p] for p in platforms}
+    target = {p: _Target(p, rendered.source, _host(mastodon_instance)) for p in platforms}
     out: dict[str, Stream] = {p: Stream() for p in platforms}
     pending: dict[str, list[ImageRef]] = {p: [] for p in platforms}  # images with no text before them yet
+    post_start = dict.fromkeys(platforms, 0)  # first token of the post the last `---` started
+    hard = dict.fromkeys(platforms, False)  # a `---` came and no token since: the next one starts a post
     for block in rendered.blocks:
+        if block.kind == "rule":
+            for platform in platforms:
+                stream = out[platform]
+                if pending[platform]:  # images alone between two boundaries: a post of their own
+                    imgs = pending[platform]
+                    stream.append("", "", SECTION, imgs[0].line, images=imgs)
+                    pending[platform] = []
+                post_start[platform] = len(stream.texts)
+                hard[platform] = True
+            continue
         # Tokens by how the block reads: the same everywhere (neutral), on Bluesky (link text, short URLs,
-        # tag and mention facets), or with URLs written out (Mastodon and X write links identically).
+        # tag and mention facets), or with URLs written out (Mastodon and X write links identically, unless
+        # `apart`).
         neutral = _neutral(block)
         shared: dict[str, tuple] = {}
         for platform in platforms:
             stream = out[platform]
             first = len(stream.texts)
-            variant = "neutral" if neutral else "bluesky" if platform == "bluesky" else "written"
+            variant = ("neutral" if neutral else "bluesky" if platform == "bluesky" else
+                       platform if apart else "written")
             own = shared.get(variant)
             if own is None:
-                text, facets, glue, images, lines = _block_text(block, platform)
+                text, facets, glue, images, lines = _block_text(block, target[platform])
                 part = _split_block(text, facets, glue, lines, len(block.prefix))
                 if part[0]:
                     part[1][0] = block.sep
@@ -503,13 +756,17 @@ def tokenize_streams(rendered: RenderedThread, platforms: list[str]) -> dict[str
             if n and not first:  # the thread's first token: nothing before it
                 stream.seps[0] = ""
                 stream.strengths[0] = SECTION
+            if n and hard[platform]:  # the first token after a `---`
+                stream.seps[first] = ""
+                stream.strengths[first] = SECTION
+                hard[platform] = False
             for pos, img in images:
                 # The image belongs to the post that holds the text just before it.
                 k = first - 1
                 for j, start in enumerate(starts):
                     if start < pos:
                         k = first + j
-                if k >= 0:
+                if k >= post_start[platform]:
                     _attach(stream, k, img)
                 else:
                     pending[platform].append(img)
@@ -530,8 +787,24 @@ def _attach(stream: Stream, k: int, image: ImageRef) -> None:
     stream.images[k] = [*stream.images.get(k, ()), image]
 
 
-def _block_text(block: Block, platform: str):
-    """The block's text on `platform`, its facets (char offsets), glue ranges, image anchors, line starts."""
+@dataclass(frozen=True)
+class _Target:
+    """What decides how a block reads on one platform."""
+
+    platform: str
+    source: str | None  # see RenderedThread.source
+    instance_host: str  # the configured Mastodon server's host ("" unknown)
+
+
+#: Internal facet kind of a `[url](url)` link on Bluesky: a link facet whose text is not shortened.
+_AS_TYPED = "link-as-typed"
+
+
+def _block_text(block: Block, target: _Target | str):
+    """The block's text on a platform, its facets (char offsets), glue ranges, image anchors, line starts."""
+    if isinstance(target, str):
+        target = _Target(target, None, "")
+    platform = target.platform
     parts: list[str] = []
     facets: list[tuple[int, int, str, str]] = []
     glue: list[tuple[int, int]] = []
@@ -555,13 +828,17 @@ def _block_text(block: Block, platform: str):
             add(code_line)
         return "".join(parts), facets, glue, images, lines
     bluesky = platform == "bluesky"
+    # a thread backed up from another platform: its bare @names are that platform's accounts
+    foreign = target.source is not None and target.source != platform
     append = parts.append
     for run in block.runs:
         kind = run.kind
         if kind == "text":
             t = run.text
+            if foreign and not bluesky and ("@" in t or "＠" in t):
+                t = inert(t)
             if "://" in t or bluesky and ("#" in t or "@" in t):  # what _scan_text looks for
-                _scan_text(t, pos, platform, facets)
+                _scan_text(t, pos, platform, facets, mentions=not foreign)
             append(t)
             pos += len(t)
         elif kind == "break":
@@ -575,7 +852,26 @@ def _block_text(block: Block, platform: str):
             images.append((pos, run.image))
         elif kind == "link":
             url = run.url
-            if run.autolink:
+            if run.mention is not False and run.mention is not None and run.mention.platform == platform:
+                start = pos
+                add(_live_mention(run, run.mention, target))
+                if bluesky:
+                    facets.append((start, pos, "mention", run.mention.account))
+            elif run.mention is not False and not bluesky:
+                # somebody else's account, or nobody's we know: the words as typed without a live @, and the
+                # profile URL written out like every link's
+                start = pos
+                add(inert(run.text))
+                add(" ")
+                ustart = pos
+                add(url)
+                facets.append((ustart, pos, "url", url))
+                glue.append((start, pos))
+            elif run.as_typed:
+                start = pos
+                add(url)
+                facets.append((start, pos, _AS_TYPED if bluesky else "url", url))
+            elif run.autolink:
                 start = pos
                 add(short_url(url) if bluesky else url)
                 if bluesky:
@@ -598,7 +894,19 @@ def _block_text(block: Block, platform: str):
     return "".join(parts), facets, glue, images, lines
 
 
-def _scan_text(text: str, offset: int, platform: str, facets: list[tuple[int, int, str, str]]) -> None:
+def _live_mention(run: Run, mention: Mention, target: _Target) -> str:
+    """A mention link's text on the platform that owns the account: Mastodon names the server unless it is
+    the configured one; Bluesky and X show the text as typed (it names the account: see `mention_of`)."""
+    if mention.platform != "mastodon":
+        return run.text
+    user = run.text[1:].split("@", 1)[0]
+    if mention.host == target.instance_host:
+        return f"@{user}"
+    return f"@{user}@{mention.host}"
+
+
+def _scan_text(text: str, offset: int, platform: str, facets: list[tuple[int, int, str, str]], *,
+               mentions: bool = True) -> None:
     """Bare URLs, #tags and @mentions in plain text (rendered text, not Markdown)."""
     # Each pattern needs its literal ("://", "#", "@"): most text has none of them, so no search.
     if "://" in text:
@@ -611,7 +919,7 @@ def _scan_text(text: str, offset: int, platform: str, facets: list[tuple[int, in
         for m in _P.tag.finditer(text):
             if len(m.group(1)) <= 64:
                 facets.append((offset + m.start(), offset + m.end(), "tag", m.group(1)))
-    if "@" in text:
+    if mentions and "@" in text:
         for m in _P.mention.finditer(text):
             facets.append((offset + m.start(), offset + m.end(), "mention", m.group(1)))
 
@@ -669,6 +977,8 @@ def _split_block(text: str, facets, glue, lines, prefix_len: int):
     tok_facets: dict[int, list] = {}
     links: dict[int, list[str]] = {}
     for fs, fe, kind, value in facets:
+        if kind == _AS_TYPED:
+            kind = "link"
         # the tokens the facet overlaps: start < fe and end > fs
         for i in range(bisect_right(ends, fs), bisect_left(starts, fe)):
             start, end = starts[i], ends[i]
@@ -729,7 +1039,7 @@ def _cut_cjk(text: str, facets, words: list[str], seps: list[str], starts: list[
         cuts, pieces, gaps = known
         start, end = starts[j], ends[j]
         if urls is None:
-            urls = [(fs, fe) for fs, fe, kind, _ in facets if kind in ("link", "url", "mention", "tag")]
+            urls = [(fs, fe) for fs, fe, kind, _ in facets if kind in ("link", "url", "mention", "tag", _AS_TYPED)]
         if urls and any(fs < end and fe > start for fs, fe in urls):
             continue
         words[j:j + 1] = pieces
