@@ -332,6 +332,8 @@ class Engine:
         self._reported: list[str] = []  # vital problems already logged
         self._reload_lock = threading.RLock()
         self.current: str | None = None
+        #: when other parts of the daemon (the mirror) expect to publish next: the publisher is started before
+        self.wakeups: list[Callable[[], datetime | None]] = []
         self.child: ChildPublisher | None = None
         if self.publish is None and self.config.daemon.publisher_process:
             self.child = ChildPublisher(self.config)
@@ -404,7 +406,7 @@ class Engine:
         """Start the publisher process shortly before something is due; stop it when idle for a while."""
         if self.child is None or self.stop_event.is_set():
             return
-        due = [t for t in (*self._jobs.values(), self.next_slot()) if t is not None]
+        due = [t for t in (*self._jobs.values(), self.next_slot(), *(f() for f in self.wakeups)) if t is not None]
         soon = bool(due) and (min(due) - now_utc()).total_seconds() <= PREWARM
         with self._inflight_lock:
             working = bool(self._inflight)

@@ -199,7 +199,7 @@ def test_a_thread_posted_reply_by_reply_reaches_both_targets_once(servers: Serve
             [["A red rectangle"], [], ["A blue rectangle"], []]
 
         # the archive holds the thread with every ID: the source's and each target's
-        title, meta = archive_thread(tmp_path, f"opening post, with a picture")
+        _title, meta = archive_thread(tmp_path, f"Mirror test {marker}")
         assert [e["id"] for e in meta["bluesky"]][0] == root.uri
         assert len(meta["bluesky"]) == 4
         assert [(str(e["id"]), e["sha"]) for e in meta["mastodon"]] == [(str(s["id"]), sha12(s["text"]))

@@ -70,6 +70,7 @@ def attach(engine: Any, *, backfill: datetime | None = None, backup: Any = None)
             engine.scheduler.add_job(run, DateTrigger(run_date=max(wake, now_utc())), id="mirror:wake",
                                      name="mirror wake-up", replace_existing=True, misfire_grace_time=None)
 
+    engine.wakeups.append(lambda: mirror.wake)  # the publisher process is warm when a thread settles
     engine.scheduler.add_job(run, IntervalTrigger(seconds=every), id="mirror:poll", name="mirror poll",
                              next_run_time=now_utc(), max_instances=1, coalesce=True, misfire_grace_time=None)
     log.info("mirror: %s -> %s every %g s, settle %g s, into %s", config.mirror.from_, ", ".join(config.mirror.to),

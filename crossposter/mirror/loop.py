@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from crossposter.mirror.decide import Decision, Rules, Seen, decide, has_tag, id_time
-from crossposter.mirror.state import FINAL, MIRRORED, MirrorState
+from crossposter.mirror.state import DUE, FINAL, MIRRORED, MirrorState
 
 if TYPE_CHECKING:
     from crossposter.archive import Archive, Thread
@@ -144,12 +144,14 @@ class Mirror:
                 for p in result.problems:
                     self._problem(f"backup of {self.source}: {p}", now, kind="warning")
                 self.state.last_poll_ok = result.complete and not result.problems
+            before = {k: t.status for k, t in self.state.threads.items()}
             decisions = self._look(now, newest)
             self.state.last_poll = now
             self.state.save()
             for d in decisions:
                 if d.publish:
-                    log.info("mirror: %r is settled; publishing to %s", d.thread.title, ", ".join(self.targets),
+                    again = before.get(d.thread.root_id) == DUE  # in flight or waiting for the worker: say it once
+                    log.log(logging.DEBUG if again else logging.INFO,"mirror: %r is settled; publishing to %s", d.thread.title, ", ".join(self.targets),
                              extra={"event": "mirror_publish", "title": d.thread.title,
                                     "archive": d.thread.archive})
                     self.publisher.submit(Path(d.thread.archive), d.thread.title, self.targets)
