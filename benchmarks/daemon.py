@@ -99,7 +99,7 @@ def main() -> int:
     startup_allowance = 15.0
     # The idle phase must end before the publisher process is prewarmed for the first due thread.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's package
-    from crossposter.schedule import PREWARM
+    from crossposter.daemon.child import PREWARM
 
     first_due = t0 + timedelta(seconds=startup_allowance + args.duration + PREWARM + 5)
     due = [first_due + timedelta(seconds=args.spacing * i) for i in range(args.due)]

@@ -1,20 +1,34 @@
-"""In-process stand-ins for the three platforms: `post --dry-run`, the publisher's tests and the benchmark.
+"""Stand-ins for the three platforms: `post --dry-run`, the publisher's and the daemon's tests, the benchmarks.
 
 They follow the adapter protocol and, more importantly, each platform's idempotency
 rule (Bluesky: a record is addressed by its rkey, so a second putRecord rewrites it;
 Mastodon: an Idempotency-Key returns the first status; X: the same text twice is
 refused as duplicate content). That is what lets the publisher's "never twice"
-logic be tested without a network. Ids are deterministic so a dry run prints the
-same diff every time.
+logic be tested without a network. The rules are written once, in `FakeAdapter`;
+where the posts are kept is the only difference between the two kinds:
+
+* `FakeAdapter` keeps them in memory. Ids are deterministic so a dry run prints the
+  same diff every time.
+* `JournalAdapter` appends each accepted request to a JSON-lines journal
+  (`$state_dir/fake-platforms.jsonl`) and reads it back before each request, so a
+  thread resumed after a kill or a restart replies to the posts of the previous run —
+  exactly what the daemon's end-to-end tests need to prove "no duplicate" across
+  processes. The daemon command chooses them (`JournalFakes`) when
+  `CROSSPOSTER_FAKE_PLATFORMS=1`; `CROSSPOSTER_FAKE_DELAY` (seconds) makes every
+  request take that long, so a signal can land mid-thread.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from crossposter.platforms.base import (
     ImageUpload,
@@ -49,6 +63,7 @@ class FakePost:
     root: str | None
     media: list[str] = field(default_factory=list)
     writes: int = 1  # how many accepted requests wrote this post (Bluesky rewrites count)
+    thread_key: str = ""
 
 
 class FakeAdapter:
@@ -139,18 +154,31 @@ class FakeAdapter:
     def publish(self, post: OutgoingPost, parent: PostRef | None, root: PostRef | None) -> PostRef:
         self._request("publish", post.index, parent.id if parent else None)
         self._maybe_fail("publish", post.index)
-        if self.strict and parent is not None and parent.id not in self.posts:
-            raise AssertionError(f"{self.name}: reply to unknown post {parent.id}")
         if self.name == "bluesky" and parent is not None and not parent.cid:
             raise AssertionError("bluesky: reply without the parent's cid")
         digest = hashlib.sha256(post.text.encode()).hexdigest()
         with self._lock:
+            self._sync()
+            if self.strict and parent is not None and parent.id not in self.posts:
+                raise self._unknown_parent(parent)
             ref = self._store(post, parent, root, digest)
             lost = post.index in self._lost
             self._lost.discard(post.index)
         if lost:
             raise TransientError(self.name, "connection reset after the request was sent")
         return ref
+
+    # ------------------------------------------------------------------ where the posts are kept
+
+    def _sync(self) -> None:
+        """Bring `posts` up to date with the store (called under the lock): memory is always up to date."""
+
+    def _saved(self, post: FakePost, rewrite: bool) -> None:
+        """An accepted request wrote `post` (called under the lock, before the answer is returned)."""
+
+    def _unknown_parent(self, parent: PostRef) -> BaseException:
+        """A reply to a post this fake never saw: in memory, a publisher bug the test must see."""
+        return AssertionError(f"{self.name}: reply to unknown post {parent.id}")
 
     def _store(self, post: OutgoingPost, parent: PostRef | None, root: PostRef | None, digest: str) -> PostRef:
         media = [m.id for m in post.media]
@@ -164,6 +192,7 @@ class FakeAdapter:
                 self.posts[uri].writes += 1
                 self.posts[uri].text = post.text
                 self.posts[uri].ref = ref
+                self._saved(self.posts[uri], rewrite=True)
                 return ref
         else:
             if self.name == "mastodon":
@@ -183,13 +212,16 @@ class FakeAdapter:
                 self._idem[f"{post.thread_key}:{post.index}:{digest[:16]}"] = sid
         self.posts[ref.id] = FakePost(ref=ref, text=post.text, index=post.index,
                                       parent=parent.id if parent else None, root=root.id if root else None,
-                                      media=media)
+                                      media=media, thread_key=post.thread_key)
         self.order.append(ref.id)
+        self._saved(self.posts[ref.id], rewrite=False)
         return ref
 
     def find_recent(self, text: str, parent: PostRef | None, max_results: int = 20) -> PostRef | None:
         """Like the X adapter's extra: the account's recent post with this text and parent."""
         self._request("find_recent")
+        with self._lock:
+            self._sync()
         for pid in reversed(self.order[-max_results:]):
             p = self.posts[pid]
             if p.text == text and p.parent == (parent.id if parent else None):
@@ -198,7 +230,9 @@ class FakeAdapter:
 
     def lookup(self, post_id: str) -> PublishedPost | None:
         self._request("lookup", post_id)
-        p = self.posts.get(post_id)
+        with self._lock:
+            self._sync()
+            p = self.posts.get(post_id)
         return PublishedPost(ref=p.ref, text=p.text) if p else None
 
 
@@ -226,3 +260,96 @@ def fake_adapters(platforms: Iterable[str], *, config: object | None = None, del
             continue
         out[name] = FakeAdapter(name, handle=handle, instance=instance, delay=delay, strict=strict)
     return out
+
+
+class JournalAdapter(FakeAdapter):
+    """A fake platform account whose posts survive restarts: the same rules, kept in a JSON-lines journal.
+
+    Each accepted request is one line (fsynced before the answer), and the journal is read back before
+    each request, so another process's posts (an earlier daemon run, a killed publisher) are seen.
+    """
+
+    def __init__(self, name: str, journal: Path, *, delay: float = 0.0, lock: threading.Lock | None = None) -> None:
+        super().__init__(name, handle="fake", instance=f"https://{name}.example", delay=delay)
+        self.journal = journal
+        if lock is not None:
+            self._lock = lock  # the platforms of one process share the file
+
+    def new_tid(self) -> str:
+        """Real TIDs: a deterministic counter would restart with each process and reuse an earlier rkey."""
+        from crossposter.platforms.bluesky import new_tid
+
+        return new_tid()
+
+    def _entries(self) -> list[dict[str, Any]]:
+        try:
+            lines = self.journal.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        return [e for e in (json.loads(line) for line in lines if line.strip()) if e.get("platform") == self.name]
+
+    def _sync(self) -> None:
+        self.posts, self.order, self._idem = {}, [], {}
+        for e in self._entries():
+            ref = PostRef(id=e["id"], url=e["url"], cid=e.get("cid"))
+            if e["id"] in self.posts:  # a Bluesky rewrite of the same record
+                known = self.posts[e["id"]]
+                known.writes, known.text, known.ref = known.writes + 1, e["text"], ref
+                continue
+            self.posts[e["id"]] = FakePost(ref=ref, text=e["text"], index=e["index"], parent=e.get("parent"),
+                                           root=e.get("root"), media=list(e.get("media") or []),
+                                           thread_key=e.get("thread_key", ""))
+            self.order.append(e["id"])
+            if e.get("idem"):
+                self._idem[e["idem"]] = e["id"]
+            if e["id"].isdigit():
+                self._next = max(self._next, int(e["id"]) + 1)
+
+    def _saved(self, post: FakePost, rewrite: bool) -> None:
+        digest = hashlib.sha256(post.text.encode()).hexdigest()
+        entry = {"platform": self.name, "id": post.ref.id, "url": post.ref.url, "cid": post.ref.cid,
+                 "text": post.text, "index": post.index, "thread_key": post.thread_key, "parent": post.parent,
+                 "root": post.root, "media": post.media, "rewrite": rewrite, "time": time.time(),
+                 "idem": f"{post.thread_key}:{post.index}:{digest[:16]}"}
+        self.journal.parent.mkdir(parents=True, exist_ok=True)
+        with self.journal.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(entry) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _unknown_parent(self, parent: PostRef) -> BaseException:
+        """What a server answers to a reply to a post it does not have (the daemon records it, never crashes)."""
+        from crossposter.platforms.base import RejectedError
+
+        return RejectedError(self.name, f"reply to unknown post {parent.id}")
+
+
+FAKE_ENV = "CROSSPOSTER_FAKE_PLATFORMS"
+FAKE_DELAY_ENV = "CROSSPOSTER_FAKE_DELAY"
+JOURNAL = "fake-platforms.jsonl"
+
+
+@dataclass(frozen=True)
+class JournalFakes:
+    """The choice to publish to journal fakes, made once by a command and handed down (to the publisher child too)."""
+
+    journal: Path
+    delay: float = 0.0
+
+    def adapters(self, platforms: Iterable[str]) -> dict[str, FakeAdapter]:
+        lock = threading.Lock()
+        return {p: JournalAdapter(p, self.journal, delay=self.delay, lock=lock) for p in platforms}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"journal": str(self.journal), "delay": self.delay}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> JournalFakes:
+        return cls(Path(data["journal"]), float(data.get("delay") or 0))
+
+
+def journal_fakes_from_env(config: Any, environ: Mapping[str, str] = os.environ) -> JournalFakes | None:
+    """The test hook: `CROSSPOSTER_FAKE_PLATFORMS=1` (and `CROSSPOSTER_FAKE_DELAY`), read by the commands only."""
+    if environ.get(FAKE_ENV) != "1":
+        return None
+    return JournalFakes(config.state_path / JOURNAL, float(environ.get(FAKE_DELAY_ENV) or 0))

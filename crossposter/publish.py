@@ -31,12 +31,13 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crossposter.model import PLATFORMS, Post, ThreadPlan
+from crossposter.outcome import OutcomeState, PlatformOutcome, PublishResult
 from crossposter.platforms.base import (
     Adapter,
     ImageUpload,
@@ -59,10 +60,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("crossposter.publish")
 
-#: Every state a platform's chain can end in.
-STATES = ("done", "rate_limited", "transient", "rejected", "unauthorized", "maybe_posted", "changed", "error",
-          "stopped")
-_RETRYABLE = {"rate_limited", "transient", "stopped"}
 
 Recorder = Callable[[Path, str, Callable[[dict], None]], dict]
 #: A prepared image: (path, alt text, byte limit, pixel limit).
@@ -71,40 +68,7 @@ Sleep = Callable[[float], None]
 Clock = Callable[[], datetime]
 
 
-# --------------------------------------------------------------------------- results
-
-
-@dataclass
-class PlatformOutcome:
-    platform: str
-    state: str
-    posted: int
-    total: int
-    links: list[str] = field(default_factory=list)
-    message: str = ""
-    retry_at: datetime | None = None  # aware UTC, for rate_limited/transient
-
-
-@dataclass
-class PublishResult:
-    archive: Path
-    title: str
-    outcomes: dict[str, PlatformOutcome]
-    #: The plan that was published (after re-planning for the instance's real limits).
-    plan: ThreadPlan | None = None
-    #: Dry runs only: the archive's bytes as the run would have left them.
-    archive_after: bytes | None = None
-    #: Dry runs only: what would make a real run refuse before its first request (unwritable archive or
-    #: state_dir, missing credentials); the dry run itself went on with fakes and a copy of the archive.
-    refusals: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return all(o.state == "done" for o in self.outcomes.values())
-
-    @property
-    def retryable(self) -> bool:
-        return not self.ok and all(o.state == "done" or o.state in _RETRYABLE for o in self.outcomes.values())
+# --------------------------------------------------------------------------- errors
 
 
 class PreflightError(Exception):
@@ -129,7 +93,7 @@ class ThreadLockedError(Exception):
 class _Stop(Exception):
     """Ends a chain with a given outcome state; raised from deep inside retries."""
 
-    def __init__(self, state: str, message: str, retry_at: datetime | None = None) -> None:
+    def __init__(self, state: OutcomeState, message: str, retry_at: datetime | None = None) -> None:
         super().__init__(message)
         self.state = state
         self.message = message
@@ -207,7 +171,7 @@ class _Reporter:
         log.warning("%s: %s", platform, message)
 
     def finish(self, outcome: PlatformOutcome) -> None:
-        level = logging.INFO if outcome.state == "done" else logging.WARNING
+        level = logging.INFO if outcome.state == OutcomeState.DONE else logging.WARNING
         log.log(level, "%s: %s, %d/%d posted%s", outcome.platform, outcome.state, outcome.posted, outcome.total,
                 f" — {outcome.message}" if outcome.message else "")
 
@@ -264,7 +228,7 @@ class _Runtime:
             else:
                 self.stop_event.wait(seconds)
         if self.stop_event.is_set():
-            raise _Stop("stopped", "stopped on request; run again to resume")
+            raise _Stop(OutcomeState.STOPPED, "stopped on request; run again to resume")
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter: uniform(0, min(max_delay, base·2^(attempt-1)))."""
@@ -277,14 +241,14 @@ class _Runtime:
         attempt = 0
         while True:
             if self.stop_event.is_set():
-                raise _Stop("stopped", "stopped on request; run again to resume")
+                raise _Stop(OutcomeState.STOPPED, "stopped on request; run again to resume")
             try:
                 return fn()
             except TransientError as e:
                 attempt += 1
                 if attempt >= r.attempts:
                     retry_at = self.now() + timedelta(seconds=max(r.max_delay, e.retry_after or 0))
-                    raise _Stop("transient", f"{what}: gave up after {attempt} attempts: {e.message}",
+                    raise _Stop(OutcomeState.TRANSIENT, f"{what}: gave up after {attempt} attempts: {e.message}",
                                 retry_at) from None
                 delay = self.backoff(attempt)
                 if e.retry_after:
@@ -296,13 +260,13 @@ class _Runtime:
                 attempt += 1
                 if e.reset_at is None:
                     if attempt >= r.attempts:
-                        raise _Stop("rate_limited", f"{what}: rate limited ({e.message}), no reset time given",
+                        raise _Stop(OutcomeState.RATE_LIMITED, f"{what}: rate limited ({e.message}), no reset time given",
                                     self.now() + timedelta(seconds=r.max_delay)) from None
                     delay = self.backoff(attempt)
                 else:
                     delay = (e.reset_at - self.now()).total_seconds() + 1.0
                     if delay > r.max_rate_limit_wait or attempt >= r.attempts:
-                        raise _Stop("rate_limited", f"{what}: rate limited until "
+                        raise _Stop(OutcomeState.RATE_LIMITED, f"{what}: rate limited until "
                                     f"{e.reset_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC; resume after that",
                                     e.reset_at.astimezone(UTC)) from None
                 self.reporter.note(platform, f"{what}: rate limited, waiting {max(delay, 0):.0f}s")
@@ -398,7 +362,7 @@ class _Chain:
     upload_ahead: bool = True
     max_image_pixels: int | None = None
 
-    def outcome(self, state: str, posted: int, message: str = "", retry_at: datetime | None = None,
+    def outcome(self, state: OutcomeState, posted: int, message: str = "", retry_at: datetime | None = None,
                 links: list[str] | None = None) -> PlatformOutcome:
         return PlatformOutcome(self.platform, state, posted, len(self.posts), links or [], message, retry_at)
 
@@ -425,7 +389,7 @@ class _Chain:
         start = len(self.recorded)
         self.rt.reporter.start(p, start, total)
         if start >= total:
-            return self.outcome("done", start, "already posted", links=links)
+            return self.outcome(OutcomeState.DONE, start, "already posted", links=links)
         parent = _ref_from_entry(self.recorded[-1]) if self.recorded else None
         root = _ref_from_entry(self.recorded[0]) if self.recorded else None
         # Two upload lanes, one post ahead: the next post's images go up while this one is posted, and at
@@ -458,7 +422,7 @@ class _Chain:
                     self.write(lambda meta: meta.setdefault("pending", {}).__setitem__("bluesky", pend))
             for i in range(start, total):
                 if self.rt.stop_event.is_set():
-                    raise _Stop("stopped", "stopped on request; run again to resume")
+                    raise _Stop(OutcomeState.STOPPED, "stopped on request; run again to resume")
                 post = self.posts[i]
                 sha = text_sha(post.text)
                 media = media_for(i)
@@ -481,7 +445,7 @@ class _Chain:
                 try:
                     self.write(lambda meta, k=i, e=entry, n=nxt: self._apply(meta, k, e, n))
                 except Exception as err:  # the post is out but not recorded: say exactly what to write by hand
-                    raise _Stop("error", f"post {i + 1} was published ({ref.url}) but could not be recorded in "
+                    raise _Stop(OutcomeState.ERROR, f"post {i + 1} was published ({ref.url}) but could not be recorded in "
                                          f"the archive: {err}. Add `- {{id: \"{ref.id}\"}}` as entry {i + 1} under "
                                          f"`{p}:` in the thread's crossposter block before running again.") from None
                 self.pending = nxt
@@ -490,22 +454,22 @@ class _Chain:
                 parent = ref
                 root = root or ref
                 self.rt.reporter.posted(p, posted, total, ref.url)
-            return self.outcome("done", posted, links=links)
+            return self.outcome(OutcomeState.DONE, posted, links=links)
         except _Stop as s:
             return self.outcome(s.state, posted, s.message, s.retry_at, links)
         except RejectedError as e:
-            return self.outcome("rejected", posted, f"post {posted + 1} (line {self.posts[posted].line}) was "
+            return self.outcome(OutcomeState.REJECTED, posted, f"post {posted + 1} (line {self.posts[posted].line}) was "
                                                     f"rejected: {e.message}", links=links)
         except UnauthorizedError as e:
-            return self.outcome("unauthorized", posted, f"{e.message} (check the credentials, then run again)",
+            return self.outcome(OutcomeState.UNAUTHORIZED, posted, f"{e.message} (check the credentials, then run again)",
                                 links=links)
         except MaybePostedError as e:
-            return self.outcome("maybe_posted", posted, self._maybe_posted_message(posted, e), links=links)
+            return self.outcome(OutcomeState.MAYBE_POSTED, posted, self._maybe_posted_message(posted, e), links=links)
         except PlatformError as e:
-            return self.outcome("error", posted, e.message, links=links)
+            return self.outcome(OutcomeState.ERROR, posted, e.message, links=links)
         except Exception as e:  # an adapter bug must not take the other platforms down
             log.exception("%s: unexpected error", p)
-            return self.outcome("error", posted, f"unexpected {type(e).__name__}: {e}", links=links)
+            return self.outcome(OutcomeState.ERROR, posted, f"unexpected {type(e).__name__}: {e}", links=links)
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -517,7 +481,7 @@ class _Chain:
             if ref is not None and not ref.cid:
                 found = self.rt.call(self.platform, "look up recorded post", lambda r=ref: self.adapter.lookup(r.id))
                 if found is None or not found.ref.cid:
-                    raise _Stop("error", f"the recorded post {ref.id} no longer exists on bluesky; remove it from "
+                    raise _Stop(OutcomeState.ERROR, f"the recorded post {ref.id} no longer exists on bluesky; remove it from "
                                          "the thread's crossposter block to post the rest as a new thread")
                 ref = PostRef(id=ref.id, url=ref.url, cid=found.ref.cid)
             fixed.append(ref)
@@ -562,7 +526,7 @@ class _Chain:
                 self.rt.reporter.note(self.platform, f"post {index + 1} was already published by an earlier "
                                                      f"attempt: {found.url}")
                 return found
-        raise _Stop("maybe_posted", self._maybe_posted_message(index, e))
+        raise _Stop(OutcomeState.MAYBE_POSTED, self._maybe_posted_message(index, e))
 
     def _maybe_posted_message(self, index: int, e: PlatformError) -> str:
         post = self.posts[index]
@@ -970,7 +934,7 @@ def _publish(config: Config, archive_path: Path, title: str, platforms: list[str
             for p in limits:
                 why = _check_recorded(plan, p, recorded[p])
                 if why:
-                    outcome = PlatformOutcome(p, "changed", len(recorded[p]), len(plan.platforms[p].posts),
+                    outcome = PlatformOutcome(p, OutcomeState.CHANGED, len(recorded[p]), len(plan.platforms[p].posts),
                                               [e.link for e in recorded[p]], why)
                     reporter.start(p, outcome.posted, outcome.total)
                     outcomes[p] = outcome

@@ -285,7 +285,7 @@ class FakeOutcome:
 
 def _engine(tmp_path: Path, publish: Callable, **daemon: object):
     from crossposter.config import load_config
-    from crossposter.schedule import Engine
+    from crossposter.daemon.engine import Engine
 
     cfg = tmp_path / "crossposter.yaml"
     extra = "".join(f"  {k}: {json.dumps(v)}\n" for k, v in daemon.items())
@@ -564,19 +564,21 @@ def test_publisher_process_only_around_due_times(tmp_path: Path, monkeypatch: py
     """The SDK-holding child runs only when something is due soon, and goes away when idle."""
     import threading
 
-    from crossposter import schedule
+    from crossposter.daemon import child
+    from crossposter.daemon.engine import Engine
+    from crossposter.fakes import JOURNAL, JournalFakes
 
-    monkeypatch.setenv("CROSSPOSTER_FAKE_PLATFORMS", "1")
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    monkeypatch.setattr(schedule, "PREWARM", 3.0)
-    monkeypatch.setattr(schedule, "LINGER", 1.0)
+    monkeypatch.setattr(child, "PREWARM", 3.0)
+    monkeypatch.setattr(child, "LINGER", 1.0)
     write_archive(tmp_path / "one.md", thread_md("Far", ["far"], datetime.now(UTC) + timedelta(hours=1)))
     from crossposter.config import load_config
 
     cfg = tmp_path / "crossposter.yaml"
     cfg.write_text("state_dir: state\narchives: ['one.md']\nplatforms: {bluesky: {handle: me.test}}\n"
                    "daemon: {watch_interval: 0.2}\n")
-    eng = schedule.Engine(load_config(cfg))
+    config = load_config(cfg)
+    eng = Engine(config, fakes=JournalFakes(config.state_path / JOURNAL))  # reach the child: no environment
     results: list[str] = []
     eng.on_result = lambda key, outcome: results.append(outcome)
     eng.start()

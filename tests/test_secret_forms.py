@@ -192,8 +192,8 @@ def test_platform_error_messages_are_redacted_where_server_text_becomes_ours() -
 
 
 def test_daemon_state_and_heartbeat_are_private_and_redacted(tmp_path: Path) -> None:
+    from crossposter.daemon.state import DaemonState, write_heartbeat
     from crossposter.redact import register
-    from crossposter.schedule import DaemonState, write_heartbeat
 
     secret = "SEKRIT-state/tok"
     register([secret])
@@ -381,7 +381,7 @@ def _leaks(text: str) -> list[str]:
 
 def _old_thread(tmp_path: Path):  # noqa: ANN202 - a ThreadInfo
     from crossposter.archive import read_archive
-    from crossposter.schedule import thread_info
+    from crossposter.daemon.watch import thread_info
 
     path = (tmp_path / "threads" / "a.md").resolve()
     return thread_info(path, read_archive(path).find("Old thread"), "UTC")

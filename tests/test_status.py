@@ -62,7 +62,8 @@ def test_status_shows_daemon_outcomes(tmp_path: Path, capsys: pytest.CaptureFixt
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from crossposter.archive import read_archive
     from crossposter.config import load_config
-    from crossposter.schedule import STATE_FILE, DaemonState, thread_info
+    from crossposter.daemon.state import STATE_FILE, DaemonState
+    from crossposter.daemon.watch import thread_info
 
     cfg = _setup(tmp_path)
     config = load_config(cfg)

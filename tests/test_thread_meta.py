@@ -169,8 +169,8 @@ def test_post_refuses_a_bad_block_before_any_request(tmp_path: Path, config: Con
 def test_skip_true_as_text_is_an_error_for_every_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`skip: 'true'` used to skip the thread for the daemon and `status` but not for `preview` and `post`."""
     from crossposter.commands import status as status_cmd
+    from crossposter.daemon.watch import thread_info
     from crossposter.plan import PlanOptions, plan_thread
-    from crossposter.schedule import thread_info
 
     (tmp_path / "threads").mkdir()
     path = tmp_path / "threads" / "a.md"

@@ -54,16 +54,16 @@ def _writable_dir(path: Path) -> str | None:
 def _login(config: Any, report: _Report, platforms: list[str]) -> dict[str, int]:
     """Log in to each platform; returns the real character limits learnt."""
     from crossposter.config import ConfigError
+    from crossposter.fakes import journal_fakes_from_env
     from crossposter.platforms.base import PlatformError
 
-    fake = os.environ.get("CROSSPOSTER_FAKE_PLATFORMS") == "1"
+    fakes = journal_fakes_from_env(config)
+    fake = fakes is not None
     limits: dict[str, int] = {}
     for p in platforms:
         try:
-            if fake:
-                from crossposter.commands.daemon import fake_adapters_from_env
-
-                adapter = (fake_adapters_from_env(config) or {})[p]
+            if fakes is not None:
+                adapter = fakes.adapters([p])[p]
             else:
                 from crossposter import platforms as platforms_pkg
 
@@ -103,7 +103,9 @@ def run(config_path: Path | None, now: datetime | None = None) -> int:
     for m in settings:
         report.fail(m)
     ready = [p for p in config.enabled_platforms() if not any(m.startswith(f"platforms.{p}") for m in settings)]
-    if os.environ.get("CROSSPOSTER_FAKE_PLATFORMS") == "1":
+    from crossposter.fakes import journal_fakes_from_env
+
+    if journal_fakes_from_env(config) is not None:
         ready = config.enabled_platforms()
     limits = _login(config, report, ready)
 
@@ -130,8 +132,9 @@ def _archives(config: Any, report: _Report, limits: dict[str, int], now: datetim
     from zoneinfo import ZoneInfo
 
     from crossposter.archive import ArchiveError, read_archive
+    from crossposter.daemon.state import STATE_FILE, DaemonState
+    from crossposter.daemon.watch import thread_info
     from crossposter.plan import plan_thread
-    from crossposter.schedule import STATE_FILE, DaemonState, thread_info
 
     zone = ZoneInfo(config.timezone)
     paths = config.archive_paths()

@@ -17,8 +17,8 @@ from pathlib import Path
 
 def run(config_path: Path | None) -> int:
     from crossposter.config import ConfigError, config_for_command, secret_values
+    from crossposter.daemon.state import HEARTBEAT_FILE
     from crossposter.redact import redact
-    from crossposter.schedule import HEARTBEAT_FILE
 
     secret_values()  # registers the secrets, so that nothing printed below can show one
     try:

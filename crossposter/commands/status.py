@@ -20,9 +20,10 @@ def collect(paths: list[Path], config: Any, now: datetime | None = None) -> dict
     from zoneinfo import ZoneInfo
 
     from crossposter.archive import ArchiveError, read_archive
+    from crossposter.daemon.state import STATE_FILE, DaemonState
+    from crossposter.daemon.watch import thread_info
     from crossposter.plan import expand_paths, plan_thread
     from crossposter.redact import redact_obj
-    from crossposter.schedule import STATE_FILE, DaemonState, thread_info
     from crossposter.timeparse import next_slot_time
 
     now = now or datetime.now(UTC)

@@ -37,13 +37,14 @@ class EnginePublisher:
         self.engine.submit_mirror(archive, title, platforms, now_utc())
 
     def outcome(self, archive: Path, title: str, thread: Thread) -> tuple[str | None, datetime | None]:
-        from crossposter.schedule import _state_time, thread_info
+        from crossposter.daemon.state import state_time
+        from crossposter.daemon.watch import thread_info
 
         info = thread_info(Path(archive).resolve(), thread, self.engine.config.timezone)
         entry = self.engine.state.get(info.key, info.sig)
         if not entry:
             return None, None
-        return entry.get("outcome"), _state_time(entry.get("retry_at"))
+        return entry.get("outcome"), state_time(entry.get("retry_at"))
 
 
 def attach(engine: Any, *, backfill: datetime | None = None, backup: Any = None) -> Mirror:
