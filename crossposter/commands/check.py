@@ -119,6 +119,11 @@ def run(config_path: Path | None, now: datetime | None = None) -> int:
     # 3. every archive, every thread
     _archives(config, report, limits, now)
 
+    # 4. the mirror's archive and state (its source logged in above, with the other platforms)
+    from crossposter.mirror.check import check_mirror
+
+    check_mirror(config, report)
+
     print()
     if report.problems:
         print(f"{len(report.problems)} problem(s) would stop a scheduled post; {len(report.warnings)} warning(s).")

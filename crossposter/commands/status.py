@@ -65,6 +65,9 @@ def collect(paths: list[Path], config: Any, now: datetime | None = None) -> dict
                 "daemon": redact_obj({k: daemon[k] for k in ("outcome", "message", "at", "retry_at") if k in daemon})
                 if daemon else None,
             })
+    from crossposter.mirror.report import mirror_report
+
+    out["mirror"] = mirror_report(config, now)  # None without a `mirror:` section
     return out
 
 
@@ -127,6 +130,9 @@ def _table(data: dict[str, Any]) -> None:
                       f"[{style}]{t['state']}[/]" if style else t["state"], *cells, "\n".join(problems))
     console.print(table)
     console.print(f"Next queue slot: {data['next_queue_slot'] or 'none configured'}")
+    from crossposter.mirror.report import print_mirror
+
+    print_mirror(console, data.get("mirror"))
     for e in data["archive_errors"]:
         console.print(f"[red]error:[/] {e}")
 
