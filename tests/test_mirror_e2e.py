@@ -249,8 +249,7 @@ def test_a_thread_posted_reply_by_reply_reaches_both_targets_once(servers: Serve
         assert "bluesky: logged in" in ck.stdout and "mirror: bluesky -> mastodon, x" in ck.stdout, ck.stdout
     finally:
         if d.proc is not None and d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait(10)
+            d.kill()
     for secret in (servers.bsky_password, servers.mastodon.token, *servers.x.env.values()):
         assert secret not in d.log.read_text()
     state = tmp_path / "state" / "mirror-state.json"
@@ -262,44 +261,48 @@ def test_sigkill_at_requests_of_a_mirrored_thread_leaves_one_copy(servers: Serve
     src = Source(servers)
     cfg = write_config(tmp_path, servers, settle="1s")
     d = Daemon(tmp_path, cfg, servers)
-    d.start()
-    d.wait_polls(1)
-    d.stop()
-    for k in (1, 2, 3, 5):  # media upload, alt text, first post, last post
-        marker = uuid.uuid4().hex[:10]
-        count = {"n": 0}
-        killed = {"done": False}
-
-        def hook(method: str, path: str, status: int, k: int = k, count: dict = count, killed: dict = killed) -> None:
-            if method == "POST" and not killed["done"]:
-                count["n"] += 1
-                if count["n"] == k and d.proc is not None:
-                    killed["done"] = True
-                    os.killpg(d.proc.pid, signal.SIGKILL)
-
-        servers.x.after_request = hook
-        try:
-            d.start()
-            d.wait_polls(1)
-            root = src.post(f"Crash {k} {marker}, the opening post.", image=(png((0, 120, 0)), "A green rectangle"))
-            parent = src.post(f"Crash {k} {marker}, the second post.", root=root, parent=root)
-            src.post(f"Crash {k} {marker}, the third post.", root=root, parent=parent)
-            d.wait_for(lambda killed=killed: killed["done"], 90, f"the kill at X request {k}")
-            assert d.proc is not None
-            d.proc.wait(10)
-            d.proc = None
-        finally:
-            servers.x.after_request = None
+    try:
         d.start()
-        d.wait_for(lambda marker=marker: len(mastodon_thread(servers, marker)) >= 3 and
-                   len(x_thread(servers, marker)) >= 3, 90, f"the thread after the kill at request {k}")
-        d.wait_polls(2)
-        statuses, tweets = mastodon_thread(servers, marker), x_thread(servers, marker)
-        assert len(statuses) == 3 and len(tweets) == 3, (k, [s["text"] for s in statuses], [t.text for t in tweets])
-        assert tweets[1].in_reply_to == tweets[0].id and tweets[2].in_reply_to == tweets[1].id
-        assert str(statuses[2]["in_reply_to_id"]) == str(statuses[1]["id"])
-        _title, meta = archive_thread(tmp_path, f"Crash {k} {marker}")
-        assert [str(e["id"]) for e in meta["x"]] == [t.id for t in tweets]
-        assert [str(e["id"]) for e in meta["mastodon"]] == [str(s["id"]) for s in statuses]
-        assert len(meta["bluesky"]) == 3 and "pending" not in meta
+        d.wait_polls(1)
         d.stop()
+        for k in (1, 2, 3, 5):  # media upload, alt text, first post, last post
+            marker = uuid.uuid4().hex[:10]
+            count = {"n": 0}
+            killed = {"done": False}
+
+            def hook(method: str, path: str, status: int, k: int = k, count: dict = count, killed: dict = killed) -> None:
+                if method == "POST" and not killed["done"]:
+                    count["n"] += 1
+                    if count["n"] == k and d.proc is not None:
+                        killed["done"] = True
+                        os.killpg(d.proc.pid, signal.SIGKILL)
+
+            servers.x.after_request = hook
+            try:
+                d.start()
+                d.wait_polls(1)
+                root = src.post(f"Crash {k} {marker}, the opening post.", image=(png((0, 120, 0)), "A green rectangle"))
+                parent = src.post(f"Crash {k} {marker}, the second post.", root=root, parent=root)
+                src.post(f"Crash {k} {marker}, the third post.", root=root, parent=parent)
+                d.wait_for(lambda killed=killed: killed["done"], 90, f"the kill at X request {k}")
+                assert d.proc is not None
+                d.proc.wait(10)
+                d.proc = None
+            finally:
+                servers.x.after_request = None
+            d.start()
+            d.wait_for(lambda marker=marker: len(mastodon_thread(servers, marker)) >= 3 and
+                       len(x_thread(servers, marker)) >= 3, 90, f"the thread after the kill at request {k}")
+            d.wait_polls(2)
+            statuses, tweets = mastodon_thread(servers, marker), x_thread(servers, marker)
+            assert len(statuses) == 3 and len(tweets) == 3, (k, [s["text"] for s in statuses], [t.text for t in tweets])
+            assert tweets[1].in_reply_to == tweets[0].id and tweets[2].in_reply_to == tweets[1].id
+            assert str(statuses[2]["in_reply_to_id"]) == str(statuses[1]["id"])
+            _title, meta = archive_thread(tmp_path, f"Crash {k} {marker}")
+            assert [str(e["id"]) for e in meta["x"]] == [t.id for t in tweets]
+            assert [str(e["id"]) for e in meta["mastodon"]] == [str(s["id"]) for s in statuses]
+            assert len(meta["bluesky"]) == 3 and "pending" not in meta
+            d.stop()
+    finally:
+        if d.proc is not None and d.proc.poll() is None:
+            d.kill()
