@@ -54,7 +54,9 @@ def attach(engine: Any, *, backfill: datetime | None = None, backup: Any = None)
 
     config = engine.config
     assert config.mirror is not None
-    mirror = Mirror(config, EnginePublisher(engine), backfill=backfill, backup=backup)
+    from crossposter.mirror.loop import backup_out_of_process
+
+    mirror = Mirror(config, EnginePublisher(engine), backfill=backfill, backup=backup or backup_out_of_process)
     every = config.mirror.every
 
     def run() -> None:

@@ -84,6 +84,16 @@ def run_source_backup(config: Config) -> BackupResult:
     return BackupResult(newest=newest, problems=list(out.problems), complete=out.complete)
 
 
+def backup_out_of_process(config: Config) -> BackupResult:
+    """The daemon's backup: skipped when the source shows nothing new, else run in a child process."""
+    from crossposter.mirror.backup_child import nothing_new, run_in_child
+
+    if nothing_new(config):
+        return BackupResult(newest={}, problems=[])
+    assert config.mirror is not None
+    return run_in_child(config, timeout=max(600.0, 5 * config.mirror.every))
+
+
 class Mirror:
     """The cross-posting bot's brain; `poll()` is what the daemon's interval job runs."""
 
