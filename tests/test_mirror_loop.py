@@ -152,3 +152,16 @@ def test_the_status_account_name_is_the_backup_commands(setup, monkeypatch) -> N
     monkeypatch.setenv("CROSSPOSTER_MASTODON_ACCESS_TOKEN", "a-long-enough-access-token")
     for platform in ("bluesky", "mastodon"):
         assert account_name(config, platform) == _reader(platform, config, None)[1]
+
+
+def test_done_by_the_daemon_counts_as_mirrored(setup) -> None:  # noqa: ANN001
+    """The daemon planned at the instance's real limit; the mirror's offline plan may count differently."""
+    config, archive = setup
+    clock, pub = Clock(T0 + timedelta(hours=1)), Publisher()
+    m = Mirror(config, pub, backup=no_backup, clock=Clock(T0))
+    m.clock = clock
+    t1 = T0 + timedelta(minutes=1)
+    write(archive, section("New", [(t1, "Opening post.")]))
+    pub.outcomes["New"] = "done"
+    m.poll()
+    assert pub.submitted == [] and m.state.threads[uri(t1)].status == MIRRORED

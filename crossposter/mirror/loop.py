@@ -220,6 +220,9 @@ class Mirror:
         seen_newest = max(known) if known else None
         complete, tagged = self._progress(archive, thread, meta)
         outcome, retry_at = self.publisher.outcome(Path(archive.path), thread.title, thread)
+        # the daemon published this very text to the end (its plan used the instance's real Mastodon limit,
+        # which ours, made offline at the configured one, may not match)
+        complete = complete or outcome == "done"
         seen = Seen(root_id=root_id, archive=str(archive.path), title=thread.title, posts=posts, started=started,
                     newest=seen_newest, tagged=tagged, complete=complete, outcome=outcome, retry_at=retry_at)
         return decide(prev, seen, now, self.rules)
