@@ -169,6 +169,7 @@ import httpx, requests
 import crossposter.metadata as md
 import crossposter.publish as pub
 from crossposter.config import load_config
+from crossposter.reporter import LogReporter
 
 writes = 0
 write_s = 0.0
@@ -195,25 +196,22 @@ def timed(send):
 requests.Session.send = timed(requests.Session.send)
 httpx.Client.send = timed(httpx.Client.send)
 
-recording = {}  # thread -> [(start, end)] a chain waited for its posts to be recorded (group commit included)
-real_call = pub._GroupRecorder.__call__
-def recorder_call(self, fn):
-    t = time.perf_counter()
-    try:
-        return real_call(self, fn)
-    finally:
-        recording.setdefault(threading.current_thread().name, []).append((t - t0, time.perf_counter() - t0))
-pub._GroupRecorder.__call__ = recorder_call
+class Timing(LogReporter):
+    # the publisher's own progress events, timed: when each chain ran and how long it waited on the archive
 
+    def start(self, platform, done, total):
+        chains[platform] = [threading.current_thread().name, time.perf_counter() - t0, None]
+        super().start(platform, done, total)
+
+    def recorded(self, platform, seconds):
+        end = time.perf_counter() - t0
+        recording.setdefault(threading.current_thread().name, []).append((end - seconds, end))
+
+    def chain_ended(self, outcome):
+        chains[outcome.platform][2] = time.perf_counter() - t0
+
+recording = {}  # thread -> [(start, end)] a chain waited for its posts to be recorded (group commit included)
 chains = {}  # platform -> [thread, start, end]
-real_run = pub._Chain.run
-def run(self):
-    t = time.perf_counter()
-    try:
-        return real_run(self)
-    finally:
-        chains[self.platform] = [threading.current_thread().name, t - t0, time.perf_counter() - t0]
-pub._Chain.run = run
 
 if sys.argv[4] == "True":
     import logging
@@ -222,7 +220,7 @@ config = load_config(sys.argv[1])
 if sys.argv[5] == "True":
     pub.warm_up(config.enabled_platforms())  # what a publisher process started ahead of the thread does
 t0 = time.perf_counter()
-result = pub.publish_thread(config, Path(sys.argv[2]), "Benchmark thread", progress=False,
+result = pub.publish_thread(config, Path(sys.argv[2]), "Benchmark thread", reporter=Timing(),
                             upload_ahead=sys.argv[3] == "True")
 wall = time.perf_counter() - t0
 print(json.dumps({"wall": wall, "ok": result.ok, "totals": {p: o.total for p, o in result.outcomes.items()},
@@ -255,6 +253,7 @@ def breakdown(out: dict, proxies: dict[str, TimedProxy]) -> dict[str, Breakdown]
     for p, proxy in proxies.items():
         b = Breakdown(requests=proxy.count, server=sum(s for _, s in proxy.timings))
         thread, start, end = out["chains"].get(p, ["?", 0.0, 0.0])
+        end = start if end is None else end  # a platform that never ran a chain (its thread was changed)
         b.before_chain, b.chain = start, end - start
         mine = [(a, z, name) for url, name, a, z in out["calls"] if url.startswith(proxy.url)]
         b.in_chain = sum(1 for *_, name in mine if name == thread)

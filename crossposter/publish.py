@@ -20,6 +20,7 @@ thread reaches all three in about the time of the slowest one.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import logging
@@ -29,9 +30,10 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +54,7 @@ from crossposter.platforms.base import (
     UnauthorizedError,
     UploadedMedia,
 )
+from crossposter.reporter import Reporter, default_reporter
 
 if TYPE_CHECKING:
     from crossposter.archive import Archive, Thread
@@ -149,66 +152,6 @@ def _ref_from_entry(entry: Entry) -> PostRef:
     return PostRef(id=entry.id, url=entry.link, cid=entry.cid)
 
 
-# --------------------------------------------------------------------------- progress
-
-
-class _Reporter:
-    """Plain log lines (daemon, pipes); the rich subclass draws a bar per platform."""
-
-    def __enter__(self) -> _Reporter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def start(self, platform: str, done: int, total: int) -> None:
-        log.info("%s: %d/%d already posted, %d to go", platform, done, total, total - done)
-
-    def posted(self, platform: str, done: int, total: int, url: str) -> None:
-        log.info("%s: posted %d/%d %s", platform, done, total, url)
-
-    def note(self, platform: str, message: str) -> None:
-        log.warning("%s: %s", platform, message)
-
-    def finish(self, outcome: PlatformOutcome) -> None:
-        level = logging.INFO if outcome.state == OutcomeState.DONE else logging.WARNING
-        log.log(level, "%s: %s, %d/%d posted%s", outcome.platform, outcome.state, outcome.posted, outcome.total,
-                f" — {outcome.message}" if outcome.message else "")
-
-
-class _RichReporter(_Reporter):
-    def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._progress = Progress(TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
-                                  TextColumn("{task.fields[status]}"), TimeElapsedColumn())
-        self._tasks: dict[str, Any] = {}
-
-    def __enter__(self) -> _RichReporter:
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
-
-    def start(self, platform: str, done: int, total: int) -> None:
-        self._tasks[platform] = self._progress.add_task(platform, total=total, completed=done, status="")
-
-    def posted(self, platform: str, done: int, total: int, url: str) -> None:
-        self._progress.update(self._tasks[platform], completed=done, status="")
-
-    def note(self, platform: str, message: str) -> None:
-        if platform in self._tasks:
-            self._progress.update(self._tasks[platform], status=message[:60])
-
-    def finish(self, outcome: PlatformOutcome) -> None:
-        task = self._tasks.get(outcome.platform)
-        if task is None:
-            self.start(outcome.platform, outcome.posted, outcome.total)
-            task = self._tasks[outcome.platform]
-        self._progress.update(task, completed=outcome.posted, status=outcome.state)
-
-
 # --------------------------------------------------------------------------- retries
 
 
@@ -219,7 +162,7 @@ class _Runtime:
     sleep: Sleep | None
     now: Clock
     rng: random.Random
-    reporter: _Reporter
+    reporter: Reporter
 
     def wait(self, seconds: float) -> None:
         if seconds > 0:
@@ -358,7 +301,7 @@ class _Chain:
     write: Callable[[Callable[[dict], None]], None]
     thread_key: str
     language: str
-    rt: _Runtime
+    runtime: _Runtime
     upload_ahead: bool = True
     max_image_pixels: int | None = None
 
@@ -370,7 +313,7 @@ class _Chain:
         out = []
         for img in self.posts[index].images:
             data = self.prepared[(str(img.path), img.alt, self.max_image_bytes, self.max_image_pixels)]
-            out.append(self.rt.call(self.platform, f"post {index + 1}: upload {img.src}",
+            out.append(self.runtime.call(self.platform, f"post {index + 1}: upload {img.src}",
                                     lambda d=data: self.adapter.upload_image(d)))
         return out
 
@@ -378,16 +321,27 @@ class _Chain:
         post = self.posts[index]
         new_tid_fn = getattr(self.adapter, "new_tid", None) or new_tid
         return {"index": index, "rkey": new_tid_fn(),
-                "created_at": self.rt.now().astimezone(UTC).isoformat(timespec="milliseconds").replace(
+                "created_at": self.runtime.now().astimezone(UTC).isoformat(timespec="milliseconds").replace(
                     "+00:00", "Z"),
                 "sha": text_sha(post.text)}
 
     def run(self) -> PlatformOutcome:
+        outcome = self._run()
+        self.runtime.reporter.chain_ended(outcome)
+        return outcome
+
+    def _record(self, update: Callable[[dict], None]) -> None:
+        """Write `update` into the thread's block (grouped with the other chains' writes) and report the wait."""
+        started = time.perf_counter()
+        self.write(update)
+        self.runtime.reporter.recorded(self.platform, time.perf_counter() - started)
+
+    def _run(self) -> PlatformOutcome:
         p = self.platform
         total = len(self.posts)
         links = [e.link for e in self.recorded]
         start = len(self.recorded)
-        self.rt.reporter.start(p, start, total)
+        self.runtime.reporter.start(p, start, total)
         if start >= total:
             return self.outcome(OutcomeState.DONE, start, "already posted", links=links)
         parent = _ref_from_entry(self.recorded[-1]) if self.recorded else None
@@ -419,9 +373,9 @@ class _Chain:
                 if not (self.pending and self.pending.get("index") == start and self.pending.get("rkey")):
                     self.pending = self._pending_for(start)
                     pend = dict(self.pending)
-                    self.write(lambda meta: meta.setdefault("pending", {}).__setitem__("bluesky", pend))
+                    self._record(lambda meta: meta.setdefault("pending", {}).__setitem__("bluesky", pend))
             for i in range(start, total):
-                if self.rt.stop_event.is_set():
+                if self.runtime.stop_event.is_set():
                     raise _Stop(OutcomeState.STOPPED, "stopped on request; run again to resume")
                 post = self.posts[i]
                 sha = text_sha(post.text)
@@ -433,7 +387,7 @@ class _Chain:
                     out.rkey = str(self.pending["rkey"])
                     out.created_at = str(self.pending["created_at"])
                 try:
-                    ref = self.rt.call(p, f"post {i + 1}",
+                    ref = self.runtime.call(p, f"post {i + 1}",
                                        lambda o=out, par=parent, r=root: self.adapter.publish(o, par, r))
                 except MaybePostedError as e:
                     ref = self._settle_maybe_posted(i, parent, e)
@@ -441,19 +395,19 @@ class _Chain:
                 if ref.cid:
                     entry["cid"] = ref.cid
                 entry["sha"] = sha
-                nxt = self._pending_for(i + 1) if p == "bluesky" and i + 1 < total else None
+                next_pending = self._pending_for(i + 1) if p == "bluesky" and i + 1 < total else None
                 try:
-                    self.write(lambda meta, k=i, e=entry, n=nxt: self._apply(meta, k, e, n))
+                    self._record(lambda meta, k=i, e=entry, n=next_pending: self._apply(meta, k, e, n))
                 except Exception as err:  # the post is out but not recorded: say exactly what to write by hand
                     raise _Stop(OutcomeState.ERROR, f"post {i + 1} was published ({ref.url}) but could not be recorded in "
                                          f"the archive: {err}. Add `- {{id: \"{ref.id}\"}}` as entry {i + 1} under "
                                          f"`{p}:` in the thread's crossposter block before running again.") from None
-                self.pending = nxt
+                self.pending = next_pending
                 posted = i + 1
                 links.append(ref.url)
                 parent = ref
                 root = root or ref
-                self.rt.reporter.posted(p, posted, total, ref.url)
+                self.runtime.reporter.posted(p, posted, total, ref.url)
             return self.outcome(OutcomeState.DONE, posted, links=links)
         except _Stop as s:
             return self.outcome(s.state, posted, s.message, s.retry_at, links)
@@ -479,7 +433,7 @@ class _Chain:
         fixed = []
         for ref in (parent, root):
             if ref is not None and not ref.cid:
-                found = self.rt.call(self.platform, "look up recorded post", lambda r=ref: self.adapter.lookup(r.id))
+                found = self.runtime.call(self.platform, "look up recorded post", lambda r=ref: self.adapter.lookup(r.id))
                 if found is None or not found.ref.cid:
                     raise _Stop(OutcomeState.ERROR, f"the recorded post {ref.id} no longer exists on bluesky; remove it from "
                                          "the thread's crossposter block to post the rest as a new thread")
@@ -487,7 +441,7 @@ class _Chain:
             fixed.append(ref)
         return fixed[0], fixed[1]
 
-    def _apply(self, meta: dict, index: int, entry: dict, nxt: dict | None) -> None:
+    def _apply(self, meta: dict, index: int, entry: dict, next_pending: dict | None) -> None:
         lst = meta.get(self.platform)
         if not isinstance(lst, list):
             lst = []
@@ -498,8 +452,8 @@ class _Chain:
         meta[self.platform] = lst
         pending = meta.get("pending") if isinstance(meta.get("pending"), dict) else {}
         pending.pop(self.platform, None)
-        if nxt is not None:
-            pending[self.platform] = nxt
+        if next_pending is not None:
+            pending[self.platform] = next_pending
         if pending:
             meta["pending"] = pending
         else:
@@ -516,14 +470,14 @@ class _Chain:
         if callable(finder):
             text = self.posts[index].text
             try:
-                found = self.rt.call(self.platform, f"post {index + 1}: look for an earlier attempt",
+                found = self.runtime.call(self.platform, f"post {index + 1}: look for an earlier attempt",
                                      lambda: finder(text, parent))
             except PlatformError as err:
                 log.warning("%s: could not look for an earlier attempt of post %d: %s", self.platform, index + 1,
                             err.message)
                 found = None
             if found is not None:
-                self.rt.reporter.note(self.platform, f"post {index + 1} was already published by an earlier "
+                self.runtime.reporter.note(self.platform, f"post {index + 1} was already published by an earlier "
                                                      f"attempt: {found.url}")
                 return found
         raise _Stop(OutcomeState.MAYBE_POSTED, self._maybe_posted_message(index, e))
@@ -746,38 +700,75 @@ def _check_recorded(plan: ThreadPlan, platform: str, recorded: list[Entry]) -> s
 # --------------------------------------------------------------------------- the engine
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class PublishOptions:
+    """How one run publishes, beyond the thread itself: what tests, the dry run and benchmarks change."""
+
+    #: the platforms to publish to (default: every enabled one)
+    platforms: list[str] | None = None
+    #: adapters to use instead of building them from the config (fakes, test doubles)
+    adapters: dict[str, Adapter] | None = None
+    #: set to stop after the request in flight (SIGTERM in the daemon, Ctrl-C in `post`)
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    #: progress goes here; None: rich bars when `progress`, log lines otherwise (made after pre-flight)
+    reporter: Reporter | None = None
+    progress: bool = False
+    #: the clock (tests): `sleep` replaces waiting on `stop_event`, `now` the time
+    sleep: Sleep | None = None
+    now: Clock = _utc_now
+    #: writes the thread's block (`metadata.update_thread_metadata`, or a dry run's copy)
+    recorder: Recorder | None = None
+    dry_run: bool = False
+    #: upload the next post's images while this one is posted
+    upload_ahead: bool = True
+    rng: random.Random = field(default_factory=random.Random)
+
+
 def publish_thread(config: Config, archive_path: Path, title: str, platforms: list[str] | None = None, *,
                    adapters: dict[str, Adapter] | None = None, stop_event: threading.Event | None = None,
                    progress: bool | None = None, sleep: Sleep | None = None, now: Clock | None = None,
                    recorder: Recorder | None = None, dry_run: bool = False, upload_ahead: bool = True,
-                   rng: random.Random | None = None) -> PublishResult:
+                   rng: random.Random | None = None, reporter: Reporter | None = None) -> PublishResult:
     """Publish (or resume) one thread; see the module docstring for the guarantees.
 
-    Extra keywords beyond the contract exist for tests and the dry run: `sleep`/`now` replace the real
-    clock, `recorder` replaces `metadata.update_thread_metadata`, `dry_run` uses in-process fakes (unless
-    `adapters` are given) and records into a temp copy whose bytes come back as `archive_after`.
+    Extra keywords beyond the contract exist for tests, benchmarks and the dry run (see `PublishOptions`):
+    `sleep`/`now` replace the real clock, `recorder` replaces `metadata.update_thread_metadata`, `reporter`
+    receives the progress, `dry_run` uses in-process fakes (unless `adapters` are given) and records into a
+    temp copy whose bytes come back as `archive_after`.
     Raises PreflightError (nothing posted) or ThreadLockedError (another run is posting it).
     """
+    options = PublishOptions(
+        platforms=platforms, adapters=adapters, stop_event=stop_event or threading.Event(), reporter=reporter,
+        progress=sys.stdout.isatty() if progress is None else progress, sleep=sleep, now=now or _utc_now,
+        recorder=recorder, dry_run=dry_run, upload_ahead=upload_ahead, rng=rng or random.Random())
+    return publish_with(config, archive_path, title, options)
+
+
+def publish_with(config: Config, archive_path: Path, title: str, options: PublishOptions) -> PublishResult:
+    """`publish_thread` with its options in one object."""
     archive_path = Path(archive_path).resolve()
-    stop_event = stop_event or threading.Event()
-    if progress is None:
-        progress = sys.stdout.isatty()
-    if dry_run:
+    if options.dry_run:
         tmpdir = Path(tempfile.mkdtemp(prefix="crossposter-dry-run-"))
         try:
             copy = tmpdir / archive_path.name
             shutil.copyfile(archive_path, copy)
-            base = recorder or _default_recorder()
+            base = options.recorder or _default_recorder()
 
             def dry_recorder(_path: Path, t: str, fn: Callable[[dict], None]) -> dict:
                 return base(copy, t, fn)
 
+            adapters = options.adapters
             if adapters is None:
                 from crossposter.fakes import fake_adapters
 
-                adapters = dict(fake_adapters(platforms or config.enabled_platforms(), config=config, strict=False))
-            result = _publish(config, archive_path, title, platforms, adapters, stop_event, progress, sleep, now,
-                              dry_recorder, True, upload_ahead, rng)
+                adapters = dict(fake_adapters(options.platforms or config.enabled_platforms(), config=config,
+                                              strict=False))
+            result = _publish(config, archive_path, title,
+                              dataclasses.replace(options, adapters=adapters, recorder=dry_recorder))
             result.archive_after = copy.read_bytes()
             return result
         finally:
@@ -791,14 +782,14 @@ def publish_thread(config: Config, archive_path: Path, title: str, platforms: li
     except ArchiveError as e:
         raise PreflightError([str(e)]) from None
     with thread_lock(config, archive_path, canonical):
-        return _publish(config, archive_path, title, platforms, adapters, stop_event, progress, sleep, now,
-                        recorder or _default_recorder(), False, upload_ahead, rng)
+        return _publish(config, archive_path, title,
+                        dataclasses.replace(options, recorder=options.recorder or _default_recorder()))
 
 
-def _publish(config: Config, archive_path: Path, title: str, platforms: list[str] | None,
-             adapters: dict[str, Adapter] | None, stop_event: threading.Event, progress: bool, sleep: Sleep | None,
-             now: Clock | None, recorder: Recorder, dry_run: bool, upload_ahead: bool,
-             rng: random.Random | None) -> PublishResult:
+def _publish(config: Config, archive_path: Path, title: str, options: PublishOptions) -> PublishResult:
+    """The run itself, under the thread's lock (or on a dry run's copy): pre-flight, log-ins, chains."""
+    platforms, dry_run = options.platforms, options.dry_run
+    assert options.recorder is not None  # publish_with sets it
     from crossposter.archive import ArchiveError, read_archive
     from crossposter.config import ConfigError, platform_secrets
     from crossposter.plan import plan_thread
@@ -855,7 +846,7 @@ def _publish(config: Config, archive_path: Path, title: str, platforms: list[str
         problems += _image_problems(plan, archive_path, targets, starts)
 
         # 3. adapters (credentials are read here)
-        given = dict(adapters or {})
+        given = dict(options.adapters or {})
         built: dict[str, Adapter] = {}
         for p in targets:
             if p in given:
@@ -873,9 +864,8 @@ def _publish(config: Config, archive_path: Path, title: str, platforms: list[str
         if problems:
             raise PreflightError(problems + refusals)
 
-        reporter: _Reporter = _RichReporter() if progress else _Reporter()
-        rt = _Runtime(config, stop_event, sleep, now or (lambda: datetime.now(UTC)), rng or random.Random(),
-                      reporter)
+        reporter = options.reporter or default_reporter(options.progress)
+        runtime = _Runtime(config, options.stop_event, options.sleep, options.now, options.rng, reporter)
         outcomes: dict[str, PlatformOutcome] = {}
 
         with reporter:
@@ -885,8 +875,8 @@ def _publish(config: Config, archive_path: Path, title: str, platforms: list[str
 
             def login(p: str) -> Any:
                 try:
-                    rt.call(p, "log in", built[p].login)
-                    lim = rt.call(p, "read limits", built[p].limits)
+                    runtime.call(p, "log in", built[p].login)
+                    lim = runtime.call(p, "read limits", built[p].limits)
                     # Prepare images now, while the other platforms still wait for their servers; problems are
                     # reported by the pass over the final plan below (which then only hits this cache).
                     _prepare_images(plan, archive_path, p, starts[p], lim, prepared, cache_lock)
@@ -930,7 +920,7 @@ def _publish(config: Config, archive_path: Path, title: str, platforms: list[str
 
             # 7. the chains, one thread per platform
             chains: dict[str, _Chain] = {}
-            group = _GroupRecorder(recorder, archive_path, title)
+            group = _GroupRecorder(options.recorder, archive_path, title)
             for p in limits:
                 why = _check_recorded(plan, p, recorded[p])
                 if why:
@@ -944,8 +934,8 @@ def _publish(config: Config, archive_path: Path, title: str, platforms: list[str
                                    recorded=recorded[p], pending=pend, prepared=prepared,
                                    max_image_bytes=limits[p].max_image_bytes,
                                    max_image_pixels=limits[p].max_image_pixels, write=group,
-                                   thread_key=thread.key, language=config.language, rt=rt,
-                                   upload_ahead=upload_ahead)
+                                   thread_key=thread.key, language=config.language, runtime=runtime,
+                                   upload_ahead=options.upload_ahead)
             if chains:
                 with ThreadPoolExecutor(max_workers=len(chains), thread_name_prefix="chain") as pool:
                     running = {p: pool.submit(c.run) for p, c in chains.items()}

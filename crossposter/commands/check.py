@@ -137,7 +137,7 @@ def _archives(config: Any, report: _Report, limits: dict[str, int], now: datetim
     from zoneinfo import ZoneInfo
 
     from crossposter.archive import ArchiveError, read_archive
-    from crossposter.daemon.state import STATE_FILE, DaemonState
+    from crossposter.daemon.state import GAVE_UP, STATE_FILE, DaemonState
     from crossposter.daemon.watch import thread_info
     from crossposter.plan import plan_thread
 
@@ -175,7 +175,7 @@ def _archives(config: Any, report: _Report, limits: dict[str, int], now: datetim
             if info.schedule is not None and not started:
                 late = (now - info.schedule).total_seconds()
                 entry = state.get(info.key, info.sig)
-                if entry and entry.get("outcome") in ("missed", "failed"):
+                if entry and entry.get("outcome") in GAVE_UP:
                     report.fail(f"{where}: {entry['outcome']}: {entry.get('message', '')}")
                     continue
                 if late > grace:

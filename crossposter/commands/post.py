@@ -146,6 +146,7 @@ def _summary(console, result, dry_run: bool = False) -> None:  # noqa: ANN001 - 
     from rich.markup import escape
     from rich.table import Table
 
+    from crossposter.outcome import RETRYABLE, OutcomeState
     from crossposter.redact import redact
 
     title = f"{result.title} — {result.archive.name}" + (" (dry run: what a real run would do)" if dry_run else "")
@@ -159,8 +160,7 @@ def _summary(console, result, dry_run: bool = False) -> None:  # noqa: ANN001 - 
         detail = "\n".join(links) if o.state == "done" else "\n".join([o.message, *links])
         if o.retry_at:
             detail += f"\nretry after {o.retry_at:%Y-%m-%d %H:%M:%S} UTC"
-        style = "green" if o.state == "done" else "yellow" if o.state in {"rate_limited", "transient",
-                                                                         "stopped"} else "red"
+        style = "green" if o.state == OutcomeState.DONE else "yellow" if o.state in RETRYABLE else "red"
         table.add_row(name, f"{o.posted}/{o.total}", f"[{style}]{o.state}[/]", escape(redact(detail)))
     console.print(table)
     if result.ok:

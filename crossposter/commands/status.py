@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from crossposter.daemon.state import UNFINISHED
+
 
 def collect(paths: list[Path], config: Any, now: datetime | None = None) -> dict[str, Any]:
     """The status as plain data (what `--format json` prints; the table is drawn from it)."""
@@ -79,7 +81,7 @@ def _state(info: Any, per: dict[str, Any], daemon: dict | None, now: datetime, g
         return "skipped"
     if per and all(v["total"] and v["posted"] >= v["total"] for v in per.values()):
         return "published"
-    if daemon and daemon.get("outcome") in ("missed", "failed", "retrying", "stopped"):
+    if daemon and daemon.get("outcome") in UNFINISHED:
         return str(daemon["outcome"])
     if any(v["posted"] for v in per.values()) or info.pending:
         return "partial"
@@ -123,7 +125,7 @@ def _table(data: dict[str, Any]) -> None:
             cells.append(cell)
         when = t["schedule"][:16].replace("T", " ") if t["schedule"] else ("queued" if t["queued"] else "")
         problems = [f"line {e['line']}: {e['message']}" for e in t["errors"]]
-        if t["daemon"] and t["daemon"].get("outcome") in ("missed", "failed", "retrying", "stopped"):
+        if t["daemon"] and t["daemon"].get("outcome") in UNFINISHED:
             problems.append(t["daemon"].get("message", ""))
         style = _STYLE.get(t["state"], "")
         table.add_row(Path(t["archive"]).name, f"{t['title']} (line {t['line']})", when,

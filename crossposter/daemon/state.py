@@ -33,6 +33,10 @@ class ThreadOutcome(StrEnum):
 
 #: Terminal outcomes: the daemon leaves the thread alone until its schedule or text changes.
 TERMINAL = frozenset({ThreadOutcome.DONE, ThreadOutcome.FAILED, ThreadOutcome.MISSED})
+#: The daemon gave up on the thread: a person has to act (`check` fails on these).
+GAVE_UP = TERMINAL - {ThreadOutcome.DONE}
+#: Outcomes `status` shows in place of what the archive says (the archive cannot know them).
+UNFINISHED = frozenset(ThreadOutcome) - {ThreadOutcome.DONE}
 
 
 def now_utc() -> datetime:
