@@ -158,9 +158,15 @@ def test_crlf_archive_stays_crlf(tmp_path: Path) -> None:
     archive = tmp_path / "threads" / "mastodon.md"
     archive.parent.mkdir()
     archive.write_bytes(b"# Mine\r\n\r\n## Written by hand\r\n\r\nhello\r\n")
-    backup(FakeReader([P(1, "From the platform"), P(2, "second", 1)]), cfg(tmp_path))
+    reader = FakeReader([P(1, "From the platform"), P(2, "second", 1)])
+    backup(reader, cfg(tmp_path))
     data = archive.read_bytes()
     assert data.startswith(b"# Mine\r\n\r\n## Written by hand\r\n\r\nhello\r\n\r\n## From the platform\r\n")
+    assert b"\n" not in data.replace(b"\r\n", b"")
+    reader.posts.append(P(3, "a later reply\nin two lines", 2))
+    backup(reader, cfg(tmp_path))
+    data = archive.read_bytes()
+    assert data.endswith(b"second\r\n\r\n---\r\n\r\na later reply\r\nin two lines\r\n")
     assert b"\n" not in data.replace(b"\r\n", b"")
 
 
@@ -340,3 +346,144 @@ def test_reporter_hears_pages_media_and_threads(tmp_path: Path) -> None:
     img = SourceMedia("image", "u", "1-0.png")
     backup(FakeReader([P(1, "a", media=(img,)), P(2, "b")], files={"u": b"x"}), cfg(tmp_path), reporter=rec)
     assert rec.events == [("page", 2), ("media", 1, 1), ("threads", 2, 2)]
+
+
+def test_into_a_fifo_or_folder_is_refused_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.md"
+    os.mkfifo(fifo)
+    for target in (fifo, tmp_path):
+        with pytest.raises(ArchiveError, match="not a regular file"):
+            backup(FakeReader([P(1, "x")]), cfg(tmp_path), into=target)
+
+
+def test_far_future_and_ancient_dates_are_written_as_they_are(tmp_path: Path) -> None:
+    posts = [SourcePost("mastodon", "1", "https://social.example/@me/1", datetime(2199, 12, 31, 23, 59, tzinfo=UTC),
+                        "from the future"),
+             SourcePost("mastodon", "2", "https://social.example/@me/2", datetime(1970, 1, 1, tzinfo=UTC), "old")]
+    backup(FakeReader(posts), cfg(tmp_path))
+    threads = read_archive(tmp_path / "threads" / "mastodon.md").threads
+    assert [(t.title, t.date) for t in threads] == [("old", "1970-01-01 01:00"), ("from the future", "2200-01-01 00:59")]
+
+
+def test_a_refused_first_read_is_an_error_and_a_later_one_a_problem(tmp_path: Path) -> None:
+    from crossposter.platforms.base import UnauthorizedError
+
+    reader = FakeReader([P(1, "x")], errors=[UnauthorizedError("mastodon", "401: the access token is invalid")])
+    with pytest.raises(UnauthorizedError):
+        backup(reader, cfg(tmp_path))
+    assert not (tmp_path / "threads").exists()
+    err = UnauthorizedError("mastodon", "401: token revoked")
+    err.partial = ReadResult(posts=[P(1, "x")], cursor="1", requests=1)  # type: ignore[attr-defined]
+    out = backup(FakeReader([P(1, "x")], errors=[err]), cfg(tmp_path))
+    assert len(out.threads) == 1 and not out.complete and "token revoked" in out.problems[0]
+
+
+def test_a_stored_cursor_the_reader_refuses_means_reading_everything(tmp_path: Path) -> None:
+    from crossposter.backup.state import BackupState
+
+    class Picky(FakeReader):
+        def read(self, *, cursor=None, since=None, on_page=None) -> ReadResult:
+            if cursor == "damaged":
+                raise ValueError("'damaged' is not a cursor")
+            return super().read(cursor=cursor, since=since, on_page=on_page)
+
+    config = cfg(tmp_path)
+    BackupState.load(config.state_path, "mastodon", "me@social.example").save("damaged")
+    out = backup(Picky([P(1, "x")]), config)
+    assert [t.post_ids for t in out.threads] == [["1"]] and out.cursor_saved
+    assert BackupState.load(config.state_path, "mastodon", "me@social.example").cursor == "1"
+
+
+def test_the_commands_progress_bar_and_plain_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from crossposter.commands.backup import _BarReporter, _PlainReporter, summary_lines
+
+    img = SourceMedia("image", "u", "1-0.png")
+    reader = FakeReader([P(1, "a", media=(img,)), P(2, "b")], files={"u": b"x"})
+    out = io.StringIO()
+    with Progress(console=Console(file=out, force_terminal=True, width=100)) as progress:
+        result = backup(reader, cfg(tmp_path), reporter=_BarReporter(progress))
+    drawn = out.getvalue()
+    assert "reading (2 posts)" in drawn and "media" in drawn and "threads" in drawn
+    backup(FakeReader([P(3, "c")]), cfg(tmp_path), reporter=_PlainReporter())
+    assert capsys.readouterr().err.splitlines() == ["read page 1 (1 posts, 1 so far)", "written 1/1 threads"]
+    lines = summary_lines(result, tmp_path)
+    assert lines[0].startswith("mastodon → threads/mastodon.md: added 2 thread(s), 0 section(s) with later "
+                               "replies, 2 post(s), 1 media file(s) (0 already there)")
+    assert lines[1:] == ["  + a (1 post(s), threads/mastodon.md)", "  + b (1 post(s), threads/mastodon.md)"]
+
+
+def test_self_replies_read_before_their_first_post_wait_for_it(tmp_path: Path) -> None:
+    """Newest first (Mastodon, X's API) and stopped half-way: the replies read must not become a thread of
+    their own; once a run reads the first post, the thread is written whole."""
+    posts = [P(1, "Old thread start"), P(2, "its reply", 1), P(3, "New thread")]
+    err = TransientError("mastodon", "connection reset")
+    err.partial = ReadResult(posts=[posts[2], posts[1]], cursor="gap-cursor", requests=1)  # type: ignore[attr-defined]
+    reader = FakeReader(posts, errors=[err] * 6)  # the first read and its 5 retries (config retry.attempts)
+    config = cfg(tmp_path)
+    out = backup(reader, config)
+    assert [t.post_ids for t in out.threads] == [["3"]] and not out.cursor_saved
+    assert any("first post was not read yet" in p for p in out.problems)
+    out = backup(reader, config)
+    assert [t.post_ids for t in out.threads] == [["1", "2"]] and out.ok
+
+
+def test_an_editors_save_during_the_write_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The person saves the archive in their editor while a batch is computed: the batch is computed again on
+    top of their save (never over it), through the same editor-aware write as every recording."""
+    from crossposter.backup.writer import ArchiveWriter
+
+    archive = tmp_path / "threads" / "mastodon.md"
+    archive.parent.mkdir()
+    archive.write_bytes(b"# Mine\n\n## Draft\n\nfirst words\n")
+    real = ArchiveWriter._compute
+    calls = []
+
+    def compute(self, data, *args):
+        calls.append(data)
+        if len(calls) == 1:  # the editor saves right after our read
+            saved = archive.read_bytes().replace(b"first words", b"first words, and more I typed")
+            tmp = archive.with_name("editor.tmp")
+            tmp.write_bytes(saved)
+            os.replace(tmp, archive)
+        return real(self, data, *args)
+
+    monkeypatch.setattr(ArchiveWriter, "_compute", compute)
+    backup(FakeReader([P(1, "From Mastodon")]), cfg(tmp_path))
+    text = archive.read_text(encoding="utf-8")
+    assert len(calls) == 2 and text.startswith("# Mine\n\n## Draft\n\nfirst words, and more I typed\n\n## From Mastodon\n")
+
+
+def test_a_cache_kept_between_calls_parses_only_changed_archives(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mirror bot calls run_backup every few minutes: an archive it wrote itself, or that nobody
+    changed, is not parsed again; any change (even of one byte) is."""
+    import crossposter.archive
+    import crossposter.backup.writer
+    from crossposter.backup.run import ArchiveCache
+
+    parses = []
+    real = crossposter.archive.parse_archive
+
+    def counting(text, path):
+        parses.append(Path(path).name)
+        return real(text, path)
+
+    monkeypatch.setattr(crossposter.archive, "parse_archive", counting)
+    monkeypatch.setattr(crossposter.backup.writer, "parse_archive", counting)
+    reader = FakeReader([P(1, "First")])
+    config, cache = cfg(tmp_path), ArchiveCache()
+    backup(reader, config, cache=cache)
+    parses.clear()
+    reader.posts.append(P(2, "Second"))
+    out = backup(reader, config, cache=cache)
+    assert len(out.threads) == 1 and parses == ["mastodon.md"]  # only the verification of what it appended
+    parses.clear()
+    assert backup(reader, config, cache=cache).posts_added == 0 and parses == []
+    archive = tmp_path / "threads" / "mastodon.md"
+    archive.write_bytes(archive.read_bytes().replace(b"Second\n", b"Second!\n"))
+    assert backup(reader, config, cache=cache).posts_added == 0 and parses == ["mastodon.md"]

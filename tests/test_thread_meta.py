@@ -60,6 +60,8 @@ BAD = [
     ("x:\n- {id: '1', url: 'javascript:alert(1)'}\n", 6, "`x[0].url`"),
     ("x:\n- {id: '1', when: today}\n", 6, "`x[0].when`: unknown key"),
     ("x: '1862000000000000001'\n", 5, "`x`: must be a list"),
+    ("source: twitter\n", 5, "`source`: must be the platform the thread was backed up from"),
+    ("source: [x]\n", 5, "`source`"),
 ]
 
 
@@ -268,3 +270,9 @@ def test_an_alias_in_the_config_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(cfg)
     assert "line 3: YAML alias `*a`" in str(info.value)
+
+
+def test_source_names_the_platform_a_thread_was_backed_up_from() -> None:
+    meta = meta_of("source: mastodon\nmastodon:\n- {id: '113520001', url: 'https://m.example/@me/113520001'}\n")
+    assert meta.source == "mastodon" and [e.id for e in meta.recorded("mastodon")] == ["113520001"]
+    assert meta_of("x: ['1']\n").source is None

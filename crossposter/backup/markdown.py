@@ -54,32 +54,40 @@ def _word(ch: str) -> bool:
     return ch.isalnum()
 
 
+#: the only characters `_escape_inline` may change; everything else is copied as it is
+_INLINE_SPECIAL = re.compile(r"[\\\r`\[_*<&]")
+
+
 def _escape_inline(line: str) -> str:
-    """Backslash-escape the characters that could start inline markup in `line`."""
-    out: list[str] = []
+    """Backslash-escape the characters that could start inline markup in `line`.
+
+    Each special character is decided from its neighbours in `line` (one regex pass: ordinary text,
+    most of a post, is copied without a Python step per character).
+    """
     n = len(line)
-    for i, ch in enumerate(line):
+
+    def one(m: re.Match[str]) -> str:
+        i = m.start()
+        ch = line[i]
         prev = line[i - 1] if i else ""
         nxt = line[i + 1] if i + 1 < n else ""
         if ch == "\\":
-            out.append("\\\\" if (nxt == "" or nxt in _ASCII_PUNCT or nxt == "\r") else "\\")
-        elif ch == "\r":
-            out.append("&#13;")  # a lone carriage return is ordinary text in the archive, never a line end
-        elif ch in "`[":
-            out.append("\\" + ch)
-        elif ch == "_":
+            return "\\\\" if (nxt == "" or nxt in _ASCII_PUNCT or nxt == "\r") else "\\"
+        if ch == "\r":
+            return "&#13;"  # a lone carriage return is ordinary text in the archive, never a line end
+        if ch in "`[":
+            return "\\" + ch
+        if ch == "_":
             # intraword underscores never open or close emphasis (snake_case stays readable)
-            out.append("_" if (_word(prev) and _word(nxt)) else "\\_")
-        elif ch == "*":
+            return "_" if (_word(prev) and _word(nxt)) else "\\_"
+        if ch == "*":
             # a `*` with white space (or a line edge) on both sides is neither left- nor right-flanking
-            out.append("*" if ((not prev or prev.isspace()) and (not nxt or nxt.isspace())) else "\\*")
-        elif ch == "<":
-            out.append("\\<" if nxt in _HTMLISH and nxt else "<")
-        elif ch == "&":
-            out.append("\\&" if _ENTITY.match(line, i) else "&")
-        else:
-            out.append(ch)
-    return "".join(out)
+            return "*" if ((not prev or prev.isspace()) and (not nxt or nxt.isspace())) else "\\*"
+        if ch == "<":
+            return "\\<" if nxt in _HTMLISH and nxt else "<"
+        return "\\&" if _ENTITY.match(line, i) else "&"  # ch == "&"
+
+    return _INLINE_SPECIAL.sub(one, line)
 
 
 def _escape_line_start(line: str) -> str:

@@ -37,10 +37,10 @@ from crossposter.backup.source import Reader, ReadResult, Skipped, SourcePost, S
 from crossposter.backup.writer import Append, ArchiveWriter, WrittenReplies, WrittenThread, recorded_ids
 
 if TYPE_CHECKING:
-    from crossposter.archive import Thread
+    from crossposter.archive import Archive, Thread
     from crossposter.config import Config
 
-__all__ = ["BackupOutcome", "BackupReporter", "ThreadAdded", "RepliesAppended", "run_backup", "default_into",
+__all__ = ["ArchiveCache", "BackupOutcome", "BackupReporter", "ThreadAdded", "RepliesAppended", "run_backup", "default_into",
            "media_folder_for", "PLATFORM_TITLES"]
 
 PLATFORM_TITLES = {"bluesky": "Bluesky", "mastodon": "Mastodon", "x": "X"}
@@ -66,6 +66,14 @@ class BackupReporter:
 
     def note(self, message: str) -> None:
         """Something worth a line (a problem as it happens; it is also in the outcome)."""
+
+
+@dataclass
+class ArchiveCache:
+    """Archives as parsed by earlier calls, by (real path, platform): reused only for the very same bytes
+    (compared, not trusted by size or time), so a file changed in any way is parsed afresh."""
+
+    entries: dict[tuple[Path, str], tuple[bytes, Archive, dict[str, Thread]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -111,14 +119,19 @@ def media_folder_for(config: Config, into: Path, platform: str) -> tuple[Path, s
 def run_backup(reader: Reader, config: Config, *, account: str, into: Path | None = None,
                since: datetime | None = None, dry_run: bool = False, archives: Sequence[Path] | None = None,
                reporter: BackupReporter | None = None, sleep: Callable[[float], None] = time.sleep,
-               batch_threads: int | None = None) -> BackupOutcome:
+               batch_threads: int | None = None, cache: ArchiveCache | None = None) -> BackupOutcome:
     """Back up `reader`'s account into `into` (default: the config's `backup.into`); see the module doc.
 
     `account` names the account for its cursor file in `state_dir` (e.g. the Bluesky handle and
     service, the Mastodon instance and account id, the X account id). `archives` are the files
     checked for already-recorded threads besides `into` (default: the config's `archives`).
     Raises `ArchiveError` when an archive cannot be read or written (nothing of the batch is
-    written then, and the cursor is not saved); platform errors become `problems`.
+    written then, and the cursor is not saved), and the reader's `PlatformError` when the very first
+    read fails for good (a refused login, a broken zip); a failure after something was read becomes
+    one of `problems`, with what was read written and its resumable cursor saved.
+
+    `cache` (an `ArchiveCache` the caller keeps between calls, as the mirror bot does) spares parsing an
+    archive whose bytes have not changed since the last call.
     """
     from crossposter.backup.media import MediaStore
     from crossposter.backup.state import BackupState
@@ -133,7 +146,12 @@ def run_backup(reader: Reader, config: Config, *, account: str, into: Path | Non
     batch = batch_threads or config.backup.batch_threads
 
     # 1. What the archives already hold (before any request: a broken archive stops here).
-    index = _recorded_index(config, into, archives, platform)
+    if into.exists() and not into.is_file():  # a FIFO would block the read forever, a device worse
+        from crossposter.archive import ArchiveError
+
+        raise ArchiveError(into, None, "not a regular file; give the archive file to write (--into FILE)")
+    cache = cache if cache is not None else ArchiveCache()
+    index, parsed_into = _recorded_index(config, into, archives, platform, cache)
 
     # 2. Read, waiting out what can be waited out.
     state = BackupState.load(config.state_path, platform, account)
@@ -144,18 +162,29 @@ def run_backup(reader: Reader, config: Config, *, account: str, into: Path | Non
     while True:
         try:
             result = reader.read(cursor=cursor, since=since, on_page=reporter.page)
+        except ValueError as e:
+            if cursor is None or cursor != state.cursor:
+                raise
+            # a stored cursor the reader refuses (damaged, or from an older version): read everything; the
+            # IDs in the archive keep what is already there from being written again
+            problem = f"the stored cursor was not usable ({e}); read the whole account instead"
+            reporter.note(problem)
+            cursor = None
+            continue
         except PlatformError as e:
             partial: ReadResult | None = getattr(e, "partial", None)
             if partial is not None:
                 _merge(partial, posts, skipped, outcome)
-                cursor = partial.cursor
-                failures = 0
+                cursor = partial.cursor  # (failures are not forgiven for it: a reader failing after every page
+                # would otherwise be retried for ever)
             wait = _wait_for(e, failures, config)
             if wait is not None and isinstance(e, RateLimitedError | TransientError):
                 failures += 1
                 reporter.waiting(wait, e.message)
                 sleep(wait)
                 continue
+            if not posts and partial is None and not outcome.requests:
+                raise  # nothing read at all (refused login, no such account, a broken zip): an error, not a summary
             outcome.complete = False
             problem = f"reading stopped: {e.message}" + (
                 "; what was read is kept and the next run continues from there" if partial is not None else "")
@@ -170,15 +199,28 @@ def run_backup(reader: Reader, config: Config, *, account: str, into: Path | Non
 
     # 3. Threads and appends.
     threads, appends = _plan(posts, index, outcome)
+    held_back = False
+    if not outcome.complete:
+        # A read stopped half-way (newest first: Mastodon, X's API) can hold self-replies whose thread
+        # starts in the part not read yet; written now, they would make a thread of their own. They wait
+        # (and so does the cursor) until a read reaches their first post.
+        orphans = [t for t in threads if t.root.reply_to is not None]
+        if orphans:
+            held_back = True
+            threads = [t for t in threads if t.root.reply_to is None]
+            problem = (f"{len(orphans)} thread(s) whose first post was not read yet are left for the next run "
+                       f"(e.g. {orphans[0].root.url})")
+            outcome.problems.append(problem)
+            reporter.note(problem)
 
     # 4. Media and writes, batch by batch.
     folder, relative = media_folder_for(config, into, platform)
     store = MediaStore(reader, folder, relative, sleep=sleep)
-    held_back = False
     title = f"{PLATFORM_TITLES.get(platform, platform)} threads"
     total = len(threads) + len(appends)
     done = 0
     first = True
+    writers: dict[Path, ArchiveWriter] = {}
     for start in range(0, max(len(threads), 1), batch):
         chunk = threads[start:start + batch]
         extra = appends if first else []
@@ -214,9 +256,14 @@ def run_backup(reader: Reader, config: Config, *, account: str, into: Path | Non
             by_file.setdefault(path, []).append(a)
         targets = [into, *(p for p in by_file if p != into)]
         for path in targets:
-            writer = ArchiveWriter(path, platform, timezone=config.timezone, title=title, media_path=media_path,
-                                   sha=text_sha)
-            res = writer.write(chunk if path == into else [], by_file.get(path, []), dry_run=dry_run)
+            writer = writers.get(path)
+            if writer is None:
+                writer = writers[path] = ArchiveWriter(path, platform, timezone=config.timezone, title=title,
+                                                       media_path=media_path, sha=text_sha)
+                if path is into and parsed_into is not None:
+                    writer.known(*parsed_into)
+            res = writer.write(chunk if path == into else [], by_file.get(path, []), dry_run=dry_run,
+                               media_path=media_path)
             outcome.threads.extend(res.threads)
             outcome.replies.extend(res.replies)
             if res.already:
@@ -230,6 +277,9 @@ def run_backup(reader: Reader, config: Config, *, account: str, into: Path | Non
                 reporter.note(problem)
         done += len(chunk) + len(extra)
         reporter.threads(done, total)
+    for path, writer in writers.items():
+        if writer.last is not None:
+            cache.entries[(path.resolve(), platform)] = writer.last
     outcome.media_added = store.downloaded
     outcome.media_reused = store.reused
 
@@ -240,23 +290,38 @@ def run_backup(reader: Reader, config: Config, *, account: str, into: Path | Non
     return outcome
 
 
-def _recorded_index(config: Config, into: Path, archives: Sequence[Path] | None,
-                    platform: str) -> dict[str, tuple[Path, Thread]]:
-    from crossposter.archive import read_archive
+def _recorded_index(config: Config, into: Path, archives: Sequence[Path] | None, platform: str,
+                    cache: ArchiveCache) -> tuple[dict[str, tuple[Path, Thread]],
+                                          tuple[bytes, Archive, dict[str, Thread]] | None]:
+    """Every recorded ID → (archive, thread); and `into` as read and parsed, for its writer to start from."""
+    from crossposter.archive import ArchiveError, decode_archive, parse_archive
 
     files = list(archives) if archives is not None else config.archive_paths()
     seen: dict[Path, None] = {}
     for f in [into, *files]:
         seen.setdefault(Path(f).resolve(), None)
     index: dict[str, tuple[Path, Thread]] = {}
+    parsed_into = None
     for f in seen:
         if not f.exists():
             continue
-        archive = read_archive(f)  # ArchiveError: the person must fix it before anything is written
+        try:
+            data = f.read_bytes()
+        except OSError as e:
+            raise ArchiveError(f, None, f"cannot read the archive: {e.strerror or e}") from None
+        known = cache.entries.get((f, platform))
+        if known is not None and known[0] == data:
+            _, archive, ids = known
+        else:
+            archive = parse_archive(decode_archive(data, f), f)  # ArchiveError: to fix before anything is written
+            ids = recorded_ids(archive, platform)
+            cache.entries[(f, platform)] = (data, archive, ids)
         target = into if f == into.resolve() else f
-        for post_id, thread in recorded_ids(archive, platform).items():
+        if target is into:
+            parsed_into = (data, archive, ids)
+        for post_id, thread in ids.items():
             index.setdefault(post_id, (target, thread))
-    return index
+    return index, parsed_into
 
 
 def _merge(result: ReadResult, posts: list[SourcePost], skipped: Skipped, outcome: BackupOutcome) -> None:

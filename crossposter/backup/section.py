@@ -36,13 +36,35 @@ from zoneinfo import ZoneInfo
 from crossposter.backup.markdown import Span, link_destination, link_markdown, to_markdown
 from crossposter.backup.source import SourcePost, SourceThread
 
-__all__ = ["heading_for", "post_markdown", "section_markdown", "recorded_entry", "HEADING_MAX"]
+__all__ = ["Titles", "heading_for", "post_markdown", "section_markdown", "recorded_entry", "HEADING_MAX"]
 
 #: longest heading, in characters; cut at a word
 HEADING_MAX = 80
 #: characters that would be markup (or end the heading) in a `##` line: left out of headings
 _HEADING_DROP = re.compile(r"[\\`*_\[\]<>&#|~!]+")
 _URL = re.compile(r"https?://\S+")
+#: control characters: Markdown readers replace NUL, and none of them belongs in a heading
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+class Titles(set):
+    """Headings of a file as `Archive.find` compares them (case and runs of spaces ignored).
+
+    Kept by the writer for a whole batch, so naming 2,000 threads does not fold every heading 2,000 times.
+    """
+
+    @staticmethod
+    def norm(title: str) -> str:
+        return " ".join(title.split()).casefold()
+
+    def __init__(self, titles: Iterable[str] = ()) -> None:
+        super().__init__(self.norm(t) for t in titles)
+
+    def add(self, title: str) -> None:
+        super().add(self.norm(title))
+
+    def __contains__(self, title: object) -> bool:
+        return isinstance(title, str) and super().__contains__(self.norm(title))
 
 
 def heading_for(post: SourcePost, taken: set[str], timezone: str) -> str:
@@ -51,7 +73,7 @@ def heading_for(post: SourcePost, taken: set[str], timezone: str) -> str:
     URLs and Markdown-special characters are left out: the heading names the thread, it is not posted.
     A post with no words (only images) is named after its date.
     """
-    words = _HEADING_DROP.sub(_dropped, _URL.sub(" ", post.text)).split()
+    words = _HEADING_DROP.sub(_dropped, _URL.sub(" ", _CONTROL.sub(" ", post.text))).split()
     title = ""
     for w in words:
         candidate = f"{title} {w}" if title else w
@@ -60,12 +82,12 @@ def heading_for(post: SourcePost, taken: set[str], timezone: str) -> str:
         title = candidate
     if not title and words:
         title = words[0][: HEADING_MAX - 1] + "…"
+    title = title.rstrip(".,;: ")
     if not title:
         title = f"Post of {date_line(post.created_at, timezone)}"
-    title = title.rstrip(".,;:")
     base, n = title, 1
-    folded = {t.casefold() for t in taken}
-    while title.casefold() in folded:
+    folded = taken if isinstance(taken, Titles) else Titles(taken)
+    while title in folded:
         n += 1
         title = f"{base} ({n})"
     return title

@@ -24,14 +24,25 @@ threads, not 10,000 times.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crossposter.archive import Archive, ArchiveError, Thread, decode_archive, markdown_parser, parse_archive
-from crossposter.backup.section import append_posts_markdown, heading_for, recorded_entry, section_markdown
+from crossposter.backup.section import (
+    Titles,
+    append_posts_markdown,
+    heading_for,
+    recorded_entry,
+    section_markdown,
+)
 from crossposter.backup.source import SourcePost, SourceThread
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
 
 __all__ = ["Append", "ArchiveWriter", "BatchResult", "WrittenReplies", "WrittenThread", "recorded_ids"]
 
@@ -109,10 +120,32 @@ class ArchiveWriter:
         self.title = title  # the `# ` line of a file this creates
         self.media_path = media_path
         self.sha = sha
+        #: the bytes this writer last wrote and their parse: the next batch of the run starts from them
+        #: without parsing the file again (one parse per batch, the verification's)
+        self._last: tuple[bytes, Archive, dict[str, Thread]] | None = None
+        self._checked: tuple[bytes, Archive, dict[str, Thread]] | None = None
+        self._block_md: MarkdownIt | None = None
+
+    @property
+    def last(self) -> tuple[bytes, Archive, dict[str, Thread]] | None:
+        """What this writer last wrote (or was told the file holds): its bytes, parse and recorded IDs."""
+        return self._last
+
+    def _blocks(self) -> MarkdownIt:
+        """The project's Markdown dialect, block rules only: a `---` break is a block token."""
+        if self._block_md is None:
+            self._block_md = markdown_parser().__class__("commonmark").disable(["inline", "text_join"])
+        return self._block_md
+
+    def known(self, data: bytes, archive: Archive, index: dict[str, Thread] | None = None) -> None:
+        """Tell the writer the file holds `data`, parsed as `archive` (the caller parsed it anyway)."""
+        self._last = (data, archive, index if index is not None else recorded_ids(archive, self.platform))
 
     def write(self, threads: Iterable[SourceThread], appends: Iterable[Append], *,
-              dry_run: bool = False) -> BatchResult:
+              dry_run: bool = False, media_path: MediaPath | None = None) -> BatchResult:
         """Add `threads` (oldest first) and `appends`; one atomic write. A dry run reads and computes only."""
+        if media_path is not None:
+            self.media_path = media_path
         threads, appends = list(threads), list(appends)
         result = BatchResult()
         if not threads and not appends:
@@ -135,6 +168,8 @@ class ArchiveWriter:
         from crossposter.metadata import rewrite_archive
 
         written = rewrite_archive(self.path, compute)
+        if written:
+            self._last, self._checked = self._checked, None
         result.written = written  # (the result of the last `compute`: the one whose bytes are in the file)
         return result
 
@@ -147,9 +182,12 @@ class ArchiveWriter:
         created = data is None
         if data is None:
             data = f"# {self.title}\n".encode()
-        archive = parse_archive(decode_archive(data, self.path), self.path)
+        if self._last is not None and self._last[0] == data:
+            _, archive, index = self._last
+        else:
+            archive = parse_archive(decode_archive(data, self.path), self.path)
+            index = recorded_ids(archive, self.platform)
         eol = default_eol(data).decode()
-        index = recorded_ids(archive, self.platform)
 
         # Threads (partly) written meanwhile: their unrecorded posts go into the section that has the root.
         groups: dict[int, tuple[Thread, list[SourcePost]]] = {}  # by id() of the archive's Thread
@@ -217,7 +255,7 @@ class ArchiveWriter:
 
         # New sections at the very end.
         if fresh_threads:
-            taken = {t.title for t in archive.threads}
+            taken = Titles(t.title for t in archive.threads)
             parts: list[str] = []
             if out and not out.endswith(b"\n"):
                 parts.append(eol)
@@ -228,7 +266,8 @@ class ArchiveWriter:
                 taken.add(title)
                 meta = {"source": self.platform, self.platform: [recorded_entry(p, self.sha) for p in t.posts]}
                 try:
-                    block = render_block(meta)  # (section_markdown gives it the file's line endings)
+                    # (section_markdown gives it the file's line endings; `_verify` loads it back and compares)
+                    block = render_block(meta, round_trip=False)
                 except ValueError as e:
                     raise ArchiveError(self.path, None, f"cannot record the IDs of {t.root.url}: {e}") from None
                 if i:
@@ -237,21 +276,44 @@ class ArchiveWriter:
                 result.threads.append(WrittenThread(title, self.path, t.root.id, max(p.created_at for p in t.posts),
                                                     t.ids))
             out = out + "".join(parts).encode("utf-8")
-        self._verify(archive, out, expected, fresh_threads, result)
+        first = min([g[0].line for g in groups.values()] + ([archive.threads[-1].line] if archive.threads else [1]))
+        self._verify(archive, index, data, out, first, expected, fresh_threads, result)
         return out if (out != data or created) else None
 
-    def _verify(self, old: Archive, new: bytes, expected: dict[int, tuple[dict, int]],
-                fresh: list[SourceThread], result: BatchResult) -> None:
-        """Parse what is about to be written; any surprise stops the write (see the module docstring)."""
+    def _verify(self, old_archive: Archive, old_index: dict[str, Thread], data: bytes, new: bytes, first: int,
+                expected: dict[int, tuple[dict, int]], fresh: list[SourceThread], result: BatchResult) -> None:
+        """Parse what is about to be written; any surprise stops the write (see the module docstring).
+
+        Only the file from line `first` (the first section that changes) is parsed again: the bytes
+        before it are checked to be identical, and a top-level heading starts afresh in Markdown, so
+        the sections from there on read the same alone as in the whole file (as `metadata` verifies).
+        """
+        from crossposter.metadata import line_starts
+
         def fail(message: str) -> None:
             raise ArchiveError(self.path, None, f"the backup would not read back as written ({message}); nothing "
                                                 "was written")
 
-        now = parse_archive(decode_archive(new, self.path), self.path)
+        if first > 1 and not any(t.line == first for t in old_archive.threads):
+            first = 1  # (never: `first` is a section's heading line)
+        offset = line_starts(data)[first - 1] if first > 1 else 0
+        if new[:offset] != data[:offset]:
+            fail("bytes before the changed sections would change")
+        keep = [t for t in old_archive.threads if t.line < first]
+        old = Archive(old_archive.path, [t for t in old_archive.threads if t.line >= first])
+        tail = parse_archive(decode_archive(new[offset:], self.path), self.path)
+        shift = first - 1
+        now = Archive(self.path, [dataclasses.replace(
+            t, line=t.line + shift, end_line=t.end_line + shift, body_line=t.body_line + shift,
+            heading_end_line=t.heading_end_line + shift,
+            block_line=None if t.block_line is None else t.block_line + shift,
+            block_end_line=None if t.block_end_line is None else t.block_end_line + shift,
+            path=old_archive.path) for t in tail.threads])
         if len(now.threads) != len(old.threads) + len(fresh):
-            fail(f"the file would have {len(now.threads)} sections instead of {len(old.threads) + len(fresh)}: does "
-                 "it end inside an open code block or HTML block? close it")
-        md = markdown_parser()
+            fail(f"the file would have {len(keep) + len(now.threads)} sections instead of "
+                 f"{len(old_archive.threads) + len(fresh)}: does it end inside an open code block or HTML block? "
+                 "close it")
+        md = self._blocks()
 
         def breaks(body: str) -> int:
             return sum(1 for tok in md.parse(body) if tok.type == "hr" and tok.level == 0)
@@ -276,3 +338,6 @@ class ArchiveWriter:
                 fail(f"the new section {written.title!r} would read back as {after.title!r}")
             if breaks(after.body) != len(t.posts) - 1:
                 fail(f"the posts of the new section {written.title!r} would not read back as {len(t.posts)} posts")
+        index = {i: t for i, t in old_index.items() if t.line < first}
+        index.update(recorded_ids(now, self.platform))
+        self._checked = (new, Archive(old_archive.path, keep + now.threads), index)

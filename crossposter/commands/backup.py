@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from crossposter.config import Config
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_ERROR = 0, 1, 2
+#: threads named one by one in the summary
+LISTED_MAX = 40
 
 
 def parse_since(text: str, timezone: str) -> datetime:
@@ -39,17 +41,23 @@ def parse_since(text: str, timezone: str) -> datetime:
     return parse_at(s, timezone)
 
 
-def _reader(platform: str, config: Config, x_archive: Path | None) -> tuple[Any, str]:
-    """The platform's reader and the account name its cursor is kept under (never a secret)."""
+def _reader(platform: str, config: Config, x_archive: Path | None, login_dir: Path | None = None) -> tuple[Any, str]:
+    """The platform's reader and the account name its cursor is kept under (never a secret).
+
+    `login_dir` replaces `state_dir` for the platform's login caches (a dry run writes no file there).
+    """
+    login_config = config if login_dir is None else config.model_copy(update={"state_dir": login_dir})
     if platform == "bluesky":
         from crossposter.backup.bluesky import BlueskyReader
+        from crossposter.platforms.bluesky import from_config as bluesky_adapter
 
         bsky = config.platforms.bluesky
-        return BlueskyReader(config), f"{bsky.service} {bsky.handle}"
+        return BlueskyReader(adapter=bluesky_adapter(login_config)), f"{bsky.service} {bsky.handle}"
     if platform == "mastodon":
         from crossposter.backup.mastodon import MastodonReader
+        from crossposter.platforms.mastodon import from_config as mastodon_adapter
 
-        return MastodonReader(config), config.platforms.mastodon.instance
+        return MastodonReader(adapter=mastodon_adapter(login_config)), config.platforms.mastodon.instance
     if x_archive is not None:
         from crossposter.backup.x_archive import XArchiveReader
 
@@ -141,11 +149,12 @@ def summary_lines(outcome: BackupOutcome, base: Path | None = None) -> list[str]
              + ("media not downloaded (dry run)" if outcome.dry_run else
                 f"{outcome.media_added} media file(s) ({outcome.media_reused} already there)")
              + f"; {outcome.posts_read} post(s) read in {outcome.requests} request(s)"]
-    for t in outcome.threads:
-        lines.append(f"  + {t.title} ({len(t.post_ids)} post(s), {shown(t.archive)})")
-    for r in outcome.replies:
-        lines.append(f"  + {len(r.post_ids)} later repl{'y' if len(r.post_ids) == 1 else 'ies'} in "
-                     f"{r.title} ({shown(r.archive)})")
+    listed = [f"  + {t.title} ({len(t.post_ids)} post(s), {shown(t.archive)})" for t in outcome.threads]
+    listed += [f"  + {len(r.post_ids)} later repl{'y' if len(r.post_ids) == 1 else 'ies'} in {r.title} "
+               f"({shown(r.archive)})" for r in outcome.replies]
+    if len(listed) > LISTED_MAX:  # a first backup of a big account: the archive itself is the list
+        listed[LISTED_MAX - 1:] = [f"  … and {len(listed) - LISTED_MAX + 1} more"]
+    lines += listed
     for reason, n in sorted(outcome.skipped.items()):
         lines.append(f"  skipped {n}: {reason}")
     for p in outcome.problems:
@@ -181,14 +190,17 @@ def run(platform: str, into: Path | None, x_archive: Path | None, since: str | N
     try:
         since_at = parse_since(since, config.timezone) if since else None
     except TimeError as e:
-        return error(str(e))
+        return error(f"--since: {e} (a date alone, YYYY-MM-DD, means its midnight)")
+
+    import tempfile
 
     from crossposter.backup.run import run_backup
     from crossposter.platforms.base import PlatformError
 
     reader: Any = None
+    login_dir = tempfile.TemporaryDirectory(prefix="crossposter-dry-run-") if dry_run else None
     try:
-        reader, account = _reader(platform, config, x_archive)
+        reader, account = _reader(platform, config, x_archive, Path(login_dir.name) if login_dir else None)
         if sys.stderr.isatty():
             from rich.console import Console
             from rich.progress import Progress
@@ -200,8 +212,12 @@ def run(platform: str, into: Path | None, x_archive: Path | None, since: str | N
             outcome = run_backup(reader, config, account=account, into=into, since=since_at, dry_run=dry_run,
                                  reporter=_PlainReporter())  # type: ignore[arg-type]
     except ConfigError as e:
-        return error(f"the config is not enough to read {platform}: {e}")
+        hint = " (or back up from X's archive zip: --x-archive ZIP, no credentials needed)" \
+            if platform == "x" and x_archive is None else ""
+        return error(f"the config is not enough to read {platform}{hint}:\n{e}")
     except (ArchiveError, PlatformError) as e:
+        return error(str(e))
+    except ValueError as e:  # a reader refusing its input (an X archive's account, a cursor it cannot use)
         return error(str(e))
     except KeyboardInterrupt:
         print("interrupted: every batch written so far is in the archive; the next run continues "
@@ -211,6 +227,8 @@ def run(platform: str, into: Path | None, x_archive: Path | None, since: str | N
         close = getattr(reader, "close", None)
         if callable(close):
             close()
+        if login_dir is not None:
+            login_dir.cleanup()
     for line in summary_lines(outcome, Path.cwd()):
         print(redact(line))
     return EXIT_OK if outcome.ok else EXIT_INCOMPLETE
