@@ -523,8 +523,9 @@ class _MentionPatterns:
     # Where X (twitter-text's `validMentionOrList`) and Mastodon (`Account::MENTION_RE`) start a mention: an
     # @ before a username character, not after a letter or digit (X also after "RT"/"RT:"; Mastodon also not
     # after "=" or "/"; X also for the full-width ＠).
-    _X_AT = (r"(?:(?<![A-Za-z0-9_!#$%&*@＠])|(?<=(?<![A-Za-z0-9_+~.-])[Rr][Tt])"
-             r"|(?<=(?<![A-Za-z0-9_+~.-])[Rr][Tt]:))[@＠]")
+    # (The @ is matched first and what comes before it checked behind it: the engine then only stops at @s.)
+    _X_AT = (r"[@＠](?:(?<![A-Za-z0-9_!#$%&*@＠].)|(?<=(?<![A-Za-z0-9_+~.-])[Rr][Tt].)"
+             r"|(?<=(?<![A-Za-z0-9_+~.-])[Rr][Tt]:.))")
 
     @cached_property
     def x_at(self) -> re.Pattern[str]:
@@ -532,7 +533,7 @@ class _MentionPatterns:
 
     @cached_property
     def mastodon_at(self) -> re.Pattern[str]:
-        return re.compile(r"(?<![=/\w])@(?=[A-Za-z0-9_])")
+        return re.compile(r"@(?<![=/\w].)(?=[A-Za-z0-9_])")
 
     @cached_property
     def x_mention(self) -> re.Pattern[str]:
@@ -540,7 +541,7 @@ class _MentionPatterns:
 
     @cached_property
     def mastodon_mention(self) -> re.Pattern[str]:
-        return re.compile(r"(?<![=/\w])@([a-z0-9_]+(?:[.-]+[a-z0-9_]+)*(?:@\w+(?:[.-]+\w+)*)?)", re.I)
+        return re.compile(r"@(?<![=/\w].)([a-z0-9_]+(?:[.-]+[a-z0-9_]+)*(?:@\w+(?:[.-]+\w+)*)?)", re.I)
 
 
 _M = _MentionPatterns()
@@ -623,9 +624,10 @@ def inert(text: str) -> str:
     starts = _mention_starts(text)
     if not starts:
         return text
-    if "://" in text:
+    if "://" in text:  # URLs never overlap: the last one starting at or before i holds i, or none does
         urls = [(m.start(), m.end()) for m in _P.url.finditer(text)]
-        starts = [i for i in starts if not any(a <= i < b for a, b in urls)]
+        url_starts = [a for a, _ in urls]
+        starts = [i for i in starts if (k := bisect_right(url_starts, i) - 1) < 0 or i >= urls[k][1]]
     out, last = [], 0
     for i in starts:
         out.append(text[last:i + 1])
