@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from crossposter.model import ThreadPlan
+from crossposter.model import Post, ThreadPlan
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 _NAMES = {"bluesky": "Bluesky", "mastodon": "Mastodon", "x": "X"}
 
@@ -15,7 +19,6 @@ def print_plans(plans: list[ThreadPlan], output: Path | None = None) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.panel import Panel
-    from rich.text import Text
 
     out_file = output.open("w", encoding="utf-8") if output else None
     console = Console(file=out_file, highlight=False, soft_wrap=False,
@@ -46,7 +49,7 @@ def print_plans(plans: list[ThreadPlan], output: Path | None = None) -> None:
                     totals["posts"] += 1
                     over = post.length > pp.limit
                     count = f"[{'bold red' if over else 'green'}]{post.length}/{pp.limit}[/]"
-                    body = Text(post.text)
+                    body = post_text(post, name)
                     for img in post.images:
                         alt = img.alt or "(no alt text)"
                         body.append(f"\n🖼  {img.src} — {alt}", style="cyan")
@@ -61,6 +64,29 @@ def print_plans(plans: list[ThreadPlan], output: Path | None = None) -> None:
     finally:
         if out_file:
             out_file.close()
+
+
+#: How a mention that notifies somebody is shown: the author sees who each platform will notify.
+MENTION_STYLE = "bold magenta"
+
+
+def post_text(post: Post, platform: str) -> Text:
+    """The post's text with its live mentions marked: Bluesky's mention facets, and what Mastodon and X will
+    read as a mention in the text (the same spans the HTML preview highlights). An `@` made inert by a word
+    joiner is not marked, so the preview shows which @names reach somebody on which platform."""
+    from rich.text import Text
+
+    from crossposter.preview_html import bluesky_spans, written_out_spans
+
+    body = Text(post.text)
+    if "@" not in post.text and "＠" not in post.text:
+        return body
+    spans = bluesky_spans(post.text, post.facets)[0] if platform == "bluesky" else \
+        written_out_spans(post.text, post.links, platform)
+    for start, end, kind, _ in spans:
+        if kind == "mention":
+            body.stylize(MENTION_STYLE, start, end)
+    return body
 
 
 def _rel(path: Path) -> str:

@@ -524,7 +524,8 @@ class BlueskyAdapter:
             elif facet.kind == "tag":
                 feature = models.AppBskyRichtextFacet.Tag(tag=facet.value.lstrip("#"))
             elif facet.kind == "mention":
-                did = self._resolve_handle(facet.value.lstrip("@"))
+                who = facet.value.lstrip("@")  # a handle, or a DID (a mention link to bsky.app/profile/did:…)
+                did = who if who.startswith("did:") else self._resolve_handle(who)
                 if did is None:  # like the official app: an unknown handle stays plain text
                     continue
                 feature = models.AppBskyRichtextFacet.Mention(did=did)
