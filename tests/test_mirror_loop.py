@@ -9,7 +9,8 @@ import pytest
 
 from crossposter.backup.bluesky import tid_before
 from crossposter.config import load_config
-from crossposter.mirror.loop import BackupResult, Mirror
+from crossposter.mirror.loop import Mirror
+from crossposter.mirror.source import BackupResult
 from crossposter.mirror.state import BEFORE_START, MIRRORED, WAITING, MirrorState
 from crossposter.publish import text_sha
 

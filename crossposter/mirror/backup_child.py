@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from crossposter.config import Config
-    from crossposter.mirror.loop import BackupResult
+    from crossposter.mirror.source import BackupResult
 
 
 def nothing_new(config: Config) -> bool:
@@ -57,7 +57,7 @@ def nothing_new(config: Config) -> bool:
 
 def run_in_child(config: Config, timeout: float) -> BackupResult:
     """One backup in a child process; raises RuntimeError (redacted message) when it fails as a whole."""
-    from crossposter.mirror.loop import BackupResult
+    from crossposter.mirror.source import BackupResult
 
     payload = json.dumps({"config": config.model_dump(mode="json"), "base_dir": str(config.base_dir)})
     package_root = str(Path(__file__).resolve().parent.parent.parent)
@@ -80,6 +80,14 @@ def run_in_child(config: Config, timeout: float) -> BackupResult:
                         problems=list(out.get("problems", [])), complete=bool(out.get("complete", True)))
 
 
+def backup_out_of_process(config: Config) -> BackupResult:
+    """The daemon's backup: skipped when the source shows nothing new, else run in a child process."""
+    if nothing_new(config):
+        return BackupResult(newest={}, problems=[])
+    assert config.mirror is not None
+    return run_in_child(config, timeout=max(600.0, 5 * config.mirror.every))
+
+
 def main() -> None:
     """The child: config on stdin, one JSON line on stdout, logs on stderr."""
     from crossposter.config import Config, secret_values
@@ -91,7 +99,7 @@ def main() -> None:
     first = json.loads(sys.stdin.readline())
     config = Config.model_validate({**first["config"], "base_dir": first["base_dir"]})
     setup_logging(config.daemon.log_format, secret_values(), stream=sys.stderr)
-    from crossposter.mirror.loop import run_source_backup
+    from crossposter.mirror.source import run_source_backup
 
     try:
         result = run_source_backup(config)

@@ -21,7 +21,7 @@ def check_mirror(config: Config, report: Any) -> None:
     if m is None:
         return
     from crossposter.archive import ArchiveError, read_archive
-    from crossposter.mirror.loop import into_path
+    from crossposter.mirror.source import into_path
     from crossposter.mirror.state import MirrorState
 
     into = into_path(config)

@@ -54,7 +54,7 @@ def attach(engine: Any, *, backfill: datetime | None = None, backup: Any = None)
 
     config = engine.config
     assert config.mirror is not None
-    from crossposter.mirror.loop import backup_out_of_process
+    from crossposter.mirror.backup_child import backup_out_of_process
 
     mirror = Mirror(config, EnginePublisher(engine), backfill=backfill, backup=backup or backup_out_of_process)
     every = config.mirror.every
@@ -82,6 +82,6 @@ def attach(engine: Any, *, backfill: datetime | None = None, backup: Any = None)
 
 
 def mirror_into(mirror: Mirror) -> str:
-    from crossposter.mirror.loop import into_path
+    from crossposter.mirror.source import into_path
 
     return str(into_path(mirror.config))

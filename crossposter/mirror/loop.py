@@ -18,12 +18,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from crossposter.mirror.decide import Decision, Rules, Seen, decide, has_tag, id_time
+from crossposter.mirror.source import BackupFn, into_path, run_source_backup
 from crossposter.mirror.state import DUE, FINAL, MIRRORED, MirrorState
 
 if TYPE_CHECKING:
@@ -45,53 +45,6 @@ class Publisher(Protocol):
 
     def outcome(self, archive: Path, title: str, thread: Thread) -> tuple[str | None, datetime | None]:
         """The daemon's last outcome for this very text ("failed", "retrying"...) and its retry time."""
-
-
-@dataclass
-class BackupResult:
-    """What the mirror uses of a backup run."""
-
-    #: newest post time per source thread written this run, keyed by its first post's ID
-    newest: dict[str, datetime]
-    problems: list[str]
-    complete: bool = True
-
-
-BackupFn = Callable[["Config"], BackupResult]
-
-
-def into_path(config: Config) -> Path:
-    """The archive the mirror backs up into: `mirror.into`, else the backup's own `backup.into`."""
-    m = config.mirror
-    assert m is not None
-    pattern = m.into
-    if pattern is None:
-        backup = getattr(config, "backup", None)
-        pattern = getattr(backup, "into", None) or "threads/{platform}.md"
-    return config.resolve(pattern.format(platform=m.from_)).absolute()
-
-
-def run_source_backup(config: Config) -> BackupResult:
-    """One incremental backup of the source account into the mirror's archive (`crossposter backup`'s code)."""
-    from crossposter.backup.run import run_backup
-    from crossposter.commands.backup import _reader
-
-    m = config.mirror
-    assert m is not None
-    reader, account = _reader(m.from_, config, None)  # the same account name, so the same cursor as `backup`
-    out = run_backup(reader, config, account=account, into=into_path(config))
-    newest = {t.root_id: t.newest for t in out.threads}
-    return BackupResult(newest=newest, problems=list(out.problems), complete=out.complete)
-
-
-def backup_out_of_process(config: Config) -> BackupResult:
-    """The daemon's backup: skipped when the source shows nothing new, else run in a child process."""
-    from crossposter.mirror.backup_child import nothing_new, run_in_child
-
-    if nothing_new(config):
-        return BackupResult(newest={}, problems=[])
-    assert config.mirror is not None
-    return run_in_child(config, timeout=max(600.0, 5 * config.mirror.every))
 
 
 class Mirror:

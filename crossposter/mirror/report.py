@@ -30,7 +30,7 @@ def mirror_report(config: Config, now: datetime | None = None) -> dict[str, Any]
     if m is None:
         return None
     from crossposter.backup.state import BackupState
-    from crossposter.mirror.loop import into_path
+    from crossposter.mirror.source import into_path
     from crossposter.mirror.state import DUE, WAITING, MirrorState, iso
     from crossposter.redact import redact_obj
 
