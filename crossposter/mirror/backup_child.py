@@ -82,6 +82,8 @@ def run_in_child(config: Config, timeout: float) -> BackupResult:
 
 def backup_out_of_process(config: Config) -> BackupResult:
     """The daemon's backup: skipped when the source shows nothing new, else run in a child process."""
+    from crossposter.mirror.source import BackupResult
+
     if nothing_new(config):
         return BackupResult(newest={}, problems=[])
     assert config.mirror is not None
