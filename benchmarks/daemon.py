@@ -1,6 +1,7 @@
 """Benchmark the daemon: idle memory and CPU with 1,000 scheduled threads, and start delays.
 
     python benchmarks/daemon.py [--duration 60] [--threads 1000] [--due 20] [--spacing 2] [--archives 10]
+    python benchmarks/daemon.py --mirror [--duration 60] [--every 60] [--settle 5] [--posts 20] [--spread 120]
 
 Runs `python -m crossposter daemon` as a real subprocess on journal fakes
 (CROSSPOSTER_FAKE_PLATFORMS=1: no network; the engine, APScheduler, the archive watcher, the
@@ -92,7 +93,18 @@ def main() -> int:
     ap.add_argument("--due", type=int, default=20, help="threads falling due after the idle phase")
     ap.add_argument("--spacing", type=float, default=2.0, help="seconds between due threads")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (archives, logs, journal)")
+    ap.add_argument("--mirror", action="store_true",
+                    help="the mirroring run instead (benchmarks/daemon_mirror.py): a local PDS as the source")
+    ap.add_argument("--every", type=float, default=60.0, help="mirror: poll interval, seconds (default 60)")
+    ap.add_argument("--settle", type=float, default=5.0, help="mirror: settle time, seconds (default 5)")
+    ap.add_argument("--posts", type=int, default=20, help="mirror: threads posted in the second phase")
+    ap.add_argument("--spread", type=float, default=120.0, help="mirror: seconds they are posted over")
     args = ap.parse_args()
+    if args.mirror:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from daemon_mirror import run
+
+        return run(args, rss_mb, cpu_seconds, pct)
 
     root = Path(tempfile.mkdtemp(prefix="crossposter-bench-"))
     t0 = datetime.now(UTC).replace(microsecond=0)

@@ -164,9 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
                                "scheduled post.", "Exit 1 when something would stop a scheduled or queued thread.",
                  ["crossposter check", "crossposter check -c ~/notes/crossposter.yaml"])
     _config_option(p)
-    p = _command(sub, "daemon", "Run the scheduler (the container's entrypoint).",
+    p = _command(sub, "daemon", "Run the scheduler (the container's entrypoint); with a `mirror:` section, "
+                                "also the cross-posting bot.",
                  "Publishes scheduled and queued threads of the config's archives; stops cleanly on SIGTERM.",
-                 ["crossposter daemon", "crossposter daemon -c ~/notes/crossposter.yaml"])
+                 ["crossposter daemon", "crossposter daemon --backfill 2026-11-01 -c ~/notes/crossposter.yaml"])
+    p.add_argument("--backfill", metavar="SINCE", default=None,
+                   help="Mirror: also publish source threads started since SINCE (a date or 'YYYY-MM-DD HH:MM' "
+                        "in the configured timezone), not only those posted after the mirror's first start.")
     _config_option(p)
     p = _command(sub, "health", "Exit 0 when the daemon's heartbeat is fresh (the container's health check).", "",
                  ["crossposter health", "crossposter health -c ~/notes/crossposter.yaml || systemctl --user "
@@ -240,7 +244,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     if cmd == "daemon":
         from crossposter.commands.daemon import run as daemon
 
-        return daemon(config_path=args.config)
+        return daemon(config_path=args.config, backfill=args.backfill)
     if cmd == "init":
         from crossposter.commands.init import run as init
 

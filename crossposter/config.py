@@ -8,12 +8,14 @@ each is read from `CROSSPOSTER_…` or from the file named by `CROSSPOSTER_…_F
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 SECRET_NAMES: dict[str, tuple[str, ...]] = {
     "bluesky": ("CROSSPOSTER_BLUESKY_PASSWORD",),
@@ -158,6 +160,107 @@ class BackupConfig(_Strict):
             raise ValueError("contains a NUL character")
         return v
 
+#: `90`, `45s`, `10m`, `1h30m`, `2d`: a number alone is seconds
+_DURATION = re.compile(r"\s*(?:(\d+(?:\.\d+)?)\s*d)?\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m)?"
+                       r"\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*", re.IGNORECASE)
+_HASHTAG = re.compile(r"#\w+")
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a YAML value: a number, or a string like `45s`, `10m`, `1h30m`, `2d`.
+
+    A mirror's `every: 5` would otherwise be five seconds where the author meant five minutes;
+    the units are short to write and impossible to misread.
+    """
+    if isinstance(value, bool):
+        raise ValueError("a duration like 90s, 10m, 1h30m or 2d (or a number of seconds), not true/false")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION.fullmatch(value)
+        if value.strip() and m and any(m.groups()):
+            d, h, mi, s = (float(g) if g else 0.0 for g in m.groups())
+            return ((d * 24 + h) * 60 + mi) * 60 + s
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise ValueError("a duration like 90s, 10m, 1h30m or 2d (or a number of seconds)")
+
+
+def _duration(minimum: float, maximum: float, what: str) -> classmethod:
+    """A field validator turning a duration into seconds within [minimum, maximum]."""
+
+    def check(cls: type, v: object) -> float:
+        seconds = parse_duration(v)
+        if not minimum <= seconds <= maximum:
+            raise ValueError(f"{what} must be between {minimum:g} s and {maximum:g} s")
+        return seconds
+
+    return classmethod(check)
+
+
+Platform = Literal["bluesky", "mastodon", "x"]
+
+
+class MirrorConfig(_Strict):
+    """`mirror:`: the daemon backs up one account and publishes its new threads to the others."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: Platform = Field(alias="from")
+    to: list[Platform] = Field(min_length=1)
+    #: seconds between two backups of the source account
+    every: float = 300.0
+    #: a thread is published once its newest post is this many seconds old
+    settle: float = 600.0
+    #: the archive mirrored threads are backed up into; None: the backup's own (`backup.into`)
+    into: str | None = None
+    #: a thread with this hashtag in any of its posts is not mirrored
+    skip_tag: str | None = None
+    #: on the mirror's first start, also mirror threads started since this time (default: none before the start)
+    backfill: datetime | None = None
+    #: after downtime, threads started within this many seconds before the restart are still mirrored
+    catch_up: float = 86400.0
+    #: edited and deleted source posts: `report` (status and log); nothing is ever republished or deleted
+    edits: Literal["report"] = "report"
+
+    _every = field_validator("every", mode="before")(_duration(1, 7 * 86400, "every"))
+    _settle = field_validator("settle", mode="before")(_duration(0, 7 * 86400, "settle"))
+    _catch_up = field_validator("catch_up", mode="before")(_duration(0, 366 * 86400, "catch_up"))
+
+    @field_validator("to")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        dup = sorted({p for p in v if v.count(p) > 1})
+        if dup:
+            raise ValueError(f"{', '.join(dup)} listed twice")
+        return v
+
+    @field_validator("skip_tag")
+    @classmethod
+    def _tag(cls, v: str | None) -> str | None:
+        if v is not None and not _HASHTAG.fullmatch(v):
+            raise ValueError("a hashtag like '#nomirror' (quote it in YAML: a bare # starts a comment)")
+        return v
+
+    @field_validator("backfill")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        if v is None:
+            return None
+        from crossposter.timeparse import check_range
+
+        # a date without an offset is UTC here: the config's `timezone` is not known to this field
+        v = v if v.tzinfo is not None else v.replace(tzinfo=UTC)
+        return check_range(v, "backfill")
+
+    @model_validator(mode="after")
+    def _not_to_itself(self) -> MirrorConfig:
+        if self.from_ in self.to:
+            raise ValueError(f"`to` lists {self.from_}, the platform mirrored from; list only the others")
+        return self
+
 
 class Config(_Strict):
     timezone: str = "UTC"
@@ -169,6 +272,8 @@ class Config(_Strict):
     retry: RetryConfig = RetryConfig()
     daemon: DaemonConfig = DaemonConfig()
     backup: BackupConfig = BackupConfig()
+    #: The cross-posting bot (see MirrorConfig); None: the daemon only publishes what is scheduled or queued.
+    mirror: MirrorConfig | None = None
     #: Folder the config file lives in: relative paths are resolved against it.
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
 
@@ -182,6 +287,15 @@ class Config(_Strict):
         except (ZoneInfoNotFoundError, ValueError) as e:
             raise ValueError(f"unknown time zone {v!r} (use an IANA name like Europe/Berlin)") from e
         return v
+
+    @model_validator(mode="after")
+    def _mirror_platforms_enabled(self) -> Config:
+        if self.mirror is not None:
+            off = [p for p in (self.mirror.from_, *self.mirror.to) if not getattr(self.platforms, p).enabled]
+            if off:
+                raise ValueError(f"mirror: {', '.join(off)} not enabled; set platforms.<name>.enabled: true "
+                                 "for the platform mirrored from and every one in `to`")
+        return self
 
     def enabled_platforms(self) -> list[str]:
         return [name for name in ("bluesky", "mastodon", "x") if getattr(self.platforms, name).enabled]
@@ -405,6 +519,8 @@ def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
 
 def _format_error(err: dict) -> str:
     loc = ".".join(str(p) for p in err.get("loc", ())) or "(top level)"
+    if loc == "(top level)" and err.get("type") == "value_error":
+        return str(err.get("msg", "")).removeprefix("Value error, ")  # a check across sections names its keys
     if err.get("type") == "extra_forbidden":
         return f"{loc}: unknown key (check the spelling against config.example.yaml)"
     msg = err.get("msg", "invalid value")

@@ -121,7 +121,8 @@ def post_rows(post: Post, platform: str, width: int) -> list[Text]:
     from rich.text import Text
 
     rows: list[Text] = []
-    text = _bluesky_text(post) if platform == "bluesky" else _plain(post.text)
+    mentions = live_mentions(post, platform)
+    text = _bluesky_text(post, mentions) if platform == "bluesky" else _plain(post.text, mentions)
     for line in text.split("\n", allow_blank=True):
         rows.extend(wrap_line(line, width))
     for img in post.images:
@@ -234,7 +235,7 @@ def _last_in(points: list[int], start: int, end: int) -> int | None:
     return None
 
 
-def _bluesky_text(post: Post) -> Text:
+def _bluesky_text(post: Post, mentions: list[tuple[int, int]] = ()) -> Text:  # type: ignore[assignment]
     """The Bluesky text with each link facet's URL shown dimmed beside its text, unless the text already
     says it (a bare URL written out whole). Facets count UTF-8 bytes; one that does not fall on characters
     is left out here (the HTML preview and pre-flight report it)."""
@@ -256,13 +257,14 @@ def _bluesky_text(post: Post) -> Text:
     out = Text()
     pos = 0
     for start, end, url in links:
-        _append_visible(out, post.text[pos:start])
+        _append_part(out, post.text, pos, start, None, mentions)
         shown = post.text[start:end]
-        _append_visible(out, shown, Style(underline=True, link=url if _INVISIBLE_RE.search(url) is None else None))
+        _append_part(out, post.text, start, end,
+                     Style(underline=True, link=url if _INVISIBLE_RE.search(url) is None else None), mentions)
         if not _says_url(shown, url):
             _append_visible(out, f" <{url}>", "dim")
         pos = end
-    _append_visible(out, post.text[pos:])
+    _append_part(out, post.text, pos, len(post.text), None, mentions)
     return out
 
 
@@ -271,12 +273,56 @@ def _says_url(shown: str, url: str) -> bool:
     return shown in (url, bare, bare.rstrip("/"))
 
 
-def _plain(text: str) -> Text:
+def _plain(text: str, mentions: list[tuple[int, int]] = ()) -> Text:  # type: ignore[assignment]
     from rich.text import Text
 
     out = Text()
-    _append_visible(out, text)
+    _append_part(out, text, 0, len(text), None, mentions)
     return out
+
+
+def _append_part(out: Text, text: str, start: int, end: int, style: object,
+                 mentions: list[tuple[int, int]]) -> None:
+    """`text[start:end]` appended with `style`, the parts inside a live mention also in MENTION_STYLE."""
+    from rich.style import Style
+
+    pos = start
+    for a, b in mentions:
+        a, b = max(a, pos), min(b, end)
+        if a >= b:
+            continue
+        _append_visible(out, text[pos:a], style)
+        marked = Style.parse(MENTION_STYLE) + style if isinstance(style, Style) else MENTION_STYLE
+        _append_visible(out, text[a:b], marked)
+        pos = b
+    _append_visible(out, text[pos:end], style)
+
+
+#: how a mention that notifies somebody on the platform is drawn
+MENTION_STYLE = "bold magenta"
+
+
+def live_mentions(post: Post, platform: str) -> list[tuple[int, int]]:
+    """Character spans of the @names that reach somebody on `platform`: Bluesky's mention facets, and what
+    Mastodon and X read as a mention in the text (the spans the HTML preview highlights). An `@` made inert
+    by a word joiner is not one, so the preview shows which @names notify whom on which platform."""
+    if "@" not in post.text and "\uff20" not in post.text:
+        return []
+    from crossposter.preview_html import bluesky_spans, written_out_spans
+
+    spans = bluesky_spans(post.text, post.facets)[0] if platform == "bluesky" else \
+        written_out_spans(post.text, post.links, platform)
+    return sorted((start, end) for start, end, kind, _ in spans if kind == "mention")
+
+
+def post_text(post: Post, platform: str) -> Text:
+    """The post's text with its live mentions in MENTION_STYLE (see `live_mentions`)."""
+    from rich.text import Text
+
+    body = Text(post.text)
+    for start, end in live_mentions(post, platform):
+        body.stylize(MENTION_STYLE, start, end)
+    return body
 
 
 def _append_visible(out: Text, text: str, style: object = None) -> None:

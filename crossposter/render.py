@@ -474,28 +474,68 @@ def _resolve(archive_dir: Path, src: str) -> Path:
 # --------------------------------------------------------------------------- links and mentions
 
 
-_MENTION_TEXT = re.compile(r"[@＠][^\s@＠]+(?:[@＠][^\s@＠]+)?")
-_DID = re.compile(r"did:[a-z]+:[A-Za-z0-9._:%-]{1,2040}")
-_HANDLE = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _X_HOSTS = frozenset({"x.com", "www.x.com", "mobile.x.com", "twitter.com", "www.twitter.com", "mobile.twitter.com"})
-_X_PROFILE = re.compile(r"/([A-Za-z0-9_]{1,20})/?")
-_BLUESKY_PROFILE = re.compile(r"/profile/([^/]+)/?")
-_FEDI_PROFILE = re.compile(r"/@([A-Za-z0-9_][A-Za-z0-9_.-]*)(?:@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+))?/?"
-                           r"|/users/([A-Za-z0-9_][A-Za-z0-9_.-]*)/?")
-#: Where X (twitter-text's `validMentionOrList`) and Mastodon (`Account::MENTION_RE`) start a mention: an
-#: @ before a username character, not after a letter or digit (X also after "RT"/"RT:"; Mastodon also not
-#: after "=" or "/"; X also for the full-width ＠).
-_X_AT = re.compile(r"(?:(?<![A-Za-z0-9_!#$%&*@＠])|(?<=(?<![A-Za-z0-9_+~.-])[Rr][Tt])"
-                   r"|(?<=(?<![A-Za-z0-9_+~.-])[Rr][Tt]:))[@＠](?=[A-Za-z0-9_])")
-_MASTODON_AT = re.compile(r"(?<![=/\w])@(?=[A-Za-z0-9_])")
-_X_MENTION = re.compile(_X_AT.pattern + r"([A-Za-z0-9_]{1,20})(?![A-Za-z0-9_@＠\u00c0-\u024f]|://)")
-_MASTODON_MENTION = re.compile(r"(?<![=/\w])@([a-z0-9_]+(?:[.-]+[a-z0-9_]+)*(?:@\w+(?:[.-]+\w+)*)?)", re.I)
+
+
+class _MentionPatterns:
+    """The mention patterns, each compiled on first use (like `_Patterns`: importing compiles nothing)."""
+
+    @cached_property
+    def text(self) -> re.Pattern[str]:  # a link text that is one @name (or @name@host)
+        return re.compile(r"[@＠][^\s@＠]+(?:[@＠][^\s@＠]+)?")
+
+    @cached_property
+    def did(self) -> re.Pattern[str]:
+        return re.compile(r"did:[a-z]+:[A-Za-z0-9._:%-]{1,2040}")
+
+    @cached_property
+    def handle(self) -> re.Pattern[str]:
+        return re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+    @cached_property
+    def x_profile(self) -> re.Pattern[str]:
+        return re.compile(r"/([A-Za-z0-9_]{1,20})/?")
+
+    @cached_property
+    def bluesky_profile(self) -> re.Pattern[str]:
+        return re.compile(r"/profile/([^/]+)/?")
+
+    @cached_property
+    def fedi_profile(self) -> re.Pattern[str]:
+        return re.compile(r"/@([A-Za-z0-9_][A-Za-z0-9_.-]*)(?:@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+))?/?"
+                          r"|/users/([A-Za-z0-9_][A-Za-z0-9_.-]*)/?")
+
+    # Where X (twitter-text's `validMentionOrList`) and Mastodon (`Account::MENTION_RE`) start a mention: an
+    # @ before a username character, not after a letter or digit (X also after "RT"/"RT:"; Mastodon also not
+    # after "=" or "/"; X also for the full-width ＠).
+    # (The @ is matched first and what comes before it checked behind it: the engine then only stops at @s.)
+    _X_AT = (r"[@＠](?:(?<![A-Za-z0-9_!#$%&*@＠].)|(?<=(?<![A-Za-z0-9_+~.-])[Rr][Tt].)"
+             r"|(?<=(?<![A-Za-z0-9_+~.-])[Rr][Tt]:.))")
+
+    @cached_property
+    def x_at(self) -> re.Pattern[str]:
+        return re.compile(self._X_AT + r"(?=[A-Za-z0-9_])")
+
+    @cached_property
+    def mastodon_at(self) -> re.Pattern[str]:
+        return re.compile(r"@(?<![=/\w].)(?=[A-Za-z0-9_])")
+
+    @cached_property
+    def x_mention(self) -> re.Pattern[str]:
+        return re.compile(self._X_AT + r"([A-Za-z0-9_]{1,20})(?![A-Za-z0-9_@＠\u00c0-\u024f]|://)")
+
+    @cached_property
+    def mastodon_mention(self) -> re.Pattern[str]:
+        return re.compile(r"@(?<![=/\w].)([a-z0-9_]+(?:[.-]+[a-z0-9_]+)*(?:@\w+(?:[.-]+\w+)*)?)", re.I)
+
+
+_M = _MentionPatterns()
 #: U+2060 WORD JOINER: written after an @ that must not mention anybody (see `inert`).
 WORD_JOINER = "\u2060"
 
 
 def _is_mention_text(text: str) -> bool:
-    return _MENTION_TEXT.fullmatch(text) is not None
+    return _M.text.fullmatch(text) is not None
 
 
 def mention_of(text: str, url: str) -> Mention | None:
@@ -525,21 +565,21 @@ def mention_of(text: str, url: str) -> Mention | None:
         return None
     name = text[1:]
     if host == "bsky.app":
-        m = _BLUESKY_PROFILE.fullmatch(parts.path)
+        m = _M.bluesky_profile.fullmatch(parts.path)
         if m is None:
             return None
         who = m.group(1)
-        if _DID.fullmatch(who):
+        if _M.did.fullmatch(who):
             return Mention("bluesky", who)
-        if _HANDLE.fullmatch(who) and who.lower() == name.lower():
+        if _M.handle.fullmatch(who) and who.lower() == name.lower():
             return Mention("bluesky", who.lower())
         return None
     if host in _X_HOSTS:
-        m = _X_PROFILE.fullmatch(parts.path)
+        m = _M.x_profile.fullmatch(parts.path)
         if m is not None and m.group(1).lower() == name.lower():
             return Mention("x", m.group(1))
         return None
-    m = _FEDI_PROFILE.fullmatch(parts.path)
+    m = _M.fedi_profile.fullmatch(parts.path)
     if m is None:
         return None
     user = m.group(1) or m.group(3)
@@ -551,8 +591,8 @@ def mention_of(text: str, url: str) -> Mention | None:
 
 def _mention_starts(text: str) -> list[int]:
     """Offsets of the @s in `text` that Mastodon or X would read as the start of a mention."""
-    starts = {m.start() for m in _X_AT.finditer(text)}
-    starts.update(m.start() for m in _MASTODON_AT.finditer(text))
+    starts = {m.start() for m in _M.x_at.finditer(text)}
+    starts.update(m.start() for m in _M.mastodon_at.finditer(text))
     return sorted(starts)
 
 
@@ -569,9 +609,10 @@ def inert(text: str) -> str:
     starts = _mention_starts(text)
     if not starts:
         return text
-    if "://" in text:
+    if "://" in text:  # URLs never overlap: the last one starting at or before i holds i, or none does
         urls = [(m.start(), m.end()) for m in _P.url.finditer(text)]
-        starts = [i for i in starts if not any(a <= i < b for a, b in urls)]
+        url_starts = [a for a, _ in urls]
+        starts = [i for i in starts if (k := bisect_right(url_starts, i) - 1) < 0 or i >= urls[k][1]]
     out, last = [], 0
     for i in starts:
         out.append(text[last:i + 1])
@@ -588,7 +629,7 @@ def live_code_mentions(rendered: RenderedThread, platforms: list[str]) -> list[D
     find mentions in the plain text themselves, so `@name` notifies that account there. Code is not
     changed (it is meant to be copied as it is): the author is told, at the line, per platform.
     """
-    rules = [(p, rule) for p, rule in (("mastodon", _MASTODON_MENTION), ("x", _X_MENTION)) if p in platforms]
+    rules = [(p, rule) for p, rule in (("mastodon", _M.mastodon_mention), ("x", _M.x_mention)) if p in platforms]
     out: list[Diagnostic] = []
     if not rules:
         return out

@@ -182,3 +182,14 @@ def test_inert_mentions_keep_the_counting_rules(tmp_path_factory, words, limit: 
             assert post.length == counting.length(platform, post.text) <= limit, (platform, post.text)
             if source is not None and platform != source:
                 assert set(live(platform, post)) <= owned[platform], (platform, post.text)
+
+
+def test_the_terminal_preview_marks_exactly_the_mentions_that_notify(tmp_path: Path) -> None:
+    from crossposter.preview_text import MENTION_STYLE, post_text
+
+    plan = plan_of(tmp_path, f"{BLUESKY} {MASTODON} {X} `@zed`\n")
+    marked = {}
+    for platform in PLATFORMS:
+        body = post_text(post_of(plan, platform), platform)
+        marked[platform] = [body.plain[s.start:s.end] for s in body.spans if s.style == MENTION_STYLE]
+    assert marked == {"bluesky": ["@alice.bsky.social"], "mastodon": ["@alice", "@zed"], "x": ["@alice", "@zed"]}

@@ -120,6 +120,11 @@ def run(config_path: Path | None, now: datetime | None = None) -> int:
     # 3. every archive, every thread
     _archives(config, report, limits, now)
 
+    # 4. the mirror's archive and state (its source logged in above, with the other platforms)
+    from crossposter.mirror.check import check_mirror
+
+    check_mirror(config, report)
+
     print()
     warnings = plural(len(report.warnings), "warning")
     if report.problems:

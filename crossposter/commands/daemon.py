@@ -16,16 +16,26 @@ from pathlib import Path
 log = logging.getLogger("crossposter.daemon")
 
 
-def run(config_path: Path | None) -> int:
+def run(config_path: Path | None, backfill: str | None = None) -> int:
     from crossposter.config import ConfigError, config_for_command, missing_settings, secret_values
     from crossposter.logs import setup_logging
+    from crossposter.messages import fail
 
     try:
         config = config_for_command(config_path, required=True)
     except ConfigError as e:
-        from crossposter.messages import fail
-
         return fail(e)
+    since = None
+    if backfill is not None:
+        from crossposter.commands.backup import parse_since
+        from crossposter.timeparse import TimeError
+
+        if config.mirror is None:
+            return fail("--backfill: the config has no `mirror:` section (see config.example.yaml)")
+        try:
+            since = parse_since(backfill, config.timezone)
+        except TimeError as e:
+            return fail(f"--backfill: {e}")
     setup_logging(config.daemon.log_format, secret_values())
     from crossposter.fakes import FAKE_ENV, journal_fakes_from_env
 
@@ -68,6 +78,10 @@ def run(config_path: Path | None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     engine.start()
+    if config.mirror is not None:
+        from crossposter.mirror.daemon import attach
+
+        attach(engine, backfill=since)
     try:
         engine.run_forever()
     finally:

@@ -72,6 +72,9 @@ def collect(paths: list[Path], config: Any, now: datetime | None = None) -> dict
                 "daemon": redact_obj({k: daemon[k] for k in ("outcome", "message", "at", "retry_at") if k in daemon})
                 if daemon else None,
             })
+    from crossposter.mirror.report import mirror_report
+
+    out["mirror"] = mirror_report(config, now)  # None without a `mirror:` section
     return out
 
 
@@ -146,6 +149,9 @@ def _table(data: dict[str, Any]) -> None:
     if details:
         console.print()
     console.print(f"Times in {data['timezone']}. Next queue slot: {data['next_queue_slot'] or 'none configured'}")
+    from crossposter.mirror.report import print_mirror
+
+    print_mirror(console, data.get("mirror"))
 
 
 def run(paths: list[Path], fmt: str, config_path: Path | None) -> int:

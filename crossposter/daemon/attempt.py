@@ -43,14 +43,17 @@ class Attempted:
 
 
 def attempt(info: ThreadInfo, publish: Publisher, *, config: Config, state: DaemonState, zone: ZoneInfo,
-            adapters: dict[str, Any] | None, stop_event: threading.Event) -> Attempted:
+            adapters: dict[str, Any] | None, stop_event: threading.Event,
+            platforms: list[str] | None = None) -> Attempted:
     from crossposter.publish import PreflightError, ThreadLockedError
 
     prev = state.get(info.key, info.sig) or {}
     attempts = int(prev.get("attempts", 0)) if prev.get("outcome") == ThreadOutcome.RETRYING else 0
     extra = {"title": info.title, "archive": str(info.archive)}
     try:
-        result = publish(config, info.archive, info.title, adapters=adapters, stop_event=stop_event, progress=False)
+        only = {"platforms": platforms} if platforms else {}  # the mirror's targets
+        result = publish(config, info.archive, info.title, adapters=adapters, stop_event=stop_event, progress=False,
+                         **only)
     except PreflightError as e:
         state.set(info.key, outcome=ThreadOutcome.FAILED, sig=info.sig, message="; ".join(e.problems))
         for p in e.problems:

@@ -106,7 +106,8 @@ class ChildPublisher:
         log.info("publisher process stopped", extra={"event": "publisher_stopped"})
 
     def __call__(self, config: Config, archive: Path, title: str, *, adapters: Any = None,
-                 stop_event: threading.Event | None = None, progress: bool = False) -> PublishResult:
+                 stop_event: threading.Event | None = None, progress: bool = False,
+                 platforms: list[str] | None = None) -> PublishResult:
         from crossposter.publish import PreflightError, ThreadLockedError
         from crossposter.redact import redact_obj
 
@@ -114,7 +115,7 @@ class ChildPublisher:
         self.busy = True
         try:
             self._seq += 1
-            job = {"op": "publish", "id": self._seq, "archive": str(archive), "title": title}
+            job = {"op": "publish", "id": self._seq, "archive": str(archive), "title": title, "platforms": platforms}
             proc, lines = self.proc, self._lines
             try:
                 proc.stdin.write(json.dumps(job) + "\n")
@@ -223,8 +224,8 @@ def child_main() -> None:
         if job is None:
             return
         try:
-            result = publish_thread(config, Path(job["archive"]), job["title"], adapters=adapters,
-                                    stop_event=stop, progress=False)
+            result = publish_thread(config, Path(job["archive"]), job["title"], job.get("platforms"),
+                                    adapters=adapters, stop_event=stop, progress=False)
             send({"id": job["id"], "kind": "result",
                   "outcomes": {p: o.to_json() for p, o in result.outcomes.items()}})
         except PreflightError as e:

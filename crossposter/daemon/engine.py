@@ -69,6 +69,8 @@ class Engine:
         self._reported: list[str] = []  # vital problems already logged
         self._reload_lock = threading.RLock()
         self.current: str | None = None
+        #: when other parts of the daemon (the mirror) expect to publish next: the publisher is started before
+        self.wakeups: list[Callable[[], datetime | None]] = []
         self.child: child_process.ChildPublisher | None = None
         if self.publish is None and self.config.daemon.publisher_process:
             self.child = child_process.ChildPublisher(self.config, self.fakes)
@@ -139,7 +141,7 @@ class Engine:
         """Start the publisher process shortly before something is due; stop it when idle for a while."""
         if self.child is None or self.stop_event.is_set():
             return
-        due = [*self.thread_jobs.times().values(), self.next_slot()]
+        due = [*self.thread_jobs.times().values(), self.next_slot(), *(f() for f in self.wakeups)]
         if publisher_wanted(due, now_utc(), child_process.PREWARM, self.worker.busy):
             self.child.ensure()
         elif (self.child.alive and not self.child.busy
@@ -298,6 +300,8 @@ class Engine:
         except Exception:
             log.exception("watching the archives failed", extra={"event": "watch_error"})
         info = self.threads.get(work.key)
+        if info is None and work.reason == WorkReason.MIRROR:
+            info = _read_info(work.key, self.config.timezone)  # the mirror's archive may not be in `archives`
         if info is None:
             log.info("%s is gone from the archives; not publishing", work.key, extra={"event": "gone"})
             return
@@ -314,7 +318,7 @@ class Engine:
         self.current = work.key
         try:
             done = attempt(info, self._publisher(), config=self.config, state=self.state, zone=self.zone,
-                           adapters=self.adapters, stop_event=self.stop_event)
+                           adapters=self.adapters, stop_event=self.stop_event, platforms=work.platforms)
         finally:
             self.current = None
         if done.retry_at is not None:
@@ -322,6 +326,10 @@ class Engine:
                 self.thread_jobs.set(info.key, done.retry_at, WorkReason.RETRY)
         if self.on_result is not None:
             self.on_result(work.key, done.outcome)
+
+    def submit_mirror(self, archive: Path, title: str, platforms: list[str], due: datetime) -> None:
+        """The mirror's hook: publish this thread to `platforms` through the same worker as schedules."""
+        self.worker.enqueue(f"{Path(archive).resolve()}::{title}", WorkReason.MIRROR, due, list(platforms))
 
     def _publisher(self) -> Publisher:
         if self.publish is not None:
@@ -339,3 +347,15 @@ class Engine:
         if info is not None:
             with self._reload_lock:
                 self._watcher.forget(info.archive)
+
+
+def _read_info(key: str, timezone: str) -> ThreadInfo | None:
+    """A thread the watcher does not follow (the mirror's archive outside `archives`), read now."""
+    from crossposter.archive import ArchiveError, read_archive
+
+    archive, _, title = key.partition("::")
+    try:
+        path = Path(archive)
+        return thread_info(path, read_archive(path).find(title), timezone)
+    except ArchiveError:
+        return None

@@ -33,6 +33,7 @@ class WorkReason(StrEnum):
     MISFIRE = "misfire"  # its time passed while the daemon was away, within the grace
     RESUME = "resume"  # it was started (posts recorded, or stopped by a signal): finish it
     RETRY = "retry"  # a later attempt after a rate limit, a transient failure or a crash
+    MIRROR = "mirror"  # the mirror found it settled (crossposter.mirror): its targets only
 
 
 class Action(StrEnum):
@@ -90,6 +91,8 @@ def not_wanted(info: ThreadInfo, reason: WorkReason, now: datetime) -> str | Non
         return "its crossposter block has problems"
     if info.skipped:
         return f"skipped ({info.skipped})"
+    if reason == WorkReason.MIRROR:
+        return None  # the mirror decided (crossposter.mirror.decide); it has no schedule to check
     if reason == WorkReason.QUEUED:
         return None if info.queued and info.schedule is None else "no longer queued"
     if reason in (WorkReason.SCHEDULED, WorkReason.MISFIRE):

@@ -25,6 +25,8 @@ class Work:
     key: str
     reason: WorkReason
     due: datetime  # when it should have started (for the start-delay log)
+    #: only these platforms (the mirror's targets); None: every enabled platform
+    platforms: list[str] | None = None
 
 
 class Worker:
@@ -64,13 +66,13 @@ class Worker:
         with self._lock:
             return bool(self._in_flight)
 
-    def enqueue(self, key: str, reason: WorkReason, due: datetime) -> bool:
+    def enqueue(self, key: str, reason: WorkReason, due: datetime, platforms: list[str] | None = None) -> bool:
         """Queue `key` unless it is already queued or running; False when it was."""
         with self._lock:
             if key in self._in_flight:
                 return False
             self._in_flight.add(key)
-        self._queue.put(Work(key, reason, due))
+        self._queue.put(Work(key, reason, due, platforms))
         return True
 
     def _loop(self) -> None:

@@ -1,0 +1,118 @@
+"""The mirror's backup in a process of its own, and the cheap look that usually makes it unnecessary.
+
+Why out of process: the atproto SDK costs ~35 MB of resident memory once imported and Python never
+gives module memory back, so a daemon that ran the backup itself would idle above the 80 MB target
+after its first poll. The child (`python -m crossposter.mirror.backup_child`) gets the config on
+stdin, runs `run_backup` exactly as `crossposter backup` would (same reader, same cursor), prints
+one JSON line and exits; its log lines go to the daemon's log.
+
+Why a look first: with nothing new (most polls) a Bluesky source needs no child at all: one
+unauthenticated `com.atproto.repo.listRecords` after the cursor's record key, with the standard
+library, tells whether anything was written since. Any doubt (no cursor yet, an error, another
+source platform) runs the backup.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from crossposter.config import Config
+    from crossposter.mirror.source import BackupResult
+
+
+def nothing_new(config: Config) -> bool:
+    """True only when the source is Bluesky and its PDS lists no record after the backup's cursor."""
+    m = config.mirror
+    if m is None or m.from_ != "bluesky":
+        return False
+    from crossposter.backup.state import BackupState
+    from crossposter.mirror.report import account_name
+
+    cursor = BackupState.load(config.state_path, "bluesky", account_name(config, "bluesky")).cursor
+    if not cursor or not cursor.startswith("at://"):
+        return False
+    repo, _, rest = cursor.removeprefix("at://").partition("/")
+    rkey = rest.rsplit("/", 1)[-1]
+    if not repo or not rkey:
+        return False
+    query = urllib.parse.urlencode({"repo": repo, "collection": "app.bsky.feed.post", "limit": 1,
+                                    "reverse": "true", "cursor": rkey})
+    url = f"{config.platforms.bluesky.service.rstrip('/')}/xrpc/com.atproto.repo.listRecords?{query}"
+    try:
+        with urllib.request.urlopen(url, timeout=20) as r:  # noqa: S310 - the configured service URL
+            page = json.loads(r.read(1_000_000))
+    except (OSError, ValueError):
+        return False  # the backup itself will say what is wrong
+    return isinstance(page, dict) and page.get("records") == []
+
+
+def run_in_child(config: Config, timeout: float) -> BackupResult:
+    """One backup in a child process; raises RuntimeError (redacted message) when it fails as a whole."""
+    from crossposter.mirror.source import BackupResult
+
+    payload = json.dumps({"config": config.model_dump(mode="json"), "base_dir": str(config.base_dir)})
+    package_root = str(Path(__file__).resolve().parent.parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([package_root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    try:
+        proc = subprocess.run([sys.executable, "-P", "-m", "crossposter.mirror.backup_child"], input=payload,
+                              stdout=subprocess.PIPE, stderr=None, text=True, timeout=timeout, env=env,
+                              cwd=str(config.base_dir))
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"the backup took longer than {timeout:.0f} s and was stopped (the next poll "
+                           "continues from the saved cursor)") from None
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    try:
+        out = json.loads(lines[-1]) if lines else {}
+    except ValueError:
+        out = {}
+    if proc.returncode != 0 or "error" in out or "newest" not in out:
+        raise RuntimeError(out.get("error") or f"the backup process exited with code {proc.returncode}")
+    return BackupResult(newest={k: datetime.fromisoformat(v) for k, v in out["newest"].items()},
+                        problems=list(out.get("problems", [])), complete=bool(out.get("complete", True)))
+
+
+def backup_out_of_process(config: Config) -> BackupResult:
+    """The daemon's backup: skipped when the source shows nothing new, else run in a child process."""
+    from crossposter.mirror.source import BackupResult
+
+    if nothing_new(config):
+        return BackupResult(newest={}, problems=[])
+    assert config.mirror is not None
+    return run_in_child(config, timeout=max(600.0, 5 * config.mirror.every))
+
+
+def main() -> None:
+    """The child: config on stdin, one JSON line on stdout, logs on stderr."""
+    from crossposter.config import Config, secret_values
+    from crossposter.logs import setup_logging
+    from crossposter.redact import redact, redact_obj
+
+    out = sys.stdout
+    sys.stdout = sys.stderr  # nothing but the result may reach the pipe
+    first = json.loads(sys.stdin.readline())
+    config = Config.model_validate({**first["config"], "base_dir": first["base_dir"]})
+    setup_logging(config.daemon.log_format, secret_values(), stream=sys.stderr)
+    from crossposter.mirror.source import run_source_backup
+
+    try:
+        result = run_source_backup(config)
+    except Exception as e:
+        out.write(json.dumps({"error": redact(f"{type(e).__name__}: {e}")}) + "\n")
+        out.flush()
+        raise SystemExit(1) from None
+    out.write(json.dumps(redact_obj({"newest": {k: v.isoformat() for k, v in result.newest.items()},
+                                     "problems": result.problems, "complete": result.complete})) + "\n")
+    out.flush()
+
+
+if __name__ == "__main__":
+    main()

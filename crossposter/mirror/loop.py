@@ -1,0 +1,198 @@
+"""The mirror's poll: back up the source account, look at every source thread, hand the settled ones on.
+
+One poll runs at a time (a lock: the interval job and a settle wake-up may meet). It never
+publishes itself: a settled thread is given to the daemon's worker (`Publisher.submit`), which
+publishes it with `post`'s own code to the target platforms only, one thread at a time, beside
+the scheduled ones. Whether a thread is done is read back from the archive at the next look
+(every ID is recorded there after each post), never assumed: a crash between a post and the next
+poll costs nothing but a resume.
+
+Why the archive and not the backup's outcome decides what is a source thread: the outcome only
+tells what was written *this* poll; a restart, a thread retried after a rate limit, a reply the
+person appended by hand all have to be seen from what the archive records. The outcome only adds
+what the archive cannot tell: when the newest post was written.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from crossposter.mirror.decide import Decision, Rules, Seen, decide, has_tag, id_time
+from crossposter.mirror.source import BackupFn, into_path, run_source_backup
+from crossposter.mirror.state import DUE, FINAL, MIRRORED, MirrorState
+
+if TYPE_CHECKING:
+    from crossposter.archive import Archive, Thread
+    from crossposter.config import Config
+
+log = logging.getLogger("crossposter.mirror")
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+class Publisher(Protocol):
+    """What the mirror needs of the daemon (the engine implements it; tests pass a fake)."""
+
+    def submit(self, archive: Path, title: str, platforms: list[str]) -> None:
+        """Publish (or resume) the thread on these platforms, through the daemon's worker."""
+
+    def outcome(self, archive: Path, title: str, thread: Thread) -> tuple[str | None, datetime | None]:
+        """The daemon's last outcome for this very text ("failed", "retrying"...) and its retry time."""
+
+
+class Mirror:
+    """The cross-posting bot's brain; `poll()` is what the daemon's interval job runs."""
+
+    def __init__(self, config: Config, publisher: Publisher, *, backup: BackupFn | None = None,
+                 clock: Callable[[], datetime] = now_utc, backfill: datetime | None = None) -> None:
+        m = config.mirror
+        if m is None:
+            raise ValueError("the config has no mirror section")
+        self.config = config
+        self.publisher = publisher
+        self.backup = backup or run_source_backup
+        self.clock = clock
+        self.state = MirrorState.load(config.state_path)
+        now = clock()
+        if self.state.source and self.state.source != m.from_:
+            log.warning("mirror: the source changed from %s to %s: starting afresh (nothing posted before now "
+                        "is mirrored)", self.state.source, m.from_, extra={"event": "mirror_source_changed"})
+            self.state = MirrorState(self.state.path)
+        if self.state.start is None:
+            self.state.start = now
+            self.state.source = m.from_
+            log.info("mirror: first start; threads posted on %s before %s are not mirrored%s", m.from_,
+                     now.isoformat(timespec="seconds"),
+                     "" if not (backfill or m.backfill) else f" unless started since "
+                     f"{(backfill or m.backfill).isoformat(timespec='seconds')} (backfill)",  # type: ignore[union-attr]
+                     extra={"event": "mirror_first_start"})
+            self.state.save()
+        backfills = [b for b in (backfill, m.backfill) if b is not None]
+        self.rules = Rules(settle=timedelta(seconds=m.settle), catch_up=timedelta(seconds=m.catch_up),
+                           start=self.state.start, backfill=min(backfills) if backfills else None,
+                           skip_tag=m.skip_tag)
+        self._lock = threading.Lock()
+        #: the earliest time a waiting thread wants another look (the daemon schedules a poll then)
+        self.wake: datetime | None = None
+
+    @property
+    def source(self) -> str:
+        assert self.config.mirror is not None
+        return self.config.mirror.from_
+
+    @property
+    def targets(self) -> list[str]:
+        assert self.config.mirror is not None
+        return list(self.config.mirror.to)
+
+    def poll(self) -> datetime | None:
+        """Back up, decide, hand on; returns when a waiting thread wants another look (or None)."""
+        with self._lock:
+            now = self.clock()
+            newest: dict[str, datetime] = {}
+            try:
+                result = self.backup(self.config)
+            except Exception as e:  # a platform or archive error: report it, look at the archive anyway
+                self._problem(f"backup of {self.source} failed: {type(e).__name__}: {e}", now)
+                self.state.last_poll_ok = False
+            else:
+                newest = result.newest
+                for p in result.problems:
+                    self._problem(f"backup of {self.source}: {p}", now, kind="warning")
+                self.state.last_poll_ok = result.complete and not result.problems
+            before = {k: t.status for k, t in self.state.threads.items()}
+            decisions = self._look(now, newest)
+            self.state.last_poll = now
+            self.state.save()
+            for d in decisions:
+                if d.publish:
+                    again = before.get(d.thread.root_id) == DUE  # in flight or waiting for the worker: say it once
+                    log.log(logging.DEBUG if again else logging.INFO,"mirror: %r is settled; publishing to %s", d.thread.title, ", ".join(self.targets),
+                             extra={"event": "mirror_publish", "title": d.thread.title,
+                                    "archive": d.thread.archive})
+                    self.publisher.submit(Path(d.thread.archive), d.thread.title, self.targets)
+            wakes = [d.wake for d in decisions if d.wake is not None]
+            self.wake = min(wakes) if wakes else None
+            return self.wake
+
+    # ------------------------------------------------------------------ looking at the archive
+
+    def _look(self, now: datetime, newest: dict[str, datetime]) -> list[Decision]:
+        from crossposter.archive import ArchiveError, read_archive
+
+        path = into_path(self.config)
+        if not path.exists():
+            return []
+        try:
+            archive = read_archive(path)
+        except ArchiveError as e:
+            self._problem(f"cannot read the mirror's archive: {e}", now)
+            return []
+        decisions = []
+        for thread in archive.threads:
+            d = self._one(archive, thread, now, newest)
+            if d is None:
+                continue
+            self.state.threads[d.thread.root_id] = d.thread
+            if d.note:
+                level = logging.INFO if d.thread.status in (MIRRORED, *FINAL) else logging.WARNING
+                log.log(level, "mirror: %r: %s", d.thread.title, d.note,
+                        extra={"event": f"mirror_{d.thread.status}", "title": d.thread.title})
+            decisions.append(d)
+        return decisions
+
+    def _one(self, archive: Archive, thread: Thread, now: datetime, newest: dict[str, datetime]) -> Decision | None:
+        from crossposter.thread_meta import MetadataError, of
+
+        try:
+            meta = of(thread, self.config.timezone)
+        except MetadataError:
+            return None  # status and check report a broken block; nothing in it is trusted
+        entries = meta.recorded(self.source)
+        if not entries or thread.skipped:
+            return None  # not a thread of the source account (or one the person marked skip)
+        root_id = entries[0].id
+        prev = self.state.threads.get(root_id)
+        posts = len(entries)
+        if (prev is not None and posts == prev.posts and (prev.status in FINAL or prev.status == MIRRORED)
+                and prev.archive == str(archive.path) and prev.title == thread.title):
+            return None  # nothing new: no planning, no work (the idle poll stays cheap)
+        started = id_time(self.source, root_id)
+        known = [newest[root_id]] if root_id in newest else []
+        if prev is not None and posts > prev.posts:
+            known += [t for e in entries[prev.posts:] if (t := id_time(self.source, e.id)) is not None]
+        elif prev is None:
+            known += [t for e in entries if (t := id_time(self.source, e.id)) is not None]
+        seen_newest = max(known) if known else None
+        complete, tagged = self._progress(archive, thread, meta)
+        outcome, retry_at = self.publisher.outcome(Path(archive.path), thread.title, thread)
+        # the daemon published this very text to the end (its plan used the instance's real Mastodon limit,
+        # which ours, made offline at the configured one, may not match)
+        complete = complete or outcome == "done"
+        seen = Seen(root_id=root_id, archive=str(archive.path), title=thread.title, posts=posts, started=started,
+                    newest=seen_newest, tagged=tagged, complete=complete, outcome=outcome, retry_at=retry_at)
+        return decide(prev, seen, now, self.rules)
+
+    def _progress(self, archive: Archive, thread: Thread, meta: Any) -> tuple[bool, bool]:
+        """Whether every target has every planned post recorded, and whether the skip tag is in a post."""
+        from crossposter.plan import plan_thread
+
+        plan = plan_thread(archive, thread, self.config, self.targets)
+        complete = not plan.errors and all(
+            len(meta.recorded(p)) >= len(plan.platforms[p].posts) and p not in meta.pending
+            for p in self.targets if p in plan.platforms)
+        tag = self.rules.skip_tag
+        tagged = bool(tag) and has_tag([post.text for pp in plan.platforms.values() for post in pp.posts], tag or "")
+        return complete, tagged
+
+    def _problem(self, message: str, now: datetime, kind: str = "error") -> None:
+        log.log(logging.ERROR if kind == "error" else logging.WARNING, "mirror: %s", message,
+                extra={"event": "mirror_problem"})
+        self.state.problem(message, when=now, kind=kind)
