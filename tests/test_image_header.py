@@ -47,7 +47,7 @@ def test_intact_images_pass_without_pillow(name: str, tmp_path: Path, monkeypatc
     path = tmp_path / name
     path.write_bytes(PICTURES[name])
     # Pillow is not consulted for an intact file of a known format: make any call to it fail loudly.
-    monkeypatch.setattr("crossposter.images.check_image", lambda p: pytest.fail(f"Pillow consulted for {name}"))
+    monkeypatch.setattr("crossposter.images.inspect_image", lambda p: pytest.fail(f"Pillow consulted for {name}"))
     assert image_header.problem(path) is None
 
 
@@ -113,11 +113,30 @@ def _can_read(path: Path) -> bool:
     return True
 
 
-def test_huge_pixel_counts_are_left_to_pillow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "big.png"
-    path.write_bytes(PICTURES["RGB.png"])
-    monkeypatch.setattr(image_header, "_PILLOW_MAX_PIXELS", 10)
+def test_a_huge_jpeg_is_left_to_pillow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above the pixel cap a JPEG is still checked (by Pillow, at a reduced scale): only it can decode that."""
+    path = tmp_path / "big.jpg"
+    path.write_bytes(PICTURES["RGB.jpeg"])
+    monkeypatch.setattr(image_header, "MAX_PIXELS", 10)
     asked: list[Path] = []
-    monkeypatch.setattr("crossposter.images.check_image", lambda p: asked.append(p) or "too many pixels")
+    monkeypatch.setattr("crossposter.images.inspect_image", lambda p: asked.append(p) or ("too many pixels", None))
     assert image_header.problem(path) == "too many pixels"
     assert asked == [path]
+
+
+@pytest.mark.parametrize("name", ["RGB.png", "RGB.gif", "RGB.webp", "RGBA.webp", "L.webp"])
+def test_above_the_pixel_cap_other_formats_are_refused_from_the_header_as_pillow_refuses_them(
+        name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / name
+    path.write_bytes(PICTURES[name])
+    monkeypatch.setattr(image_header, "MAX_PIXELS", 37 * 23 - 1)  # the pictures are 37 x 23
+    monkeypatch.setattr("crossposter.images.inspect_image", lambda p: pytest.fail("Pillow consulted"))
+    problem = image_header.problem(path)
+    assert problem is not None and problem.startswith("37×23 pixels")
+    monkeypatch.undo()
+    monkeypatch.setattr(image_header, "MAX_PIXELS", 37 * 23 - 1)
+    assert check_image(path) == problem  # Pillow's path says the same, without decoding
+    monkeypatch.setattr(image_header, "MAX_PIXELS", 37 * 23)
+    assert image_header.problem(path) is None and check_image(path) is None
+
+

@@ -189,9 +189,9 @@ def _counting(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     counts = {"decode": 0, "encode": 0}
     real_open, real_encode = images._open_problem, images._encode
 
-    def open_problem(path):  # type: ignore[no-untyped-def]
+    def open_problem(path, *args):  # type: ignore[no-untyped-def]
         counts["decode"] += 1
-        return real_open(path)
+        return real_open(path, *args)
 
     def encode(*a, **k):  # type: ignore[no-untyped-def]
         counts["encode"] += 1
