@@ -6,11 +6,12 @@ the same function, so the preview never disagrees with what gets posted.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from crossposter.archive import Archive, ArchiveError, Thread, read_archive
+from crossposter.archive import Archive, ArchiveError, Thread, find_thread, read_archive_parts
 from crossposter.model import DEFAULT_LIMITS, PLATFORMS, Diagnostic, ImageRef, PlatformPosts, ThreadPlan
 
 if TYPE_CHECKING:
@@ -57,6 +58,8 @@ def plan_thread(archive: Archive, thread: Thread, config: Config | PlanOptions, 
     plan = ThreadPlan(archive=archive.path, title=thread.title, line=thread.line, skipped=thread.skipped)
     if thread.skipped:
         return plan
+    plan.errors.extend(thread.errors)  # what reading the file found (see `Thread.errors`)
+    plan.warnings.extend(thread.warnings)
     tokens = archive.body_tokens(thread, inline=False)
     title = thread.title if options.post_title or not has_opening_text(tokens) else None
     rendered = blocks(thread.body, thread.body_line, archive.path.parent, title=title, title_line=thread.line,
@@ -98,27 +101,34 @@ def _check_images(images: list[ImageRef], folder: Path, platforms: list[str], pl
             plan.errors.append(Diagnostic(img.line, f"image file {img.src!r} not found (looked for {img.path}); "
                                           "add the file or fix the path, which is relative to the archive"))
         else:
-            problem = _image_problem(img.path, decode)
+            problem, note = _image_problem(img.path, decode)
             if problem:
                 plan.errors.append(Diagnostic(img.line, f"image {img.src!r}: {problem}"))
+            if note:
+                plan.warnings.append(Diagnostic(img.line, f"image {img.src!r}: {note}"))
 
 
-def _image_problem(path: Path, decode: bool) -> str | None:
+def _image_problem(path: Path, decode: bool) -> tuple[str | None, str | None]:
+    """(what makes the image unusable, what is worth a warning): see `image_header.inspect`."""
     if not decode:
         from crossposter import image_header
 
-        return image_header.problem(path)
-    from crossposter.images import check_image
+        return image_header.inspect(path)
+    from crossposter.images import inspect_image
 
-    return check_image(path)
+    return inspect_image(path)
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:
-    """Files as given; folders become their `*.md` files, sorted."""
+    """Files as given; folders become their `*.md` entries, sorted.
+
+    Every entry but a folder is kept, so that a `*.md` that is a FIFO, a device or a broken link gets its
+    error from the reader instead of being skipped without a word.
+    """
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
-            out.extend(sorted(q for q in p.glob("*.md") if q.is_file()))
+            out.extend(sorted(q for q in p.glob("*.md") if not q.is_dir()))
         else:
             out.append(p)
     return out
@@ -126,26 +136,47 @@ def expand_paths(paths: list[Path]) -> list[Path]:
 
 def plan_paths(paths: list[Path], config: Config | PlanOptions, platforms: list[str] | None = None,
                thread_title: str | None = None) -> list[ThreadPlan]:
-    """Plans for every thread of every archive (or the one titled `thread_title`).
+    """Plans for every thread of every archive (or the one titled `thread_title`); see `iter_plans`."""
+    return list(iter_plans(paths, config, platforms, thread_title))
 
-    An archive that cannot be read yields one plan with the error, so a preview
-    of many files still shows the others.
+
+def iter_plans(paths: list[Path], config: Config | PlanOptions, platforms: list[str] | None = None,
+               thread_title: str | None = None) -> Iterator[ThreadPlan]:
+    """`plan_paths`, one plan at a time, in order.
+
+    Each archive is read one slice at a time (`read_archive_parts`) and a slice's tokens are dropped once
+    its threads are planned, so a consumer that writes each plan out and drops it (the preview) needs
+    memory for one slice of the file, not for its whole parse.
+
+    An archive that cannot be read yields one plan with the error, so a preview of many files still shows
+    the others (the plans of an archive's slices before the problem come first).
     """
     options = PlanOptions.of(config)
-    plans: list[ThreadPlan] = []
     for path in expand_paths(paths):
         try:
-            archive = read_archive(path)
-        except ArchiveError as e:
-            plans.append(ThreadPlan(archive=Path(path).resolve(), title="", line=e.line or 0, skipped=None,
-                                    errors=[Diagnostic(e.line or 0, e.message)]))
-            continue
-        threads = archive.threads
-        if thread_title is not None:
-            try:
-                threads = [archive.find(thread_title)]
-            except ArchiveError:
+            if thread_title is None:
+                for part in read_archive_parts(path):
+                    for thread in part.threads:
+                        yield plan_thread(part, thread, options, platforms)
                 continue
-        for thread in threads:
-            plans.append(plan_thread(archive, thread, options, platforms))
-    return plans
+            found = _find_streamed(path, thread_title)
+        except ArchiveError as e:
+            yield ThreadPlan(archive=Path(path).resolve(), title="", line=e.line or 0, skipped=None,
+                             errors=[Diagnostic(e.line or 0, e.message)])
+            continue
+        if found is not None:
+            yield plan_thread(*found, options, platforms)
+
+
+def _find_streamed(path: Path, title: str) -> tuple[Archive, Thread] | None:
+    """The thread `Archive.find(title)` would give (None where it raises), reading the file in slices."""
+    wanted = " ".join(title.split()).casefold()
+    candidates: list[tuple[Archive, Thread]] = []
+    for part in read_archive_parts(path):
+        candidates.extend((part, t) for t in part.threads
+                          if t.title == title or " ".join(t.title.split()).casefold() == wanted)
+    try:
+        thread = find_thread([t for _, t in candidates], title, path)
+    except ArchiveError:
+        return None
+    return next((part, t) for part, t in candidates if t is thread)
