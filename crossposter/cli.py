@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", type=_file_path, default=None, metavar="FILE",
                    help="Write to this file instead of the terminal (html: default preview.html).")
     p.add_argument("--open", dest="open_browser", action="store_true", help="Open the HTML preview in a browser.")
+    p.add_argument("--force", action="store_true",
+                   help="Replace FILE even when it is not an earlier preview (never an archive being read).")
     _config_option(p)
 
     p = _command(sub, "post", "Publish a thread now, or resume one that stopped.")
@@ -132,7 +134,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         from crossposter.commands.preview import run as preview
 
         return preview(paths=list(args.paths), thread=args.thread, platforms=_names(args.platforms), fmt=args.fmt,
-                       output=args.output, open_browser=args.open_browser, config_path=args.config)
+                       output=args.output, open_browser=args.open_browser, config_path=args.config,
+                       force=args.force)
     if cmd == "post":
         from crossposter.commands.post import run as post
 
