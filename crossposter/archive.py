@@ -51,7 +51,7 @@ MAX_ARCHIVE_BYTES = 64 * 1024 * 1024
 #: Characters of Markdown parsed at a time: the file is parsed in slices that end at `#`/`##` headings, so
 #: the tokens of one slice at a time are enough for a streamed preview (memory stays a small multiple of the
 #: file, not of its token list, ~20 times the file).
-_CHUNK_CHARS = 1 << 19
+_CHUNK_CHARS = 1 << 17
 
 BLOCK_OPEN = "<!-- crossposter"
 BLOCK_CLOSE = "-->"
@@ -186,6 +186,23 @@ class Archive:
             self._parse_inline([tok for tok in tokens if tok.type == "inline"])
             self._inlined.add(key)
         return tokens
+
+    def release(self, thread: Thread) -> None:
+        """Forget `thread`'s tokens (block and inline): a reader that visits each thread once (the streamed
+        preview) keeps memory for the threads still to come only. `body_tokens` of it parses its body again."""
+        key = id(thread)
+        tokens = self._body_cache.pop(key, None)
+        self._inlined.discard(key)
+        for tok in tokens or ():
+            if tok.children:
+                self._parsed.discard(id(tok))
+                tok.children = None
+        if thread._token_range is not None and self._positions.get(key) is not None:
+            chunk, start, stop = thread._token_range
+            listed = self._chunks.get(chunk)
+            if listed is not None:
+                listed[start:stop] = [None] * (stop - start)  # type: ignore[list-item]
+            thread._token_range = None
 
     def inline_children(self, token: Token) -> list[Token]:
         """The children of an ``inline`` token from ``body_tokens(thread, inline=False)``, parsed on first use."""
@@ -465,52 +482,48 @@ def _parse_parts(text: str, path: Path, streamed: bool) -> Iterator[Archive]:
     layout = Layout(src)
     env: dict = {LAYOUT_KEY: layout}
     nul_lines = _nul_lines(norm) if "\0" in norm else []
-    bounds = None
+    ends = None
     if streamed and len(src) > _CHUNK_CHARS and "]:" in src:
         # a reference definition may come after the threads that use it: collect them all first
-        bounds = [b for b, _tokens in _block_chunks(src, n_lines, env, layout)]
+        ends = [(stop, b) for (_, stop, _, b), _tokens in _block_chunks(src, n_lines, env, layout)]
+        layout.forget_findings()
     archive_env: dict = {}
-    for index, ((start, stop, a, b), tokens) in enumerate(_block_chunks(src, n_lines, env, layout, bounds)):
+    for index, ((start, stop, a, b), tokens) in enumerate(_block_chunks(src, n_lines, env, layout, ends)):
         archive_env.update((k, v) for k, v in env.items() if k != LAYOUT_KEY)
         lines = _Lines(norm[a:b].split("\n"), start)
         threads = _threads(tokens, index, lines, stop, n_lines, norm.endswith("\n"), path)
         archive = Archive(path=path, threads=threads, _chunks={index: tokens}, _env=archive_env,
                           _positions={id(t): i for i, t in enumerate(threads)})
-        _mark(archive, threads, layout, nul_lines, archive_env)
+        _mark(archive, threads, layout, nul_lines, archive_env, stop)
         yield archive
 
 
 def _block_chunks(src: str, n_lines: int, env: dict, layout: Layout,
-                  bounds: list[tuple[int, int, int, int]] | None = None):
+                  ends: list[tuple[int, int]] | None = None):
     """((first line, stop line, first char, stop char), block tokens with file line maps) per slice.
 
     A slice ends just before a `#`/`##` heading at column 0 (no list, quote or paragraph continues over
     one); when a fence or HTML block open at its end closes later in the file, the slice is parsed again,
-    reaching past that close (`Extend`).
+    reaching past that close (`Extend`). `ends` are the (stop line, stop char) an earlier pass found.
     """
     parser = block_parser()
-    if bounds is None and len(src) <= _CHUNK_CHARS:
-        bounds = [(0, n_lines, 0, len(src))]
-    if bounds is not None:
-        layout.chunked = len(bounds) > 1
-        for start, stop, a, b in bounds:
-            layout.offset, layout.base = start, a
-            with _no_gc():
-                tokens = parser.parse(src if (a, b) == (0, len(src)) else src[a:b], env)
-            yield (start, stop, a, b), _shift(tokens, start)
-        return
-    layout.chunked = True
+    layout.chunked = len(src) > _CHUNK_CHARS
     start = a = 0
     while True:
-        nxt = layout.boundary(a + _CHUNK_CHARS, start)
-        stop, b = nxt if nxt is not None else (n_lines, len(src))
+        if ends:
+            stop, b = ends.pop(0)
+        elif layout.chunked:
+            nxt = layout.boundary(a + _CHUNK_CHARS, start)
+            stop, b = nxt if nxt is not None else (n_lines, len(src))
+        else:
+            stop, b = n_lines, len(src)
         while True:
             layout.offset, layout.base = start, a
             try:
                 with _no_gc():
-                    tokens = parser.parse(src[a:b], env)
-            except Extend as e:
-                nxt = layout.boundary(b, e.line)
+                    tokens = parser.parse(src if (a, b) == (0, len(src)) else src[a:b], env)
+            except Extend as e:  # at least double the slice: a chain of such blocks costs a few parses, not one each
+                nxt = layout.boundary(max(b, 2 * b - a), e.line)
                 stop, b = nxt if nxt is not None else (n_lines, len(src))
                 continue
             break
@@ -606,38 +619,46 @@ def _threads(tokens: list[Token], index: int, lines: _Lines, end: int, n_lines: 
     return threads
 
 
-def _mark(archive: Archive, threads: list[Thread], layout: Layout, nul_lines: list[int], env: dict) -> None:
-    """Skips, and what reading found wrong with each thread (see `Thread.errors`)."""
+def _mark(archive: Archive, threads: list[Thread], layout: Layout, nul_lines: list[int], env: dict,
+          stop: int) -> None:
+    """Skips, and what reading found wrong with each thread (see `Thread.errors`).
+
+    Linear in the threads and the blocks found since the last slice: a file of many unclosed comments
+    must not make this quadratic.
+    """
     from bisect import bisect_left, bisect_right
 
+    earlier = layout.swallowed_from  # a block never closed, in an earlier slice: it hides every thread here
+    spans, hidden = layout.take_new()
+    spans = sorted(([(earlier[0], (None, earlier[1]))] if earlier else []) + layout.carried + spans,
+                   key=lambda span: span[0])
+    layout.carried = [(at, (until, what)) for at, (until, what) in spans if until is not None and until > stop]
+    heads = [t.line - 1 for t in threads]  # 0-based heading lines, increasing
+    marked: set[int] = set()  # the first block that hides a thread is the one to fix: one error each
+    to_end = False
+    for at, (until, what) in spans:
+        if to_end:
+            break  # the first block that runs to the end of the file already hides every later thread
+        to_end = until is None
+        first = bisect_right(heads, at)
+        last = len(threads) if until is None else bisect_left(heads, until)
+        for thread in threads[first:last]:
+            if id(thread) not in marked:
+                marked.add(id(thread))
+                thread.errors.append(Diagnostic(thread.line, _hidden_by(at, until, what)))
+    for at, (what, lines) in hidden:
+        i = bisect_right(heads, at) - 1
+        if i >= 0 and at + 1 <= threads[i].end_line:
+            shown = ", ".join(str(n + 1) for n in lines[:5]) + (" …" if len(lines) > 5 else "")
+            threads[i].warnings.append(Diagnostic(at + 1, (
+                f"this {what} hides the heading line(s) at {shown}: whatever they start is not a thread "
+                f"and is not posted (end the {what} before them to post them)")))
     for thread in threads:
         if nul_lines:
             for n in nul_lines[bisect_left(nul_lines, thread.line):bisect_right(nul_lines, thread.end_line)]:
                 thread.errors.append(Diagnostic(n, "this line holds a NUL byte (\\0), which Markdown turns into "
                                                    "U+FFFD (\ufffd) and which would be posted as such; delete it "
                                                    "(a NUL in a text file often means the file is damaged)"))
-        head = thread.line - 1
-        for at, (until, what) in layout.spans.items():
-            if not at < head < (until if until is not None else head + 1):
-                continue
-            if until is None:
-                closer = "a closing `-->`" if what == "HTML comment" else (
-                    "a closing fence line" if what == "code block" else "its closing tag")
-                message = (f"this thread comes after the {what} opened at line {at + 1}, which is never closed: "
-                           "Markdown shows everything from there to the end of the file as part of it, this "
-                           f"thread included; add {closer} where it should end")
-            else:
-                message = (f"this thread's heading is inside the {what} opened at line {at + 1}, which only ends "
-                           f"at line {until}: Markdown does not show it as a thread; end the {what} before "
-                           "this heading")
-            thread.errors.append(Diagnostic(thread.line, message))
-            break
-        for at, (what, hidden) in layout.hidden.items():
-            if thread.line <= at + 1 <= thread.end_line:
-                shown = ", ".join(str(n + 1) for n in hidden[:5]) + (" …" if len(hidden) > 5 else "")
-                thread.warnings.append(Diagnostic(at + 1, (
-                    f"this {what} hides the heading line(s) at {shown}: whatever they start is not a thread "
-                    f"and is not posted (end the {what} before them to post them)")))
         if thread.metadata.get("skip") is True:
             thread.skipped = "skip: true"
         elif not thread.body:
@@ -646,3 +667,15 @@ def _mark(archive: Archive, threads: list[Thread], layout: Layout, nul_lines: li
             body_toks = archive._slice_body(thread)
             if body_toks and _is_toc(body_toks, env):
                 thread.skipped = "table of contents"
+
+
+def _hidden_by(at: int, until: int | None, what: str) -> str:
+    """The error of a thread whose heading CommonMark would hide in the block opened at 0-based line `at`."""
+    if until is None:
+        closer = "a closing `-->`" if what == "HTML comment" else (
+            "a closing fence line" if what == "code block" else "its closing tag")
+        return (f"this thread comes after the {what} opened at line {at + 1}, which is never closed: Markdown shows "
+                f"everything from there to the end of the file as part of it, this thread included; add {closer} "
+                "where it should end")
+    return (f"this thread's heading is inside the {what} opened at line {at + 1}, which only ends at line "
+            f"{until}: Markdown does not show it as a thread; end the {what} before this heading")

@@ -9,8 +9,8 @@ IEND, JPEG markers up to the image data, the GIF screen descriptor, the WebP
 RIFF size. That finds non-images, empty, unreadable and cut-off files.
 
 Anything this module is not sure about (an unknown signature, a format Pillow
-may still read such as BMP or TIFF, a JPEG above `MAX_PIXELS`) is handed to
-Pillow (`images.inspect_image`), so a verdict never differs from Pillow's for
+may still read such as BMP or TIFF, a JPEG above Pillow's own pixel limit) is
+handed to Pillow (`images.inspect_image`), so a verdict never differs from Pillow's for
 lack of looking. Above `MAX_PIXELS` a PNG, GIF or WebP is refused from its
 header, as `images` refuses it, before anything is decoded. An animation (GIF,
 APNG, WebP) is a warning: only its first frame is posted. What only a full decode finds (a JPEG whose compressed data is
@@ -20,13 +20,16 @@ run in their pre-flight before anything is posted.
 
 from __future__ import annotations
 
+import os
+import stat
 import struct
 from pathlib import Path
 from typing import BinaryIO
 
 #: The most pixels crossposter decodes to check an image (50 megapixels: ~200 MB as RGBA, where a
 #: 13000 x 13000 PNG of 0.6 MB would cost 2 GB). Read from the header first: a PNG, GIF or WebP above it is
-#: refused without decoding; a JPEG above it is left to Pillow, which checks it at a reduced scale.
+#: refused without decoding; a JPEG above it passes here as any JPEG does (its structure is walked), and
+#: Pillow checks it at a reduced scale before posting.
 MAX_PIXELS = 50_000_000
 
 _CUT_SHORT = "the file is cut short (truncated); re-export it from an image editor"
@@ -67,7 +70,10 @@ def inspect(path: Path) -> tuple[str | None, str | None]:
     first frame."""
     note: list[str] = []
     try:
-        with open(path, "rb") as f:
+        # without blocking: a FIFO named like an image would hang the preview; only a regular file is read
+        with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return "not a regular file (a folder, a FIFO or a device); give an image file", None
             size = f.seek(0, 2)
             f.seek(0)
             head = f.read(30)
@@ -98,10 +104,15 @@ def _first(notes: list[str]) -> str | None:
     return notes[0] if notes else None
 
 
+#: Above this many pixels Pillow warns about decompression bombs (its MAX_IMAGE_PIXELS); let it judge a JPEG.
+_PILLOW_MAX_PIXELS = 89_478_485
+
+
 def _check_pixels(width: int, height: int, jpeg: bool = False) -> None:
-    if width * height > MAX_PIXELS:
-        if jpeg:
-            raise _Unsure  # Pillow decodes a JPEG at a reduced scale to check it
+    if jpeg:  # any size up to Pillow's own limit is checked (at a reduced scale) before posting
+        if width * height > _PILLOW_MAX_PIXELS:
+            raise _Unsure
+    elif width * height > MAX_PIXELS:
         raise _Verdict(too_many_pixels(width, height))
 
 

@@ -9,11 +9,15 @@ markdown-it follows CommonMark, and three of its rules can make a person's text 
 * **Unclosed blocks.** An HTML comment ``<!--`` (and the other HTML blocks that wait for a closing
   sequence) or a code fence that is never closed runs to the end of the document: every later ``##``
   thread would be swallowed. When such a block at the top level can never close (no closing sequence
-  anywhere after it in the file), it is cut at the next ``#``/``##`` heading line instead and marked
-  (``token.meta["crossposter_unclosed"]``); the archive marks every thread after it with an error and
-  the renderer reports the block itself. A block that does close later (a comment that comments out a
-  thread on purpose, a code sample holding a ``##`` line) keeps CommonMark's meaning; an HTML block that
-  hides heading lines is noted (`Layout.hidden`), and the archive warns about it.
+  anywhere after it in the file), or would close only past a *known thread* (a heading with a crossposter
+  metadata block under it: a thread crossposter schedules or has posted, which no comment or code block
+  may hide), it is cut at the next ``#``/``##`` heading line instead and marked
+  (``token.meta["crossposter_unclosed"]``); the archive marks every thread CommonMark would have hidden
+  with an error and the renderer reports the block itself. A block that closes before any known thread
+  (a comment that comments out a draft, a code sample holding a ``##`` line) keeps CommonMark's meaning;
+  an HTML block that hides heading lines is noted (`Layout.hidden`), and the archive warns about it.
+  A block is first parsed only up to the next heading line and settled from file-wide indexes, so a
+  file of many unclosed blocks costs time linear in the file.
 * **Refused links.** Its ``validateLink`` keeps ``javascript:``, ``vbscript:``, ``file:`` and ``data:``
   links from becoming links, so ``![](file:///etc/passwd)`` stayed literal text and would be posted as
   such. Here every link parses; the renderer refuses those with an error at their line.
@@ -29,6 +33,7 @@ only when a block is unclosed.
 from __future__ import annotations
 
 import re
+from array import array
 from bisect import bisect_left, bisect_right
 from typing import TYPE_CHECKING, Any
 
@@ -51,8 +56,9 @@ LAYOUT_KEY = "crossposter_layout"
 _UNCLOSED = "crossposter_unclosed"
 _METADATA = "<!-- crossposter"
 _BLANK_LINE = re.compile(r"^[ \t]*$", re.M)
-#: A heading line, blank lines, then the opening line of a metadata block (as `archive._is_block_open` reads it).
-_METADATA_AFTER = re.compile(r"[^\n]*\n(?:[ \t]*\n)* {0,3}<!-- crossposter(?:[ \t]|-->|$)", re.M)
+#: A `#`/`##` heading line, blank lines, then the first line of a metadata block (as `archive._is_block_open`).
+_KNOWN_HEADING = re.compile(r"^ {0,3}#{1,2}(?:[ \t][^\n]*)?\n(?:[ \t]*\n)* {0,3}<!-- crossposter(?:[ \t]|-->|$)",
+                            re.M)
 
 #: Headings that end a thread: `#` or `##`, at most 3 spaces in (markdown-it's `heading` rule decides the rest).
 _HEADING_LINE = re.compile(r"^( {0,3})#{1,2}(?=[ \t]|$)", re.M)
@@ -85,13 +91,48 @@ class Layout:
         self._heading_at: list[int] = []  # and where each starts
         self._col0_lines: list[int] = []  # those at column 0, and where they start
         self._col0_pos: list[int] = []
-        self._html_none: dict[int, int] = {}  # HTML block type -> no closing sequence at or after this offset
+        self._searches: dict[object, tuple[int, int, int]] = {}  # see `_search`
         self._fences: dict[str, tuple[list[int], list[int], list[int]]] | None = None
+        self._known: list[int] | None = None  # lines of headings with a metadata block under them
+        self._newlines: array[int] | None = None  # offsets of the line breaks (see `line_of`)
+        self.forget_findings()
+
+    def forget_findings(self) -> None:
+        """Start recording afresh (the file is about to be parsed again from its start)."""
         #: blocks cut at a heading line: block line -> (line where CommonMark would end it, None for the end of
         #: the file; what it is). Every heading line in between belongs to a thread with an error.
         self.spans: dict[int, tuple[int | None, str]] = {}
         #: closed HTML blocks that hide heading lines (of no thread crossposter knows): line -> (what, headings)
         self.hidden: dict[int, tuple[str, list[int]]] = {}
+        #: the first block never closed (file line, what): every thread after it is hidden by CommonMark
+        self.swallowed_from: tuple[int, str] | None = None
+        #: spans found in earlier slices that reach into later ones
+        self.carried: list[tuple[int, tuple[int | None, str]]] = []
+        self._new_spans: list[int] = []
+        self._new_hidden: list[int] = []
+
+    def add_span(self, at: int, until: int | None, what: str) -> None:
+        if at not in self.spans:
+            self._new_spans.append(at)
+        self.spans[at] = (until, what)
+
+    def add_hidden(self, at: int, what: str, headings: list[int]) -> None:
+        if at not in self.hidden:
+            self._new_hidden.append(at)
+        self.hidden[at] = (what, headings)
+
+    def take_new(self) -> tuple[list[tuple[int, tuple[int | None, str]]], list[tuple[int, tuple[str, list[int]]]]]:
+        """The spans and hidden headings found since the last call (a slice's), in file order.
+
+        A span that runs to the end of the file is also remembered in `swallowed_from`, for later slices."""
+        spans = [(at, self.spans[at]) for at in sorted(self._new_spans)]
+        hidden = [(at, self.hidden[at]) for at in sorted(self._new_hidden)]
+        self._new_spans.clear()
+        self._new_hidden.clear()
+        for at, (until, what) in spans:
+            if until is None and self.swallowed_from is None:
+                self.swallowed_from = (at, what)
+        return spans, hidden
 
     # ------------------------------------------------------------------ file-wide indexes
 
@@ -123,15 +164,19 @@ class Layout:
         i, j = bisect_right(headings, start), bisect_left(headings, stop)
         return headings[i:j]
 
-    def known(self, heading: int) -> bool:
-        """Whether the heading at file line `heading` has a crossposter metadata block under it: a thread
-        crossposter schedules or has posted, which no comment or code block may hide."""
-        headings = self._headings if self._headings is not None else self._index_headings()
-        i = bisect_left(headings, heading)
-        if i >= len(headings) or headings[i] != heading:
-            return False
-        m = _METADATA_AFTER.match(self.src, self._heading_at[i])
-        return m is not None
+    def known_between(self, start: int, stop: int) -> bool:
+        """Whether a heading in the open range (`start`, `stop`) of file lines has a crossposter metadata block
+        under it: a thread crossposter schedules or has posted, which no comment or code block may hide."""
+        if self._known is None:
+            known: list[int] = []
+            last_pos = last_line = 0
+            for m in _KNOWN_HEADING.finditer(self.src):
+                last_line += self.src.count("\n", last_pos, m.start())
+                last_pos = m.start()
+                known.append(last_line)
+            self._known = known
+        i = bisect_right(self._known, start)
+        return i < len(self._known) and self._known[i] < stop
 
     def boundary(self, pos: int, after_line: int = -1) -> tuple[int, int] | None:
         """(line, char offset) of the first `#`/`##` heading at column 0 that starts at or after offset `pos`
@@ -146,21 +191,37 @@ class Layout:
 
     def blank_line(self, pos: int) -> int:
         """File line of the first blank line at or after offset `pos` (the number of lines if none)."""
-        m = _BLANK_LINE.search(self.src, pos)
-        return self.src.count("\n", 0, m.start() if m else len(self.src))
+        return self._search(_BLANK_LINE, pos, "blank")
 
     def html_close_line(self, kind: int, pos: int) -> int | None:
         """File line of the first closing sequence of HTML block type `kind` at or after offset `pos`."""
-        none_after = self._html_none.get(kind)
-        if none_after is not None and pos >= none_after:
-            return None
         from markdown_it.rules_block.html_block import HTML_SEQUENCES
 
-        m = HTML_SEQUENCES[kind][1].search(self.src, pos)
-        if m is None:
-            self._html_none[kind] = pos if none_after is None else min(pos, none_after)
-            return None
-        return self.src.count("\n", 0, m.start())
+        line = self._search(HTML_SEQUENCES[kind][1], pos, kind)
+        return None if line < 0 else line
+
+    def line_of(self, pos: int) -> int:
+        """File line of character offset `pos`, from an index of the line breaks built on first use: counting
+        from the start of the file each time made a file of many unclosed blocks quadratic."""
+        if self._newlines is None:
+            self._newlines = array("q", (m.start() for m in re.finditer("\n", self.src)))
+        return bisect_left(self._newlines, pos)
+
+    def _search(self, pattern: re.Pattern[str], pos: int, key: object) -> int:
+        """File line of `pattern`'s first match at or after offset `pos` (-1 for none; for "blank", the number
+        of lines). The last answer is remembered: a later search starting before that match finds the same
+        one, so many blocks waiting for one far-away close cost one scan, not one each."""
+        memo = self._searches.get(key)
+        if memo is not None and memo[0] <= pos <= memo[1]:
+            return memo[2]
+        m = pattern.search(self.src, pos)
+        found = m.start() if m else len(self.src)
+        if m is not None:
+            line = self.line_of(found)
+        else:  # no match: -1, or for a blank line the end of the file (the number of lines)
+            line = -1 if key != "blank" else self.src.count("\n") + (not self.src.endswith("\n"))
+        self._searches[key] = (pos, found, line)
+        return line
 
     def fence_close_line(self, marker: str, length: int, line: int) -> int | None:
         """The first file line after `line` that closes a fence opened with `length` times `marker`."""
@@ -221,69 +282,80 @@ def _html_kind(state: StateBlock, line: int) -> int:
 
 
 def _guarded(rule: Callable[..., bool], name: str) -> Callable[..., bool]:
-    """`rule` (fence or html_block), bounded at the top level as the module docstring says."""
+    """`rule` (fence or html_block), bounded at the top level as the module docstring says.
+
+    The rule first may not run past the next heading line: a block that does not end by itself before it
+    (rare) is settled by `_settle`. So a file of many unclosed blocks costs a scan to the next heading each,
+    never one to the end of the file each.
+    """
 
     def guarded(state: StateBlock, start: int, end: int, silent: bool) -> bool:
         if silent or state.level:  # a terminator check, or inside a list or quote (which ends it first)
             return rule(state, start, end, silent)
+        layout = _layout(state)
+        heading = layout.next_heading(layout.offset + start)
+        bound = end if heading is None else min(end, heading - layout.offset)
         first = len(state.tokens)
-        if not rule(state, start, end, False):
+        if not rule(state, start, bound, False):
             return False
-        _bound(state, rule, name, first, start, end)
+        if state.line < bound:
+            return True  # ended by itself before any heading line
+        _settle(state, rule, name, layout, first, start, end, heading)
         return True
 
     guarded.__name__ = name
     return guarded
 
 
-def _bound(state: StateBlock, rule: Callable[..., bool], name: str, first: int, start: int, end: int) -> None:
-    """After `rule` made a top-level block: cut it at a heading line it must not hide (module docstring)."""
+def _settle(state: StateBlock, rule: Callable[..., bool], name: str, layout: Layout, first: int, start: int,
+            end: int, heading: int | None) -> None:
+    """A top-level block ran up to the next heading line (or the slice's end): how far CommonMark runs it,
+    and whether crossposter cuts it at the heading instead (module docstring)."""
     token = state.tokens[-1]
-    layout = _layout(state)
-    at = layout.offset + start  # file line of the block
-    ran_out = state.line >= end
+    at = layout.offset + start  # file lines from here on
+    stop = layout.offset + end  # the slice's end
     if name == "fence":
-        closed = not ran_out or token.map[1] - token.map[0] == token.content.count("\n") + 2
-        if closed and "#" not in token.content:
-            return  # the common case: closed by its fence line, no heading line inside
+        if token.map[1] - token.map[0] == token.content.count("\n") + 2:
+            return  # closed by its fence line, just before the heading
         what = "code block"
+        closes = layout.fence_close_line(token.markup[0], len(token.markup), at)
+        until = None if closes is None else closes + 1
     else:
-        if not ran_out and "#" not in token.content or token.content.startswith(_METADATA):
-            return  # ended by itself with no heading line inside, or crossposter's own block
         kind = _html_kind(state, start)
-        if kind >= 5:  # types 6 and 7 (`<div>`, any tag alone on a line) end at a blank line
-            if ran_out and layout.base + len(state.src) < len(layout.src):
-                raise Extend(layout.blank_line(layout.base + len(state.src)))  # runs on into the next slice
-            closed = True
-        else:
-            closed = not ran_out or _html_closed(token, kind)
         what = "HTML comment" if kind == 1 else "HTML block"
-    if closed:
-        until: int | None = layout.offset + state.line  # where CommonMark ends it
-        heads = layout.headings_between(at, until)
-        if not heads:
-            return
-        if not any(layout.known(h) for h in heads):
-            if name != "fence":  # a code block shows its heading lines; an HTML block hides them
-                layout.hidden[at] = (what, heads)
-            return
-    else:
-        if name == "fence":
-            closes = layout.fence_close_line(token.markup[0], len(token.markup), at)
+        if kind >= 5:  # types 6 and 7 (`<div>`, any tag alone on a line) end at a blank line
+            until = layout.blank_line(layout.base + state.bMarks[state.line] if state.line < state.lineMax
+                                      else layout.base + len(state.src))
+        elif _html_closed(token, kind):
+            return  # closed on its last line, just before the heading
         else:
             closes = layout.html_close_line(kind, layout.base + state.eMarks[start])
-        if closes is not None and layout.chunked and closes >= layout.offset + end:
-            raise Extend(closes)  # it closes in a later part of the file: this slice must reach that far
-        heading = layout.next_heading(at)
+            until = None if closes is None else closes + 1
+    metadata = name != "fence" and token.content.startswith(_METADATA)
+    if (until is not None and heading is not None and heading < until
+            and (metadata or layout.known_between(at, until))):
+        # it would hide a thread crossposter knows (or a metadata block would swallow the next thread, which
+        # the archive then reports as a block never closed): cut at the heading
+        layout.add_span(at, until, what)
+        token.meta[_UNCLOSED] = {"heading": heading, "until": until}
+        return
+    if until is not None and until > stop and layout.chunked:
+        raise Extend(until - 1)  # it ends in a later part of the file: this slice must reach that far
+    if until is not None and until <= layout.offset + state.line:
+        until = None  # markdown-it did not end it where its closing line is: take it as never closed
+    if until is None:
         if heading is None:
             token.meta[_UNCLOSED] = {"heading": None, "until": None}  # only its own thread's text after it
             return
-        heads, until = [heading], None
-    layout.spans[at] = (until, what)
-    if heads[0] < layout.offset + end:
-        del state.tokens[first:]
-        rule(state, start, heads[0] - layout.offset, False)
-    state.tokens[-1].meta[_UNCLOSED] = {"heading": heads[0], "until": until}
+        layout.add_span(at, None, what)
+        token.meta[_UNCLOSED] = {"heading": heading, "until": None}
+        return
+    del state.tokens[first:]  # CommonMark's meaning: the whole block
+    rule(state, start, until - layout.offset, False)
+    if name != "fence":  # a code block shows its heading lines; an HTML block hides them
+        hidden = layout.headings_between(at, layout.offset + state.line)
+        if hidden:
+            layout.add_hidden(at, what, hidden)
 
 
 def _html_closed(token: Any, kind: int) -> bool:

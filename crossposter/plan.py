@@ -157,7 +157,9 @@ def iter_plans(paths: list[Path], config: Config | PlanOptions, platforms: list[
             if thread_title is None:
                 for part in read_archive_parts(path):
                     for thread in part.threads:
-                        yield plan_thread(part, thread, options, platforms)
+                        plan = plan_thread(part, thread, options, platforms)
+                        part.release(thread)
+                        yield plan
                 continue
             found = _find_streamed(path, thread_title)
         except ArchiveError as e:

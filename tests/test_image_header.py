@@ -113,13 +113,17 @@ def _can_read(path: Path) -> bool:
     return True
 
 
-def test_a_huge_jpeg_is_left_to_pillow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Above the pixel cap a JPEG is still checked (by Pillow, at a reduced scale): only it can decode that."""
+def test_a_jpeg_is_judged_by_its_structure_up_to_pillows_own_limit(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above crossposter's pixel cap a JPEG still passes the header walk (the pre-flight checks it with Pillow
+    at a reduced scale); above Pillow's decompression-bomb limit only Pillow may judge it."""
     path = tmp_path / "big.jpg"
     path.write_bytes(PICTURES["RGB.jpeg"])
     monkeypatch.setattr(image_header, "MAX_PIXELS", 10)
     asked: list[Path] = []
     monkeypatch.setattr("crossposter.images.inspect_image", lambda p: asked.append(p) or ("too many pixels", None))
+    assert image_header.problem(path) is None and asked == []
+    monkeypatch.setattr(image_header, "_PILLOW_MAX_PIXELS", 10)
     assert image_header.problem(path) == "too many pixels"
     assert asked == [path]
 

@@ -273,3 +273,19 @@ def test_schedule_of_a_fifo_is_an_error_not_a_hang(tmp_path: Path) -> None:
                            "2030-01-01 10:00", "--config", str(tmp_path / "crossposter.yaml")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and "FIFO" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_image_that_is_a_fifo_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    import os
+
+    from crossposter import image_header
+
+    os.mkfifo(tmp_path / "pic.png")
+    assert "not a regular file" in (image_header.problem(tmp_path / "pic.png") or "")
+    (tmp_path / "a.md").write_text("## T\n\nText.\n\n![a picture](pic.png)\n", encoding="utf-8")
+    for fmt in ("json", "html"):
+        proc = subprocess.run([sys.executable, "-m", "crossposter", "preview", "a.md", "--format", fmt, "-o",
+                               f"out.{fmt}"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1, proc.stderr
+    (t,) = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))["threads"]
+    assert [e["line"] for e in t["errors"]] == [5]

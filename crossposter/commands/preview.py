@@ -146,12 +146,11 @@ def run(paths: list[Path], thread: str | None, platforms: list[str] | None, fmt:
                 write_json(seen, f)
     elif fmt == "html":
         from crossposter.output_file import replace_atomically
-        from crossposter.preview_html import render_html
+        from crossposter.preview_html import write_page
 
         assert target is not None
-        page = render_html(list(seen), handles=handles or None)
-        with replace_atomically(target) as tmp:
-            tmp.write_text(page, encoding="utf-8")
+        with replace_atomically(target) as tmp, tmp.open("w", encoding="utf-8") as f:
+            write_page(seen, f, handles=handles or None)
         print(f"wrote {target}", file=sys.stderr)
         if open_browser:
             import webbrowser
