@@ -381,9 +381,14 @@ def _read_block(lines: list[str], first: int, stop: int, path: Path) -> tuple[di
                                             f"add a line `{BLOCK_CLOSE}` after its YAML")
     import yaml
 
+    from crossposter import safeyaml
+    from crossposter.thread_meta import BlockDict
+
     source = "\n".join(parts)
     try:
-        data = yaml.load(source, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # safe; libyaml when built
+        data = safeyaml.load(source)  # safe (libyaml when built); no aliases, bounded nesting
+    except safeyaml.ShapeError as e:
+        raise ArchiveError(path, first + 1 + e.line, f"in the crossposter metadata block: {e.problem}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         line = first + 1 + (mark.line if mark is not None else 0)
@@ -395,7 +400,9 @@ def _read_block(lines: list[str], first: int, stop: int, path: Path) -> tuple[di
     if not isinstance(data, dict):
         raise ArchiveError(path, first + 1, f"the crossposter metadata block must hold a YAML mapping "
                                             f"(key: value lines), not a {type(data).__name__}")
-    return data, close
+    block = BlockDict(data)
+    block.source, block.first_line = source, first + 1  # for thread_meta's error lines
+    return block, close
 
 
 def _is_toc(tokens: list[Token], env: dict) -> bool:

@@ -166,7 +166,21 @@ def run(argv: Sequence[str] | None = None) -> int:
     return health(config_path=args.config)
 
 
+def _excepthook(*exc_info: object) -> None:
+    """A traceback nothing caught is printed redacted (imported only then: preview must start fast)."""
+    from crossposter.redact import excepthook
+
+    try:
+        from crossposter.config import secret_values
+
+        secret_values()  # registers them, for a command that had not read them yet
+    except Exception:  # the traceback is printed anyway, redacted of what is known
+        pass
+    excepthook(*exc_info)  # type: ignore[arg-type]
+
+
 def main() -> None:
+    sys.excepthook = _excepthook
     sys.exit(run())
 
 

@@ -8,6 +8,8 @@ each is read from `CROSSPOSTER_…` or from the file named by `CROSSPOSTER_…_F
 from __future__ import annotations
 
 import os
+import stat
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -166,39 +168,167 @@ class Config(_Strict):
         return list(seen)
 
 
-def read_secret(name: str, environ: dict[str, str] | None = None) -> SecretStr | None:
-    """The secret `name` from the environment, or from the file `name_FILE` points at."""
-    env = os.environ if environ is None else environ
-    value = env.get(name)
-    if value:
-        return SecretStr(value)
-    file_name = env.get(f"{name}_FILE")
-    if file_name:
-        try:
-            content = Path(file_name).read_text(encoding="utf-8").strip()
-        except OSError as e:
-            raise ConfigError([f"{name}_FILE: cannot read {file_name}: {e.strerror}"]) from None
-        if content:
-            return SecretStr(content)
+#: A secret file holds one short line; anything bigger is the wrong file (and is not read whole).
+SECRET_FILE_MAX_BYTES = 64 * 1024
+#: A config file is a page of YAML; past this size it is the wrong file.
+CONFIG_FILE_MAX_BYTES = 1024 * 1024
+
+_FILE_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+
+
+class FileProblem(Exception):
+    """Why a small file could not be read, in words that fit after its name.
+
+    `denied` is set when the file exists but the user running crossposter may not read it:
+    the fix then is the file's owner or mode, not its content.
+    """
+
+    def __init__(self, message: str, *, denied: bool = False) -> None:
+        super().__init__(message)
+        self.denied = denied
+
+
+def read_small_file(path: Path | str, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most `max_bytes`, without ever blocking or reading more.
+
+    Why so careful: these paths come from the environment and the command line, and a FIFO
+    would block `open` forever, `/dev/zero` would fill memory, a folder raises IsADirectoryError
+    in the middle of a command. The type is checked with `stat` before opening (opening some
+    devices has side effects), the file is opened non-blocking and checked again on the open
+    descriptor (it may have been swapped in between), and at most `max_bytes + 1` bytes are read.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileProblem("does not exist") from None
+    except OSError as e:
+        raise FileProblem(f"cannot be read ({e.strerror or e})", denied=isinstance(e, PermissionError)) from None
+    _check_kind(st, max_bytes)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise FileProblem(f"cannot be read ({e.strerror or e})", denied=isinstance(e, PermissionError)) from None
+    try:
+        _check_kind(os.fstat(fd), max_bytes)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= max_bytes:
+            chunk = os.read(fd, max_bytes + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as e:
+        raise FileProblem(f"cannot be read ({e.strerror or e})", denied=isinstance(e, PermissionError)) from None
+    finally:
+        os.close(fd)
+    if size > max_bytes:
+        raise FileProblem(f"is larger than {max_bytes} bytes")
+    return b"".join(chunks)
+
+
+def _check_kind(st: os.stat_result, max_bytes: int) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((name for test, name in _FILE_KINDS if test(st.st_mode)), "not a regular file")
+        raise FileProblem(f"is {kind}, not a regular file")
+    if st.st_size > max_bytes:
+        raise FileProblem(f"is {st.st_size} bytes, larger than {max_bytes}")
+
+
+def _bad_character(value: str) -> str | None:
+    """What is wrong with a character of a secret, if anything (never the character of the secret itself)."""
+    import unicodedata
+
+    for c in value:
+        category = unicodedata.category(c)
+        if category == "Cs":
+            return "is not valid UTF-8"
+        if c in "\r\n\v\f\x85\u2028\u2029":
+            return "has a line break inside; a secret is a single line"
+        if category in ("Cc", "Cf", "Zl", "Zp"):
+            return f"has a control character inside (U+{ord(c):04X})"
     return None
 
 
-def platform_secrets(platform: str, environ: dict[str, str] | None = None) -> dict[str, SecretStr]:
-    """All secrets of a platform; raises ConfigError naming every missing variable."""
+def _clean_secret(label: str, value: str, fix: str) -> str:
+    """`value` without surrounding white space; ConfigError (naming `label`, never the value) when unusable.
+
+    White space around a secret is never part of it and very often there by accident (`echo`
+    adds a newline, so do editors): sent as is, it makes a header the HTTP library refuses,
+    quoting the value in its error. Inside, a line break or control character is a mistake too
+    (two secrets in one file, a pasted terminal escape); it is refused rather than guessed at.
+    """
+    from crossposter.redact import MIN_SECRET_LENGTH
+
+    value = value.strip()
+    if not value:
+        raise ConfigError([f"{label} is empty ({fix})"])
+    problem = _bad_character(value)
+    if problem:
+        raise ConfigError([f"{label} {problem} ({fix})"])
+    if len(value) < MIN_SECRET_LENGTH:
+        raise ConfigError([f"{label} is {len(value)} character(s) long; no platform issues credentials that "
+                           f"short, and one could not be hidden from logs ({fix})"])
+    return value
+
+
+def read_secret(name: str, environ: Mapping[str, str] | None = None) -> SecretStr | None:
+    """The secret `name` from the environment, or from the file `name_FILE` points at; None when neither is set.
+
+    Surrounding white space is stripped; an unusable value (empty file, a line break inside, a file
+    that is not a small UTF-8 regular file) is a ConfigError naming the variable, never the value.
+    An empty variable counts as not set, so that `NAME=` in a compose file lets `NAME_FILE` speak.
+    Values read from the process's own environment are registered for redaction at once.
+    """
+    env = os.environ if environ is None else environ
+    value = env.get(name)
+    if value:
+        secret = _clean_secret(name, value, f"set {name} to the secret alone")
+    else:
+        file_name = env.get(f"{name}_FILE")
+        if not file_name:
+            return None
+        label = f"{name}_FILE: {file_name}"
+        fix = f"put the secret alone in the file {name}_FILE names"
+        try:
+            raw = read_small_file(file_name, SECRET_FILE_MAX_BYTES)
+        except FileProblem as e:
+            if e.denied:
+                fix = f"let user id {os.getuid()}, which crossposter runs as, read it (owner or mode)"
+            raise ConfigError([f"{label} {e} ({fix})"]) from None
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ConfigError([f"{label} is not UTF-8 text ({fix})"]) from None
+        secret = _clean_secret(label, text, fix)
+    if environ is None:
+        from crossposter.redact import register
+
+        register([secret])
+    return SecretStr(secret)
+
+
+def platform_secrets(platform: str, environ: Mapping[str, str] | None = None) -> dict[str, SecretStr]:
+    """All secrets of a platform; raises ConfigError naming every missing or unusable variable."""
     found: dict[str, SecretStr] = {}
-    missing: list[str] = []
+    problems: list[str] = []
     for name in SECRET_NAMES[platform]:
-        value = read_secret(name, environ)
+        try:
+            value = read_secret(name, environ)
+        except ConfigError as e:
+            problems.extend(e.problems)
+            continue
         if value is None:
-            missing.append(f"{name} is not set (set it, or {name}_FILE to a file holding it)")
+            problems.append(f"{name} is not set (set it, or {name}_FILE to a file holding it)")
         else:
             found[name] = value
-    if missing:
-        raise ConfigError([f"platforms.{platform}: {m}" for m in missing])
+    if problems:
+        raise ConfigError([f"platforms.{platform}: {m}" for m in problems])
     return found
 
 
-def missing_settings(config: Config, environ: dict[str, str] | None = None) -> list[str]:
+def missing_settings(config: Config, environ: Mapping[str, str] | None = None) -> list[str]:
     """What an enabled platform still needs before it can publish: secrets and required settings.
 
     Separate from `load_config` because `preview` and `status` work without secrets; `check`
@@ -215,8 +345,11 @@ def missing_settings(config: Config, environ: dict[str, str] | None = None) -> l
     return problems
 
 
-def secret_values(environ: dict[str, str] | None = None) -> list[str]:
-    """Every configured secret value, so logs can redact them wherever they might appear."""
+def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Every configured secret value, so logs can redact them wherever they might appear.
+
+    An unusable one is skipped: the commands that need it report it, and its value is unknown.
+    """
     values: list[str] = []
     for names in SECRET_NAMES.values():
         for name in names:
@@ -264,13 +397,25 @@ def load_config(path: Path | str, *, require_secrets: bool = False) -> Config:
     import yaml
     from pydantic import ValidationError
 
+    from crossposter import safeyaml
+
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError([f"config file not found: {path}"]) from None
-    except OSError as e:
-        raise ConfigError([f"cannot read config file {path}: {e.strerror}"]) from None
+        data = read_small_file(path, CONFIG_FILE_MAX_BYTES)
+    except FileProblem as e:
+        if str(e) == "does not exist":
+            raise ConfigError([f"config file not found: {path}"]) from None
+        raise ConfigError([f"config file {path} {e}"]) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ConfigError([f"line {line}: not UTF-8 text (byte 0x{data[e.start]:02x}); save the file as "
+                           "UTF-8"], path) from None
+    try:
+        raw = safeyaml.load(text)  # safe_load without aliases or deep nesting
+    except safeyaml.ShapeError as e:
+        raise ConfigError([f"line {e.line + 1}: {e.problem}"], path) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""

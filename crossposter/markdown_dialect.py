@@ -331,11 +331,8 @@ def _settle(state: StateBlock, rule: Callable[..., bool], name: str, layout: Lay
         else:
             closes = layout.html_close_line(kind, layout.base + state.eMarks[start])
             until = None if closes is None else closes + 1
-    metadata = name != "fence" and token.content.startswith(_METADATA)
-    if (until is not None and heading is not None and heading < until
-            and (metadata or layout.known_between(at, until))):
-        # it would hide a thread crossposter knows (or a metadata block would swallow the next thread, which
-        # the archive then reports as a block never closed): cut at the heading
+    if until is not None and heading is not None and heading < until and layout.known_between(at, until):
+        # it would hide a thread crossposter knows: cut at the heading
         layout.add_span(at, until, what)
         token.meta[_UNCLOSED] = {"heading": heading, "until": until}
         return
@@ -352,7 +349,9 @@ def _settle(state: StateBlock, rule: Callable[..., bool], name: str, layout: Lay
         return
     del state.tokens[first:]  # CommonMark's meaning: the whole block
     rule(state, start, until - layout.offset, False)
-    if name != "fence":  # a code block shows its heading lines; an HTML block hides them
+    # a code block shows its heading lines; an HTML block hides them (in crossposter's own block, a `#` line
+    # is a YAML comment: a block left open is the archive's error, which reads it)
+    if name != "fence" and not token.content.startswith(_METADATA):
         hidden = layout.headings_between(at, layout.offset + state.line)
         if hidden:
             layout.add_hidden(at, what, hidden)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from crossposter import thread_meta
 from crossposter.archive import Archive, ArchiveError, Thread, find_thread, read_archive_parts
 from crossposter.model import DEFAULT_LIMITS, PLATFORMS, Diagnostic, ImageRef, PlatformPosts, ThreadPlan
 
@@ -34,6 +35,8 @@ class PlanOptions:
     #: False: images are checked from their structure (crossposter.image_header), which `preview` uses to start
     #: fast; True: decoded by Pillow, as every pre-flight before posting does.
     decode_images: bool = True
+    #: the zone a `schedule:` without an offset is read in (the config's)
+    timezone: str = "UTC"
 
     @classmethod
     def of(cls, config: Config | PlanOptions) -> PlanOptions:
@@ -44,6 +47,7 @@ class PlanOptions:
                     "mastodon": config.platforms.mastodon.max_characters, "x": 280},
             numbering=config.split.numbering,
             post_title=config.split.post_title,
+            timezone=config.timezone,
         )
 
 
@@ -56,6 +60,12 @@ def plan_thread(archive: Archive, thread: Thread, config: Config | PlanOptions, 
     """What `thread` becomes on each platform; `limits` overrides a platform's limit (the instance's real one)."""
     options = PlanOptions.of(config)
     plan = ThreadPlan(archive=archive.path, title=thread.title, line=thread.line, skipped=thread.skipped)
+    # The block is read by the same model as `post`, `status` and the daemon read it: a value none of them
+    # would use (`skip: 'true'`, an ID that is not one) is an error here too, and nowhere a skip.
+    try:
+        thread_meta.of(thread, options.timezone)
+    except thread_meta.MetadataError as e:
+        plan.errors.extend(Diagnostic(line or thread.line, message) for line, message in e.problems)
     if thread.skipped:
         return plan
     plan.errors.extend(thread.errors)  # what reading the file found (see `Thread.errors`)

@@ -55,6 +55,7 @@ from crossposter.platforms.base import (
 if TYPE_CHECKING:
     from crossposter.archive import Archive, Thread
     from crossposter.config import Config
+    from crossposter.thread_meta import Entry
 
 log = logging.getLogger("crossposter.publish")
 
@@ -93,6 +94,9 @@ class PublishResult:
     plan: ThreadPlan | None = None
     #: Dry runs only: the archive's bytes as the run would have left them.
     archive_after: bytes | None = None
+    #: Dry runs only: what would make a real run refuse before its first request (unwritable archive or
+    #: state_dir, missing credentials); the dry run itself went on with fakes and a copy of the archive.
+    refusals: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -177,19 +181,8 @@ def thread_lock(config: Config, archive_path: Path, title: str) -> Iterator[Path
         os.close(fd)
 
 
-def _ref_from_entry(entry: dict) -> PostRef:
-    return PostRef(id=str(entry["id"]), url=str(entry.get("url") or entry["id"]),
-                   cid=str(entry["cid"]) if entry.get("cid") else None)
-
-
-def _entries(meta: dict, platform: str) -> list[dict]:
-    """Recorded posts of a platform as dicts; a bare string (an ID written by hand) is accepted."""
-    raw = meta.get(platform) or []
-    return [e if isinstance(e, dict) else {"id": str(e)} for e in raw]
-
-
-def _link(entry: dict) -> str:
-    return str(entry.get("url") or entry.get("id"))
+def _ref_from_entry(entry: Entry) -> PostRef:
+    return PostRef(id=entry.id, url=entry.link, cid=entry.cid)
 
 
 # --------------------------------------------------------------------------- progress
@@ -394,7 +387,7 @@ class _Chain:
     platform: str
     adapter: Adapter
     posts: list[Post]
-    recorded: list[dict]
+    recorded: list[Entry]  # from the validated block (crossposter.thread_meta)
     pending: dict | None
     prepared: dict[_ImageKey, ImageUpload]
     max_image_bytes: int
@@ -428,7 +421,7 @@ class _Chain:
     def run(self) -> PlatformOutcome:
         p = self.platform
         total = len(self.posts)
-        links = [_link(e) for e in self.recorded]
+        links = [e.link for e in self.recorded]
         start = len(self.recorded)
         self.rt.reporter.start(p, start, total)
         if start >= total:
@@ -626,8 +619,7 @@ def warm_up(platforms: list[str]) -> None:
 
             request = Request(timeout=1, verify=ssl_context())  # the CA bundle is loaded here, once
             Client(base_url="http://127.0.0.1:9", request=request)  # never used: builds the HTTP stack
-            with contextlib.suppress(Exception):
-                request._client.close()
+            request.close()
             for name in ("ComAtprotoServerGetSession", "ComAtprotoRepoPutRecord", "ComAtprotoRepoUploadBlob",
                          "ComAtprotoRepoStrongRef", "AppBskyFeedPost", "AppBskyEmbedImages", "AppBskyRichtextFacet"):
                 getattr(models, name)
@@ -642,6 +634,45 @@ def warm_up(platforms: list[str]) -> None:
 def _where(path: Path, line: int | None, platform: str | None, message: str) -> str:
     loc = f"{path}:{line}" if line else str(path)
     return f"{loc}: [{platform}] {message}" if platform else f"{loc}: {message}"
+
+
+def _state_dir_problems(config: Config) -> list[str]:
+    """What `thread_lock` would meet in state_dir, found without creating anything (for the dry run)."""
+    folder = config.state_path / "locks"
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.is_dir() and os.access(probe, os.W_OK | os.X_OK):
+        return []
+    return [f"{config.state_path}: cannot create the run lock in the state directory ({probe} is not a writable "
+            "folder); make state_dir writable"]
+
+
+def _credential_problems(config: Config, targets: list[str], path: Path, line: int) -> list[str]:
+    """Missing secrets and settings of the target platforms, as a real run's adapters would find them."""
+    from crossposter.config import ConfigError, missing_settings, platform_secrets
+
+    found: list[str] = []
+    for p in targets:
+        try:
+            platform_secrets(p)
+        except ConfigError as e:
+            found += [m for m in e.problems if m not in found]
+    found += [m for m in missing_settings(config)
+              if m not in found and any(m.startswith(f"platforms.{p}") for p in targets)]
+    return [_where(path, line, None, m) for m in found]
+
+
+def _writeback_problems(thread: Thread, path: Path) -> list[str]:
+    """Whether the block can be written back as it is read: every post is recorded by rewriting it."""
+    from crossposter.metadata import render_block
+
+    try:
+        render_block(dict(thread.metadata))
+    except ValueError as e:
+        return [_where(path, thread.block_line or thread.line, None, f"the crossposter block of {thread.title!r} "
+                                                                    f"cannot be written back: {e}")]
+    return []
 
 
 def _plan_problems(plan: ThreadPlan, path: Path) -> list[str]:
@@ -732,7 +763,7 @@ def _warm_images(paths: list[Path]) -> None:
         warm(path)
 
 
-def _check_recorded(plan: ThreadPlan, platform: str, recorded: list[dict]) -> str | None:
+def _check_recorded(plan: ThreadPlan, platform: str, recorded: list[Entry]) -> str | None:
     """Why the published part of the thread no longer matches the archive, or None."""
     posts = plan.platforms[platform].posts
     if len(recorded) > len(posts):
@@ -740,10 +771,9 @@ def _check_recorded(plan: ThreadPlan, platform: str, recorded: list[dict]) -> st
                 f"only {len(posts)}; restore the text, or remove the `{platform}:` entries from the block to post "
                 "it again as a new thread")
     for i, entry in enumerate(recorded):
-        sha = entry.get("sha")
-        if sha and str(sha) != text_sha(posts[i].text):
+        if entry.sha and entry.sha != text_sha(posts[i].text):
             return (f"post {i + 1} (line {posts[i].line}) was edited after it was published on {platform} "
-                    f"({_link(entry)}); restore its text, or remove the `{platform}:` entries from the block to "
+                    f"({entry.link}); restore its text, or remove the `{platform}:` entries from the block to "
                     "post the thread again as a new thread")
     return None
 
@@ -825,13 +855,19 @@ def _publish(config: Config, archive_path: Path, title: str, platforms: list[str
     if not targets:
         raise PreflightError(["no platform is enabled in the config (platforms.<name>.enabled: true)"])
 
-    meta = thread.metadata if isinstance(thread.metadata, dict) else {}
-    for p in targets:
-        if p in meta and not isinstance(meta[p], list):
-            problems.append(_where(archive_path, thread.line, p, f"the crossposter block's `{p}:` must be a list "
-                                                                 "of published posts"))
-    recorded = {p: _entries(meta, p) if isinstance(meta.get(p), list) else [] for p in targets}
-    pending_all = meta.get("pending") if isinstance(meta.get("pending"), dict) else {}
+    # The block, through the one validated model every command reads it with: a value that is not a post ID
+    # never becomes a reply target, and a block that could not be written back stops the thread now, before
+    # its first post (recording is what makes a rerun safe).
+    from crossposter.thread_meta import MetadataError, ThreadMeta, Where
+
+    try:
+        block = ThreadMeta.parse(thread.metadata, Where.of(thread), config.timezone)
+    except MetadataError as e:
+        raise PreflightError(e.messages()) from None  # not knowing what was published, nothing else counts
+    problems += _writeback_problems(thread, archive_path)
+    recorded = {p: list(block.recorded(p)) for p in targets}
+    #: what stops a real run but not a dry run (which writes a copy, with fakes): a dry run reports them
+    refusals: list[str] = []
 
     # Pre-flight decodes every image (the planner's check); inside this scope that decode, and every
     # encoding, serves all platforms' limits. It ends before the chains: they only need the bytes.
@@ -845,7 +881,11 @@ def _publish(config: Config, archive_path: Path, title: str, platforms: list[str
         # 2. plan at the default/config limits: errors here need no network to find
         plan = plan_thread(archive, thread, config, targets)
         problems += _plan_problems(plan, archive_path)
-        if not dry_run:
+        if dry_run:
+            refusals += _writable_problems(archive_path, thread.line)
+            refusals += _state_dir_problems(config)
+            refusals += _credential_problems(config, targets, archive_path, thread.line)
+        else:
             problems += _writable_problems(archive_path, thread.line)
         problems += _image_problems(plan, archive_path, targets, starts)
 
@@ -866,7 +906,7 @@ def _publish(config: Config, archive_path: Path, title: str, platforms: list[str
             except PlatformError as e:
                 problems.append(_where(archive_path, thread.line, p, e.message))
         if problems:
-            raise PreflightError(problems)
+            raise PreflightError(problems + refusals)
 
         reporter: _Reporter = _RichReporter() if progress else _Reporter()
         rt = _Runtime(config, stop_event, sleep, now or (lambda: datetime.now(UTC)), rng or random.Random(),
@@ -908,7 +948,7 @@ def _publish(config: Config, archive_path: Path, title: str, platforms: list[str
                 else:
                     limits[p] = a
             if problems:
-                raise PreflightError(problems)
+                raise PreflightError(problems + refusals)
 
             # 5. the instance's real Mastodon limit decides how the thread splits there
             m = limits.get("mastodon")
@@ -920,7 +960,7 @@ def _publish(config: Config, archive_path: Path, title: str, platforms: list[str
             for p, lim in limits.items():
                 problems += _prepare_images(plan, archive_path, p, len(recorded[p]), lim, prepared, cache_lock)
             if problems:
-                raise PreflightError(problems)
+                raise PreflightError(problems + refusals)
             image_work.close()  # the decoded images are dropped here: the chains upload `prepared`
 
             # 7. the chains, one thread per platform
@@ -930,11 +970,11 @@ def _publish(config: Config, archive_path: Path, title: str, platforms: list[str
                 why = _check_recorded(plan, p, recorded[p])
                 if why:
                     outcome = PlatformOutcome(p, "changed", len(recorded[p]), len(plan.platforms[p].posts),
-                                              [_link(e) for e in recorded[p]], why)
+                                              [e.link for e in recorded[p]], why)
                     reporter.start(p, outcome.posted, outcome.total)
                     outcomes[p] = outcome
                     continue
-                pend = pending_all.get(p) if isinstance(pending_all.get(p), dict) else None
+                pend = block.pending[p].as_dict() if p in block.pending else None
                 chains[p] = _Chain(platform=p, adapter=built[p], posts=plan.platforms[p].posts,
                                    recorded=recorded[p], pending=pend, prepared=prepared,
                                    max_image_bytes=limits[p].max_image_bytes,
@@ -950,4 +990,4 @@ def _publish(config: Config, archive_path: Path, title: str, platforms: list[str
                 if p in outcomes:
                     reporter.finish(outcomes[p])
     return PublishResult(archive=archive_path, title=title, outcomes={p: outcomes[p] for p in targets if p in outcomes},
-                         plan=plan)
+                         plan=plan, refusals=refusals)

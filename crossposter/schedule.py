@@ -53,6 +53,7 @@ from crossposter.model import PLATFORMS
 if TYPE_CHECKING:
     from crossposter.archive import Archive, Thread
     from crossposter.config import Config
+    from crossposter.thread_meta import ThreadMeta
 
 log = logging.getLogger("crossposter.daemon")
 
@@ -61,6 +62,9 @@ HEARTBEAT_FILE = "heartbeat"
 
 #: Terminal outcomes: the daemon leaves the thread alone until its schedule or text changes.
 TERMINAL = ("done", "failed", "missed")
+
+#: The longest a retry is put off, whatever reset time a server announced.
+MAX_RETRY_WAIT = timedelta(days=30)
 
 
 def now_utc() -> datetime:
@@ -78,12 +82,15 @@ class ThreadInfo:
     title: str
     line: int
     schedule: datetime | None
-    schedule_error: str | None
+    #: why the thread's metadata block cannot be used, as (line, message); such a thread is never published
+    problems: list[tuple[int | None, str]]
     queued: bool
     skipped: str | None
     recorded: dict[str, int]
     pending: bool
     sig: str  # changes when the schedule, the queued flag or the text changes
+    #: the validated block (empty when `error`)
+    meta: ThreadMeta | None = None
 
     @property
     def key(self) -> str:
@@ -93,27 +100,36 @@ class ThreadInfo:
     def started(self) -> bool:
         return self.pending or any(self.recorded.values())
 
+    @property
+    def error(self) -> str | None:
+        """The block's problems as `path:line: message` lines, or None."""
+        if not self.problems:
+            return None
+        return "\n".join(f"{self.archive}:{line}: {message}" if line else f"{self.archive}: {message}"
+                         for line, message in self.problems)
+
 
 def thread_info(archive_path: Path, thread: Thread, timezone: str) -> ThreadInfo:
-    from crossposter.timeparse import TimeError, schedule_value
+    """The daemon's view of a thread, through the one validated model of its block (`thread_meta`)."""
+    from crossposter.thread_meta import MetadataError, ThreadMeta, of
 
-    meta = thread.metadata if isinstance(thread.metadata, dict) else {}
-    when: datetime | None = None
-    error: str | None = None
-    raw = meta.get("schedule")
-    if raw is not None:
-        try:
-            when = schedule_value(raw, timezone).astimezone(UTC)
-        except TimeError as e:
-            error = f"{archive_path}:{thread.line}: {e}"
-    recorded = {p: len(meta[p]) if isinstance(meta.get(p), list) else 0 for p in PLATFORMS}
+    problems: list[tuple[int | None, str]] = []
+    try:
+        meta = of(thread, timezone)
+    except MetadataError as e:
+        problems = e.problems
+        meta = ThreadMeta()
+    when = meta.schedule.astimezone(UTC) if meta.schedule else None
     h = hashlib.sha256()
-    # the instant, not the spelling: PyYAML may hand back a datetime where a string was written
-    h.update(repr((when.isoformat() if when else str(raw), meta.get("queued") is True, thread.body)).encode())
+    # the instant, not the spelling: PyYAML may hand back a datetime where a string was written; a broken
+    # block's raw text is in the signature so that fixing it makes the thread new to the daemon
+    raw = repr(sorted(map(str, thread.metadata.items()))) if problems else ""
+    h.update(repr((when.isoformat() if when else None, meta.queued, thread.body, raw)).encode())
+    skipped = thread.skipped or ("skip: true" if meta.skip else None)
     return ThreadInfo(
-        archive=archive_path, title=thread.title, line=thread.line, schedule=when, schedule_error=error,
-        queued=meta.get("queued") is True, skipped=thread.skipped or ("skip: true" if meta.get("skip") else None),
-        recorded=recorded, pending=bool(meta.get("pending")), sig=h.hexdigest()[:16],
+        archive=archive_path, title=thread.title, line=thread.line, schedule=when, problems=problems,
+        queued=meta.queued, skipped=skipped, recorded={p: len(meta.recorded(p)) for p in PLATFORMS},
+        pending=bool(meta.pending), sig=h.hexdigest()[:16], meta=meta,
     )
 
 
@@ -121,20 +137,30 @@ def thread_info(archive_path: Path, thread: Thread, timezone: str) -> ThreadInfo
 
 
 class DaemonState:
-    """`daemon-state.json`: outcomes the archive does not hold. Written atomically (temp + rename)."""
+    """`daemon-state.json`: outcomes the archive does not hold. Written atomically (temp + rename), mode 0600.
+
+    Its messages come from server answers and exceptions, so every value is redacted before it is
+    stored (and again when read: a file written by an older version may hold what it should not).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.entries: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        #: The file on disk held something redaction removed, or was readable by others.
+        self.exposed = False
 
     @classmethod
     def load(cls, path: Path) -> DaemonState:
+        from crossposter.redact import redact_obj
+
         st = cls(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if isinstance(data, dict) and isinstance(data.get("threads"), dict):
-                st.entries = data["threads"]
+                # values only: a key is a thread's archive and title, which must stay as they are to match
+                st.entries = {k: redact_obj(v) for k, v in data["threads"].items()}
+                st.exposed = st.entries != data["threads"] or (path.stat().st_mode & 0o077) != 0
         except (OSError, ValueError):
             pass
         return st
@@ -146,8 +172,10 @@ class DaemonState:
         return e
 
     def set(self, key: str, **values: Any) -> None:
+        from crossposter.redact import redact_obj
+
         with self._lock:
-            entry = {**values, "at": now_utc().isoformat(timespec="seconds")}
+            entry = {**redact_obj(values), "at": now_utc().isoformat(timespec="seconds")}
             self.entries[key] = entry
             self._save()
 
@@ -156,24 +184,89 @@ class DaemonState:
             if self.entries.pop(key, None) is not None:
                 self._save()
 
+    def scrub(self) -> None:
+        """Rewrite the file redacted and private if it was not (the daemon does this when it starts)."""
+        with self._lock:
+            if self.exposed:
+                self._save()
+                self.exposed = False
+
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"threads": self.entries}, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_private(self.path, json.dumps({"threads": self.entries}, indent=1, sort_keys=True))
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace `path` atomically with `text`, readable by the owner only (0600, also when it existed before).
+
+    The temp file is 0600 before anything is written to it, so no other user can open it meanwhile.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        try:
+            os.fchmod(fd, 0o600)  # an old temp file of the same name keeps its mode through O_CREAT
+            with os.fdopen(fd, "w", encoding="utf-8", closefd=False) as f:
+                f.write(text)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def _state_time(value: Any) -> datetime | None:
+    """An aware time read back from the state file, or None when it is not one (the file may be edited)."""
+    from crossposter.timeparse import TimeError, check_range
+
+    try:
+        dt = datetime.fromisoformat(value) if isinstance(value, str) else None
+        return check_range(dt) if dt is not None and dt.tzinfo is not None else None
+    except (ValueError, TimeError):
+        return None
 
 
 def write_heartbeat(state_dir: Path, extra: dict[str, Any] | None = None) -> None:
     """The file `crossposter health` looks at; written atomically so a reader never sees half of it."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    path = state_dir / HEARTBEAT_FILE
-    tmp = path.with_name(f".{HEARTBEAT_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"time": now_utc().isoformat(), "pid": os.getpid(), **(extra or {})}),
-                   encoding="utf-8")
-    os.replace(tmp, path)
+    write_private(state_dir / HEARTBEAT_FILE,
+                  json.dumps({"time": now_utc().isoformat(), "pid": os.getpid(), **(extra or {})}))
 
 
 # --------------------------------------------------------------------------- the engine
+
+
+def _scheduler_class() -> type:
+    """APScheduler's BackgroundScheduler, made to tell whether its thread still runs, and why not."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    class Scheduler(BackgroundScheduler):  # type: ignore[misc]
+        """An exception inside APScheduler's loop ends its thread with a traceback on stderr, while the
+        process, its watch loop and its heartbeat carry on: the daemon looked healthy and never posted
+        again. The loop is wrapped to record the cause; `alive` is what the heartbeat reports."""
+
+        thread: threading.Thread | None = None
+        died: str | None = None
+
+        def start(self, *args: Any, **kwargs: Any) -> None:
+            super().start(*args, **kwargs)
+            self.thread = getattr(self, "_thread", None)
+
+        def _main_loop(self) -> None:
+            try:
+                super()._main_loop()
+            except BaseException as e:
+                self.died = f"{type(e).__name__}: {e}"
+                log.critical("the scheduler thread stopped: %s", self.died, exc_info=True,
+                             extra={"event": "scheduler_died"})
+
+        @property
+        def alive(self) -> bool:
+            return self.died is None and (self.thread is None or self.thread.is_alive())
+
+    return Scheduler
+
 
 PublishFn = Callable[..., Any]
 
@@ -206,11 +299,9 @@ class Engine:
     def __post_init__(self) -> None:
         from zoneinfo import ZoneInfo
 
-        from apscheduler.schedulers.background import BackgroundScheduler
-
         self.zone = ZoneInfo(self.config.timezone)
         self.state = DaemonState.load(self.config.state_path / STATE_FILE)
-        self.scheduler = BackgroundScheduler(
+        self.scheduler = _scheduler_class()(
             timezone=self.zone,
             job_defaults={"coalesce": True, "max_instances": 1,
                           "misfire_grace_time": max(1, self.config.daemon.misfire_grace)},
@@ -223,6 +314,8 @@ class Engine:
         self._inflight_lock = threading.Lock()
         self._queue: queue.Queue[_Work] = queue.Queue()
         self._worker: threading.Thread | None = None
+        self._worker_died: str | None = None
+        self._reported: list[str] = []  # vital problems already logged
         self._reload_lock = threading.RLock()
         self.current: str | None = None
         self.child: ChildPublisher | None = None
@@ -255,6 +348,22 @@ class Engine:
         if self.child is not None:
             self.child.close()
 
+    def vital_problems(self) -> list[str]:
+        """What stops the daemon from doing its work although the process runs (empty: all is well).
+
+        The watch loop shows its own life by beating at all; the scheduler's and the publisher's threads
+        can end on their own (an exception inside APScheduler ends its thread with a traceback and
+        nothing more), so the beat carries their state and `health` reports it.
+        """
+        problems = []
+        if not self.scheduler.alive:
+            problems.append(f"the scheduler thread stopped ({self.scheduler.died or 'it ended'}): scheduled "
+                            "threads and queue slots no longer fire; restart the daemon")
+        if self._worker is not None and not self._worker.is_alive():
+            problems.append(f"the publishing thread stopped ({self._worker_died or 'it ended'}): nothing is "
+                            "published; restart the daemon")
+        return problems
+
     def run_forever(self) -> None:
         """The main loop: watch the archives and beat the heart until stop_event is set."""
         interval = self.config.daemon.watch_interval
@@ -263,7 +372,12 @@ class Engine:
         while not self.stop_event.is_set():
             t = time.monotonic()
             if t >= next_beat:
-                write_heartbeat(self.config.state_path, {"current": self.current})
+                problems = self.vital_problems()
+                if problems != self._reported:
+                    for p in problems:
+                        log.critical("%s", p, extra={"event": "unhealthy"})
+                    self._reported = problems
+                write_heartbeat(self.config.state_path, {"current": self.current, "problems": problems})
                 next_beat = t + beat_every
             try:
                 self.poll()
@@ -347,10 +461,13 @@ class Engine:
 
     def _reconcile(self, info: ThreadInfo, archive: Archive, thread: Thread) -> None:
         key = info.key
+        if info.error:  # nothing in a block that cannot be read is trusted, not even `skip`
+            self._drop_job(key)
+            log.error("not publishing %r until its crossposter block is fixed: %s", info.title, info.error,
+                      extra={"event": "bad_metadata", "title": info.title, "archive": str(info.archive)})
+            return
         if info.skipped or (info.schedule is None and not info.queued):
             self._drop_job(key)
-            if info.schedule_error:
-                log.error("bad schedule: %s", info.schedule_error, extra={"event": "bad_schedule"})
             return
         if self._is_inflight(key):
             return
@@ -364,8 +481,7 @@ class Engine:
             self._enqueue(key, "resume", now)
             return
         if entry and entry.get("outcome") == "retrying":
-            retry_at = datetime.fromisoformat(entry["retry_at"])
-            self._set_job(key, max(retry_at, now), "retry")
+            self._set_job(key, max(_state_time(entry.get("retry_at")) or now, now), "retry")
             return
         if info.schedule is None:  # queued only: a slot takes it, unless it was started and interrupted
             self._drop_job(key)
@@ -433,6 +549,17 @@ class Engine:
             return
         from apscheduler.triggers.date import DateTrigger
 
+        from crossposter.timeparse import TimeError, check_range
+
+        try:
+            # Every time is checked where it is read; this is the last line before APScheduler's thread,
+            # which an out-of-range time would end (it computes in the configured zone).
+            check_range(when)
+        except TimeError as e:
+            self._drop_job(key)
+            log.error("not scheduling %s: %s", key, e, extra={"event": "bad_time"})
+            return
+
         moved = key in self._jobs
         self._jobs[key] = when
         self.scheduler.add_job(self._due, DateTrigger(run_date=when), args=[key, reason, when],
@@ -476,7 +603,8 @@ class Engine:
         with self._reload_lock:
             for key in [k for keys in self._by_archive.values() for k in keys]:
                 info = self.threads.get(key)
-                if info is None or not info.queued or info.schedule is not None or info.skipped or info.started:
+                if (info is None or not info.queued or info.schedule is not None or info.skipped or info.started
+                        or info.error):
                     continue
                 if self.state.get(key, info.sig) or self._is_inflight(key):
                     continue
@@ -498,6 +626,13 @@ class Engine:
         self._queue.put(_Work(key, reason, due))
 
     def _work_loop(self) -> None:
+        try:
+            self._work_loop_inner()
+        except BaseException as e:  # only what escapes the per-thread handler below: say so in the heartbeat
+            self._worker_died = f"{type(e).__name__}: {e}"
+            raise
+
+    def _work_loop_inner(self) -> None:
         while not self.stop_event.is_set():
             try:
                 work = self._queue.get(timeout=0.5)
@@ -549,6 +684,8 @@ class Engine:
 
     def _not_wanted(self, info: ThreadInfo, work: _Work) -> str | None:
         """Why a thread taken off the queue should not be published after all (None: go ahead)."""
+        if info.error:
+            return "its crossposter block has problems"
         if info.skipped:
             return f"skipped ({info.skipped})"
         if work.reason == "queued":
@@ -615,7 +752,8 @@ class Engine:
                       extra={**extra, "event": "failed"})
             return "failed"
         when = retry_at or (now_utc() + timedelta(seconds=self.config.daemon.retry_later_delay))
-        when = max(when, now_utc())
+        # a server's reset time is not trusted to be sane: between now and MAX_RETRY_WAIT from now
+        when = min(max(when, now_utc()), now_utc() + MAX_RETRY_WAIT)
         self.state.set(info.key, outcome="retrying", sig=info.sig, attempts=attempts, retry_at=when.isoformat(),
                        message=why)
         log.warning("%r stopped (%s); retry %d/%d at %s", info.title, why, attempts,
@@ -729,6 +867,7 @@ class ChildPublisher:
     def __call__(self, config: Config, archive: Path, title: str, *, adapters: Any = None,
                  stop_event: threading.Event | None = None, progress: bool = False) -> _ChildResult:
         from crossposter.publish import PreflightError, ThreadLockedError
+        from crossposter.redact import redact_obj
 
         self.ensure()
         self.busy = True
@@ -758,6 +897,7 @@ class ChildPublisher:
                 if msg.get("id") != self._seq:
                     continue  # "ready", or an answer to an older request
                 kind = msg["kind"]
+                msg = redact_obj(msg)  # the child redacts too; this process may know more secrets
                 if kind == "preflight":
                     raise PreflightError(msg["problems"])
                 if kind == "locked":
@@ -798,6 +938,7 @@ def child_main() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from crossposter.config import Config, secret_values
     from crossposter.logs import setup_logging
+    from crossposter.redact import redact_obj
 
     out = sys.stdout
     sys.stdout = sys.stderr  # nothing but results may reach the pipe
@@ -828,7 +969,7 @@ def child_main() -> None:
     threading.Thread(target=reader, name="commands", daemon=True).start()
 
     def send(msg: dict) -> None:
-        out.write(json.dumps(msg, default=str) + "\n")
+        out.write(json.dumps(redact_obj(msg), default=str) + "\n")
         out.flush()
 
     send({"kind": "ready", "id": 0})

@@ -9,6 +9,11 @@ one set of rules, and so the DST rules are written down (and tested) in one plac
 * A wall time that happens twice (the hour repeated when clocks fall back) means its *first*
   occurrence (fold=0, the summer-time offset). Give an explicit offset to pick the second.
   A queue slot in that hour fires once, at the first occurrence.
+* Only times from 1970 to 2199 are taken (`EARLIEST`, `LATEST`). Python's datetime ends at
+  9999-12-31, so a year-9999 time overflows as soon as it is moved to another zone, and the
+  scheduler's thread sleeps with `Event.wait`, which refuses a timeout beyond ~292 years: either
+  used to crash the daemon (or silently kill its scheduler thread) on a value typed in an archive.
+  Every time a person writes goes through `check_range` here, before any arithmetic.
 
 Only the standard library is imported at module level; APScheduler is imported inside the
 functions that build triggers, so validating a config does not pay for it.
@@ -30,7 +35,33 @@ class TimeError(ValueError):
     """A time or slot that cannot be used; the message says what is wrong and what to write instead."""
 
 
+#: The first and the last instant crossposter accepts (see the module docstring).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+#: A wall-clock time must lie within a day of them (no UTC offset is a day), far from the calendar's ends.
+_EARLIEST_NAIVE = datetime(1969, 12, 31)
+_LATEST_NAIVE = datetime(2200, 1, 2)
+
 _LOCAL_FORMS = ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S")
+
+
+def check_range(dt: datetime, what: str = "time", shown: str | None = None) -> datetime:
+    """`dt` itself when it lies in the accepted window; TimeError otherwise. Safe for any datetime.
+
+    The wall-clock part is checked first, so a value near the end of the calendar never reaches a
+    conversion that would overflow; an aware time is then checked as an instant. A naive time is only
+    checked loosely (it has no instant yet): check it again once it has its zone.
+    """
+    wall = dt.replace(tzinfo=None, fold=0)
+    ok = _EARLIEST_NAIVE <= wall < _LATEST_NAIVE
+    if ok and dt.tzinfo is not None:
+        off = dt.utcoffset()
+        ok = off is None or (abs(off) < timedelta(days=1) and EARLIEST <= dt.astimezone(UTC) < LATEST)
+    if not ok:
+        text = shown if shown is not None else dt.isoformat()
+        raise TimeError(f"{what} {text} is out of range: crossposter takes times from {EARLIEST:%Y-%m-%d} to "
+                        f"{LATEST - timedelta(days=1):%Y-%m-%d} (UTC); check the year")
+    return dt
 
 
 def nonexistent(naive: datetime, zone: ZoneInfo) -> bool:
@@ -47,6 +78,7 @@ def ambiguous(naive: datetime, zone: ZoneInfo) -> bool:
 
 def localize(naive: datetime, zone: ZoneInfo, what: str = "time") -> datetime:
     """Attach `zone` to a wall-clock time: error if it does not exist, first occurrence if it is repeated."""
+    check_range(naive, what)
     if nonexistent(naive, zone):
         before = (naive.replace(tzinfo=zone) - timedelta(hours=3)).astimezone(zone)
         after = (naive.replace(tzinfo=zone) + timedelta(hours=3)).astimezone(zone)
@@ -87,24 +119,26 @@ def parse_at(text: str, timezone: str) -> datetime:
                 f"cannot read {text!r} as a time: write ISO 8601 with an offset "
                 f"('2026-12-01T09:00:00+01:00') or 'YYYY-MM-DD HH:MM' in {timezone}"
             ) from None
+    check_range(dt, "time", repr(text))
     if dt.tzinfo is None:
         if len(s) <= 10:
             raise TimeError(f"{text!r} has no time of day: write 'YYYY-MM-DD HH:MM'")
-        dt = localize(dt, zone)
+        dt = check_range(localize(dt, zone), "time", repr(text))
     return dt
 
 
 def format_at(dt: datetime, timezone: str) -> str:
     """The `schedule:` value: ISO 8601 in the configured zone, with its offset, to the second."""
+    check_range(dt)
     return dt.astimezone(ZoneInfo(timezone)).isoformat(timespec="seconds")
 
 
 def schedule_value(value: Any, timezone: str) -> datetime:
     """Read a `schedule:` metadata value (a string, or a datetime PyYAML already parsed) as an aware time."""
     if isinstance(value, datetime):
-        dt = value
+        dt = check_range(value)
         if dt.tzinfo is None:
-            dt = localize(dt, ZoneInfo(timezone), "schedule")
+            dt = check_range(localize(dt, ZoneInfo(timezone)))
         return dt
     if isinstance(value, str):
         return parse_at(value, timezone)

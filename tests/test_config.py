@@ -148,7 +148,7 @@ def test_missing_secrets_one_message_each(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_bluesky_handle_required_when_enabled(tmp_path: Path) -> None:
     cfg = load_config(_write(tmp_path, "platforms:\n  mastodon: {enabled: false}\n"))
-    env = {"CROSSPOSTER_BLUESKY_PASSWORD": "x"}
+    env = {"CROSSPOSTER_BLUESKY_PASSWORD": "app-pass-1234"}
     assert missing_settings(cfg, env) == ["platforms.bluesky.handle: not set (the account handle, e.g. "
                                           "me.bsky.social)"]
 
@@ -161,8 +161,30 @@ def test_secret_from_file_and_never_in_repr(tmp_path: Path) -> None:
     assert value is not None and value.get_secret_value() == "s3cret-value"
     assert "s3cret" not in repr(value) and "s3cret" not in str(platform_secrets("bluesky", env))
     assert secret_values(env) == ["s3cret-value"]
-    with pytest.raises(ConfigError, match="CROSSPOSTER_BLUESKY_PASSWORD_FILE: cannot read"):
+    with pytest.raises(ConfigError, match="CROSSPOSTER_BLUESKY_PASSWORD_FILE: .*/no does not exist"):
         read_secret("CROSSPOSTER_BLUESKY_PASSWORD", {"CROSSPOSTER_BLUESKY_PASSWORD_FILE": str(tmp_path / "no")})
+
+
+def test_unreadable_secret_file_says_who_must_read_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A secret file the user cannot read (mode 0600, another owner) is a permission fix, not a content one."""
+    import os
+
+    f = tmp_path / "pw"
+    f.write_text("unreadable-secret\n")
+    real_open = os.open
+
+    def denied(path, *args, **kwargs):  # root reads any file, so the refusal is simulated where it happens
+        if str(path) == str(f):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", denied)
+    with pytest.raises(ConfigError) as info:
+        read_secret("CROSSPOSTER_BLUESKY_PASSWORD", {"CROSSPOSTER_BLUESKY_PASSWORD_FILE": str(f)})
+    message = str(info.value)
+    assert f"CROSSPOSTER_BLUESKY_PASSWORD_FILE: {f} cannot be read (Permission denied)" in message
+    assert f"let user id {os.getuid()}, which crossposter runs as, read it" in message
+    assert "put the secret alone" not in message and "unreadable-secret" not in message
 
 
 def test_secret_in_yaml_is_refused(tmp_path: Path) -> None:

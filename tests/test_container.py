@@ -230,3 +230,125 @@ def test_entrypoint_and_healthcheck_as_the_container(stage: list[tuple[str, str]
     time.sleep(3.2)
     r = subprocess.run(prefix + health, env=env, cwd=workdir, capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "unhealthy" in r.stderr
+
+
+# --------------------------------------------------------------------------- the README's docker run, compose
+
+
+def readme_docker_run() -> list[str]:
+    """The `docker run` command of the README's container section, as shell words (variables left unexpanded)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## Running as a daemon in a container\n", 1)[1].split("\n## ", 1)[0]
+    for block in re.findall(r"```sh\n(.*?)```", section, re.S):
+        joined = block.replace("\\\n", " ")
+        for line in joined.splitlines():
+            if line.strip().startswith("docker run"):
+                return shlex.split(line, comments=True)
+    raise AssertionError("no `docker run` in the README's container section")
+
+
+def _option(args: list[str], *names: str) -> list[str]:
+    return [args[i + 1] for i, a in enumerate(args[:-1]) if a in names]
+
+
+def _longest_request_timeout() -> float:
+    """The slowest platform client's per-request timeout: what a stop must be able to wait for."""
+    import inspect
+
+    from crossposter.platforms.bluesky import BlueskyAdapter
+    from crossposter.platforms.mastodon import MastodonAdapter
+    from crossposter.platforms.x import XAdapter
+
+    return max(float(inspect.signature(cls.__init__).parameters["timeout"].default)
+               for cls in (BlueskyAdapter, MastodonAdapter, XAdapter))
+
+
+def test_readme_docker_run_works_for_a_host_user() -> None:
+    args = readme_docker_run()
+    # runs as the person who owns the folder, so it can write the archives and what it writes stays theirs
+    assert _option(args, "--user", "-u") == ["$(id -u):$(id -g)"], args
+    assert _option(args, "-v", "--volume") == ["$PWD:/data"], args
+    # `docker stop` waits for the request in flight (Docker's default of 10 s would kill it half-way)
+    stop = _option(args, "--stop-timeout")
+    assert len(stop) == 1 and int(stop[0]) >= _longest_request_timeout() + 20, (stop, _longest_request_timeout())
+    # secrets from the environment at run time, never baked into the image
+    assert all(re.fullmatch(r"CROSSPOSTER_\w+=\$\w+", e) for e in _option(args, "-e", "--env")), args
+    assert args[-1] == "crossposter"
+
+
+def test_compose_user_and_stop_grace_period() -> None:
+    import yaml
+
+    svc = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]["crossposter"]
+    # `user:` is set (from .env, defaulting to the image's uid), so the secret files and ./data can be the user's
+    m = re.fullmatch(r"\$\{(\w+):-(\d+):(\d+)\}", svc["user"])
+    assert m and m.group(2) == m.group(3) == str(_uid(final_stage(parse_dockerfile(ROOT / "Dockerfile")))[1])
+    # the README tells how to set that variable
+    assert f"{m.group(1)}=" in (ROOT / "README.md").read_text(encoding="utf-8")
+    grace = re.fullmatch(r"(\d+)s", str(svc["stop_grace_period"]))
+    readme_stop = int(_option(readme_docker_run(), "--stop-timeout")[0])
+    assert grace and int(grace.group(1)) == readme_stop
+
+
+# --------------------------------------------------------------------------- the lock files
+
+
+def _locked(path: Path) -> dict[str, tuple[str, list[str]]]:
+    """name -> (version, hashes) of a pip-compile --generate-hashes file; every requirement must be `==`."""
+    from packaging.utils import canonicalize_name
+
+    out: dict[str, tuple[str, list[str]]] = {}
+    text = path.read_text(encoding="utf-8").replace("\\\n", " ")
+    for line in text.splitlines():
+        line = line.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        m = re.fullmatch(r"([A-Za-z0-9._-]+)==(\S+)((?:\s+--hash=sha256:[0-9a-f]{64})+)", line)
+        assert m, f"{path.name}: not an exact pin with hashes: {line}"
+        out[canonicalize_name(m.group(1))] = (m.group(2), re.findall(r"[0-9a-f]{64}", m.group(3)))
+    return out
+
+
+def test_lock_files_pin_every_dependency_with_hashes() -> None:
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    for lock, wanted in (("requirements.lock", pyproject["project"]["dependencies"]),
+                         ("requirements-build.lock", pyproject["build-system"]["requires"])):
+        locked = _locked(ROOT / lock)
+        for spec in map(Requirement, wanted):
+            name = canonicalize_name(spec.name)
+            assert name in locked, f"{lock} lacks {spec.name}: run tools/lock-requirements.sh"
+            version, hashes = locked[name]
+            assert spec.specifier.contains(version, prereleases=True), (
+                f"{lock} pins {spec.name}=={version}, outside pyproject.toml's {spec}: run tools/lock-requirements.sh")
+            assert hashes
+    # the build backend is not installed into the runtime
+    assert not {"setuptools", "wheel"} & set(_locked(ROOT / "requirements.lock"))
+
+
+def test_dockerfile_installs_from_the_locks() -> None:
+    instructions = parse_dockerfile(ROOT / "Dockerfile")
+    runs = [rest for w, rest in instructions if w == "RUN" and "pip install" in rest]
+    installs = [seg for r in runs for seg in r.split("&&") if "pip install" in seg]
+    # every pip install is either from a lock with hashes, or the package itself without dependencies
+    for seg in installs:
+        words = shlex.split(seg)
+        if "-r" in words:
+            assert "--require-hashes" in words and _option(words, "-r")[0] in (
+                "requirements.lock", "requirements-build.lock"), seg
+        else:
+            assert words[-1] == "." and "--no-deps" in words and "--no-build-isolation" in words, seg
+    assert any("-r requirements.lock" in s for s in installs) and any("-r requirements-build.lock" in s
+                                                                        for s in installs)
+    # the locks are copied before the code: the dependency layer is reused until a lock changes
+    copies = [rest for w, rest in instructions if w == "COPY"]
+    lock_copy = next(i for i, c in enumerate(copies) if "requirements.lock" in c)
+    code_copy = next(i for i, c in enumerate(copies) if c.split()[0] == "crossposter")
+    assert lock_copy < code_copy
+    # the build context has them
+    ignore = (ROOT / ".dockerignore").read_text().split()
+    assert not any(pat in ignore for pat in ("requirements.lock", "requirements-build.lock", "*.lock"))

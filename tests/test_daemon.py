@@ -605,3 +605,91 @@ def test_publisher_process_only_around_due_times(tmp_path: Path, monkeypatch: py
         assert not Path(f"/proc/{pid}").exists()  # exited and reaped
     finally:
         eng.stop(10)
+
+
+# --------------------------------------------------------------------------- no value can stop the daemon
+
+FAR = "<!-- crossposter\nschedule: 9999-12-31T23:30:00Z\n-->\n"
+
+
+def _health(config: Path) -> subprocess.CompletedProcess[str]:
+    env = checkout_env({**os.environ, "CROSSPOSTER_CONFIG": str(config)})
+    return subprocess.run([sys.executable, "-m", "crossposter", "health"], env=env, capture_output=True, text=True,
+                          timeout=30)
+
+
+def test_a_far_future_schedule_neither_crashes_nor_silences_the_daemon(daemon: Daemon) -> None:
+    """At start it crashed the daemon (OverflowError); added while it ran, it ended APScheduler's thread
+    while the heartbeat stayed fresh: `health` said healthy and nothing was posted again."""
+    a = daemon.root / "threads" / "a.md"
+    write_archive(a, f"## Far\n{FAR}\nNever.\n",
+                  thread_md("Soon", ["Posted."], datetime.now(UTC) + timedelta(seconds=3)))
+    daemon.start()  # it starts...
+    bad = [ev for ev in daemon.events() if ev.get("event") == "bad_metadata"]
+    assert bad and "out of range" in bad[0]["msg"] and "`schedule`" in bad[0]["msg"]
+    daemon.wait_for(lambda: len(daemon.published("Soon")) == 2, 20, "the good thread, on time")
+    # ...and the same value added while it runs leaves the scheduler working
+    b = daemon.root / "threads" / "b.md"
+    write_archive(b, f"## Far too\n{FAR}\nNever either.\n",
+                  thread_md("Later", ["Also posted."], datetime.now(UTC) + timedelta(seconds=3)))
+    daemon.wait_for(lambda: len(daemon.published("Later")) == 2, 20, "a thread scheduled after the bad one")
+    r = _health(daemon.config)
+    assert r.returncode == 0, r.stderr
+    assert daemon.signal(signal.SIGTERM) == 0
+
+
+def test_health_reports_a_dead_scheduler_thread(tmp_path: Path) -> None:
+    """Whatever ends APScheduler's thread (here a job whose time overflows in the daemon's zone, put past the
+    checks on purpose), the next heartbeat says so and `health` is unhealthy while the loop keeps beating."""
+    import threading
+
+    from apscheduler.triggers.date import DateTrigger
+
+    def publish(config, path, title, **kw):  # noqa: ANN001, ANN003, ANN202
+        return FakeResult({"bluesky": FakeOutcome("done")}, True, False)
+
+    write_archive(tmp_path / "one.md", thread_md("Plain", ["x"]))
+    eng = _engine(tmp_path, publish, heartbeat_interval=1)
+    eng.start()
+    loop = threading.Thread(target=eng.run_forever, daemon=True)
+    loop.start()
+    try:
+        time.sleep(1.2)
+        assert _health(tmp_path / "crossposter.yaml").returncode == 0
+        eng.scheduler.add_job(lambda: None, DateTrigger(run_date=datetime(9999, 12, 31, 23, 30, tzinfo=UTC)))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            r = _health(tmp_path / "crossposter.yaml")
+            if r.returncode:
+                break
+            time.sleep(0.3)
+        assert r.returncode == 1
+        assert "scheduler thread stopped" in r.stderr and "OverflowError" in r.stderr
+        beat = json.loads((tmp_path / "state" / "heartbeat").read_text())
+        assert (datetime.now(UTC) - datetime.fromisoformat(beat["time"])).total_seconds() < 3  # still beating
+    finally:
+        eng.stop(5)
+        loop.join(5)
+
+
+def test_out_of_range_retry_times_are_not_scheduled(tmp_path: Path) -> None:
+    """A server's reset time or an edited state file cannot hand APScheduler a time it cannot hold."""
+    def publish(config, path, title, **kw):  # noqa: ANN001, ANN003, ANN202
+        return FakeResult({"x": FakeOutcome("rate_limited", retry_at=datetime(9999, 12, 31, 23, 59, tzinfo=UTC))},
+                          False, True)
+
+    write_archive(tmp_path / "one.md", thread_md("Limited", ["x"], datetime.now(UTC) + timedelta(seconds=1)))
+    eng = _engine(tmp_path, publish, retry_later_attempts=3)
+    outcomes: list[str] = []
+    eng.on_result = lambda key, outcome: outcomes.append(outcome)
+    eng.start()
+    try:
+        end = time.monotonic() + 10
+        while not outcomes and time.monotonic() < end:
+            time.sleep(0.05)
+        assert outcomes == ["retrying"]
+        assert eng.vital_problems() == []
+        when = next(iter(eng.jobs().values()))
+        assert timedelta(days=29) < when - datetime.now(UTC) <= timedelta(days=30)  # put off, but boundedly
+    finally:
+        eng.stop(5)

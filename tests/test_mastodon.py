@@ -371,3 +371,21 @@ def test_answers_are_plain_json_not_typed_entities(tmp_path: Path) -> None:
     assert ref == PostRef(id="3003", url=f"{FAKE}/@me/3003")
     status = adapter._call("reading it back", "status_post", "again")  # the same endpoint, answer as decoded
     assert type(status) is dict and status["created_at"] == "2026-11-28T10:00:00.000Z"
+
+
+@responses.activate
+def test_answers_stay_plain_json_with_the_pinned_mastodon_py(tmp_path: Path) -> None:
+    """The one private hook left (Mastodon.py's per-answer casting, ~4 ms of CPU per status, 160 ms per
+    backup page) must still take effect: a Mastodon.py upgrade that renames it fails here, not silently slow."""
+    responses.get(f"{FAKE}/api/v1/statuses/7", json=_status("7"))
+    answer = _fake(tmp_path).call("reading a post", "status", "7")
+    assert type(answer) is dict and answer["id"] == "7"
+
+
+@responses.activate
+def test_error_text_comes_from_the_answer(tmp_path: Path) -> None:
+    responses.get(f"{FAKE}/api/v1/statuses/8", status=422,
+                  json={"error": "Validation failed", "error_description": "Text too long"})
+    with pytest.raises(RejectedError) as info:
+        _fake(tmp_path).call("reading a post", "status", "8")
+    assert "HTTP 422: Validation failed: Text too long" in str(info.value)

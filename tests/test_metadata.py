@@ -145,13 +145,19 @@ def test_read_only_archive_is_refused(tmp_path: Path) -> None:
         update_thread_metadata(p, "A", set_skip)
 
 
-def test_crash_before_rename_leaves_original_and_no_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2-exchange", "os.replace"])
+def test_crash_before_rename_leaves_original_and_no_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         exchange: bool) -> None:
+    import crossposter.metadata as mod
+
     data = b"\xef\xbb\xbf# T\r\n## A\r\nbody"
     p = write(tmp_path, data)
 
     def crash(src: object, dst: object) -> None:
         raise OSError(28, "No space left on device")
 
+    # both ways of renaming: the exchange where the file system has it, os.replace where not
+    monkeypatch.setattr(mod, "_exchange", crash if exchange else lambda a, b: False)
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(ArchiveError, match="unchanged"):
         update_thread_metadata(p, "A", set_skip)
@@ -283,6 +289,8 @@ def test_recording_preserves_every_other_byte(tmp_path: Path, case: tuple[bytes,
         update(expected)
         assert update_thread_metadata(p, title, update) == expected
         new = p.read_bytes()
+        # (0) a write this process made (key by key, from what it wrote before) is the full rewrite's
+        assert new == previous or new == full_rewrite(previous, title, expected)
         # (1) removing the blocks gives back the original bytes
         assert strip_metadata_blocks(new) == base
         if not _with_blocks:
@@ -310,6 +318,74 @@ def test_recording_preserves_every_other_byte(tmp_path: Path, case: tuple[bytes,
                 assert new_sections[t] == raw
         previous = new
     assert sorted(os.listdir(tmp_path)) == ["gen.md"]
+
+
+def full_rewrite(data: bytes, title: str, meta: dict) -> bytes:
+    """The file as a first write (nothing remembered) makes it: the whole block rendered afresh."""
+    import crossposter.metadata as md
+    from crossposter.archive import decode_archive, parse_archive
+
+    thread = parse_archive(decode_archive(data, "x.md"), Path("x.md")).find(title)
+    return md._replace_block(data, thread, meta)[0]
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(crlf=st.booleans(), steps=st.lists(st.tuples(
+    st.sampled_from(["append", "append2", "replace", "delete", "pending", "unpend", "scalar", "flag"]),
+    st.sampled_from(["bluesky", "mastodon", "x", "other"]), _TEXT), min_size=1, max_size=12))
+def test_key_by_key_writes_give_the_bytes_of_a_full_rewrite(tmp_path: Path, crlf: bool,
+                                                            steps: list[tuple[str, str, str]]) -> None:
+    """Recording re-renders only the keys that changed (for a list that grew, only its new entries); whatever
+    the sequence of changes, the file must be byte for byte what rendering the whole block gives."""
+    eol = "\r\n" if crlf else "\n"
+    original = eol.join(["# A", "", "## T", "", "body", "", "## U", "", "other"]).encode() + eol.encode()
+    p = tmp_path / "a.md"
+    p.write_bytes(original)
+    expected: dict = {}
+    previous = original
+    for n, (op, key, text) in enumerate(steps):
+        def update(meta: dict, op: str = op, key: str = key, text: str = text, n: int = n) -> None:
+            if op in ("append", "append2"):
+                items = meta.get(key) if isinstance(meta.get(key), list) else []
+                meta[key] = items  # (a list replaced by a scalar earlier becomes a list again)
+                items.append({"id": f"{n}", "url": f"https://e.test/{text}", "sha": text})
+                if op == "append2":
+                    items.append(text)
+            elif op == "replace":
+                meta[key] = [text, {"id": text}]
+            elif op == "delete":
+                meta.pop(key, None)
+            elif op == "pending":
+                meta["pending"] = {"bluesky": {"index": n, "rkey": text, "created_at": "2026-01-01T00:00:00Z"}}
+            elif op == "unpend":
+                meta.pop("pending", None)
+            elif op == "scalar":
+                meta[key] = text
+            else:
+                meta["queued"] = not meta.get("queued")
+
+        update(expected)
+        assert update_thread_metadata(p, "T", update) == expected
+        new = p.read_bytes()
+        assert new == previous or new == full_rewrite(previous, "T", expected)  # (unchanged: not written)
+        assert read_archive(p).find("T").metadata == expected
+        assert strip_metadata_blocks(new) == original
+        previous = new
+
+
+def test_a_recorded_entry_cannot_be_changed_in_place(tmp_path: Path) -> None:
+    """Entries are shared between what this process remembers and the copy `update` gets (copying each
+    entry of a long thread for every write was a third of its cost): changing one in place would change
+    what it believes the file holds and never reach the file, so it raises instead."""
+    p = write(tmp_path, b"## A\nbody\n")
+    update_thread_metadata(p, "A", lambda m: m.setdefault("x", []).append({"id": "1"}))
+    with pytest.raises(TypeError, match="cannot be changed in place"):
+        update_thread_metadata(p, "A", lambda m: m["x"][0].__setitem__("url", "https://x.com/u/status/1"))
+    update_thread_metadata(p, "A", lambda m: m["x"].__setitem__(0, {**m["x"][0], "url": "https://e.test/1"}))
+    assert read_archive(p).find("A").metadata == {"x": [{"id": "1", "url": "https://e.test/1"}]}
 
 
 def test_other_sections_bytes_unchanged_exactly(tmp_path: Path) -> None:
@@ -426,7 +502,8 @@ def test_safety_net_refuses_bytes_that_do_not_read_back(tmp_path: Path, monkeypa
     data = b"## A\nbody\n## B\nx\n"
     p = write(tmp_path, data)
     real = mod._replace_block
-    monkeypatch.setattr(mod, "_replace_block", lambda *a: corrupt(real(*a)))  # type: ignore[operator]
+    monkeypatch.setattr(mod, "_replace_block",
+                        lambda *a: (lambda new, block: (corrupt(new), block))(*real(*a)))  # type: ignore[operator]
     with pytest.raises(ArchiveError, match="nothing was written"):
         update_thread_metadata(p, "A", set_skip)
     assert p.read_bytes() == data and os.listdir(tmp_path) == ["a.md"]

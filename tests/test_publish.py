@@ -73,6 +73,25 @@ def config(tmp_path: Path) -> Config:
     return cfg
 
 
+#: Every secret set, to recognisable fake values: a dry run checks them like a real run does.
+FAKE_SECRETS = {name: f"fake-{name.lower()}" for name in (
+    "CROSSPOSTER_BLUESKY_PASSWORD", "CROSSPOSTER_MASTODON_ACCESS_TOKEN", "CROSSPOSTER_X_CONSUMER_KEY",
+    "CROSSPOSTER_X_CONSUMER_SECRET", "CROSSPOSTER_X_ACCESS_TOKEN", "CROSSPOSTER_X_ACCESS_TOKEN_SECRET")}
+
+
+@pytest.fixture
+def secrets_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in FAKE_SECRETS.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def no_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in FAKE_SECRETS:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(f"{name}_FILE", raising=False)
+
+
 class Sleeps(list):
     """An injected sleep: records the delays instead of waiting."""
 
@@ -213,7 +232,7 @@ def test_bluesky_rkey_is_stored_before_the_first_attempt_and_reused_on_retry(arc
 def test_a_pending_rkey_left_by_a_crash_is_reused(archive: Path, config: Config) -> None:
     from crossposter.metadata import update_thread_metadata
 
-    pend = {"index": 0, "rkey": "3lbqaaaaaaa22", "created_at": "2026-01-01T00:00:00.000Z", "sha": "x"}
+    pend = {"index": 0, "rkey": "3lbqaaaaaaa22", "created_at": "2026-01-01T00:00:00.000Z", "sha": "abc123abc123"}
     update_thread_metadata(archive, TITLE, lambda m: m.__setitem__("pending", {"bluesky": pend}))
     bsky = FakeAdapter("bluesky")
     assert run(config, archive, {"bluesky": bsky}).ok
@@ -559,7 +578,8 @@ def test_cli_preflight_failure_exits_2_and_names_the_problem(archive: Path, tmp_
 
 
 def test_dry_run_prints_posts_and_diff_and_leaves_the_archive_untouched(archive: Path, tmp_path: Path,
-                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+                                                                       capsys: pytest.CaptureFixture[str],
+                                                                       secrets_env: None) -> None:
     from crossposter.commands.post import run as post_run
 
     cfg_file = tmp_path / "crossposter.yaml"
@@ -639,7 +659,8 @@ def test_read_only_archive_fails_preflight(archive: Path, config: Config) -> Non
 
 
 def test_dry_run_of_a_partly_published_thread_shows_only_the_rest(archive: Path, tmp_path: Path,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+                                                                 capsys: pytest.CaptureFixture[str],
+                                                                 secrets_env: None) -> None:
     from crossposter.commands.post import run as post_run
 
     cfg_file = tmp_path / "crossposter.yaml"
@@ -656,3 +677,71 @@ def test_dry_run_of_a_partly_published_thread_shows_only_the_rest(archive: Path,
     assert "bluesky: 2 post(s) would be sent" in out
     assert "The opening post of the thread." not in out.split("Archive changes")[0]
     assert f"reply to {meta_of(archive)['bluesky'][0]['id']}" in out
+
+
+# --------------------------------------------------------------------------- the dry run's pre-flight
+
+
+def test_dry_run_reports_what_a_real_run_would_refuse(archive: Path, tmp_path: Path, no_secrets: None,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Missing credentials, a read-only archive and an unwritable state_dir stop a real run: the dry run says so."""
+    from crossposter.commands.post import EXIT_PREFLIGHT
+    from crossposter.commands.post import run as post_run
+
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    cfg_file = tmp_path / "crossposter.yaml"
+    cfg_file.write_text(f"state_dir: {blocked / 'state'}\nplatforms:\n  bluesky: {{handle: me.test}}\n")
+    archive.chmod(0o444)
+    blocked.chmod(0o555)
+    try:
+        code = post_run(path=archive, thread=TITLE, platforms=None, dry_run=True, config_path=cfg_file)
+    finally:
+        archive.chmod(0o644)
+        blocked.chmod(0o755)
+    captured = capsys.readouterr()
+    assert code == EXIT_PREFLIGHT
+    assert "The third post closes the thread." in captured.out  # the posts are still shown...
+    assert "A real run would refuse this thread now" in captured.out  # ...clearly marked
+    err = " ".join(captured.err.split())
+    for expected in ("CROSSPOSTER_BLUESKY_PASSWORD is not set", "CROSSPOSTER_MASTODON_ACCESS_TOKEN is not set",
+                     "the archive is not writable"):
+        assert expected in err
+    if os.geteuid() != 0:  # root may write into a 0555 folder: the check follows what the OS allows
+        assert "cannot create the run lock" in err
+    # and a real run refuses for the same reasons
+    code = post_run(path=archive, thread=TITLE, platforms=None, dry_run=False, config_path=cfg_file)
+    assert code == EXIT_PREFLIGHT
+    assert "CROSSPOSTER_BLUESKY_PASSWORD is not set" in " ".join(capsys.readouterr().err.split())
+
+
+def test_dry_run_without_a_config_says_a_real_run_needs_one(archive: Path, tmp_path: Path, secrets_env: None,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from crossposter.commands.post import EXIT_PREFLIGHT
+    from crossposter.commands.post import run as post_run
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CROSSPOSTER_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "no-config-here"))
+    code = post_run(path=archive, thread=TITLE, platforms=["mastodon"], dry_run=True, config_path=None)
+    captured = capsys.readouterr()
+    assert code == EXIT_PREFLIGHT
+    assert "The third post closes the thread." in captured.out
+    assert "no config file" in " ".join(captured.err.split())
+
+
+def test_a_dry_run_never_says_resume(archive: Path, tmp_path: Path, config: Config, secrets_env: None,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Nothing was published by a dry run, so its summary cannot tell the person to run again to resume."""
+    from crossposter.commands.post import run as post_run
+
+    cfg_file = tmp_path / "crossposter.yaml"
+    cfg_file.write_text("state_dir: state\nplatforms:\n  bluesky: {handle: me.test}\n  mastodon: {enabled: false}\n")
+    assert run(config, archive, fake_adapters(["bluesky"])).ok
+    archive.write_text(archive.read_text().replace("The opening post", "The edited opening post"))
+    code = post_run(path=archive, thread=TITLE, platforms=None, dry_run=True, config_path=cfg_file)
+    out = " ".join(capsys.readouterr().out.split())
+    assert code == 1 and "changed" in out  # the edited post stops the platform, as in a real run
+    assert "run the same command again" not in out and "resume" not in out
+    assert "A real run would not finish every platform" in out

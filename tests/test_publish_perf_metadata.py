@@ -49,9 +49,9 @@ def test_the_remembered_thread_is_the_one_a_full_parse_gives(tmp_path: Path, nam
     for i in range(6):
         update_thread_metadata(path, "Target", _append(i))
         remembered = md._written[(str(path.resolve()), "Target")]
-        assert remembered[0] == path.read_bytes()
+        assert remembered.data == path.read_bytes()
         fresh = _fresh(path, "Target")
-        assert {f: getattr(remembered[1], f) for f in FIELDS} == {f: getattr(fresh, f) for f in FIELDS}
+        assert {f: getattr(remembered.thread, f) for f in FIELDS} == {f: getattr(fresh, f) for f in FIELDS}
     assert strip_metadata_blocks(path.read_bytes()) == original
     assert len(_fresh(path, "Target").metadata["x"]) == 6
 

@@ -10,6 +10,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crossposter.archive import read_archive
 from crossposter.commands.schedule import run_schedule, run_unschedule
@@ -188,3 +190,55 @@ def test_weekday_slot_and_next_slot_time() -> None:
     assert next_slot_time(["mon-fri 09:00", "sat 10:30"], "Europe/Berlin", fri) == datetime(
         2027, 1, 9, 10, 30, tzinfo=BERLIN)
     assert next_slot_time([], "UTC", fri) is None
+
+
+# --------------------------------------------------------------------------- times out of range
+
+
+@pytest.mark.parametrize("text", ["9999-12-31T23:59:59Z", "9999-12-31 23:59", "0001-01-01T00:00:00+01:00",
+                                  "2199-12-31T23:00:00-05:00", "1969-12-31T23:59:59Z", "2500-01-01 09:00"])
+def test_a_time_out_of_range_is_refused_with_a_clear_message(text: str) -> None:
+    with pytest.raises(TimeError, match="out of range: crossposter takes times from 1970-01-01 to 2199-12-31"):
+        parse_at(text, "Europe/Berlin")
+
+
+def test_schedule_at_the_end_of_the_calendar_is_an_error_not_a_traceback(setup: tuple[Path, Path]) -> None:
+    a, c = setup
+    before = a.read_bytes()
+    r = subprocess.run([sys.executable, "-m", "crossposter", "schedule", str(a), "--thread", "Second",
+                        "--at", "9999-12-31T23:59:59Z", "--config", str(c)], capture_output=True, text=True,
+                       timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    assert "9999-12-31T23:59:59Z" in r.stderr and "out of range" in r.stderr
+    assert a.read_bytes() == before
+
+
+def test_a_far_future_schedule_in_the_archive_is_an_error(tmp_path: Path) -> None:
+    """YAML reads `9999-12-31T23:30:00Z` as a datetime; moving it to Europe/Berlin overflowed."""
+    for value in ("9999-12-31T23:30:00Z", "'9999-12-31 23:30'", "0001-01-01T00:00:00+01:00"):
+        with pytest.raises(TimeError, match="out of range"):
+            import yaml
+
+            schedule_value(yaml.safe_load(f"s: {value}")["s"], "Europe/Berlin")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+       st.one_of(st.none(), st.integers(min_value=-(24 * 60 - 1), max_value=24 * 60 - 1)),
+       st.sampled_from(["UTC", "Europe/Berlin", "America/Los_Angeles", "Pacific/Kiritimati", "Pacific/Pago_Pago"]))
+def test_any_written_time_is_a_time_in_range_or_a_time_error(naive: datetime, offset: int | None, zone: str) -> None:
+    """Whatever date and offset a person writes, reading it never raises anything but TimeError, and what it
+    gives is inside the window the scheduler can hold."""
+    from datetime import timedelta, timezone
+
+    from crossposter.timeparse import EARLIEST, LATEST, format_at
+
+    dt = naive if offset is None else naive.replace(tzinfo=timezone(timedelta(minutes=offset)))
+    for value in (dt, dt.isoformat()):
+        try:
+            when = schedule_value(value, zone)
+        except TimeError:
+            continue
+        assert EARLIEST <= when.astimezone(UTC) < LATEST
+        format_at(when, zone)  # and it can be written back in the configured zone

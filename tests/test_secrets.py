@@ -1,6 +1,9 @@
 """Secrets never show: recognisable fake credentials for every platform, failing logins and error paths
 against a local server (and a closed port), then every log record (DEBUG, SDK and HTTP loggers included),
-exception message, repr and traceback is searched for them.
+exception message, repr and traceback is searched for them, in every form they can take.
+
+The commands as subprocesses, a server echoing the credential in its 401 and the daemon's state
+file are in tests/test_secret_forms.py.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import traceback
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
@@ -29,6 +31,7 @@ from crossposter.platforms.base import (
     UnauthorizedError,
     UploadedMedia,
 )
+from tests.fixtures_echo import leak_forms
 
 SECRETS = {
     "CROSSPOSTER_BLUESKY_PASSWORD": "SEKRIT-bsky-123",
@@ -171,7 +174,9 @@ def _texts_of(exc: BaseException) -> list[str]:
 
 
 def _leaks(text: str) -> list[str]:
-    return [name for name, value in SECRETS.items() if value in text or quote(value, safe="") in text]
+    """Every secret found in `text` in any of its forms (raw, escaped, percent-encoded, base64...)."""
+    return [f"{name} ({form})" for name, value in SECRETS.items()
+            for form, leaked in leak_forms(value).items() if leaked in text]
 
 
 @pytest.fixture

@@ -16,20 +16,28 @@ from typing import Any
 
 
 class _Report:
+    """Every line `check` prints goes through here, redacted: login errors quote server answers."""
+
     def __init__(self) -> None:
         self.problems: list[str] = []
         self.warnings: list[str] = []
 
+    @staticmethod
+    def _print(text: str) -> None:
+        from crossposter.redact import redact
+
+        print(redact(text))
+
     def ok(self, msg: str) -> None:
-        print(f"ok    {msg}")
+        self._print(f"ok    {msg}")
 
     def fail(self, msg: str) -> None:
         self.problems.append(msg)
-        print(f"FAIL  {msg}")
+        self._print(f"FAIL  {msg}")
 
     def warn(self, msg: str) -> None:
         self.warnings.append(msg)
-        print(f"warn  {msg}")
+        self._print(f"warn  {msg}")
 
 
 def _writable_dir(path: Path) -> str | None:
@@ -76,7 +84,6 @@ def _login(config: Any, report: _Report, platforms: list[str]) -> dict[str, int]
 
 def run(config_path: Path | None, now: datetime | None = None) -> int:
     from crossposter.config import ConfigError, config_for_command, missing_settings, secret_values
-    from crossposter.logs import RedactFilter
 
     report = _Report()
     try:
@@ -85,7 +92,7 @@ def run(config_path: Path | None, now: datetime | None = None) -> int:
         for p in e.problems:
             report.fail(f"config: {p}" if e.source is None else f"config {e.source}: {p}")
         return 1
-    redact = RedactFilter(secret_values())
+    secret_values()  # registers every readable secret for redaction before anything can fail
     now = now or datetime.now(UTC)
     report.ok(f"config loaded (timezone {config.timezone}, platforms: {', '.join(config.enabled_platforms()) or '-'})")
     if not config.enabled_platforms():
@@ -112,8 +119,7 @@ def run(config_path: Path | None, now: datetime | None = None) -> int:
 
     print()
     if report.problems:
-        print(redact.redact(f"{len(report.problems)} problem(s) would stop a scheduled post; "
-                            f"{len(report.warnings)} warning(s)."))
+        print(f"{len(report.problems)} problem(s) would stop a scheduled post; {len(report.warnings)} warning(s).")
         return 1
     print(f"All good: nothing would stop a scheduled post ({len(report.warnings)} warning(s)).")
     return 0
@@ -124,7 +130,6 @@ def _archives(config: Any, report: _Report, limits: dict[str, int], now: datetim
     from zoneinfo import ZoneInfo
 
     from crossposter.archive import ArchiveError, read_archive
-    from crossposter.commands.schedule import published_platforms
     from crossposter.plan import plan_thread
     from crossposter.schedule import STATE_FILE, DaemonState, thread_info
 
@@ -151,14 +156,15 @@ def _archives(config: Any, report: _Report, limits: dict[str, int], now: datetim
         for thread in archive.threads:
             info = thread_info(path, thread, config.timezone)
             where = f"{path}:{thread.line}: {thread.title!r}"
-            if info.schedule_error:
-                report.fail(info.schedule_error)
+            if info.error:  # a block no command will use is a problem whether or not it is scheduled
+                for line in info.error.splitlines():
+                    report.fail(line)
                 continue
             if info.skipped:
                 continue
             wanted = info.schedule is not None or info.queued
-            meta = thread.metadata if isinstance(thread.metadata, dict) else {}
-            if info.schedule is not None and not published_platforms(meta):
+            started = info.meta is not None and info.meta.started
+            if info.schedule is not None and not started:
                 late = (now - info.schedule).total_seconds()
                 entry = state.get(info.key, info.sig)
                 if entry and entry.get("outcome") in ("missed", "failed"):
@@ -173,6 +179,6 @@ def _archives(config: Any, report: _Report, limits: dict[str, int], now: datetim
             for d in plan.errors:
                 msg = f"{path}:{d.line}: " + (f"[{d.platform}] " if d.platform else "") + f"{d.message}"
                 (report.fail if wanted else report.warn)(msg + ("" if wanted else f" (in unscheduled {thread.title!r})"))
-            if wanted and not published_platforms(meta):
+            if wanted and not started:
                 n_sched += 1
         report.ok(f"{path}: {len(archive.threads)} thread(s), {n_sched} scheduled or queued to go")

@@ -121,11 +121,12 @@ def fake_adapters_from_env(config: Any) -> dict[str, Any] | None:
 def run(config_path: Path | None) -> int:
     from crossposter.config import ConfigError, config_for_command, missing_settings, secret_values
     from crossposter.logs import setup_logging
+    from crossposter.redact import redact
 
     try:
         config = config_for_command(config_path, required=True)
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(redact(f"error: {e}"), file=sys.stderr)
         return 1
     setup_logging(config.daemon.log_format, secret_values())
     adapters = fake_adapters_from_env(config)
@@ -147,8 +148,10 @@ def run(config_path: Path | None) -> int:
         log.error("state_dir %s is not writable: %s", config.state_path, e.strerror, extra={"event": "config_error"})
         return 1
 
-    from crossposter.schedule import Engine
+    from crossposter.schedule import STATE_FILE, DaemonState, Engine
 
+    # a state file written by an older version may hold unredacted messages, or be readable by others
+    DaemonState.load(config.state_path / STATE_FILE).scrub()
     engine = Engine(config, adapters=adapters)
     signals = {"count": 0}
 

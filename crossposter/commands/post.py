@@ -3,6 +3,11 @@
 Exit codes: 0 every platform done; 1 some platform did not finish (the summary says why and
 how to resume); 2 nothing was posted because of a problem found before the first request
 (config, archive, credentials, images); 3 another run is posting this thread right now.
+
+A dry run goes through the same pre-flight as a real run. What only a real run needs (a config
+file, credentials, a writable archive and state_dir) does not stop it, since it posts to fakes
+and records into a copy: it shows the posts and the archive diff, then lists those problems as
+what a real run would refuse, and exits 2 like the real run would.
 """
 
 from __future__ import annotations
@@ -24,30 +29,31 @@ def _console():  # noqa: ANN202 - rich is imported lazily
 
 
 def _setup_logging(progress: bool) -> None:
-    """Plain timestamped lines on stderr when no progress bar is drawn (pipes, CI, cron)."""
-    logger = logging.getLogger("crossposter")
-    if logger.handlers or logging.getLogger().handlers:
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.WARNING if progress else logging.INFO)
+    """Plain timestamped lines on stderr when no progress bar is drawn (pipes, CI, cron), redacted."""
+    from crossposter.logs import setup_command_logging
+
+    setup_command_logging(logging.WARNING if progress else logging.INFO)
 
 
 def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, config_path: Path | None) -> int:
-    from crossposter.config import ConfigError, default_config, find_config_file, load_config
+    from crossposter.config import ConfigError, default_config, find_config_file, load_config, secret_values
     from crossposter.publish import PreflightError, ThreadLockedError, publish_thread
+    from crossposter.redact import redact
 
+    secret_values()  # registers every readable secret: errors below may quote one (server answers)
     console = _console()
     err = _console()
     err.stderr = True
     cfg_file = find_config_file(config_path)
+    refusals: list[str] = []
     try:
         if cfg_file is not None:
             config = load_config(cfg_file)
         elif dry_run:
             config = default_config()
             err.print("No config file found: the dry run uses the defaults (all three platforms).")
+            refusals.append("no config file: `crossposter post` needs one: pass --config FILE, set CROSSPOSTER_CONFIG, "
+                            "or create ./crossposter.yaml (see config.example.yaml)")
         else:
             err.print("[bold red]No config file.[/] `crossposter post` needs one: pass --config FILE, set "
                       "CROSSPOSTER_CONFIG, or create ./crossposter.yaml (see config.example.yaml).")
@@ -55,7 +61,7 @@ def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, con
     except ConfigError as e:
         err.print("[bold red]The config has problems:[/]")
         for line in str(e).splitlines():
-            err.print(f"  {line}", markup=False)
+            err.print(redact(f"  {line}"), markup=False)
         return EXIT_PREFLIGHT
 
     archive = Path(path)
@@ -63,7 +69,7 @@ def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, con
         err.print(f"{archive}: no such archive file", markup=False)
         return EXIT_PREFLIGHT
     progress = sys.stdout.isatty() and not dry_run
-    _setup_logging(progress)
+    _setup_logging(progress or dry_run)  # a dry run prints what it would send below: no "posted" log lines
     adapters = None
     if dry_run:
         from crossposter.fakes import fake_adapters
@@ -77,7 +83,10 @@ def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, con
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        err.print("Stopping: no new requests; what is already sent gets recorded. Run again to resume.")
+        if dry_run:
+            err.print("Stopping the dry run.")
+        else:
+            err.print("Stopping: no new requests; what is already sent gets recorded. Run again to resume.")
 
     in_main = threading.current_thread() is threading.main_thread()  # signals can only be caught there
     previous = {sig: signal.signal(sig, stop_soon) for sig in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
@@ -87,17 +96,21 @@ def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, con
     except PreflightError as e:
         err.print("[bold red]Cannot post this thread; nothing was posted anywhere:[/]")
         for problem in e.problems:
-            err.print(f"  {problem}", markup=False)
+            err.print(redact(f"  {problem}"), markup=False)
         return EXIT_PREFLIGHT
     except ThreadLockedError as e:
-        err.print(str(e), markup=False)
+        err.print(redact(str(e)), markup=False)
         return EXIT_LOCKED
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
     if dry_run and adapters is not None:
-        console.print(f"[bold]Dry run[/] of {thread!r}: nothing was sent, the archive was not touched.\n")
+        console.print(f"[bold]Dry run[/] of {thread!r}: nothing was sent, the archive was not touched.")
+        if refusals or result.refusals:
+            console.print("[bold red]A real run would refuse this thread now[/] (the problems are listed at the end); "
+                          "below is what it would do once they are fixed.")
+        console.print()
         for name, fake in adapters.items():
             posts = fake.thread()
             console.print(f"[bold]{name}[/]: {len(posts)} post(s) would be sent")
@@ -117,15 +130,26 @@ def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, con
         console.print("[bold]Archive changes that posting would write:[/]")
         console.print(text if text else "(none)", markup=False)
 
-    _summary(console, result)
+    _summary(console, result, dry_run)
+    refusals += result.refusals
+    if refusals:
+        err.print("[bold red]A real run would refuse this thread before its first request; fix these first:[/]")
+        for problem in refusals:
+            err.print(f"  {problem}", markup=False)
+        return EXIT_PREFLIGHT
     return EXIT_OK if result.ok else EXIT_INCOMPLETE
 
 
-def _summary(console, result) -> None:  # noqa: ANN001 - rich Console / PublishResult, imported lazily
+def _summary(console, result, dry_run: bool = False) -> None:  # noqa: ANN001 - rich Console / PublishResult
+    """The table of outcomes. Messages quote server answers: redacted before rich folds them into cells
+    (a secret folded over two lines could no longer be recognised)."""
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"{result.title} — {result.archive.name}", title_justify="left")
+    from crossposter.redact import redact
+
+    title = f"{result.title} — {result.archive.name}" + (" (dry run: what a real run would do)" if dry_run else "")
+    table = Table(title=title, title_justify="left")
     table.add_column("platform")
     table.add_column("posted", justify="right")
     table.add_column("state")
@@ -137,8 +161,12 @@ def _summary(console, result) -> None:  # noqa: ANN001 - rich Console / PublishR
             detail += f"\nretry after {o.retry_at:%Y-%m-%d %H:%M:%S} UTC"
         style = "green" if o.state == "done" else "yellow" if o.state in {"rate_limited", "transient",
                                                                          "stopped"} else "red"
-        table.add_row(name, f"{o.posted}/{o.total}", f"[{style}]{o.state}[/]", escape(detail))
+        table.add_row(name, f"{o.posted}/{o.total}", f"[{style}]{o.state}[/]", escape(redact(detail)))
     console.print(table)
-    if not result.ok:
+    if result.ok:
+        return
+    if dry_run:  # nothing was published, so there is nothing to resume
+        console.print("A real run would not finish every platform; the table says why.")
+    else:
         console.print("Not every platform finished; fix what the table says and run the same command again to "
                       "resume (posts already published are skipped).")

@@ -11,7 +11,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from crossposter.model import PLATFORMS
+from crossposter.thread_meta import ThreadMeta, Where
 
 
 def _err(message: str) -> int:
@@ -19,13 +19,13 @@ def _err(message: str) -> int:
     return 1
 
 
-def published_platforms(meta: dict) -> list[str]:
-    """Platforms on which the thread already has recorded posts (or a post in flight)."""
-    out = [p for p in PLATFORMS if isinstance(meta.get(p), list) and meta[p]]
-    pending = meta.get("pending")
-    if isinstance(pending, dict):
-        out += [p for p in pending if p not in out]
-    return out
+def published_platforms(meta: dict, where: Where, timezone: str = "UTC") -> list[str]:
+    """Platforms on which the thread already has recorded posts (or a post in flight).
+
+    Read through the validated model: a block it refuses (MetadataError, an ArchiveError) is not
+    written to either, so `schedule` never adds a time to a thread nothing would publish.
+    """
+    return ThreadMeta.parse(meta, where, timezone).published()
 
 
 def run_schedule(path: Path, thread: str, at: str, config_path: Path | None,
@@ -52,6 +52,11 @@ def run_schedule(path: Path, thread: str, at: str, config_path: Path | None,
         t = read_archive(Path(path)).find(thread)
     except ArchiveError as e:
         return _err(str(e))
+    where = Where.of(t)
+    try:  # read as it is in the file first: the error then points at the line of the bad key
+        published_platforms(t.metadata, where, config.timezone)
+    except ArchiveError as e:
+        return _err(str(e))
     if t.skipped:
         return _err(f"{path}:{t.line}: thread {t.title!r} is not postable ({t.skipped}); nothing to schedule")
 
@@ -61,7 +66,7 @@ def run_schedule(path: Path, thread: str, at: str, config_path: Path | None,
         # Checked again under the lock: a `post` may have published it since we looked.
         # (The writer may call this again after a concurrent edit: start from a clean slate.)
         refused.clear()
-        done = published_platforms(meta)
+        done = published_platforms(meta, where, config.timezone)
         if done:
             refused.extend(done)
             return
@@ -87,9 +92,17 @@ def run_unschedule(path: Path, thread: str, config_path: Path | None) -> int:
     except ArchiveError as e:
         return _err(str(e))
     removed: list[str] = []
+    where = Where.of(t)
+    # A block the model refuses is refused here too (each problem at its line), rather than half-fixed.
+    # The schedule itself may be what is wrong: removing it is what the person asked for.
+    try:
+        ThreadMeta.parse(t.metadata, where, ignore=("schedule",))
+    except ArchiveError as e:
+        return _err(str(e))
 
     def update(meta: dict) -> None:
         removed.clear()  # may be called again after a concurrent edit
+        ThreadMeta.parse(meta, where, ignore=("schedule",))  # again under the lock: it may have changed
         for key in ("schedule", "queued"):
             if key in meta:
                 removed.append(key)

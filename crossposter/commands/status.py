@@ -21,6 +21,7 @@ def collect(paths: list[Path], config: Any, now: datetime | None = None) -> dict
 
     from crossposter.archive import ArchiveError, read_archive
     from crossposter.plan import expand_paths, plan_thread
+    from crossposter.redact import redact_obj
     from crossposter.schedule import STATE_FILE, DaemonState, thread_info
     from crossposter.timeparse import next_slot_time
 
@@ -41,19 +42,17 @@ def collect(paths: list[Path], config: Any, now: datetime | None = None) -> dict
             out["archive_errors"].append(str(e))
             continue
         for thread in archive.threads:
-            info = thread_info(path, thread, config.timezone)
-            meta = thread.metadata if isinstance(thread.metadata, dict) else {}
-            plan = plan_thread(archive, thread, config, platforms) if not thread.skipped else None
+            info = thread_info(path, thread, config.timezone)  # the validated block: `info.meta`
+            plan = plan_thread(archive, thread, config, platforms) if not info.skipped else None
             per: dict[str, Any] = {}
             for p in platforms:
-                entries = meta.get(p) if isinstance(meta.get(p), list) else []
+                entries = info.meta.recorded(p) if info.meta is not None else ()
                 total = len(plan.platforms[p].posts) if plan is not None and p in plan.platforms else 0
-                per[p] = {"posted": len(entries), "total": total,
-                          "links": [e.get("url") or e.get("id") for e in entries if isinstance(e, dict)]}
+                per[p] = {"posted": len(entries), "total": total, "links": [e.link for e in entries]}
+            # the planner reports a broken block too (as `preview` shows it); a skipped thread is not planned
             errors = [{"line": d.line, "message": (f"[{d.platform}] " if d.platform else "") + d.message}
-                      for d in (plan.errors if plan else [])]
-            if info.schedule_error:
-                errors.append({"line": thread.line, "message": info.schedule_error})
+                      for d in plan.errors] if plan is not None else \
+                [{"line": line or thread.line, "message": message} for line, message in info.problems]
             daemon = state.get(info.key, info.sig)
             out["threads"].append({
                 "archive": str(path), "title": thread.title, "line": thread.line, "skipped": info.skipped,
@@ -61,7 +60,8 @@ def collect(paths: list[Path], config: Any, now: datetime | None = None) -> dict
                 "queued": info.queued,
                 "state": _state(info, per, daemon, now, config.daemon.misfire_grace),
                 "platforms": per, "errors": errors,
-                "daemon": {k: daemon[k] for k in ("outcome", "message", "at", "retry_at") if k in daemon}
+                # the state file is redacted when written and read; again here, as it is shown
+                "daemon": redact_obj({k: daemon[k] for k in ("outcome", "message", "at", "retry_at") if k in daemon})
                 if daemon else None,
             })
     return out
@@ -69,6 +69,8 @@ def collect(paths: list[Path], config: Any, now: datetime | None = None) -> dict
 
 def _state(info: Any, per: dict[str, Any], daemon: dict | None, now: datetime, grace: int) -> str:
     """One word for the table: what is going on with this thread."""
+    if info.problems:
+        return "error"
     if info.skipped:
         return "skipped"
     if per and all(v["total"] and v["posted"] >= v["total"] for v in per.values()):
@@ -88,7 +90,7 @@ def _state(info: Any, per: dict[str, Any], daemon: dict | None, now: datetime, g
 
 
 _STYLE = {"published": "green", "scheduled": "cyan", "queued": "cyan", "partial": "yellow", "retrying": "yellow",
-          "stopped": "yellow", "due": "yellow", "missed": "red", "failed": "red", "skipped": "dim", "draft": ""}
+          "stopped": "yellow", "due": "yellow", "missed": "red", "failed": "red", "error": "red", "skipped": "dim", "draft": ""}
 
 
 def _table(data: dict[str, Any]) -> None:
@@ -129,12 +131,14 @@ def _table(data: dict[str, Any]) -> None:
 
 
 def run(paths: list[Path], fmt: str, config_path: Path | None) -> int:
-    from crossposter.config import ConfigError, config_for_command
+    from crossposter.config import ConfigError, config_for_command, secret_values
+    from crossposter.redact import redact
 
+    secret_values()  # registers the secrets: the daemon's messages shown below may be from an older version
     try:
         config = config_for_command(config_path)
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(redact(f"error: {e}"), file=sys.stderr)
         return 1
     if fmt not in ("text", "json"):
         print(f"error: --format {fmt}: status prints text or json", file=sys.stderr)

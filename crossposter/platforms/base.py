@@ -14,17 +14,23 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from crossposter.model import Facet
+from crossposter.redact import redact
 
 # --------------------------------------------------------------------------- errors
 
 
 class PlatformError(Exception):
-    """Base of every adapter failure. Messages must never contain secrets."""
+    """Base of every adapter failure. Its message never contains a secret.
+
+    Adapters build messages from server answers and SDK exceptions, which may quote the
+    credential (a 401 echoing the token, a refused header value): the message is redacted
+    here, where such text becomes ours, before anything can print, log, store or cut it short.
+    """
 
     def __init__(self, platform: str, message: str) -> None:
         self.platform = platform
-        self.message = message
-        super().__init__(f"{platform}: {message}")
+        self.message = redact(message)
+        super().__init__(f"{platform}: {self.message}")
 
 
 class TransientError(PlatformError):

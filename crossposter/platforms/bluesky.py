@@ -17,16 +17,15 @@ path of commands that must start fast.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import secrets
 import threading
 import time
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from crossposter.atomic import write_atomic
 from crossposter.platforms.base import (
     ImageUpload,
     Limits,
@@ -39,6 +38,8 @@ from crossposter.platforms.base import (
     UnauthorizedError,
     UploadedMedia,
 )
+from crossposter.platforms.ratelimit import header, reset_from_headers, retry_after_seconds
+from crossposter.redact import register
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
@@ -115,37 +116,6 @@ def post_url(handle: str, uri: str) -> str:
 # --------------------------------------------------------------------------- error mapping
 
 
-def _retry_after_seconds(value: str | None) -> float | None:
-    """`retry-after` is seconds or an HTTP date; None when absent or unusable."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return max((when - datetime.now(UTC)).total_seconds(), 0.0)
-    return max(seconds, 0.0) if seconds == seconds and seconds != float("inf") else None
-
-
-def _reset_at(headers: dict[str, Any]) -> datetime | None:
-    """The rate-limit window's end from `ratelimit-reset` (epoch seconds), else from `retry-after`."""
-    raw = headers.get("ratelimit-reset")
-    if raw is not None:
-        try:
-            return datetime.fromtimestamp(int(float(raw)), tz=UTC)
-        except (ValueError, OverflowError, OSError):
-            pass
-    after = _retry_after_seconds(headers.get("retry-after"))
-    if after is not None:
-        return datetime.now(UTC) + timedelta(seconds=after)
-    return None
-
-
 def _xrpc_error(response: Any) -> tuple[str, str]:
     """(error name, message) of an XRPC error response; either may be empty."""
     content = getattr(response, "content", None)
@@ -182,11 +152,11 @@ def map_error(exc: BaseException, action: str) -> PlatformError:
         summary = f"HTTP {status}" + (f" {name}" if name else "") + (f": {message}" if message else "")
         text = f"{action}: {summary}"
         if status == 429:
-            return RateLimitedError(PLATFORM, text, reset_at=_reset_at(headers))
+            return RateLimitedError(PLATFORM, text, reset_at=reset_from_headers(headers, "ratelimit-reset"))
         if status in (401, 403) or name in _TOKEN_ERRORS:
             return UnauthorizedError(PLATFORM, text)
         if status >= 500 or status in (408, 409, 425):
-            return TransientError(PLATFORM, text, retry_after=_retry_after_seconds(headers.get("retry-after")))
+            return TransientError(PLATFORM, text, retry_after=retry_after_seconds(header(headers, "retry-after")))
         return RejectedError(PLATFORM, text)
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
         return RejectedError(PLATFORM, f"{action}: bad service URL ({exc})")
@@ -221,6 +191,8 @@ class BlueskyAdapter:
         self.service = service.rstrip("/")
         self.state_dir = Path(state_dir)
         self._password = password
+        if password is not None:
+            register([password.get_secret_value()])
         self._max_characters = max_characters
         self._timeout = timeout
         self._transport = transport
@@ -273,15 +245,7 @@ class BlueskyAdapter:
         """Write the session atomically, never readable by others (it is as good as the password for a while)."""
         with self._save_lock:
             self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            tmp = self.session_path.with_name(f".{self.session_path.name}.{os.getpid()}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.fchmod(fd, 0o600)
-                os.write(fd, session_string.encode("utf-8"))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.session_path)
+            write_atomic(self.session_path, session_string.encode("utf-8"), 0o600)
 
     def _load_session(self) -> str | None:
         try:
@@ -315,6 +279,15 @@ class BlueskyAdapter:
         if self._client is None:
             self.login()
         return self._client
+
+    def session(self) -> tuple[Any, str, str]:
+        """(SDK client, DID, handle) of the logged-in account, logging in (or resuming) first when needed.
+
+        Public so the backup reader reads the account through this very login: one session file,
+        one `createSession` budget, one error mapping, instead of a second way of logging in.
+        """
+        client = self._ensure_login()
+        return client, self.did, self._session_handle or self.handle
 
     def _resume(self, session_string: str) -> bool:
         """Import the saved session and check it with getSession (the SDK refreshes it first when due).
@@ -414,8 +387,11 @@ class BlueskyAdapter:
         uri = str(response.uri)
         return PostRef(id=uri, url=post_url(self._session_handle or self.handle, uri), cid=str(response.cid))
 
-    def _put_record_data(self, post: OutgoingPost, parent: PostRef | None, root: PostRef | None) -> Any:
-        """The putRecord input for `post` (validated by the SDK's models); RejectedError when it is invalid."""
+    def _put_record_data(self, post: OutgoingPost, parent: PostRef | None, root: PostRef | None,
+                         repo: str | None = None) -> Any:
+        """The putRecord input for `post` (validated by the SDK's models); RejectedError when it is invalid.
+
+        `repo` defaults to the logged-in account's DID; `warm_models` passes a made-up one (no login)."""
         from atproto_client import models
         from pydantic import ValidationError
 
@@ -443,7 +419,7 @@ class BlueskyAdapter:
                 embed=self._images_embed(post),
             )
             return models.ComAtprotoRepoPutRecord.Data(
-                repo=self._did, collection=POST_COLLECTION, rkey=post.rkey, record=record
+                repo=repo or self._did, collection=POST_COLLECTION, rkey=post.rkey, record=record
             )
         except ValidationError as e:
             problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
@@ -576,14 +552,13 @@ def warm_models() -> None:
     blob = get_or_create({"$type": "blob", "ref": {"$link": cid}, "mimeType": "image/png", "size": 1},
                          BlobRef, strict=True)
     adapter = BlueskyAdapter("warm-up.invalid", None, state_dir=Path(tempfile.gettempdir()))
-    adapter._did = did
     text = "warm-up https://example.com #tag"
     post = OutgoingPost(text=text, index=1, thread_key="warm-up", rkey="3l3warmupwarn",
                         created_at=now_iso(), facets=[Facet(8, 27, "link", "https://example.com"),
                                                       Facet(28, 32, "tag", "tag")],
                         media=[UploadedMedia(id=cid, alt="a", width=2, height=1, raw=blob)])
     ref = PostRef(id=uri, url="https://bsky.app", cid=cid)
-    get_model_as_json(adapter._put_record_data(post, ref, ref))
+    get_model_as_json(adapter._put_record_data(post, ref, ref, repo=did))
     get_or_create({"uri": uri, "cid": cid}, models.ComAtprotoRepoPutRecord.Response, strict=True)
     get_or_create({"blob": {"$type": "blob", "ref": {"$link": cid}, "mimeType": "image/png", "size": 1}},
                   models.ComAtprotoRepoUploadBlob.Response, strict=True)

@@ -30,15 +30,14 @@ import hashlib
 import html
 import json
 import logging
-import os
 import re
-import tempfile
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from crossposter.atomic import write_atomic
 from crossposter.platforms.base import (
     ImageUpload,
     Limits,
@@ -52,6 +51,7 @@ from crossposter.platforms.base import (
     UploadedMedia,
 )
 from crossposter.platforms.ratelimit import header, reset_from_headers, retry_after_seconds
+from crossposter.redact import redact, register
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
@@ -145,6 +145,7 @@ class MastodonAdapter:
         self.language = language
         self.state_dir = Path(state_dir) if state_dir is not None else None
         self._token = token
+        register([token.get_secret_value()])
         self._timeout = timeout
         self._api: Any = None
         # Per thread: the publisher uploads the next post's images from another thread while posting.
@@ -187,21 +188,26 @@ class MastodonAdapter:
                 ratelimit_method="throw",
                 request_timeout=self._timeout,
                 session=session,
+                # "created" takes the version given here without asking the server (no request at start);
+                # "none" would ignore it and stay at 1.0.0, and media_post would then use the
+                # synchronous, deprecated /api/v1/media.
                 mastodon_version=_ASSUMED_VERSION,
-                version_check_mode="none",
+                version_check_mode="created",
                 user_agent="crossposter",
             )
-            # Mastodon.py ignores `mastodon_version` when version_check_mode is "none" (it stays 1.0.0
-            # and media_post would use the synchronous, deprecated /api/v1/media): set it ourselves.
-            major, minor, patch = (int(p) for p in _ASSUMED_VERSION.split("."))
-            self._api.mastodon_major, self._api.mastodon_minor, self._api.mastodon_patch = major, minor, patch
             _answer_plain_json(self._api)
         return self._api
 
     def _remember_response(self, response: Any, *args: Any, **kwargs: Any) -> None:
-        """Keep the status and headers of this thread's latest answer: Mastodon.py's errors drop the headers."""
+        """Keep the status, headers and error text of this thread's latest answer.
+
+        Mastodon.py's errors drop the headers and carry the rest only as positional `args` (an
+        undocumented layout); the answer itself, seen here through requests' public hook, is the
+        source that cannot change shape under us.
+        """
         self._local.status = response.status_code
         self._local.headers = dict(response.headers)
+        self._local.error = _error_text(response) if response.status_code >= 400 else ""
 
     def _call(self, action: str, method: str, *args: Any, **kwargs: Any) -> Any:
         from mastodon.errors import MastodonError
@@ -209,10 +215,18 @@ class MastodonAdapter:
         api = self._client()
         self._local.status = None
         self._local.headers = {}
+        self._local.error = ""
         try:
             return getattr(api, method)(*args, **kwargs)
         except MastodonError as e:
             raise self._translate(e, action) from e
+
+    def call(self, action: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """One Mastodon.py method through this adapter's client, failures as `PlatformError` kinds.
+
+        For the backup reader, so that reading uses the same login, timeouts, never-sleeping rate
+        limits and error mapping as publishing; `action` says what was being done, in messages."""
+        return self._call(action, method, *args, **kwargs)
 
     def _translate(self, exc: BaseException, action: str) -> PlatformError:
         """Mastodon.py's exception → the publisher's vocabulary (server text kept, secrets never present)."""
@@ -226,8 +240,8 @@ class MastodonAdapter:
             kind = "timed out" if isinstance(exc, me.MastodonReadTimeout) else "network error"
             return TransientError(PLATFORM, f"{where}: {kind} ({_first_arg(exc)})")
         if isinstance(exc, me.MastodonAPIError):
-            status, server_text = _api_error_details(exc)
-            if status is None:
+            status, server_text = self._last_status, getattr(self._local, "error", "")
+            if status is None or status < 400:
                 return TransientError(PLATFORM, f"{where}: unexpected answer from the server ({_first_arg(exc)})")
             text = f"{where}: HTTP {status}" + (f": {server_text}" if server_text else "")
             if status == 429:
@@ -295,8 +309,7 @@ class MastodonAdapter:
         try:
             info = self._call("reading the instance's limits", "instance_v2")
         except RejectedError as e:  # 404/410 from servers without v2 (older Mastodon, some forks)
-            if not isinstance(e.__cause__, MastodonAPIError) or _api_error_details(e.__cause__)[0] not in (
-                    404, 410):
+            if not isinstance(e.__cause__, MastodonAPIError) or self._last_status not in (404, 410):
                 raise
             info = self._call("reading the instance's limits", "instance_v1")
         conf = _get(info, "configuration") or {}
@@ -344,11 +357,7 @@ class MastodonAdapter:
             return
         payload = {"instance": self.instance, "fetched_at": datetime.now(UTC).isoformat(), "limits": values}
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".mastodon-instance-", dir=path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(payload, f, indent=2)
-            os.replace(tmp, path)
+            write_atomic(path, json.dumps(payload, indent=2).encode("utf-8"), 0o600)
         except OSError as e:  # a cache is an optimisation: never fail a publication over it
             log.debug("mastodon: cannot cache instance limits in %s: %s", path, e)
 
@@ -436,7 +445,7 @@ class MastodonAdapter:
         try:
             status = self._call("looking up a published post", "status", post_id)
         except RejectedError as e:
-            if isinstance(e.__cause__, MastodonAPIError) and _api_error_details(e.__cause__)[0] in (404, 410):
+            if isinstance(e.__cause__, MastodonAPIError) and self._last_status in (404, 410):
                 return None
             raise
         try:
@@ -462,18 +471,29 @@ def _answer_plain_json(api: Any) -> None:
 
 
 def _first_arg(exc: BaseException) -> str:
-    """The SDK's message, cut short: for a non-JSON answer it quotes the whole body (an HTML error page)."""
-    text = str(exc.args[0]) if exc.args else type(exc).__name__
+    """The SDK's message, cut short: for a non-JSON answer it quotes the whole body (an HTML error page).
+
+    Redacted before it is cut: a secret cut in half could no longer be recognised.
+    """
+    text = redact(str(exc.args[0])) if exc.args else type(exc).__name__
     return text if len(text) <= 300 else text[:300] + "…"
 
 
-def _api_error_details(exc: BaseException) -> tuple[int | None, str]:
-    """(HTTP status, server's error text) of a MastodonAPIError built by Mastodon.py's request helper."""
-    args = exc.args
-    if len(args) >= 2 and isinstance(args[1], int):
-        text = args[3] if len(args) >= 4 and args[3] else (args[2] if len(args) >= 3 else "")
-        return args[1], str(text or "")
-    return None, ""
+def _error_text(response: Any) -> str:
+    """The server's words in an error answer: Mastodon's `{"error": …, "error_description": …}`, else the reason.
+
+    Mastodon.py shows the same (its error message is made from these fields); an HTML error page
+    is not quoted, only its status reason.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        parts = [str(body[k]) for k in ("error", "error_description") if isinstance(body.get(k), str) and body[k]]
+        if parts:
+            return ": ".join(parts)
+    return str(response.reason or "")
 
 
 def from_config(config: Config) -> MastodonAdapter:

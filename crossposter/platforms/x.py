@@ -2,8 +2,9 @@
 
 Why the host is rewritten: `tweepy.Client.request` hard-codes
 `https://api.twitter.com`, but the API base must be configurable (a proxy, or a
-local fake in tests). Its session's `request` is wrapped to swap the host and
-to add a timeout (tweepy sends none, so a stalled connection would hang forever).
+local fake in tests). Its public `session` attribute is given a requests.Session
+subclass that swaps the host and adds a timeout (tweepy sends none, so a
+stalled connection would hang forever).
 The OAuth 1.0a signature is computed by requests when the request is prepared,
 i.e. over the rewritten URL, so it stays valid.
 
@@ -30,7 +31,6 @@ import threading
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from crossposter.platforms.base import (
     ImageUpload,
@@ -46,6 +46,7 @@ from crossposter.platforms.base import (
     UploadedMedia,
 )
 from crossposter.platforms.ratelimit import header, parse_reset, reset_from_headers, retry_after_seconds
+from crossposter.redact import register
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
@@ -69,47 +70,25 @@ _LEAKY_LOGGERS = ("requests_oauthlib.oauth1_auth", "requests_oauthlib.oauth1_ses
                   "oauthlib.oauth1.rfc5849.signature", "tweepy.client", "tweepy.auth")
 
 
-class _Redactor(logging.Filter):
-    """Replaces known secret values (and their percent-encoded forms) in log records with ***."""
-
-    def __init__(self) -> None:
-        super().__init__("crossposter-redact")
-        self.secrets: set[str] = set()
-
-    def add(self, values: Iterable[str]) -> None:
-        for value in values:
-            if value and len(value) >= 4:
-                self.secrets.add(value)
-                self.secrets.add(quote(value, safe=""))
-                self.secrets.add(quote(value, safe="~"))
-
-    def redact(self, text: str) -> str:
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
-        try:
-            message = record.getMessage()
-        except Exception:  # a record that cannot format would fail in the handler anyway
-            return True
-        cleaned = self.redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, ()
-        return True
-
-
-_REDACTOR = _Redactor()
+_FILTER: logging.Filter | None = None
 
 
 def _install_redactor(values: Iterable[str]) -> None:
-    _REDACTOR.add(values)
+    """Register the credentials with the program's redaction and put its filter on the OAuth loggers.
+
+    The filter sits on those loggers themselves (not only on our handler) because their DEBUG
+    records may reach handlers that are not ours (a test's capture, an embedding program's).
+    """
+    global _FILTER
+    from crossposter.logs import RedactFilter
+
+    register(values)
+    if _FILTER is None:
+        _FILTER = RedactFilter()
     for name in _LEAKY_LOGGERS:
         logger = logging.getLogger(name)
-        if _REDACTOR not in logger.filters:
-            logger.addFilter(_REDACTOR)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
 
 
 def post_url(username: str | None, tweet_id: str) -> str:
@@ -256,23 +235,13 @@ class XAdapter:
         ck, cs, at, ats = (s.get_secret_value() for s in self._credentials)
         return OAuth1UserHandler(ck, cs, at, ats).apply_auth()
 
-    def _rebased(self, session: Any) -> Any:
-        """Send tweepy's requests to `api_base` instead of api.twitter.com, always with a timeout."""
-        original = session.request
-        base, timeout = self.api_base, self._timeout
-
-        def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-            if url.startswith(TWEEPY_HOST):
-                url = base + url[len(TWEEPY_HOST):]
-            kwargs.setdefault("timeout", timeout)
-            return original(method, url, *args, **kwargs)
-
-        session.request = request
-        return session
-
     def _tweepy(self) -> Any:
         with self._lock:
             return self._tweepy_locked()
+
+    def client(self) -> Any:
+        """The tweepy client this adapter signs with (rebased host, timeout): the backup reader shares it."""
+        return self._tweepy()
 
     def _tweepy_locked(self) -> Any:
         if self._client is None:
@@ -282,7 +251,7 @@ class XAdapter:
             client = tweepy.Client(consumer_key=ck, consumer_secret=cs, access_token=at, access_token_secret=ats,
                                    wait_on_rate_limit=False)
             client.user_agent = f"crossposter {client.user_agent}"
-            self._rebased(client.session)
+            client.session = _rebased_session(self.api_base, self._timeout)
             self._client = client
         return self._client
 
@@ -441,6 +410,20 @@ def readable_text(text: str, entities: Mapping[str, Any] | None) -> str:
         replacement = "" if url.get("media_key") else str(url.get("expanded_url") or short)
         text = text.replace(short, replacement)
     return html.unescape(text).rstrip()
+
+
+def _rebased_session(api_base: str, timeout: float) -> Any:
+    """A requests session that sends tweepy's `https://api.twitter.com` requests to `api_base`, with a timeout."""
+    import requests
+
+    class RebasedSession(requests.Session):
+        def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(url, str) and url.startswith(TWEEPY_HOST):
+                url = api_base + url[len(TWEEPY_HOST):]
+            kwargs.setdefault("timeout", timeout)
+            return super().request(method, url, *args, **kwargs)
+
+    return RebasedSession()
 
 
 def from_config(config: Config) -> XAdapter:

@@ -1,0 +1,143 @@
+"""Media of backed-up posts: downloaded once, as the platform served them, beside the archive.
+
+Files go to a folder next to the archive (`media/{platform}/` by default) under the name the
+reader chose (stable per post and position), so a second run finds what it already has and
+downloads nothing. A download is written to a temp file, fsynced and renamed, so a killed run
+never leaves half a picture under the real name. A transient failure is retried with backoff;
+a rate limit close enough is waited out; what still fails is returned as a problem, never
+skipped without a word (the caller keeps the post's thread out of the archive and its cursor
+where it was, so the next run tries again).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from crossposter.atomic import write_atomic
+from crossposter.backup.source import Reader, SourceMedia, SourcePost
+from crossposter.platforms.base import PlatformError, RateLimitedError, TransientError
+
+__all__ = ["MediaStore", "MediaProblem", "safe_name"]
+
+_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+
+
+def safe_name(name: str) -> str | None:
+    """`name` when it is a plain file name (no folder, no leading dot), else None: readers are not trusted."""
+    return name if _SAFE.fullmatch(name) and ".." not in name else None
+
+
+@dataclass(frozen=True)
+class MediaProblem:
+    post: SourcePost
+    index: int
+    message: str
+
+
+@dataclass
+class MediaStore:
+    """Where one archive's media of one platform live, and the downloads into it."""
+
+    reader: Reader
+    folder: Path  # absolute
+    relative: str  # the folder as written in the archive, relative to the archive's folder
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_wait: float = 120.0  # longest rate-limit wait before giving up for this run
+    concurrency: int = 6
+    sleep: Callable[[float], None] = time.sleep
+    downloaded: int = 0
+    reused: int = 0
+    bytes: int = 0
+    problems: list[MediaProblem] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def path_of(self, media: SourceMedia) -> str | None:
+        name = safe_name(media.filename)
+        return None if name is None else f"{self.relative}/{name}"
+
+    def fetch_all(self, posts: Iterable[SourcePost], dry_run: bool = False,
+                  on_file: Callable[[], None] | None = None) -> dict[tuple[str, int], str]:
+        """Every post's media on disk; returns (post id, index) → archive-relative path for those that are.
+
+        With `dry_run` nothing is downloaded: paths are returned as they would be.
+        """
+        todo: list[tuple[SourcePost, int, SourceMedia, str]] = []
+        paths: dict[tuple[str, int], str] = {}
+        for post in posts:
+            for i, media in enumerate(post.media):
+                rel = self.path_of(media)
+                if rel is None:
+                    self.problems.append(MediaProblem(post, i, f"the platform named a file {media.filename!r} "
+                                                               "that is not a plain file name; not downloaded"))
+                    continue
+                if dry_run:
+                    paths[(post.id, i)] = rel
+                    continue
+                todo.append((post, i, media, rel))
+        if dry_run or not todo:
+            return paths
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+        def one(item: tuple[SourcePost, int, SourceMedia, str]) -> None:
+            post, i, media, rel = item
+            target = self.folder / rel.rsplit("/", 1)[-1]
+            try:
+                if self._have(target, media):
+                    with self._lock:
+                        self.reused += 1
+                else:
+                    data = self._download(media)
+                    write_atomic(target, data, 0o644)
+                    with self._lock:
+                        self.downloaded += 1
+                        self.bytes += len(data)
+                with self._lock:
+                    paths[(post.id, i)] = rel
+            except PlatformError as e:
+                with self._lock:
+                    self.problems.append(MediaProblem(post, i, f"{media.kind} {media.filename}: {e.message}"))
+            except OSError as e:
+                with self._lock:
+                    self.problems.append(MediaProblem(post, i, f"{media.kind} {media.filename}: cannot write "
+                                                               f"{target}: {e.strerror or e}"))
+            if on_file is not None:
+                on_file()
+
+        with ThreadPoolExecutor(max_workers=max(1, self.concurrency), thread_name_prefix="media") as pool:
+            list(pool.map(one, todo))
+        return paths
+
+    @staticmethod
+    def _have(target: Path, media: SourceMedia) -> bool:
+        try:
+            st = target.stat()
+        except OSError:
+            return False
+        return st.st_size > 0 and (media.size is None or st.st_size == media.size)
+
+    def _download(self, media: SourceMedia) -> bytes:
+        attempt = 0
+        rng = random.Random()
+        while True:
+            try:
+                return self.reader.fetch_media(media)
+            except TransientError:
+                attempt += 1
+                if attempt >= self.attempts:
+                    raise
+                self.sleep(rng.uniform(0, self.base_delay * 2 ** attempt))
+            except RateLimitedError as e:
+                attempt += 1
+                wait = (e.reset_at - datetime.now(UTC)).total_seconds() + 1 if e.reset_at else self.base_delay * 4
+                if attempt >= self.attempts or wait > self.max_wait:
+                    raise
+                self.sleep(max(0.0, wait))

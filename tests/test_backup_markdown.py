@@ -1,0 +1,78 @@
+"""A backed-up post's Markdown previews back as exactly the text the author typed.
+
+The oracle is the real pipeline (archive parse → render → split), never the escaper itself:
+whatever `to_markdown` writes, `preview` must give the original text back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from crossposter.archive import parse_archive
+from crossposter.backup.markdown import Span, link_markdown, to_markdown
+from crossposter.plan import PlanOptions, plan_thread
+
+BIG = {"bluesky": 300, "mastodon": 100_000, "x": 280}
+
+
+def posts_of(markdown: str, platform: str) -> list[str]:
+    """Texts `preview` makes of one thread whose body is `markdown` (a big limit: one post expected)."""
+    text = f"# Archive\n\n## A thread\n\n{markdown}\n"
+    archive = parse_archive(text, Path("/tmp/backup-markdown-test.md"))
+    plan = plan_thread(archive, archive.threads[0], PlanOptions(limits=dict(BIG), decode_images=False), [platform])
+    assert not plan.errors, plan.errors
+    return [p.text for p in plan.platforms[platform].posts]
+
+
+# Characters and pieces that mean something to CommonMark, to the renderer or to the archive reader.
+PIECES = [*"ab c\n\t#>-+*_=`~[]()<>&!\\|:;.1)\r", "&amp;", "&#32;", "&#x41;", "\u00a0", "\u3000", "é", "e\u0301",
+          "👩🏽‍💻", "🇩🇪", "日本語", "مرحبا", "\u200b", "---", "***", "___", "===", "```", "~~~", "<!--", "-->",
+          "<!-- crossposter", "## ", "### ", "1. ", "2) ", "    ", "  \n", "\\\n", "<b>", "<a@b.c>", "[x]: /u",
+          "![alt](img.png)", "snake_case", "*a*", "**b**", "`c`", "\f", "\v", "\u2028"]
+texts = st.lists(st.sampled_from(PIECES), min_size=1, max_size=40).map("".join).map(str.strip).filter(bool)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck))
+@given(texts, st.sampled_from(["mastodon", "x"]))
+def test_any_text_reads_back_exactly(text: str, platform: str) -> None:
+    assert posts_of(to_markdown(text), platform) == [text]
+
+
+@pytest.mark.parametrize("text", [
+    "a\n\n\nb",  # three line breaks: more than a paragraph break
+    "a \n\nb",  # a paragraph would strip the trailing space
+    "a\n\n b",  # ... and the leading one
+    "a\n\n \n\nb",  # a line of white space between paragraphs
+    "# not a heading\n- not a list\n1. not a list\n---\n> not a quote\n===",
+    "x\n  two spaces\tand a tab  \ny",
+    "C:\\Users\\me and a \\* backslash",
+    "5 * 7 = 35, snake_case, _emph_ *emph*",
+    "<b>bold</b> <3 &amp; &copy; [not a link](u)",
+    "first paragraph\nsecond line\n\nsecond paragraph",
+])
+def test_examples_read_back(text: str) -> None:
+    for platform in ("mastodon", "x", "bluesky"):
+        assert posts_of(to_markdown(text), platform) == [text]
+
+
+def test_readable_where_nothing_needs_escaping() -> None:
+    text = "Mixtral 8x7B, the model that rekindled interest in MoEs.\nsnake_case stays, 5 * 7 stays, <3 stays\n\nBye"
+    assert to_markdown(text) == text
+
+
+def test_block_markers_escaped_only_at_line_start() -> None:
+    assert to_markdown("# x\na # b - c") == "\\# x\na # b - c"
+    assert to_markdown("1. x\nyear 2024. ok") == "1\\. x\nyear 2024. ok"
+
+
+def test_link_span_becomes_markdown_link() -> None:
+    text = "see example.com/very/lo... for more"
+    start = text.index("example")
+    end = start + len("example.com/very/lo...")
+    md = to_markdown(text, [Span(start, end, link_markdown(text[start:end], "https://example.com/very/long"))])
+    assert md == "see [example.com/very/lo...](https://example.com/very/long) for more"
+    assert posts_of(md, "bluesky") == [text]
