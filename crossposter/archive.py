@@ -24,20 +24,40 @@ is ordinary text), as ``grep -n`` and editors in Unix mode do.
 from __future__ import annotations
 
 import gc
+import os
 import re
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from markdown_it import MarkdownIt
+from crossposter.markdown_dialect import (
+    LAYOUT_KEY,
+    Extend,
+    Layout,
+    block_parser,
+    markdown_parser,
+)
+from crossposter.model import Diagnostic
 
 if TYPE_CHECKING:
     from markdown_it.token import Token
 
-__all__ = ["ArchiveError", "Thread", "Archive", "read_archive", "parse_archive", "decode_archive",
-           "BLOCK_OPEN", "BLOCK_CLOSE", "markdown_parser"]
+__all__ = ["ArchiveError", "Thread", "Archive", "find_thread", "read_archive", "read_archive_parts", "parse_archive",
+           "parse_archive_parts", "decode_archive", "read_archive_bytes", "BLOCK_OPEN", "BLOCK_CLOSE",
+           "MAX_ARCHIVE_BYTES", "markdown_parser"]
+
+#: The largest archive crossposter reads (64 MiB). Reading is linear, but a thread archive this big is
+#: already ~20 years of daily threads; a larger file is far more likely a mistake (a device, a log, a
+#: binary), and every reader (`status`, `check`, the daemon) holds one archive's parse in memory.
+MAX_ARCHIVE_BYTES = 64 * 1024 * 1024
+
+#: Characters of Markdown parsed at a time: the file is parsed in slices that end at `#`/`##` headings, so
+#: the tokens of one slice at a time are enough for a streamed preview (memory stays a small multiple of the
+#: file, not of its token list, ~20 times the file).
+_CHUNK_CHARS = 1 << 17
 
 BLOCK_OPEN = "<!-- crossposter"
 BLOCK_CLOSE = "-->"
@@ -83,8 +103,12 @@ class Thread:
     block_end_line: int | None = None
     #: the archive file this thread was read from
     path: Path | None = field(default=None, repr=False)
-    #: token index range of the section in the archive's block parse (internal)
-    _token_range: tuple[int, int] | None = field(default=None, repr=False, compare=False)
+    #: what is wrong with the thread as read (a NUL byte; a heading CommonMark would hide inside an unclosed
+    #: block before it), and what is worth knowing (a closed comment hiding heading lines)
+    errors: list[Diagnostic] = field(default_factory=list, repr=False, compare=False)
+    warnings: list[Diagnostic] = field(default_factory=list, repr=False, compare=False)
+    #: (slice, first token, stop token) of the section in the archive's block parse (internal)
+    _token_range: tuple[int, int, int] | None = field(default=None, repr=False, compare=False)
 
     @property
     def key(self) -> str:
@@ -111,11 +135,28 @@ def unknown_title(title: str, titles: list[str]) -> str:
     return f"no thread titled {title!r}{hint}; the threads are: {listed}"
 
 
+def find_thread(threads: list[Thread], title: str, path: Path | str) -> Thread:
+    """`Archive.find` over `threads` (errors name `path`)."""
+    exact = [t for t in threads if t.title == title]
+    if len(exact) == 1:
+        return exact[0]
+    if not exact:
+        wanted = _norm_title(title)
+        exact = [t for t in threads if _norm_title(t.title) == wanted]
+        if len(exact) == 1:
+            return exact[0]
+    if exact:
+        lines = ", ".join(str(t.line) for t in exact)
+        raise ArchiveError(path, None, f"thread title {title!r} is ambiguous: headings at lines {lines}; "
+                                       "rename one of them so each `##` heading is unique")
+    raise ArchiveError(path, None, unknown_title(title, [t.title for t in threads]))
+
+
 @dataclass
 class Archive:
     path: Path
     threads: list[Thread]
-    _tokens: list[Token] | None = field(default=None, repr=False, compare=False)
+    _chunks: dict[int, list[Token]] = field(default_factory=dict, repr=False, compare=False)  # block tokens
     _env: dict | None = field(default=None, repr=False, compare=False)
     _body_cache: dict[int, list[Token]] = field(default_factory=dict, repr=False, compare=False)
     _positions: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
@@ -128,19 +169,7 @@ class Archive:
         Ambiguity is an error rather than "first wins" because the answer decides
         which thread gets posted and where IDs are written.
         """
-        exact = [t for t in self.threads if t.title == title]
-        if len(exact) == 1:
-            return exact[0]
-        if not exact:
-            wanted = _norm_title(title)
-            exact = [t for t in self.threads if _norm_title(t.title) == wanted]
-            if len(exact) == 1:
-                return exact[0]
-        if exact:
-            lines = ", ".join(str(t.line) for t in exact)
-            raise ArchiveError(self.path, None, f"thread title {title!r} is ambiguous: headings at lines {lines}; "
-                                                "rename one of them so each `##` heading is unique")
-        raise ArchiveError(self.path, None, unknown_title(title, [t.title for t in self.threads]))
+        return find_thread(self.threads, title, self.path)
 
     def body_tokens(self, thread: Thread, *, inline: bool = True) -> list[Token]:
         """markdown-it tokens (block and inline) of ``thread.body``, from the one parse of the file.
@@ -158,7 +187,8 @@ class Archive:
         if tokens is None:
             tokens = self._slice_body(thread)
             if tokens is None:  # the body's first block starts on a metadata line: parse the body on its own
-                tokens = markdown_parser().parse(thread.body, dict(self._env or {}))
+                env = {k: v for k, v in (self._env or {}).items() if k != LAYOUT_KEY}
+                tokens = markdown_parser().parse(thread.body, env)
                 self._inlined.add(key)
             else:
                 shift = thread.body_line - 1
@@ -172,6 +202,23 @@ class Archive:
             self._parse_inline([tok for tok in tokens if tok.type == "inline"])
             self._inlined.add(key)
         return tokens
+
+    def release(self, thread: Thread) -> None:
+        """Forget `thread`'s tokens (block and inline): a reader that visits each thread once (the streamed
+        preview) keeps memory for the threads still to come only. `body_tokens` of it parses its body again."""
+        key = id(thread)
+        tokens = self._body_cache.pop(key, None)
+        self._inlined.discard(key)
+        for tok in tokens or ():
+            if tok.children:
+                self._parsed.discard(id(tok))
+                tok.children = None
+        if thread._token_range is not None and self._positions.get(key) is not None:
+            chunk, start, stop = thread._token_range
+            listed = self._chunks.get(chunk)
+            if listed is not None:
+                listed[start:stop] = [None] * (stop - start)  # type: ignore[list-item]
+            thread._token_range = None
 
     def inline_children(self, token: Token) -> list[Token]:
         """The children of an ``inline`` token from ``body_tokens(thread, inline=False)``, parsed on first use."""
@@ -189,55 +236,22 @@ class Archive:
     def _slice_body(self, thread: Thread) -> list[Token] | None:
         """The block tokens of the body, or None when the body does not start on a block boundary."""
         pos = self._positions.get(id(thread))
-        if self._tokens is None or thread._token_range is None or pos is None or self.threads[pos] is not thread:
+        if thread._token_range is None or pos is None or self.threads[pos] is not thread:
             return None  # not a thread of this parse: its token range would point elsewhere
-        start, stop = thread._token_range
+        chunk, start, stop = thread._token_range
+        tokens = self._chunks.get(chunk)
+        if tokens is None:
+            return None
         first = thread.body_line - 1  # 0-based
         for i in range(start, stop):
-            tok = self._tokens[i]
+            tok = tokens[i]
             if tok.level != 0 or tok.map is None:
                 continue
             if tok.map[0] >= first:
-                return self._tokens[i:stop]
+                return tokens[i:stop]
             if tok.map[1] > first:
                 return None  # a block straddles the metadata and the body
         return []
-
-
-_BLOCK_MD: MarkdownIt | None = None
-_FULL_MD: MarkdownIt | None = None
-
-
-def href_as_typed(url: str) -> str:
-    """A link destination as the author typed it (after Markdown's own escapes), for markdown-it's
-    `normalizeLink`.
-
-    markdown-it percent-encodes destinations and converts host names to punycode (`ü` → `%C3%BC`), which
-    would post a different URL than the one typed and break the backup round trip of Bluesky link facets
-    (Bluesky's own app puts the URL in the facet exactly as it appears in the text, `@atproto/api`'s
-    `detectFacets`). Only what can never be part of a URI is encoded: white space (an `<a b>` destination)
-    and invisible control and format characters.
-    """
-    if url.isprintable() and " " not in url:
-        return url
-    return "".join(c if c.isprintable() and c != " " else "".join(f"%{b:02X}" for b in c.encode()) for c in url)
-
-
-def markdown_parser() -> MarkdownIt:
-    """The one Markdown dialect of the project (CommonMark), shared so archive and renderer agree."""
-    global _FULL_MD
-    if _FULL_MD is None:
-        _FULL_MD = MarkdownIt("commonmark")
-        _FULL_MD.normalizeLink = href_as_typed  # links posted as typed (see href_as_typed)
-    return _FULL_MD
-
-
-def _block_parser() -> MarkdownIt:
-    global _BLOCK_MD
-    if _BLOCK_MD is None:
-        _BLOCK_MD = MarkdownIt("commonmark").disable(["inline", "text_join"])
-        _BLOCK_MD.normalizeLink = href_as_typed  # reference definitions (`[x]: url`) are read here
-    return _BLOCK_MD
 
 
 @contextmanager
@@ -280,24 +294,67 @@ def decode_archive(data: bytes, path: Path | str) -> str:
     return text[1:] if text.startswith(_BOM) else text
 
 
-def read_archive(path: Path) -> Archive:
-    """Read and parse one archive file (BOM and CRLF tolerated)."""
-    import os
-    import stat
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
-    path = Path(path).absolute()
+
+def read_archive_bytes(path: Path | str) -> bytes:
+    """The bytes of a regular file of at most `MAX_ARCHIVE_BYTES`; an `ArchiveError` for anything else.
+
+    Opened without blocking and checked with `fstat` before a byte is read: a FIFO would block the reader
+    forever (the daemon, `preview`, `schedule`), a device such as /dev/zero never ends, a folder is not a file.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        # O_NONBLOCK: opening a FIFO would otherwise wait for a writer, forever; the type is then
-        # checked on what was opened, so a file swapped for a FIFO in between is refused too
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        with open(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise ArchiveError(path, None, "not a regular file (a FIFO, a device or a socket); "
-                                               "give the Markdown file itself")
-            data = f.read()
+        fd = os.open(path, flags)
     except OSError as e:
         raise ArchiveError(path, None, f"cannot read the archive: {e.strerror or e}") from None
-    return parse_archive(decode_archive(data, path), path)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a regular file")
+            raise ArchiveError(path, None, f"is {kind}, not an archive file; give a Markdown file "
+                                           "(or a folder of them where a folder is expected)")
+        if st.st_size > MAX_ARCHIVE_BYTES:
+            raise _too_big(path, st.st_size)
+        chunks = []
+        size = 0
+        while True:  # the file may grow while it is read: never past the limit
+            try:
+                chunk = os.read(fd, min(1 << 20, MAX_ARCHIVE_BYTES + 1 - size))
+            except OSError as e:
+                raise ArchiveError(path, None, f"cannot read the archive: {e.strerror or e}") from None
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_ARCHIVE_BYTES:
+                raise _too_big(path, size)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _too_big(path: Path | str, size: int) -> ArchiveError:
+    return ArchiveError(path, None, f"the archive is {size / 1e6:.1f} MB, more than crossposter reads "
+                                    f"({MAX_ARCHIVE_BYTES // (1024 * 1024)} MiB); split it into several archives")
+
+
+def read_archive(path: Path) -> Archive:
+    """Read and parse one archive file (BOM and CRLF tolerated)."""
+
+    path = Path(path).absolute()
+    return parse_archive(decode_archive(read_archive_bytes(path), path), path)
+
+
+def read_archive_parts(path: Path) -> Iterator[Archive]:
+    """`read_archive` as a sequence of archives holding the threads of one slice of the file each.
+
+    For a reader that visits each thread once (the preview): the tokens of one slice at a time are alive,
+    so memory stays a small multiple of the file. Each part is a complete `Archive` for its own threads.
+    """
+    path = Path(path).absolute()
+    return parse_archive_parts(decode_archive(read_archive_bytes(path), path), path)
 
 
 def _blank(line: str) -> bool:
@@ -366,15 +423,23 @@ def _read_block(lines: list[str], first: int, stop: int, path: Path) -> tuple[di
 
 
 def _is_toc(tokens: list[Token], env: dict) -> bool:
-    """Only lists, whose every item text is made of in-document ``#anchor`` links and nothing else.
+    """Only lists, each of whose items is made of in-document ``#anchor`` links and nothing else.
 
-    Strict on purpose: a real thread that merely starts with a list must never be skipped.
+    Strict on purpose: a real thread that merely starts with a list must never be skipped, and a list of
+    empty items (``-`` lines) is no table of contents: only anchor links make one.
     """
     if not tokens or tokens[0].type not in ("bullet_list_open", "ordered_list_open"):
         return False
     md = markdown_parser()
+    linked: list[bool] = []  # per open list item: has it an anchor link yet
     for tok in tokens:
+        if tok.type == "definition":  # a reference definition (of an anchor the items use)
+            continue
         if tok.type not in _LIST_TOKENS:
+            return False
+        if tok.type == "list_item_open":
+            linked.append(False)
+        elif tok.type == "list_item_close" and not linked.pop():
             return False
         if tok.type != "inline":
             continue
@@ -396,23 +461,128 @@ def _is_toc(tokens: list[Token], env: dict) -> bool:
                 return False
         if links == 0:
             return False
+        if linked:
+            linked[-1] = True
     return True
 
 
 def parse_archive(text: str, path: Path) -> Archive:
     """Split decoded archive text into threads (see the module docstring for the rules)."""
     path = Path(path)
+    parts = list(_parse_parts(text, path, streamed=False))
+    if len(parts) == 1:
+        return parts[0]
+    threads = [t for part in parts for t in part.threads]
+    chunks = {k: v for part in parts for k, v in part._chunks.items()}
+    return Archive(path=path, threads=threads, _chunks=chunks, _env=parts[0]._env,
+                   _positions={id(t): i for i, t in enumerate(threads)})
+
+
+def parse_archive_parts(text: str, path: Path) -> Iterator[Archive]:
+    """`parse_archive`, one slice of the file at a time (see `read_archive_parts`)."""
+    return _parse_parts(text, Path(path), streamed=True)
+
+
+class _Lines:
+    """The lines of one slice of the file, indexed by 0-based file line."""
+
+    __slots__ = ("lines", "start")
+
+    def __init__(self, lines: list[str], start: int) -> None:
+        self.lines = lines
+        self.start = start
+
+    def __getitem__(self, i: int) -> str:
+        return self.lines[i - self.start]
+
+
+def _parse_parts(text: str, path: Path, streamed: bool) -> Iterator[Archive]:
     if text.startswith(_BOM):
         text = text[1:]
     norm = text.replace("\r\n", "\n")
-    lines = norm.split("\n")
-    n_lines = 0 if not norm else len(lines) - (1 if norm.endswith("\n") else 0)
+    n_lines = 0 if not norm else norm.count("\n") + (0 if norm.endswith("\n") else 1)
     # markdown-it would count a lone CR as a line break; we do not, so hide it from the parser.
     src = norm.replace("\r", " ") if "\r" in norm else norm
-    env: dict = {}
-    with _no_gc():
-        tokens = _block_parser().parse(src, env)
+    layout = Layout(src)
+    env: dict = {LAYOUT_KEY: layout}
+    nul_lines = _nul_lines(norm) if "\0" in norm else []
+    ends = None
+    if streamed and len(src) > _CHUNK_CHARS and "]:" in src:
+        # a reference definition may come after the threads that use it: collect them all first
+        ends = [(stop, b) for (_, stop, _, b), _tokens in _block_chunks(src, n_lines, env, layout)]
+        layout.forget_findings()
+    archive_env: dict = {}
+    for index, ((start, stop, a, b), tokens) in enumerate(_block_chunks(src, n_lines, env, layout, ends)):
+        archive_env.update((k, v) for k, v in env.items() if k != LAYOUT_KEY)
+        lines = _Lines(norm[a:b].split("\n"), start)
+        threads = _threads(tokens, index, lines, stop, n_lines, norm.endswith("\n"), path)
+        archive = Archive(path=path, threads=threads, _chunks={index: tokens}, _env=archive_env,
+                          _positions={id(t): i for i, t in enumerate(threads)})
+        _mark(archive, threads, layout, nul_lines, archive_env, stop)
+        yield archive
 
+
+def _block_chunks(src: str, n_lines: int, env: dict, layout: Layout,
+                  ends: list[tuple[int, int]] | None = None):
+    """((first line, stop line, first char, stop char), block tokens with file line maps) per slice.
+
+    A slice ends just before a `#`/`##` heading at column 0 (no list, quote or paragraph continues over
+    one); when a fence or HTML block open at its end closes later in the file, the slice is parsed again,
+    reaching past that close (`Extend`). `ends` are the (stop line, stop char) an earlier pass found.
+    """
+    parser = block_parser()
+    layout.chunked = len(src) > _CHUNK_CHARS
+    start = a = 0
+    while True:
+        if ends:
+            stop, b = ends.pop(0)
+        elif layout.chunked:
+            nxt = layout.boundary(a + _CHUNK_CHARS, start)
+            stop, b = nxt if nxt is not None else (n_lines, len(src))
+        else:
+            stop, b = n_lines, len(src)
+        while True:
+            layout.offset, layout.base = start, a
+            try:
+                with _no_gc():
+                    tokens = parser.parse(src if (a, b) == (0, len(src)) else src[a:b], env)
+            except Extend as e:  # at least double the slice: a chain of such blocks costs a few parses, not one each
+                nxt = layout.boundary(max(b, 2 * b - a), e.line)
+                stop, b = nxt if nxt is not None else (n_lines, len(src))
+                continue
+            break
+        yield (start, stop, a, b), _shift(tokens, start)
+        if b >= len(src):
+            return
+        start, a = stop, b
+
+
+def _shift(tokens: list[Token], lines: int) -> list[Token]:
+    """Token maps of a slice's parse as file lines."""
+    if lines:
+        for tok in tokens:
+            if tok.map is not None:
+                tok.map = [tok.map[0] + lines, tok.map[1] + lines]
+    return tokens
+
+
+def _nul_lines(text: str) -> list[int]:
+    """1-based lines holding a NUL byte (markdown-it turns each into U+FFFD)."""
+    out: list[int] = []
+    pos = text.find("\0")
+    line, last = 1, 0
+    while pos >= 0:
+        line += text.count("\n", last, pos)
+        last = pos
+        if not out or out[-1] != line:
+            out.append(line)
+        pos = text.find("\0", pos + 1)
+    return out
+
+
+def _threads(tokens: list[Token], index: int, lines: _Lines, end: int, n_lines: int, final_newline: bool,
+             path: Path) -> list[Thread]:
+    """The `##` threads of one slice's tokens; `end` is the file line where the slice stops."""
     heads: list[tuple[int, int]] = []  # (token index, tag level) of top-level h1/h2
     for i, tok in enumerate(tokens):
         if tok.type == "heading_open" and tok.level == 0 and tok.tag in ("h1", "h2"):
@@ -430,7 +600,7 @@ def parse_archive(text: str, path: Path) -> Archive:
             assert nxt_map is not None
             stop = nxt_map[0]  # 0-based line where the next section starts
         else:
-            stop = n_lines
+            stop = end
         title = " ".join(tokens[ti + 1].content.split("\n")).strip()
         line = tok.map[0] + 1
         head_end = tok.map[1]  # 0-based index of the first line after the heading
@@ -440,7 +610,7 @@ def parse_archive(text: str, path: Path) -> Archive:
         metadata: dict = {}
         block_line = block_end = None
         if i < stop and _is_block_open(lines[i]):
-            metadata, close = _read_block(lines, i, stop, path)
+            metadata, close = _read_block(lines, i, stop, path)  # type: ignore[arg-type]
             block_line, block_end = i + 1, close + 1
             i = close + 1
             while i < stop and _blank(lines[i]):
@@ -462,18 +632,57 @@ def parse_archive(text: str, path: Path) -> Archive:
         # it reads the file); no line ending is invented at the end of a file without final newline
         body = ""
         if body_start < stop:
-            body = "\n".join(lines[body_start:stop])
-            if stop < n_lines or norm.endswith("\n"):
+            body = "\n".join(lines.lines[body_start - lines.start:stop - lines.start])
+            if stop < n_lines or final_newline:
                 body += "\n"
         thread = Thread(title=title, line=line, end_line=max(stop, line + (head_end - tok.map[0]) - 1),
                         date=date, metadata=metadata, body=body, body_line=body_start + 1, skipped=None,
                         heading_end_line=head_end, block_line=block_line, block_end_line=block_end, path=path,
-                        _token_range=(ti + 3, nxt_ti))
+                        _token_range=(index, ti + 3, nxt_ti))
         threads.append(thread)
+    return threads
 
-    archive = Archive(path=path, threads=threads, _tokens=tokens, _env=env,
-                      _positions={id(t): i for i, t in enumerate(threads)})
+
+def _mark(archive: Archive, threads: list[Thread], layout: Layout, nul_lines: list[int], env: dict,
+          stop: int) -> None:
+    """Skips, and what reading found wrong with each thread (see `Thread.errors`).
+
+    Linear in the threads and the blocks found since the last slice: a file of many unclosed comments
+    must not make this quadratic.
+    """
+    from bisect import bisect_left, bisect_right
+
+    earlier = layout.swallowed_from  # a block never closed, in an earlier slice: it hides every thread here
+    spans, hidden = layout.take_new()
+    spans = sorted(([(earlier[0], (None, earlier[1]))] if earlier else []) + layout.carried + spans,
+                   key=lambda span: span[0])
+    layout.carried = [(at, (until, what)) for at, (until, what) in spans if until is not None and until > stop]
+    heads = [t.line - 1 for t in threads]  # 0-based heading lines, increasing
+    marked: set[int] = set()  # the first block that hides a thread is the one to fix: one error each
+    to_end = False
+    for at, (until, what) in spans:
+        if to_end:
+            break  # the first block that runs to the end of the file already hides every later thread
+        to_end = until is None
+        first = bisect_right(heads, at)
+        last = len(threads) if until is None else bisect_left(heads, until)
+        for thread in threads[first:last]:
+            if id(thread) not in marked:
+                marked.add(id(thread))
+                thread.errors.append(Diagnostic(thread.line, _hidden_by(at, until, what)))
+    for at, (what, lines) in hidden:
+        i = bisect_right(heads, at) - 1
+        if i >= 0 and at + 1 <= threads[i].end_line:
+            shown = ", ".join(str(n + 1) for n in lines[:5]) + (" …" if len(lines) > 5 else "")
+            threads[i].warnings.append(Diagnostic(at + 1, (
+                f"this {what} hides the heading line(s) at {shown}: whatever they start is not a thread "
+                f"and is not posted (end the {what} before them to post them)")))
     for thread in threads:
+        if nul_lines:
+            for n in nul_lines[bisect_left(nul_lines, thread.line):bisect_right(nul_lines, thread.end_line)]:
+                thread.errors.append(Diagnostic(n, "this line holds a NUL byte (\\0), which Markdown turns into "
+                                                   "U+FFFD (\ufffd) and which would be posted as such; delete it "
+                                                   "(a NUL in a text file often means the file is damaged)"))
         if thread.metadata.get("skip") is True:
             thread.skipped = "skip: true"
         elif not thread.body:
@@ -482,4 +691,15 @@ def parse_archive(text: str, path: Path) -> Archive:
             body_toks = archive._slice_body(thread)
             if body_toks and _is_toc(body_toks, env):
                 thread.skipped = "table of contents"
-    return archive
+
+
+def _hidden_by(at: int, until: int | None, what: str) -> str:
+    """The error of a thread whose heading CommonMark would hide in the block opened at 0-based line `at`."""
+    if until is None:
+        closer = "a closing `-->`" if what == "HTML comment" else (
+            "a closing fence line" if what == "code block" else "its closing tag")
+        return (f"this thread comes after the {what} opened at line {at + 1}, which is never closed: Markdown shows "
+                f"everything from there to the end of the file as part of it, this thread included; add {closer} "
+                "where it should end")
+    return (f"this thread's heading is inside the {what} opened at line {at + 1}, which only ends at line "
+            f"{until}: Markdown does not show it as a thread; end the {what} before this heading")

@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Write to this file instead of the terminal (html: default preview.html).")
     p.add_argument("--open", dest="open_browser", action="store_true",
                    help="Write the HTML preview and open it in a browser.")
+    p.add_argument("--force", action="store_true",
+                   help="Replace FILE even when it is not an earlier preview (never an archive being read).")
     _config_option(p)
 
     p = _command(sub, "post", "Publish a thread now, or resume one that stopped.",
@@ -213,7 +215,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         elif args.open_browser and args.fmt != "html":
             parser.error(f"--open shows the HTML preview; drop --format {args.fmt} (or use --format html)")
         return preview(paths=list(args.paths), thread=args.thread, platforms=_names(args.platforms), fmt=args.fmt,
-                       output=args.output, open_browser=args.open_browser, config_path=args.config)
+                       output=args.output, open_browser=args.open_browser, config_path=args.config,
+                       force=args.force)
     if cmd == "post":
         from crossposter.commands.post import run as post
 

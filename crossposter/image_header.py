@@ -9,21 +9,28 @@ IEND, JPEG markers up to the image data, the GIF screen descriptor, the WebP
 RIFF size. That finds non-images, empty, unreadable and cut-off files.
 
 Anything this module is not sure about (an unknown signature, a format Pillow
-may still read such as BMP or TIFF, a huge pixel count) is handed to Pillow
-(`images.check_image`), so a verdict never differs from Pillow's for lack of
-looking. What only a full decode finds (a JPEG whose compressed data is
+may still read such as BMP or TIFF, a JPEG above Pillow's own pixel limit) is
+handed to Pillow (`images.inspect_image`), so a verdict never differs from Pillow's for
+lack of looking. Above `MAX_PIXELS` a PNG, GIF or WebP is refused from its
+header, as `images` refuses it, before anything is decoded. An animation (GIF,
+APNG, WebP) is a warning: only its first frame is posted. What only a full decode finds (a JPEG whose compressed data is
 damaged) is left to `images.check_image`, which `post`, `check` and the daemon
 run in their pre-flight before anything is posted.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 import struct
 from pathlib import Path
 from typing import BinaryIO
 
-#: Above this many pixels Pillow warns about decompression bombs (its MAX_IMAGE_PIXELS); let it judge.
-_PILLOW_MAX_PIXELS = 89_478_485
+#: The most pixels crossposter decodes to check an image (50 megapixels: ~200 MB as RGBA, where a
+#: 13000 x 13000 PNG of 0.6 MB would cost 2 GB). Read from the header first: a PNG, GIF or WebP above it is
+#: refused without decoding; a JPEG above it passes here as any JPEG does (its structure is walked), and
+#: Pillow checks it at a reduced scale before posting.
+MAX_PIXELS = 50_000_000
 
 _CUT_SHORT = "the file is cut short (truncated); re-export it from an image editor"
 
@@ -32,41 +39,87 @@ class _Unsure(Exception):
     """This module cannot give a certain verdict; Pillow must look."""
 
 
+class _Verdict(Exception):
+    """A certain verdict found before the walk is done (too many pixels)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+def too_many_pixels(width: int, height: int) -> str:
+    """The problem of an image above `MAX_PIXELS` (worded once for this module and `images`)."""
+    return (f"{width}×{height} pixels ({width * height / 1e6:.0f} megapixels) is more than crossposter decodes "
+            f"({MAX_PIXELS // 1_000_000} megapixels); scale it down and save it again (no platform shows that "
+            "many pixels anyway)")
+
+
+def animated(kind: str) -> str:
+    """The warning for an animation (worded once for this module and `images`)."""
+    return (f"an animated {kind}: only its first frame is posted, as a still image; convert it to a video to "
+            "post the animation, or accept the still")
+
+
 def problem(path: Path) -> str | None:
     """None when `path` is structurally a whole image, else what is wrong (without the path)."""
+    return inspect(path)[0]
+
+
+def inspect(path: Path) -> tuple[str | None, str | None]:
+    """(what makes `path` unusable or None, what is worth a warning or None): an animation is posted as its
+    first frame."""
+    note: list[str] = []
     try:
-        with open(path, "rb") as f:
+        # without blocking: a FIFO named like an image would hang the preview; only a regular file is read
+        with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return "not a regular file (a folder, a FIFO or a device); give an image file", None
             size = f.seek(0, 2)
             f.seek(0)
-            head = f.read(16)
+            head = f.read(30)
             if not head:
-                return "the file is empty; add the image or fix the path"
+                return "the file is empty; add the image or fix the path", None
             if head.startswith(b"\x89PNG\r\n\x1a\n"):
-                return _png(f, size)
+                return _png(f, size, note), _first(note)
             if head.startswith(b"\xff\xd8\xff"):
-                return _jpeg(f, size)
+                return _jpeg(f, size), None
             if head[:6] in (b"GIF87a", b"GIF89a"):
-                return _gif(head, size)
+                return _gif(f, head, size, note), _first(note)
             if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-                return _webp(head, size)
+                return _webp(head, size, note), _first(note)
     except PermissionError:
-        return "permission denied"
+        return "permission denied", None
     except OSError as e:
-        return f"cannot read the file ({e.strerror or e})"
+        return f"cannot read the file ({e.strerror or e})", None
+    except _Verdict as v:
+        return v.problem, None
     except _Unsure:
         pass
-    from crossposter.images import check_image
+    from crossposter.images import inspect_image
 
-    return check_image(path)
-
-
-def _check_pixels(width: int, height: int) -> None:
-    if width * height > _PILLOW_MAX_PIXELS:
-        raise _Unsure
+    return inspect_image(path)
 
 
-def _png(f: BinaryIO, size: int) -> str | None:
-    """Walk the chunks (length, type, data, CRC) from the signature to IEND; the first must be IHDR."""
+def _first(notes: list[str]) -> str | None:
+    return notes[0] if notes else None
+
+
+#: Above this many pixels Pillow warns about decompression bombs (its MAX_IMAGE_PIXELS); let it judge a JPEG.
+_PILLOW_MAX_PIXELS = 89_478_485
+
+
+def _check_pixels(width: int, height: int, jpeg: bool = False) -> None:
+    if jpeg:  # any size up to Pillow's own limit is checked (at a reduced scale) before posting
+        if width * height > _PILLOW_MAX_PIXELS:
+            raise _Unsure
+    elif width * height > MAX_PIXELS:
+        raise _Verdict(too_many_pixels(width, height))
+
+
+def _png(f: BinaryIO, size: int, note: list[str]) -> str | None:
+    """Walk the chunks (length, type, data, CRC) from the signature to IEND; the first must be IHDR.
+
+    An `acTL` chunk makes it an animated PNG (APNG), posted as its first frame."""
     pos = 8
     seen_data = False
     first = True
@@ -92,6 +145,8 @@ def _png(f: BinaryIO, size: int) -> str | None:
             return _CUT_SHORT if kind == b"IDAT" else _cut_png(seen_data)
         if kind == b"IDAT":
             seen_data = True
+        elif kind == b"acTL" and not seen_data:
+            note.append(animated("PNG"))
         elif kind == b"IEND":
             return None if seen_data else _CUT_SHORT
 
@@ -144,7 +199,7 @@ def _jpeg(f: BinaryIO, size: int) -> str | None:
             _precision, height, width = struct.unpack(">BHH", frame)
             if not width or not height:
                 raise _Unsure
-            _check_pixels(width, height)
+            _check_pixels(width, height, jpeg=True)
             framed = True
         pos += length
         if pos > size:
@@ -155,22 +210,81 @@ def _jpeg(f: BinaryIO, size: int) -> str | None:
             return None if pos < size else _CUT_SHORT
 
 
-def _gif(head: bytes, size: int) -> str | None:
-    """Signature and logical screen descriptor; the frames themselves are Pillow's to judge when posting."""
+def _gif(f: BinaryIO, head: bytes, size: int, note: list[str]) -> str | None:
+    """Signature and logical screen descriptor, then the blocks up to a second image (an animation).
+
+    The frames' compressed data is Pillow's to judge when posting; anything unexpected in the block
+    structure is left to Pillow too.
+    """
     if size < 14:  # header (6) + screen descriptor (7) + at least a trailer
         return _CUT_SHORT
     width, height = struct.unpack("<HH", head[6:10])
     if not width or not height:
         raise _Unsure
     _check_pixels(width, height)
-    return None
+    flags = head[10]
+    pos = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)  # after the global colour table
+    frames = 0
+    while pos < size:
+        f.seek(pos)
+        kind = f.read(1)
+        if kind == b"\x3b":  # trailer
+            return None
+        if kind == b"\x21":  # extension: label, then data sub-blocks
+            pos = _gif_blocks(f, pos + 2, size)
+        elif kind == b"\x2c":  # image: descriptor, local colour table, LZW code size, data sub-blocks
+            frames += 1
+            if frames == 2:
+                note.append(animated("GIF"))
+                return None
+            desc = f.read(9)
+            if len(desc) < 9:
+                return _CUT_SHORT
+            local = desc[8]
+            pos += 10 + (3 << ((local & 7) + 1) if local & 0x80 else 0) + 1
+            pos = _gif_blocks(f, pos, size)
+        else:
+            raise _Unsure
+    raise _Unsure  # no trailer: Pillow decides whether what is there is enough
 
 
-def _webp(head: bytes, size: int) -> str | None:
-    """The RIFF header says how long the file is; a shorter file was cut."""
+def _gif_blocks(f: BinaryIO, pos: int, size: int) -> int:
+    """The offset after the data sub-blocks starting at `pos` (each: a length byte, then that many bytes)."""
+    while True:
+        f.seek(pos)
+        n = f.read(1)
+        if not n:
+            raise _Unsure
+        pos += 1 + n[0]
+        if not n[0]:
+            return pos
+        if pos > size:
+            raise _Unsure
+
+
+def _webp(head: bytes, size: int, note: list[str]) -> str | None:
+    """The RIFF header says how long the file is; a shorter file was cut. The first chunk gives the size
+    (and, for the extended format, whether it is an animation)."""
     (declared,) = struct.unpack("<I", head[4:8])
     if size < 8 + declared or declared < 12:
         return _CUT_SHORT if size < 8 + declared else "damaged WebP file; re-export it from an image editor"
-    if head[12:16] not in (b"VP8 ", b"VP8L", b"VP8X"):
+    chunk = head[12:16]
+    if chunk not in (b"VP8 ", b"VP8L", b"VP8X") or len(head) < 30:
         raise _Unsure
+    if chunk == b"VP8X":
+        width = 1 + int.from_bytes(head[24:27], "little")
+        height = 1 + int.from_bytes(head[27:30], "little")
+        if head[20] & 0x02:
+            note.append(animated("WebP"))
+    elif chunk == b"VP8L":
+        if head[20] != 0x2F:
+            raise _Unsure
+        bits = int.from_bytes(head[21:25], "little")
+        width, height = 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    else:
+        if head[23:26] != b"\x9d\x01\x2a":
+            raise _Unsure
+        width = int.from_bytes(head[26:28], "little") & 0x3FFF
+        height = int.from_bytes(head[28:30], "little") & 0x3FFF
+    _check_pixels(width, height)
     return None

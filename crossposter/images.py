@@ -46,6 +46,8 @@ _MIN_SIDE = 32
 _MAX_ROUNDS = 12
 
 _SUPPORTED = "JPEG, PNG, GIF or WebP"
+#: Marks an image decoded at a reduced scale for a check: never used for posting.
+_REDUCED = "crossposter_reduced"
 
 
 class ImageError(Exception):
@@ -57,39 +59,57 @@ class ImageError(Exception):
         super().__init__(f"{path}: {problem}")
 
 
-def _open_problem(path: Path) -> tuple[str | None, PILImage.Image | None]:
-    """Open, verify and fully decode `path`: (problem, None) or (None, decoded image).
+def _open_problem(path: Path, max_pixels: int | None = None) -> tuple[str | None, PILImage.Image | None, str | None]:
+    """Open, verify and decode `path`: (problem, None, note) or (None, decoded image, note).
+
+    A JPEG decoded at a reduced scale (see below) carries `_REDUCED` in its `info`.
 
     `verify()` catches broken PNG chunks but not a JPEG cut short, and it leaves
-    the image unusable, hence the second open and a full `load()`.
+    the image unusable, hence the second open and a full `load()`. With `max_pixels` (a check), the size is
+    read before decoding: a JPEG above it is decoded at a reduced scale (libjpeg's DCT scaling still reads
+    and decodes every block of the file), any other image above it is refused. `note` says what is worth a
+    warning: an animation is posted as its first frame.
     """
     from PIL import Image, UnidentifiedImageError
 
+    from crossposter.image_header import animated, too_many_pixels
+
     path = Path(path)
     if not path.exists():
-        return "file not found", None
+        return "file not found", None, None
     if not path.is_file():
-        return "not a file", None
+        return "not a file", None, None
     try:
         with Image.open(path) as probe:
             probe.verify()
     except UnidentifiedImageError:
-        return f"not an image Pillow can read (use {_SUPPORTED})", None
+        return f"not an image Pillow can read (use {_SUPPORTED})", None, None
     except Image.DecompressionBombError as e:
-        return f"too many pixels to decode safely ({e})", None
+        return f"too many pixels to decode safely ({e})", None, None
     except PermissionError:
-        return "permission denied", None
+        return "permission denied", None, None
     except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, struct.error… on damage
-        return f"damaged image file ({type(e).__name__}: {e})", None
+        return f"damaged image file ({type(e).__name__}: {e})", None, None
+    note = None
     try:
         img = Image.open(path)
+        if getattr(img, "is_animated", False):
+            note = animated({"WEBP": "WebP"}.get(img.format or "", img.format or "image"))
+        width, height = img.size
+        if max_pixels is not None and width * height > max_pixels:
+            if img.format != "JPEG":
+                img.close()
+                return too_many_pixels(width, height), None, note
+            scale = next(s for s in (2, 4, 8, 16) if width * height <= max_pixels * s * s)
+            img.draft(img.mode, (max(1, width // scale), max(1, height // scale)))
+            img.info[_REDUCED] = True
         img.load()
     except Image.DecompressionBombError as e:
-        return f"too many pixels to decode safely ({e})", None
+        return f"too many pixels to decode safely ({e})", None, note
     except Exception as e:
         detail = str(e) or type(e).__name__
-        return f"damaged or truncated image file ({detail}); re-export it from an image editor", None
-    return None, img
+        return f"damaged or truncated image file ({detail}); re-export it from an image editor", None, note
+    return None, img, note
 
 
 def _has_alpha(img: PILImage.Image) -> bool:
@@ -198,7 +218,9 @@ class _Source:
         self.shared = shared
         self.lock = threading.Lock()
         self._opened = False
+        self._checked = False
         self.problem: str | None = None
+        self.note: str | None = None
         self._img: PILImage.Image | None = None  # decoded, not yet cleaned
         self._clean: tuple[PILImage.Image, bytes | None, bool, str | None] | None = None
         self._shrunk: dict[tuple[int, int], PILImage.Image] = {}
@@ -211,12 +233,34 @@ class _Source:
 
     def open(self) -> str | None:
         """Decode once: None when the file is a usable image, else the problem (what check_image says)."""
+        if self._checked and self.problem is not None:
+            return self.problem  # refused by the check (e.g. too many pixels): never decoded in full
         if not self._opened:
-            self.problem, self._img = _open_problem(self.path)
-            self._opened = True
-            if self.shared and _identity(self.path) != self.identity:
-                _forget(self)  # changed while being read: this caller keeps what it read, nobody else shares it
+            self.problem, self._img, self.note = _open_problem(self.path)
+            self._opened = self._checked = True
+            self._changed()
         return self.problem
+
+    def check(self) -> str | None:
+        """The check's verdict, decoding at most `image_header.MAX_PIXELS` (see `_open_problem`).
+
+        A full decode is kept for a later `prepare` in the same scope; a reduced one is not.
+        """
+        if not self._opened and not self._checked:
+            from crossposter.image_header import MAX_PIXELS
+
+            self.problem, img, self.note = _open_problem(self.path, MAX_PIXELS)
+            self._checked = True
+            if img is not None and not img.info.get(_REDUCED):
+                self._img, self._opened = img, True
+            elif img is not None:
+                img.close()  # decoded at a reduced scale: `prepare` decodes the file itself
+            self._changed()
+        return self.problem
+
+    def _changed(self) -> None:
+        if self.shared and _identity(self.path) != self.identity:
+            _forget(self)  # changed while being read: this caller keeps what it read, nobody else shares it
 
     def release(self) -> None:
         """Drop the pixels (the verdict and the results stay); a later use decodes the file again."""
@@ -409,12 +453,21 @@ def _forget(source: _Source) -> None:
 
 def check_image(path: Path) -> str | None:
     """None when `path` is an image that can be decoded, else what is wrong (without the path)."""
+    return inspect_image(path)[0]
+
+
+def inspect_image(path: Path) -> tuple[str | None, str | None]:
+    """(`check_image`'s verdict, a warning or None): an animation is posted as its first frame.
+
+    Decodes at most `image_header.MAX_PIXELS` pixels (see `_open_problem`).
+    """
     source = _source(Path(path))
     with source.lock:
-        problem = source.open()
+        problem = source.check()
+        note = source.note
         if not source.shared:
             source.release()
-    return problem
+    return problem, note
 
 
 def warm(path: Path) -> None:

@@ -6,12 +6,13 @@ the same function, so the preview never disagrees with what gets posted.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crossposter import thread_meta
-from crossposter.archive import Archive, ArchiveError, Thread, read_archive
+from crossposter.archive import Archive, ArchiveError, Thread, read_archive_parts
 from crossposter.archive import _norm_title as norm_title
 from crossposter.model import DEFAULT_LIMITS, PLATFORMS, Diagnostic, ImageRef, PlatformPosts, ThreadPlan
 
@@ -87,6 +88,8 @@ def plan_thread(archive: Archive, thread: Thread, config: Config | PlanOptions, 
     source = str(source).lower() if source else None  # "X", "x", "bluesky"... as PLATFORMS spells them
     if thread.skipped:
         return plan
+    plan.errors.extend(thread.errors)  # what reading the file found (see `Thread.errors`)
+    plan.warnings.extend(thread.warnings)
     tokens = archive.body_tokens(thread, inline=False)
     title = thread.title if options.post_title or not has_opening_text(tokens) else None
     rendered = blocks(thread.body, thread.body_line, archive.path.parent, title=title, title_line=thread.line,
@@ -125,6 +128,8 @@ def _repeats(posts: list, platform: str) -> list[Diagnostic]:
     found = []
     for n, post in enumerate(posts, 1):
         key = post.text.strip()
+        if not key:
+            continue  # an image-only post: X's duplicate rule is about text (its images differ or are refused)
         if key in first:
             m, line = first[key]
             name = _NAMES.get(platform, platform)
@@ -155,27 +160,34 @@ def _check_images(images: list[ImageRef], folder: Path, platforms: list[str], pl
             plan.errors.append(Diagnostic(img.line, f"image file {img.src!r} not found (looked for {img.path}); "
                                           "add the file or fix the path, which is relative to the archive"))
         else:
-            problem = _image_problem(img.path, decode)
+            problem, note = _image_problem(img.path, decode)
             if problem:
                 plan.errors.append(Diagnostic(img.line, f"image {img.src!r}: {problem}"))
+            if note:
+                plan.warnings.append(Diagnostic(img.line, f"image {img.src!r}: {note}"))
 
 
-def _image_problem(path: Path, decode: bool) -> str | None:
+def _image_problem(path: Path, decode: bool) -> tuple[str | None, str | None]:
+    """(what makes the image unusable, what is worth a warning): see `image_header.inspect`."""
     if not decode:
         from crossposter import image_header
 
-        return image_header.problem(path)
-    from crossposter.images import check_image
+        return image_header.inspect(path)
+    from crossposter.images import inspect_image
 
-    return check_image(path)
+    return inspect_image(path)
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:
-    """Files as given; folders become their `*.md` files, sorted."""
+    """Files as given; folders become their `*.md` entries, sorted.
+
+    Every entry but a folder is kept, so that a `*.md` that is a FIFO, a device or a broken link gets its
+    error from the reader instead of being skipped without a word.
+    """
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
-            out.extend(sorted(q for q in p.glob("*.md") if q.is_file()))
+            out.extend(sorted(q for q in p.glob("*.md") if not q.is_dir()))
         else:
             out.append(p)
     return out
@@ -183,33 +195,76 @@ def expand_paths(paths: list[Path]) -> list[Path]:
 
 def plan_paths(paths: list[Path], config: Config | PlanOptions, platforms: list[str] | None = None,
                thread_title: str | None = None) -> list[ThreadPlan]:
-    """Plans for every thread of every archive (or the one titled `thread_title`).
+    """Plans for every thread of every archive (or the one titled `thread_title`); see `iter_plans`."""
+    return list(iter_plans(paths, config, platforms, thread_title))
 
-    An archive that cannot be read yields one plan with the error, so a preview
-    of many files still shows the others.
+
+def iter_plans(paths: list[Path], config: Config | PlanOptions, platforms: list[str] | None = None,
+               thread_title: str | None = None) -> Iterator[ThreadPlan]:
+    """`plan_paths`, one plan at a time, in order.
+
+    Each archive is read in slices (`read_archive_parts`) and a thread's tokens are dropped once it is
+    planned. Two threads with one title are an error on both, so every title is known before the first
+    plan: an archive above `_TWO_PASS_BYTES` is parsed twice (titles, then plans), so that a consumer that
+    writes each plan out and drops it (the preview) needs memory for one slice of it, not its whole parse.
+
+    An archive that cannot be read yields one plan with the error, so a preview of many files still shows
+    the others (the plans of an archive's slices before the problem come first).
     """
     options = PlanOptions.of(config)
-    plans: list[ThreadPlan] = []
     for path in expand_paths(paths):
         try:
-            archive = read_archive(path)
+            if thread_title is None:
+                big = path.stat().st_size > _TWO_PASS_BYTES
+                parts = read_archive_parts(path) if big else list(read_archive_parts(path))
+                # duplicate titles need every title first: a big file is read twice rather than held whole
+                lines = _title_lines(read_archive_parts(path) if big else parts)
+                for part in parts:
+                    for thread in part.threads:
+                        plan = plan_thread(part, thread, options, platforms)
+                        _flag_same_title(plan, thread, lines)
+                        part.release(thread)
+                        yield plan
+                continue
+            found = _find_streamed(path, thread_title)
         except ArchiveError as e:
-            plans.append(ThreadPlan(archive=Path(path).resolve(), title="", line=e.line or 0, skipped=None,
-                                    errors=[Diagnostic(e.line or 0, e.message)]))
+            yield ThreadPlan(archive=Path(path).resolve(), title="", line=e.line or 0, skipped=None,
+                             errors=[Diagnostic(e.line or 0, e.message)])
             continue
-        threads = archive.threads
-        if thread_title is not None:  # as `Archive.find` matches, but every thread of an ambiguous title is shown
-            threads = [t for t in threads if t.title == thread_title] or [
-                t for t in threads if norm_title(t.title) == norm_title(thread_title)]
-        lines: dict[str, list[int]] = {}
-        for t in archive.threads:
-            lines.setdefault(norm_title(t.title), []).append(t.line)
-        for thread in threads:
-            plan = plan_thread(archive, thread, options, platforms)
-            same = lines[norm_title(thread.title)]
-            if len(same) > 1 and thread.skipped != "table of contents":
-                others = ", ".join(str(n) for n in same if n != thread.line)
-                plan.errors.insert(0, Diagnostic(thread.line, f"another thread has the title {thread.title!r} "
-                                                 f"(line {others}); rename one: commands find a thread by its title"))
-            plans.append(plan)
-    return plans
+        lines = _title_lines([t for _, t in found], threads=True)
+        for part, thread in found:
+            plan = plan_thread(part, thread, options, platforms)
+            _flag_same_title(plan, thread, lines)
+            yield plan
+
+
+#: above this size a file is parsed twice (titles, then plans) instead of being held whole in memory
+_TWO_PASS_BYTES = 8 * 1024 * 1024
+
+
+def _title_lines(parts, threads: bool = False) -> dict[str, list[int]]:
+    """Heading lines by normalised title, from archive parts (or threads)."""
+    lines: dict[str, list[int]] = {}
+    for t in (parts if threads else (t for part in parts for t in part.threads)):
+        lines.setdefault(norm_title(t.title), []).append(t.line)
+    return lines
+
+
+def _flag_same_title(plan: ThreadPlan, thread: Thread, lines: dict[str, list[int]]) -> None:
+    """Titles identify threads (post, schedule, the daemon's state): two alike make each of those ambiguous."""
+    same = lines.get(norm_title(thread.title), [])
+    if len(same) > 1 and thread.skipped != "table of contents":
+        others = ", ".join(str(n) for n in same if n != thread.line)
+        plan.errors.insert(0, Diagnostic(thread.line, f"another thread has the title {thread.title!r} "
+                                         f"(line {others}); rename one: commands find a thread by its title"))
+
+
+def _find_streamed(path: Path, title: str) -> list[tuple[Archive, Thread]]:
+    """The threads `--thread title` means, reading the file in slices: the one titled exactly so, else every
+    one whose title matches ignoring case and spacing (all shown, flagged, when there are several)."""
+    wanted = norm_title(title)
+    candidates: list[tuple[Archive, Thread]] = []
+    for part in read_archive_parts(path):
+        candidates.extend((part, t) for t in part.threads if t.title == title or norm_title(t.title) == wanted)
+    exact = [(part, t) for part, t in candidates if t.title == title]
+    return exact if len(exact) == 1 else candidates

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TextIO
 
 from crossposter.model import Diagnostic, Facet, ImageRef, PlatformPosts, Post, ThreadPlan
 
-__all__ = ["render_html", "write_html"]
+__all__ = ["render_html", "write_html", "write_page"]
 
 PLATFORM_NAMES: dict[str, str] = {"bluesky": "Bluesky", "mastodon": "Mastodon", "x": "X"}
 
@@ -242,6 +244,32 @@ def _shrink(data: bytes, mime: str) -> tuple[bytes, str]:
         return data, mime
 
 
+#: The largest image file the page embeds (a shrunk copy when Pillow is there); anything bigger is not shown.
+_EMBED_MAX_FILE = 64 * 1024 * 1024
+
+
+def _read_regular(path: Path) -> bytes | None:
+    """The file's bytes when it is a regular file of at most `_EMBED_MAX_FILE`, else None.
+
+    Opened without blocking and checked before reading: a FIFO named like an image would hang the preview
+    and a device such as /dev/zero would never end.
+    """
+    import os
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > _EMBED_MAX_FILE:
+            return None
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read(_EMBED_MAX_FILE + 1)
+    finally:
+        os.close(fd)
+
+
 class _ImageCache:
     """Each file is read (and encoded) once, however many platforms show it."""
 
@@ -257,13 +285,15 @@ class _ImageCache:
     @staticmethod
     def _load(path: Path) -> tuple[str | None, str | None]:
         try:
-            data = path.read_bytes()
+            data = _read_regular(path)
         except FileNotFoundError:
             return None, "file not found"
         except IsADirectoryError:
             return None, "is a folder, not an image"
         except OSError as e:
             return None, f"cannot read: {e.strerror or e}"
+        if data is None:
+            return None, "not a regular file (a FIFO, a device?), or too big to show"
         mime = _sniff(data)
         if mime is None:
             return None, "not a PNG, JPEG, GIF or WebP image"
@@ -527,31 +557,36 @@ class _Renderer:
         )
 
     def picker(self, plans: list[ThreadPlan]) -> str:
-        items = []
-        for n, plan in enumerate(plans, 1):
-            badges = []
-            if plan.skipped:
-                badges.append(f'<span class="badge skip">skipped: {_E(plan.skipped)}</span>')
-            if plan.errors:
-                badges.append(f'<span class="badge err">{_plural(len(plan.errors), "error")}</span>')
-            if plan.warnings:
-                badges.append(f'<span class="badge warn">{_plural(len(plan.warnings), "warning")}</span>')
-            if not plan.skipped:
-                counts = " · ".join(
-                    f"{PLATFORM_NAMES.get(p, p)} {len(pp.posts)}" for p, pp in plan.platforms.items()
-                )
-                if counts:
-                    badges.append(f'<span class="counts">{_E(counts)}</span>')
-            items.append(
-                f'<li class="{"skipped" if plan.skipped else ""}">'
-                f'<a href="#{_Ids.thread(n)}" data-thread="{_Ids.thread(n)}">'
-                f'<span class="pick-title">{_E(_title(plan))}</span>'
-                f'<span class="pick-meta">{_E(plan.archive.name)}:{plan.line}</span>'
-                f'<span class="badges">{"".join(badges)}</span></a></li>'
-            )
+        return self.picker_of([self.picker_item(n, plan) for n, plan in enumerate(plans, 1)])
+
+    @staticmethod
+    def picker_of(items: list[str]) -> str:
         return (
             f'<nav class="picker" aria-label="Threads"><h2 class="picker-title">Threads</h2>'
             f'<ol>{"".join(items)}</ol></nav>'
+        )
+
+    @staticmethod
+    def picker_item(n: int, plan: ThreadPlan) -> str:
+        badges = []
+        if plan.skipped:
+            badges.append(f'<span class="badge skip">skipped: {_E(plan.skipped)}</span>')
+        if plan.errors:
+            badges.append(f'<span class="badge err">{_plural(len(plan.errors), "error")}</span>')
+        if plan.warnings:
+            badges.append(f'<span class="badge warn">{_plural(len(plan.warnings), "warning")}</span>')
+        if not plan.skipped:
+            counts = " · ".join(
+                f"{PLATFORM_NAMES.get(p, p)} {len(pp.posts)}" for p, pp in plan.platforms.items()
+            )
+            if counts:
+                badges.append(f'<span class="counts">{_E(counts)}</span>')
+        return (
+            f'<li class="{"skipped" if plan.skipped else ""}">'
+            f'<a href="#{_Ids.thread(n)}" data-thread="{_Ids.thread(n)}">'
+            f'<span class="pick-title">{_E(_title(plan))}</span>'
+            f'<span class="pick-meta">{_E(plan.archive.name)}:{plan.line}</span>'
+            f'<span class="badges">{"".join(badges)}</span></a></li>'
         )
 
 
@@ -578,36 +613,73 @@ def render_html(
     `handles` optionally replaces the placeholder account shown on each platform's cards
     (e.g. {"bluesky": "me.bsky.social"}); the preview needs no config, so placeholders are the default.
     """
+    out = io.StringIO()
+    write_page(plans, out, io.StringIO(), title=title, handles=handles)
+    return out.getvalue()
+
+
+def write_page(plans: Iterable[ThreadPlan], out: TextIO, body: TextIO | None = None, *,
+               title: str = "crossposter preview", handles: Mapping[str, str] | None = None) -> None:
+    """`render_html`, one plan at a time: each thread's section goes to `body` (a temporary file unless
+    given) as soon as it is planned, and only the picker's one line per thread is kept until the page is
+    put together, so a big archive's page never exists whole in memory (nor do its plans)."""
+    import shutil
+    import tempfile
+    from contextlib import nullcontext
+
     r = _Renderer({**DEFAULT_HANDLES, **(handles or {})})
-    default = next((i for i, p in enumerate(plans) if not p.skipped), 0)
-    threads = "".join(r.thread(n, plan, default=(n - 1 == default)) for n, plan in enumerate(plans, 1))
-    n_threads = sum(1 for p in plans if not p.skipped)
-    n_skipped = len(plans) - n_threads
-    error_threads = [(n, _title(p)) for n, p in enumerate(plans, 1) if p.errors]
-    archives = sorted({p.archive.name for p in plans})
-    summary = [_plural(n_threads, "thread")]
-    if n_skipped:
-        summary.append(f"{n_skipped} skipped")
-    if error_threads:
-        summary.append(_errors_summary(error_threads))
-    if archives:
-        summary.append(_E(", ".join(archives)))
-    if not plans:
-        threads = '<p class="skipped-note">No threads found.</p>'
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        '<meta name="color-scheme" content="light dark">'
-        # Belt and braces: even if something slipped a remote URL into the page, the browser may not load it.
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
-        "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">"
-        f"<title>{_E(title)}</title><style>{CSS}</style></head>"
-        '<body><a class="skip-link" href="#main">Skip to the preview</a>'
-        f'<header class="top"><h1>{_E(title)}</h1><p class="summary">{" · ".join(summary)}</p></header>'
-        f'<div class="layout">{r.picker(plans)}<main id="main">{threads}</main></div>'
-        f"<script>{JS}</script></body></html>\n"
-    )
+    with tempfile.TemporaryFile("w+", encoding="utf-8") if body is None else nullcontext(body) as body:
+        items: list[str] = []
+        held: list[tuple[int, ThreadPlan]] = []  # skipped plans before the first thread: one may be the default
+        default_seen = False
+        n_threads = 0
+        error_threads: list[tuple[int, str]] = []
+        archives: set[str] = set()
+        for n, plan in enumerate(plans, 1):
+            items.append(r.picker_item(n, plan))
+            archives.add(plan.archive.name)
+            n_threads += not plan.skipped
+            if plan.errors:
+                error_threads.append((n, _title(plan)))
+            if default_seen:
+                body.write(r.thread(n, plan, default=False))
+            elif plan.skipped:
+                held.append((n, plan))
+            else:
+                for m, skipped in held:
+                    body.write(r.thread(m, skipped, default=False))
+                held = []
+                body.write(r.thread(n, plan, default=True))
+                default_seen = True
+        for k, (m, skipped) in enumerate(held):  # nothing but skipped sections: the first is shown
+            body.write(r.thread(m, skipped, default=k == 0))
+        n_skipped = len(items) - n_threads
+        summary = [_plural(n_threads, "thread")]
+        if n_skipped:
+            summary.append(f"{n_skipped} skipped")
+        if error_threads:
+            summary.append(_errors_summary(error_threads))
+        if archives:
+            summary.append(_E(", ".join(sorted(archives))))
+        out.write(
+            "<!DOCTYPE html>\n"
+            '<html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            '<meta name="color-scheme" content="light dark">'
+            # Belt and braces: even if something slipped a remote URL into the page, the browser may not load it.
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
+            "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">"
+            f"<title>{_E(title)}</title><style>{CSS}</style></head>"
+            '<body><a class="skip-link" href="#main">Skip to the preview</a>'
+            f'<header class="top"><h1>{_E(title)}</h1><p class="summary">{" · ".join(summary)}</p></header>'
+            f'<div class="layout">{r.picker_of(items)}<main id="main">'
+        )
+        if items:
+            body.seek(0)
+            shutil.copyfileobj(body, out)
+        else:
+            out.write('<p class="skipped-note">No threads found.</p>')
+        out.write(f"</main></div><script>{JS}</script></body></html>\n")
 
 
 def write_html(

@@ -27,6 +27,7 @@ from operator import not_
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from crossposter.markdown_dialect import MAX_NESTING
 from crossposter.model import Diagnostic, ImageRef
 
 if TYPE_CHECKING:
@@ -281,6 +282,7 @@ def blocks(body: str, body_line: int, archive_dir: Path, *, title: str | None = 
     pending_item_prefix = ""
     next_before, next_sep = (GLUE, "\n") if title is not None else (SECTION, "")
     after_heading = title is not None
+    deep_next = 0
     for i, tok in enumerate(tokens):
         t = tok.type
         if t == "heading_open":
@@ -306,6 +308,9 @@ def blocks(body: str, body_line: int, archive_dir: Path, *, title: str | None = 
             else:
                 pending_item_prefix = f"{marker or '-'} "
             item_first_para = True
+            if tokens[i + 1].type == "list_item_close" and tok.map:
+                out.warnings.append(Diagnostic(body_line + tok.map[0], "empty list item: nothing of it is posted "
+                                               "(write its text, or delete the marker)"))
         elif t == "blockquote_open":
             quote_depth += 1
         elif t == "blockquote_close":
@@ -333,6 +338,9 @@ def blocks(body: str, body_line: int, archive_dir: Path, *, title: str | None = 
             next_before, next_sep = PARAGRAPH, "\n\n"
             out.blocks.append(Block(kind, runs, line, before, sep, prefix))
         elif t in ("fence", "code_block"):
+            problem = _unclosed(tok, "code block", "a closing fence line", closed=True) if tok.meta else ""
+            if problem:
+                out.errors.append(Diagnostic(body_line + tok.map[0] if tok.map else body_line, problem))
             line = body_line + tok.map[0] + (1 if t == "fence" else 0) if tok.map else body_line
             content = tok.content.rstrip("\n")
             before, sep = (next_before, next_sep) if after_heading else (PARAGRAPH, "\n\n")
@@ -344,9 +352,107 @@ def blocks(body: str, body_line: int, archive_dir: Path, *, title: str | None = 
             # `---`: the next post starts here, whatever comes next (see tokenize_streams)
             out.blocks.append(Block("rule", [], body_line + tok.map[0] if tok.map else body_line, SECTION, ""))
         elif t == "html_block":
-            continue  # comments and raw HTML are invisible in rendered Markdown: never posted
+            _html_block(tok, body_line, out)  # a closed comment is a note to self: never posted, no word
+        elif t == "crossposter_too_deep":
+            line = body_line + tok.map[0]
+            if line != deep_next:  # one error for a run of deep lines
+                out.errors.append(Diagnostic(line, _TOO_DEEP))
+            deep_next = line + 1
+    _check_coverage(tokens, body, body_line, out)
     _check_rules(out)
     return out
+
+
+_TOO_DEEP = ("nested too deeply to post: lists and quotes inside one another go past Markdown's limit of "
+             f"{MAX_NESTING} levels (a list level counts two, a quote one), so this text is not posted; "
+             "flatten the nesting")
+
+
+def _html_block(tok: MdToken, body_line: int, out: RenderedThread) -> None:
+    """Comments are notes to self (never posted); raw HTML would be lost, and an unclosed block hides text."""
+    line = body_line + tok.map[0] if tok.map else body_line
+    content = tok.content
+    if content.lstrip(" \t").startswith("<!--"):
+        problem = _unclosed(tok, "HTML comment", "`-->`", closed="-->" in content)
+        if problem:
+            out.errors.append(Diagnostic(line, problem))
+            return
+        inner = content.lstrip(" \t")[4:].find("<!--")
+        if inner >= 0 and "\n" in content:  # comments do not nest: the first one was likely left open
+            at = line + content[:content.index("<!--") + 4 + inner].count("\n")
+            out.errors.append(Diagnostic(line, (
+                f"this HTML comment holds another `<!--` (line {at}): comments do not nest, so everything up to "
+                "the first `-->` is one comment and is not posted; close the first comment with `-->` where it "
+                "should end")))
+        return
+    message = ("raw HTML is not posted (crossposter posts text, not HTML): write it as Markdown, or wrap it in "
+               "`<!--` … `-->` to keep it as a note")
+    problem = _unclosed(tok, "HTML block", "its closing tag", closed=True)
+    out.errors.append(Diagnostic(line, message + (f"; also, {problem[0].lower()}{problem[1:]}" if problem else "")))
+
+
+def _unclosed(tok: MdToken, what: str, closer: str, closed: bool) -> str:
+    """What is wrong with a block that does not end where it should (see `crossposter.markdown_dialect`)."""
+    cut = tok.meta.get("crossposter_unclosed") if tok.meta else None
+    if cut and cut["heading"] is not None and cut["until"] is not None:
+        return (f"this {what} is not closed before the heading at line {cut['heading'] + 1}: Markdown runs it on "
+                f"to line {cut['until']}, hiding the threads in between; add {closer} where it should end")
+    if cut and cut["heading"] is not None:
+        hidden = (" as code" if what == "code block" else "") + f", the threads from line {cut['heading'] + 1} on"
+        return (f"this {what} is never closed: Markdown shows everything after it, to the end of the file, as "
+                f"part of it{hidden}; add {closer} where it should end")
+    if not closed:
+        return (f"this {what} is never closed: everything after it in this thread is hidden and not posted; "
+                f"add {closer} where it should end")
+    return ""
+
+
+def _check_coverage(tokens: list[MdToken], body: str, body_line: int, out: RenderedThread) -> None:
+    """Every line of the body must be accounted for by a block the renderer read, else an error at its line.
+
+    The safety net under every rule above: whatever markdown-it (or a rule here) drops without a token
+    would otherwise vanish from the posts without a word. Blank lines, quote markers (`>`) and list
+    markers alone on their line carry no text.
+    """
+    seen = 0  # body lines before this one are accounted for
+    lines: list[str] | None = None
+    missing: list[int] = []
+    for tok in tokens:
+        span = tok.map
+        if span is None or tok.type not in _LEAVES:
+            continue
+        start, stop = span
+        if tok.type == "list_item_open":
+            stop = start + 1  # the marker line; the item's text is in its own blocks
+        if start > seen:
+            if lines is None:
+                lines = body.split("\n")
+            missing.extend(i for i in range(seen, start) if lines[i].strip(" \t\r>"))
+        if stop > seen:
+            seen = stop
+    if lines is None:
+        lines = body.split("\n")
+    n = len(lines) - (1 if body.endswith("\n") else 0)
+    missing.extend(i for i in range(seen, n) if lines[i].strip(" \t\r>"))
+    if not missing:
+        return
+    runs: list[list[int]] = []
+    for i in missing:
+        if runs and runs[-1][1] == i - 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    for a, b in runs:
+        where = f"line {body_line + a}" if a == b else f"lines {body_line + a}–{body_line + b}"
+        out.errors.append(Diagnostic(body_line + a, (
+            f"{where} did not become post text (the Markdown there was not read as any block crossposter "
+            "posts), so it would be lost; rewrite the passage, and please report it as a crossposter bug")))
+
+
+#: Tokens that account for their lines: what is posted, what is never posted by design (a thematic break,
+#: a comment, a reference definition), and what the renderer reports itself (raw HTML, too deep).
+_LEAVES = frozenset({"paragraph_open", "heading_open", "fence", "code_block", "hr", "html_block", "definition",
+                     "crossposter_too_deep", "list_item_open"})
 
 
 def _check_rules(out: RenderedThread) -> None:
@@ -404,6 +510,10 @@ def _inline_runs(inline: MdToken, line: int, archive_dir: Path, out: RenderedThr
             link_line = line
         elif t == "link_close":
             url = link.pop() if link else ""
+            if not _link_allowed(url):
+                out.errors.append(Diagnostic(link_line, (
+                    f"link to {url!r} is refused: a {_scheme(url) or 'such'} link runs code or opens a local "
+                    "file, and Markdown viewers show it as plain text; link to an http(s) address instead")))
             text = "".join(link_text)
             if child.markup == "autolink" or text.strip() == "":
                 runs.append(Run("link", text, url=url, line=link_line, autolink=True))
@@ -418,11 +528,35 @@ def _inline_runs(inline: MdToken, line: int, archive_dir: Path, out: RenderedThr
                 runs.append(Run("link", text, url=url, line=link_line))
         elif t == "image":
             src = child.attrs.get("src", "") or ""
+            if _scheme(src):
+                out.errors.append(Diagnostic(line, (
+                    f"image {src!r} is a URL, not a file: crossposter uploads images from the archive's folder; "
+                    "save the image beside the archive and give its relative path")))
+                continue
             alt = child.content or ""
             title = child.attrs.get("title") or None
             ref = ImageRef(src=src, path=_resolve(archive_dir, src), alt=alt, title=title, line=line)
             runs.append(Run("image", line=line, image=ref))
     return runs
+
+
+def _scheme(url: str) -> str:
+    """The URL's scheme (`https`, `file`…), or "" for a relative path (a drive letter `C:` is a path)."""
+    colon = url.find(":")
+    if colon < 2:
+        return ""
+    scheme = url[:colon]
+    if not scheme.isascii() or not scheme[0].isalpha() or not all(c.isalnum() or c in "+.-" for c in scheme):
+        return ""
+    return scheme.lower()
+
+
+def _link_allowed(url: str) -> bool:
+    """What markdown-it itself would make a link (its `validateLink`: no javascript:, vbscript:, file:,
+    non-image data:); the project's parser makes every destination a link so that these reach the renderer."""
+    from markdown_it.common.normalize_url import validateLink
+
+    return validateLink(url)
 
 
 def _special_inline(content: str) -> bool:

@@ -313,7 +313,7 @@ def test_an_archive_that_ends_inside_a_code_block_is_refused_untouched(tmp_path:
     archive.parent.mkdir()
     original = b"# Mine\n\n## Notes\n\n```\nunclosed code\n"
     archive.write_bytes(original)
-    with pytest.raises(ArchiveError, match="open code block"):
+    with pytest.raises(ArchiveError, match="leaves a code block or HTML block open"):
         backup(FakeReader([P(1, "New thread")]), cfg(tmp_path))
     assert archive.read_bytes() == original
     assert not (tmp_path / ".state").exists()

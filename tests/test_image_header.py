@@ -47,7 +47,7 @@ def test_intact_images_pass_without_pillow(name: str, tmp_path: Path, monkeypatc
     path = tmp_path / name
     path.write_bytes(PICTURES[name])
     # Pillow is not consulted for an intact file of a known format: make any call to it fail loudly.
-    monkeypatch.setattr("crossposter.images.check_image", lambda p: pytest.fail(f"Pillow consulted for {name}"))
+    monkeypatch.setattr("crossposter.images.inspect_image", lambda p: pytest.fail(f"Pillow consulted for {name}"))
     assert image_header.problem(path) is None
 
 
@@ -113,11 +113,71 @@ def _can_read(path: Path) -> bool:
     return True
 
 
-def test_huge_pixel_counts_are_left_to_pillow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "big.png"
-    path.write_bytes(PICTURES["RGB.png"])
-    monkeypatch.setattr(image_header, "_PILLOW_MAX_PIXELS", 10)
+def test_a_jpeg_is_judged_by_its_structure_up_to_pillows_own_limit(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above crossposter's pixel cap a JPEG still passes the header walk (the pre-flight checks it with Pillow
+    at a reduced scale); above Pillow's decompression-bomb limit only Pillow may judge it."""
+    path = tmp_path / "big.jpg"
+    path.write_bytes(PICTURES["RGB.jpeg"])
+    monkeypatch.setattr(image_header, "MAX_PIXELS", 10)
     asked: list[Path] = []
-    monkeypatch.setattr("crossposter.images.check_image", lambda p: asked.append(p) or "too many pixels")
+    monkeypatch.setattr("crossposter.images.inspect_image", lambda p: asked.append(p) or ("too many pixels", None))
+    assert image_header.problem(path) is None and asked == []
+    monkeypatch.setattr(image_header, "_PILLOW_MAX_PIXELS", 10)
     assert image_header.problem(path) == "too many pixels"
     assert asked == [path]
+
+
+@pytest.mark.parametrize("name", ["RGB.png", "RGB.gif", "RGB.webp", "RGBA.webp", "L.webp"])
+def test_above_the_pixel_cap_other_formats_are_refused_from_the_header_as_pillow_refuses_them(
+        name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / name
+    path.write_bytes(PICTURES[name])
+    monkeypatch.setattr(image_header, "MAX_PIXELS", 37 * 23 - 1)  # the pictures are 37 x 23
+    monkeypatch.setattr("crossposter.images.inspect_image", lambda p: pytest.fail("Pillow consulted"))
+    problem = image_header.problem(path)
+    assert problem is not None and problem.startswith("37×23 pixels")
+    monkeypatch.undo()
+    monkeypatch.setattr(image_header, "MAX_PIXELS", 37 * 23 - 1)
+    assert check_image(path) == problem  # Pillow's path says the same, without decoding
+    monkeypatch.setattr(image_header, "MAX_PIXELS", 37 * 23)
+    assert image_header.problem(path) is None and check_image(path) is None
+
+
+
+
+def _animation(fmt: str) -> bytes:
+    frames = [Image.new("RGB", (24, 16), (k * 80, 255 - k * 80, 40)) for k in range(3)]
+    buf = io.BytesIO()
+    frames[0].save(buf, fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt, ext", [("GIF", "gif"), ("PNG", "png"), ("WEBP", "webp")])
+def test_an_animation_is_a_warning_from_the_header_and_from_pillow_alike(fmt: str, ext: str,
+                                                                         tmp_path: Path) -> None:
+    """Only the first frame is ever posted: the preview says so (and agrees with the Pillow check)."""
+    from crossposter.images import inspect_image
+
+    path = tmp_path / f"anim.{ext}"
+    path.write_bytes(_animation(fmt))
+    problem, note = image_header.inspect(path)
+    assert problem is None and note is not None and "animated" in note and "first frame" in note
+    assert inspect_image(path) == (None, note)
+    assert image_header.problem(path) is None  # still a usable image
+    for name in (f"RGB.{ext}", f"P.{ext}"):  # a still image of the same format: no warning
+        still = tmp_path / name
+        still.write_bytes(PICTURES[name])
+        assert image_header.inspect(still) == (None, None) and inspect_image(still) == (None, None)
+
+
+def test_the_preview_warns_about_an_animated_gif_at_its_line(tmp_path: Path) -> None:
+    from crossposter.archive import parse_archive
+    from crossposter.plan import PlanOptions, plan_thread
+
+    (tmp_path / "dance.gif").write_bytes(_animation("GIF"))
+    archive = parse_archive("## T\n\nLook at this.\n\n![a dancing cat](dance.gif)\n", tmp_path / "a.md")
+    for decode in (False, True):  # the preview's header check, and the pre-flight's Pillow check
+        plan = plan_thread(archive, archive.threads[0], PlanOptions(decode_images=decode))
+        assert not plan.errors
+        assert [(w.line, "animated GIF" in w.message) for w in plan.warnings] == [(5, True)]

@@ -189,9 +189,9 @@ def _counting(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     counts = {"decode": 0, "encode": 0}
     real_open, real_encode = images._open_problem, images._encode
 
-    def open_problem(path):  # type: ignore[no-untyped-def]
+    def open_problem(path, *args):  # type: ignore[no-untyped-def]
         counts["decode"] += 1
-        return real_open(path)
+        return real_open(path, *args)
 
     def encode(*a, **k):  # type: ignore[no-untyped-def]
         counts["encode"] += 1
@@ -290,3 +290,36 @@ def test_a_source_used_after_its_scope_closed_is_read_again(tmp_path: Path) -> N
     with source.lock:
         data, mime, width, height = source.prepared(1_000_000, None)
     assert (mime, width, height) == ("image/jpeg", 120, 90)
+
+
+def test_the_check_never_decodes_more_than_the_pixel_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 0.6 MB PNG of 13000 x 13000 pixels once cost 2 GB to check: above the cap a PNG is refused from its
+    size alone, a JPEG is decoded at a reduced scale, and posting still gets the JPEG's full pixels."""
+    from PIL import ImageFile
+
+    from crossposter import image_header
+    from crossposter.images import inspect_image, shared_work
+
+    png, jpeg = tmp_path / "wide.png", tmp_path / "photo.jpg"
+    Image.new("RGB", (400, 300), "navy").save(png)
+    Image.linear_gradient("L").convert("RGB").resize((400, 300)).save(jpeg, quality=90)
+    monkeypatch.setattr(image_header, "MAX_PIXELS", 400 * 300 - 1)
+    decoded: list[tuple[str, tuple[int, int]]] = []
+    real_load = ImageFile.ImageFile.load
+
+    def load(self):  # type: ignore[no-untyped-def]
+        decoded.append((self.format, self.size))
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    problem, _ = inspect_image(png)
+    assert problem is not None and problem.startswith("400×300 pixels") and decoded == []
+    assert check_image(jpeg) is None
+    assert decoded == [("JPEG", (200, 150))]  # libjpeg's 1/2 scale: the whole file is still decoded
+    with shared_work():
+        assert check_image(jpeg) is None
+        upload = prepare_image(jpeg, "alt", 5_000_000)
+    assert (upload.width, upload.height) == (400, 300)  # the reduced check image is never what gets posted
+    monkeypatch.setattr(image_header, "MAX_PIXELS", 400 * 300)
+    decoded.clear()
+    assert check_image(png) is None and decoded == [("PNG", (400, 300))]

@@ -20,9 +20,9 @@ PACKAGE = ROOT / "crossposter"
 KNOWN = {
     # archive reads a block's shape from thread_meta inside one function; thread_meta names archive's types
     frozenset({"crossposter.archive", "crossposter.thread_meta"}),
-    # ...and, once r-render and d-split meet, archive calls render.href_as_typed inside a function while
-    # render takes archive.markdown_parser inside one: the three form one group
-    frozenset({"crossposter.archive", "crossposter.render", "crossposter.thread_meta"}),
+    # the preview's header check hands what it cannot judge to Pillow's check, which reuses the header
+    # check's pixel and animation readers (both lazily, inside functions)
+    frozenset({"crossposter.image_header", "crossposter.images"}),
 }
 
 

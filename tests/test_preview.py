@@ -175,3 +175,138 @@ def test_image_outside_folder_and_non_image_are_errors_empty_alt_a_warning(tmp_p
     errors = {e["line"]: e["message"] for e in t["errors"]}
     assert set(errors) == {7, 9}
     assert "outside the archive's folder" in errors[7]
+
+
+# --------------------------------------------------------------------------- --output never destroys a file
+
+
+ARCHIVE = "# Mine\n\n## A thread\n\nMy only copy of this text.\n"
+
+
+def _archive(tmp_path: Path) -> Path:
+    path = tmp_path / "a.md"
+    path.write_text(ARCHIVE, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("how", ["same", "dot", "absolute", "symlink", "hardlink"])
+def test_output_onto_an_input_archive_is_refused_even_with_force(how: str, tmp_path: Path) -> None:
+    import os
+
+    archive = _archive(tmp_path)
+    target = {"same": "a.md", "dot": "./a.md", "absolute": str(archive)}.get(how)
+    if how == "symlink":
+        os.symlink("a.md", tmp_path / "link.md")
+        target = "link.md"
+    elif how == "hardlink":
+        os.link(archive, tmp_path / "hard.md")
+        target = "hard.md"
+    for force in ((), ("--force",)):
+        proc = preview("a.md", "-o", str(target), *force, cwd=tmp_path)
+        assert proc.returncode == 2, proc.stdout
+        assert "input of this preview" in proc.stderr
+        assert archive.read_text(encoding="utf-8") == ARCHIVE
+    proc = preview(".", "--format", "json", "-o", str(target), cwd=tmp_path)  # the archive found in a folder
+    assert proc.returncode == 2 and archive.read_text(encoding="utf-8") == ARCHIVE
+
+
+def test_output_replaces_an_earlier_preview_but_nothing_else_without_force(tmp_path: Path) -> None:
+    _archive(tmp_path)
+    for fmt, name in (("json", "p.json"), ("html", "p.html"), ("text", "p.txt")):
+        first = preview("a.md", "--format", fmt, "-o", name, cwd=tmp_path)
+        again = preview("a.md", "--format", fmt, "-o", name, cwd=tmp_path)
+        assert first.returncode == again.returncode == 0, (fmt, again.stderr)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("shopping list\n", encoding="utf-8")
+    proc = preview("a.md", "-o", "notes.txt", cwd=tmp_path)
+    assert proc.returncode == 2 and "not a crossposter preview" in proc.stderr and "--force" in proc.stderr
+    assert notes.read_text(encoding="utf-8") == "shopping list\n"
+    proc = preview("a.md", "--format", "json", "-o", "p.html", cwd=tmp_path)  # a preview in another format
+    assert proc.returncode == 0 and json.loads((tmp_path / "p.html").read_text(encoding="utf-8"))["threads"]
+    proc = preview("a.md", "--format", "json", "-o", "notes.txt", "--force", cwd=tmp_path)
+    assert proc.returncode == 0 and json.loads(notes.read_text(encoding="utf-8"))["threads"][0]["title"] == "A thread"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.md", "notes.txt", "p.html", "p.json", "p.txt"]
+
+
+def test_output_is_written_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A preview that fails half-way leaves the earlier preview whole and no temp file behind."""
+    from crossposter.commands import preview as cmd
+
+    _archive(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert cmd.run([Path("a.md")], None, None, "json", Path("p.json"), False, None) == 0
+    before = (tmp_path / "p.json").read_bytes()
+
+    def broken(plans, out):  # noqa: ANN001, ANN202
+        out.write('{\n  "threads": [')
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(cmd, "write_json", broken)
+    with pytest.raises(RuntimeError):
+        cmd.run([Path("a.md")], None, None, "json", Path("p.json"), False, None)
+    assert (tmp_path / "p.json").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.md", "p.json"]
+
+
+def test_streamed_json_is_the_document_json_dumps_writes(tmp_path: Path) -> None:
+    import io
+
+    from crossposter.commands.preview import plans_to_json, write_json
+    from crossposter.plan import PlanOptions, plan_paths
+
+    plans = plan_paths([ROOT / "threads"], PlanOptions(decode_images=False))
+    assert len(plans) > 2
+    for some in (plans, plans[:1], []):
+        out = io.StringIO()
+        write_json(iter(some), out)
+        assert out.getvalue() == json.dumps(plans_to_json(some), ensure_ascii=False, indent=2) + "\n"
+
+
+def _limited() -> None:  # a child that must not eat the machine if the archive reader regresses
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+@pytest.mark.parametrize("what", ["/dev/zero", "fifo"])
+def test_preview_of_a_device_or_a_fifo_is_a_one_line_error(what: str, tmp_path: Path) -> None:
+    import os
+
+    path = what
+    if what == "fifo":
+        path = str(tmp_path / "pipe.md")
+        os.mkfifo(path)
+    proc = subprocess.run([sys.executable, "-m", "crossposter", "preview", path, "--format", "json"],
+                          capture_output=True, text=True, timeout=60, preexec_fn=_limited)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    (t,) = json.loads(proc.stdout)["threads"]
+    (error,) = t["errors"]
+    assert "not an archive file" in error["message"] and t["archive"].endswith(Path(path).name)
+
+
+def test_schedule_of_a_fifo_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "pipe.md"
+    os.mkfifo(fifo)
+    (tmp_path / "crossposter.yaml").write_text("timezone: UTC\n", encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "crossposter", "schedule", str(fifo), "--thread", "x", "--at",
+                           "2030-01-01 10:00", "--config", str(tmp_path / "crossposter.yaml")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "FIFO" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_image_that_is_a_fifo_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    import os
+
+    from crossposter import image_header
+
+    os.mkfifo(tmp_path / "pic.png")
+    assert "not a regular file" in (image_header.problem(tmp_path / "pic.png") or "")
+    (tmp_path / "a.md").write_text("## T\n\nText.\n\n![a picture](pic.png)\n", encoding="utf-8")
+    for fmt in ("json", "html"):
+        proc = subprocess.run([sys.executable, "-m", "crossposter", "preview", "a.md", "--format", fmt, "-o",
+                               f"out.{fmt}"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1, proc.stderr
+    (t,) = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))["threads"]
+    assert [e["line"] for e in t["errors"]] == [5]

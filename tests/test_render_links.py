@@ -7,8 +7,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crossposter.archive import href_as_typed, read_archive
+from crossposter.archive import read_archive
 from crossposter.backup.markdown import link_markdown
+from crossposter.markdown_dialect import href_as_typed
 from crossposter.model import PLATFORMS, ThreadPlan
 from crossposter.plan import PlanOptions, plan_thread
 

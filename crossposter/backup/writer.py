@@ -313,6 +313,11 @@ class ArchiveWriter:
             fail(f"the file would have {len(keep) + len(now.threads)} sections instead of "
                  f"{len(old_archive.threads) + len(fresh)}: does it end inside an open code block or HTML block? "
                  "close it")
+        for added in now.threads[len(old.threads):]:
+            if added.errors:  # e.g. after a code block the file never closes: Markdown viewers would hide it
+                fail(f"the new section {added.title!r} would read with an error (an earlier section leaves a code "
+                     f"block or HTML block open, which would swallow it); `crossposter preview {self.path}` shows "
+                     "the line: close the block and run the backup again")
         md = self._blocks()
 
         def breaks(body: str) -> int:

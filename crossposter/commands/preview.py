@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 from crossposter.messages import fail, warning
 from crossposter.model import ThreadPlan
@@ -30,41 +33,70 @@ def _mastodon_account(instance: str) -> str:
 
 def plans_to_json(plans: list[ThreadPlan]) -> dict:
     """The JSON document of DESIGN.md (plus line numbers, facets and dates where known)."""
-    threads = []
+    return {"threads": [plan_to_json(plan) for plan in plans]}
+
+
+def plan_to_json(plan: ThreadPlan) -> dict:
+    """One thread of `plans_to_json`."""
+    platforms = {}
+    for name, pp in plan.platforms.items():
+        posts = []
+        for post in pp.posts:
+            item: dict = {
+                "text": post.text,
+                "length": post.length,
+                "line": post.line,
+                "images": [{"path": img.src, "alt": img.alt, "title": img.title, "line": img.line}
+                           for img in post.images],
+                "links": [{"url": url} for url in post.links],
+            }
+            if name == "bluesky":
+                item["facets"] = [{"byte_start": f.byte_start, "byte_end": f.byte_end, "type": f.kind,
+                                   "value": f.value} for f in post.facets]
+            posts.append(item)
+        platforms[name] = {"limit": pp.limit, "posts": posts}
+    return {
+        "archive": _shown_path(plan.archive),
+        "title": plan.title,
+        "line": plan.line,
+        "skipped": plan.skipped is not None,
+        "skip_reason": plan.skipped,
+        "platforms": platforms,
+        "warnings": [d.as_dict() for d in plan.warnings],
+        "errors": [d.as_dict() for d in plan.errors],
+    }
+
+
+def write_json(plans: Iterable[ThreadPlan], out: TextIO) -> None:
+    """`json.dumps(plans_to_json(plans), ensure_ascii=False, indent=2) + "\\n"`, written one thread at a time.
+
+    The same bytes, but a big archive's document never exists whole in memory (nor its plans).
+    """
+    out.write('{\n  "threads": [')
+    first = True
     for plan in plans:
-        platforms = {}
-        for name, pp in plan.platforms.items():
-            posts = []
-            for post in pp.posts:
-                item: dict = {
-                    "text": post.text,
-                    "length": post.length,
-                    "line": post.line,
-                    "images": [{"path": img.src, "alt": img.alt, "title": img.title, "line": img.line}
-                               for img in post.images],
-                    "links": [{"url": url} for url in post.links],
-                }
-                if name == "bluesky":
-                    item["facets"] = [{"byte_start": f.byte_start, "byte_end": f.byte_end, "type": f.kind,
-                                       "value": f.value} for f in post.facets]
-                posts.append(item)
-            platforms[name] = {"limit": pp.limit, "posts": posts}
-        threads.append({
-            "archive": _shown_path(plan.archive),
-            "title": plan.title,
-            "line": plan.line,
-            "skipped": plan.skipped is not None,
-            "skip_reason": plan.skipped,
-            "platforms": platforms,
-            "warnings": [d.as_dict() for d in plan.warnings],
-            "errors": [d.as_dict() for d in plan.errors],
-        })
-    return {"threads": threads}
+        text = json.dumps(plan_to_json(plan), ensure_ascii=False, indent=2)
+        out.write(("\n    " if first else ",\n    ") + text.replace("\n", "\n    "))
+        first = False
+    out.write("]\n}\n" if first else "\n  ]\n}\n")
+
+
+class _Seen:
+    """Passes plans through, remembering whether any had errors (for the exit code)."""
+
+    def __init__(self, plans: Iterable[ThreadPlan]) -> None:
+        self.plans = plans
+        self.errors = False
+
+    def __iter__(self) -> Iterator[ThreadPlan]:
+        for plan in self.plans:
+            self.errors = self.errors or bool(plan.errors)
+            yield plan
 
 
 def run(paths: list[Path], thread: str | None, platforms: list[str] | None, fmt: str, output: Path | None,
-        open_browser: bool, config_path: Path | None) -> int:
-    from crossposter.plan import PlanOptions, plan_paths
+        open_browser: bool, config_path: Path | None, force: bool = False) -> int:
+    from crossposter.plan import PlanOptions, expand_paths, iter_plans
 
     options = PlanOptions(decode_images=False)
     handles: dict[str, str] = {}
@@ -92,27 +124,40 @@ def run(paths: list[Path], thread: str | None, platforms: list[str] | None, fmt:
     if missing:
         return fail("\n".join(f"{p}: no such file or folder (give an archive file or a folder of *.md files)"
                                for p in missing), EXIT_USAGE)
-    plans = plan_paths(paths, options, platforms, thread)
-    if thread is not None and not plans:
-        from crossposter.archive import unknown_title
-        from crossposter.plan import expand_paths
+    target = output if output is not None or fmt != "html" else Path("preview.html")
+    if target is not None:
+        from crossposter.output_file import refusal
 
-        titles = [p.title for p in plan_paths(paths, options, []) if p.title]
-        return fail(f"{', '.join(map(str, expand_paths(paths)))}: {unknown_title(thread, titles)}", EXIT_USAGE)
-    if not plans:
+        inputs = [*expand_paths(paths), *([config_path] if config_path else [])]
+        problem = refusal(target, inputs, force)
+        if problem:
+            return fail(problem, EXIT_USAGE)
+    plans = iter_plans(paths, options, platforms, thread)
+    first = next(plans, None)
+    if first is None:
+        if thread is not None:
+            from crossposter.archive import unknown_title
+
+            titles = [p.title for p in iter_plans(paths, options, []) if p.title]
+            return fail(f"{', '.join(map(str, expand_paths(paths)))}: {unknown_title(thread, titles)}", EXIT_USAGE)
         return fail(f"no archives (*.md) found in {', '.join(map(str, paths))}", EXIT_USAGE)
+    seen = _Seen(itertools.chain([first], plans))
 
     if fmt == "json":
-        text = json.dumps(plans_to_json(plans), ensure_ascii=False, indent=2) + "\n"
-        if output:
-            output.write_text(text, encoding="utf-8")
+        if target is None:
+            write_json(seen, sys.stdout)
         else:
-            sys.stdout.write(text)
-    elif fmt == "html":
-        from crossposter.preview_html import write_html
+            from crossposter.output_file import replace_atomically
 
-        target = output or Path("preview.html")
-        write_html(plans, target, False, handles=handles or None)
+            with replace_atomically(target) as tmp, tmp.open("w", encoding="utf-8", newline="") as f:
+                write_json(seen, f)
+    elif fmt == "html":
+        from crossposter.output_file import replace_atomically
+        from crossposter.preview_html import write_page
+
+        assert target is not None
+        with replace_atomically(target) as tmp, tmp.open("w", encoding="utf-8") as f:
+            write_page(seen, f, handles=handles or None)
         print(f"wrote {target}", file=sys.stderr)
         if open_browser:
             import webbrowser
@@ -122,5 +167,11 @@ def run(paths: list[Path], thread: str | None, platforms: list[str] | None, fmt:
     else:
         from crossposter.preview_text import print_plans
 
-        print_plans(plans, output)
-    return EXIT_THREAD_ERRORS if any(p.errors for p in plans) else EXIT_OK
+        if target is None:
+            print_plans(seen, None)
+        else:
+            from crossposter.output_file import replace_atomically
+
+            with replace_atomically(target) as tmp:
+                print_plans(seen, tmp)
+    return EXIT_THREAD_ERRORS if seen.errors else EXIT_OK

@@ -175,6 +175,10 @@ class Engine:
         except ArchiveError as e:
             log.error("cannot read archive: %s", e, extra={"event": "archive_error", "archive": str(path)})
             return
+        for t in archive.threads:  # what reading found (e.g. a thread hidden by an unclosed comment before it)
+            for d in t.errors if not t.skipped else ():
+                log.error("%s:%d: %r: %s", path, d.line, t.title, d.message,
+                          extra={"event": "thread_error", "archive": str(path), "title": t.title})
         old = set(self._by_archive.get(path, []))
         pairs: dict[str, tuple[ThreadInfo, Thread]] = {}
         for t in archive.threads:
