@@ -14,7 +14,7 @@ import os
 import secrets
 from pathlib import Path
 
-__all__ = ["write_atomic", "fsync_folder"]
+__all__ = ["write_atomic", "fsync_folder", "sync_all"]
 
 
 def fsync_folder(folder: Path) -> None:
@@ -32,8 +32,12 @@ def fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Replace `path` with `data` atomically and durably, the new file having `mode`."""
+def write_atomic(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = True) -> None:
+    """Replace `path` with `data` atomically and durably, the new file having `mode`.
+
+    `durable=False` leaves out the two fsyncs (file and folder), for a caller that writes many files and
+    then makes them durable at once (`sync_all`): the rename is still atomic, so no reader ever sees half a
+    file under the real name."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
@@ -43,10 +47,19 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
             os.fchmod(f.fileno(), mode)  # the umask must not widen or narrow what the caller asked
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    fsync_folder(path.parent)
+    if durable:
+        fsync_folder(path.parent)
+
+
+def sync_all() -> None:
+    """Make every write so far durable with one `sync` (many small files: one flush, not two fsyncs each)."""
+    sync = getattr(os, "sync", None)
+    if sync is not None:
+        sync()

@@ -2,8 +2,9 @@
 
 Files go to a folder next to the archive (`media/{platform}/` by default) under the name the
 reader chose (stable per post and position), so a second run finds what it already has and
-downloads nothing. A download is written to a temp file, fsynced and renamed, so a killed run
-never leaves half a picture under the real name. A transient failure is retried with backoff;
+downloads nothing. A download is written to a temp file and renamed, so a killed run never
+leaves half a picture under the real name; the batch is made durable with one sync before the
+archive names the files. A transient failure is retried with backoff;
 a rate limit close enough is waited out; what still fails is returned as a problem, never
 skipped without a word (the caller keeps the post's thread out of the archive and its cursor
 where it was, so the next run tries again).
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from crossposter.atomic import write_atomic
+from crossposter.atomic import sync_all, write_atomic
 from crossposter.backup.source import Reader, SourceMedia, SourcePost
 from crossposter.platforms.base import PlatformError, RateLimitedError, TransientError
 
@@ -96,7 +97,7 @@ class MediaStore:
                         self.reused += 1
                 else:
                     data = self._download(media)
-                    write_atomic(target, data, 0o644)
+                    write_atomic(target, data, 0o644, durable=False)  # one sync for the batch, below
                     with self._lock:
                         self.downloaded += 1
                         self.bytes += len(data)
@@ -114,6 +115,8 @@ class MediaStore:
 
         with ThreadPoolExecutor(max_workers=max(1, self.concurrency), thread_name_prefix="media") as pool:
             list(pool.map(one, todo))
+        if self.downloaded:
+            sync_all()  # durable before the archive names them and the cursor moves past them
         return paths
 
     @staticmethod

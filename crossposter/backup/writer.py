@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from crossposter.archive import Archive, ArchiveError, Thread, decode_archive, markdown_parser, parse_archive
+from crossposter.archive import Archive, ArchiveError, Thread, decode_archive, parse_archive
 from crossposter.backup.section import (
     Titles,
     append_posts_markdown,
@@ -42,7 +42,7 @@ from crossposter.backup.section import (
 from crossposter.backup.source import SourcePost, SourceThread
 
 if TYPE_CHECKING:
-    from markdown_it import MarkdownIt
+    pass
 
 __all__ = ["Append", "ArchiveWriter", "BatchResult", "WrittenReplies", "WrittenThread", "recorded_ids"]
 
@@ -124,18 +124,11 @@ class ArchiveWriter:
         #: without parsing the file again (one parse per batch, the verification's)
         self._last: tuple[bytes, Archive, dict[str, Thread]] | None = None
         self._checked: tuple[bytes, Archive, dict[str, Thread]] | None = None
-        self._block_md: MarkdownIt | None = None
 
     @property
     def last(self) -> tuple[bytes, Archive, dict[str, Thread]] | None:
         """What this writer last wrote (or was told the file holds): its bytes, parse and recorded IDs."""
         return self._last
-
-    def _blocks(self) -> MarkdownIt:
-        """The project's Markdown dialect, block rules only: a `---` break is a block token."""
-        if self._block_md is None:
-            self._block_md = markdown_parser().__class__("commonmark").disable(["inline", "text_join"])
-        return self._block_md
 
     def known(self, data: bytes, archive: Archive, index: dict[str, Thread] | None = None) -> None:
         """Tell the writer the file holds `data`, parsed as `archive` (the caller parsed it anyway)."""
@@ -318,10 +311,14 @@ class ArchiveWriter:
                 fail(f"the new section {added.title!r} would read with an error (an earlier section leaves a code "
                      f"block or HTML block open, which would swallow it); `crossposter preview {self.path}` shows "
                      "the line: close the block and run the backup again")
-        md = self._blocks()
+        parsed = {id(t): (tail, tt) for t, tt in zip(now.threads, tail.threads, strict=True)}
+        parsed.update((id(t), (old_archive, t)) for t in old.threads)
 
-        def breaks(body: str) -> int:
-            return sum(1 for tok in md.parse(body) if tok.type == "hr" and tok.level == 0)
+        def breaks(thread: Thread) -> int:
+            """Top-level `---` breaks of `thread`, from the parse already made (not one parse per section)."""
+            archive, parsed_thread = parsed[id(thread)]
+            return sum(1 for tok in archive.body_tokens(parsed_thread, inline=False)
+                       if tok.type == "hr" and tok.level == 0)
 
         for before, after in zip(old.threads, now.threads, strict=False):
             if (before.title, before.date) != (after.title, after.date):
@@ -334,14 +331,14 @@ class ArchiveWriter:
                 if after.body.rstrip("\n") != before.body.rstrip("\n"):
                     fail(f"section {before.title!r} would change")
             elif not after.body.startswith(before.body.rstrip("\n")) or \
-                    breaks(after.body) < breaks(before.body) + n:
+                    breaks(after) < breaks(before) + n:
                 fail(f"the replies appended to {before.title!r} would not be separate posts (does the section end "
                      "inside an open code block or HTML block?)")
         for t, written, after in zip(fresh, result.threads, now.threads[len(old.threads):], strict=True):
             meta = {"source": self.platform, self.platform: [recorded_entry(p, self.sha) for p in t.posts]}
             if after.title != written.title or after.metadata != meta:
                 fail(f"the new section {written.title!r} would read back as {after.title!r}")
-            if breaks(after.body) != len(t.posts) - 1:
+            if breaks(after) != len(t.posts) - 1:
                 fail(f"the posts of the new section {written.title!r} would not read back as {len(t.posts)} posts")
         index = {i: t for i, t in old_index.items() if t.line < first}
         index.update(recorded_ids(now, self.platform))
