@@ -164,7 +164,7 @@ def test_each_image_is_decoded_once_and_prepared_within_every_platforms_limits(
     Image.frombytes("RGB", (600, 450), os.urandom(600 * 450 * 3)).save(picture)  # ~800 KB of noise
     decodes: list[Path] = []
     real_open = images._open_problem
-    monkeypatch.setattr(images, "_open_problem", lambda path: decodes.append(path) or real_open(path))
+    monkeypatch.setattr(images, "_open_problem", lambda path, *rest: decodes.append(path) or real_open(path, *rest))
     sent: dict[str, list] = {}
 
     class Recording(FakeAdapter):
