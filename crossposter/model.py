@@ -10,11 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-PlatformName = Literal["bluesky", "mastodon", "x"]
-PLATFORMS: tuple[PlatformName, ...] = ("bluesky", "mastodon", "x")
+from crossposter.platforms import registry
+from crossposter.platforms.registry import PlatformName
 
-#: Default post limits when no instance/config says otherwise.
-DEFAULT_LIMITS: dict[str, int] = {"bluesky": 300, "mastodon": 500, "x": 280}
+#: The built-in platforms, in order (`registry.names()` also sees a platform registered later).
+PLATFORMS: tuple[PlatformName, ...] = registry.BUILTIN
+
+#: Default post limits when no instance/config says otherwise (`registry.default_limits()` at call time).
+DEFAULT_LIMITS: dict[str, int] = registry.default_limits()
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,7 @@ class Diagnostic:
 
     line: int
     message: str
-    platform: str | None = None
+    platform: PlatformName | None = None
 
     def as_dict(self) -> dict[str, object]:
         d: dict[str, object] = {"line": self.line, "message": self.message}
@@ -67,7 +70,7 @@ class Post:
 
 @dataclass
 class PlatformPosts:
-    platform: str
+    platform: PlatformName
     limit: int
     posts: list[Post] = field(default_factory=list)
 

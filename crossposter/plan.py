@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from crossposter import thread_meta
 from crossposter.archive import Archive, ArchiveError, Thread, read_archive_parts
 from crossposter.archive import _norm_title as norm_title
-from crossposter.model import DEFAULT_LIMITS, PLATFORMS, Diagnostic, ImageRef, PlatformPosts, ThreadPlan
+from crossposter.model import Diagnostic, ImageRef, PlatformName, PlatformPosts, ThreadPlan
+from crossposter.platforms import registry
 
 if TYPE_CHECKING:
     from crossposter.config import Config
@@ -23,13 +24,6 @@ from crossposter.split import split
 
 #: The limit a thread's source platform is planned with (`source:` in its block): none, in effect.
 SOURCE_LIMIT = 10**9
-#: Longest alt text each platform keeps.
-ALT_LIMITS = {"bluesky": 2000, "mastodon": 1500, "x": 1000}
-
-#: Platforms that refuse a post whose text repeats one of the account's recent posts ("duplicate content"):
-#: a thread repeating itself would stop there, half-published.
-REFUSES_REPEATS = ("x",)
-_NAMES = {"x": "X"}
 
 
 @dataclass(frozen=True)
@@ -37,7 +31,7 @@ class PlanOptions:
     """What planning needs from the config; `preview` without --config uses the defaults and never
     imports pydantic (which alone would cost a third of the start-up budget)."""
 
-    limits: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
+    limits: dict[str, int] = field(default_factory=registry.default_limits)
     numbering: bool = False
     post_title: bool = False
     #: False: images are checked from their structure (crossposter.image_header), which `preview` uses to start
@@ -58,8 +52,7 @@ class PlanOptions:
         if isinstance(config, PlanOptions):
             return config
         return cls(
-            limits={"bluesky": config.platforms.bluesky.max_graphemes,
-                    "mastodon": config.platforms.mastodon.max_characters, "x": 280},
+            limits={spec.name: _configured_limit(config, spec) for spec in registry.specs()},
             numbering=config.split.numbering,
             post_title=config.split.post_title,
             timezone=config.timezone,
@@ -67,13 +60,22 @@ class PlanOptions:
         )
 
 
-def platform_limit(config: Config | PlanOptions, platform: str) -> int:
+def _configured_limit(config: Config, spec: registry.PlatformSpec) -> int:
+    """The config's limit for the platform (`config_limit`), else its default."""
+    section = getattr(config.platforms, spec.name, None)
+    return getattr(section, spec.config_limit) if spec.config_limit and section is not None else spec.limit
+
+
+def platform_limit(config: Config | PlanOptions, platform: PlatformName) -> int:
     return PlanOptions.of(config).limits[platform]
 
 
-def plan_thread(archive: Archive, thread: Thread, config: Config | PlanOptions, platforms: list[str] | None = None,
-                limits: dict[str, int] | None = None) -> ThreadPlan:
-    """What `thread` becomes on each platform; `limits` overrides a platform's limit (the instance's real one)."""
+def plan_thread(archive: Archive, thread: Thread, config: Config | PlanOptions,
+                platforms: list[PlatformName] | None = None, limits: dict[str, int] | None = None) -> ThreadPlan:
+    """What `thread` becomes on each platform; `limits` overrides a platform's limit (the instance's real one).
+
+    render/split/counting speak in dialects (`registry.Dialect`): each platform is planned with its own.
+    """
     options = PlanOptions.of(config)
     plan = ThreadPlan(archive=archive.path, title=thread.title, line=thread.line, skipped=thread.skipped)
     # The block is read by the same model as `post`, `status` and the daemon read it: a value none of them
@@ -96,24 +98,27 @@ def plan_thread(archive: Archive, thread: Thread, config: Config | PlanOptions, 
                       tokens=tokens, inline=archive.inline_children, source=source)
     plan.warnings.extend(rendered.warnings)
     plan.errors.extend(rendered.errors)
-    names = platforms or list(PLATFORMS)
-    plan.warnings.extend(live_code_mentions(rendered, names))
+    names = platforms or list(registry.names())
+    specs = [registry.get(name) for name in names]
+    dialects = list(dict.fromkeys(spec.dialect for spec in specs))
+    plan.warnings.extend(_per_platform(live_code_mentions(rendered, dialects), specs))
     images = [run.image for b in rendered.blocks for run in b.runs if run.image is not None]
-    _check_images(images, archive.path.parent, names, plan, decode=options.decode_images)
-    streams = tokenize_streams(rendered, names, mastodon_instance=options.mastodon_instance)
-    for name in names:
-        limit = (limits or {}).get(name) or options.limits[name]
+    _check_images(images, archive.path.parent, specs, plan, decode=options.decode_images)
+    streams = tokenize_streams(rendered, dialects, mastodon_instance=options.mastodon_instance)
+    for spec in specs:
+        name, dialect = spec.name, spec.dialect
+        limit = (limits or {}).get(name) or options.limits.get(name) or spec.limit
         if meta is not None and name == meta.source:
             # A backed-up thread's posts already exist on their source platform, each whole (an X long
             # post, a Mastodon post from an instance with a larger limit): each `---` part is one post
             # there, whatever this account's limit. Nothing is ever sent to the source (see publish).
-            result = split(streams[name], name, SOURCE_LIMIT, numbering=False)
+            result = split(streams[dialect], dialect, SOURCE_LIMIT, numbering=False)
             limit = max([limit, *(p.length for p in result.posts)])
         else:
-            result = split(streams[name], name, limit, numbering=options.numbering)
+            result = split(streams[dialect], dialect, limit, numbering=options.numbering)
         plan.platforms[name] = PlatformPosts(platform=name, limit=limit, posts=result.posts)
         plan.errors.extend(result.errors)
-        if name in REFUSES_REPEATS and not (meta is not None and name == meta.source):
+        if spec.refuses_repeats and not (meta is not None and name == meta.source):
             plan.errors.extend(_repeats(result.posts, name))  # (never sent to its source: nothing to refuse)
     if not any(pp.posts for pp in plan.platforms.values()) and names:
         plan.errors.append(Diagnostic(thread.line, "the thread has nothing to post"))
@@ -122,7 +127,23 @@ def plan_thread(archive: Archive, thread: Thread, config: Config | PlanOptions, 
     return plan
 
 
-def _repeats(posts: list, platform: str) -> list[Diagnostic]:
+def _per_platform(found: list[Diagnostic], specs: list[registry.PlatformSpec]) -> list[Diagnostic]:
+    """Diagnostics render made per dialect, given to each platform speaking it (a built-in platform's
+    dialect is its own name: one each, unchanged)."""
+    out = []
+    for d in found:
+        for spec in specs:
+            if spec.dialect != d.platform:
+                continue
+            if spec.name == d.platform:
+                out.append(d)
+            else:
+                out.append(Diagnostic(d.line, d.message.replace(registry.display(d.platform), spec.display, 1),
+                                      spec.name))
+    return out
+
+
+def _repeats(posts: list, platform: PlatformName) -> list[Diagnostic]:
     """A post with the same text as an earlier one of the same thread, which `platform` would refuse."""
     first: dict[str, tuple[int, int]] = {}
     found = []
@@ -132,7 +153,7 @@ def _repeats(posts: list, platform: str) -> list[Diagnostic]:
             continue  # an image-only post: X's duplicate rule is about text (its images differ or are refused)
         if key in first:
             m, line = first[key]
-            name = _NAMES.get(platform, platform)
+            name = registry.display(platform)
             found.append(Diagnostic(post.line, f"post {n} repeats post {m} (line {line}) word for word; {name} "
                                     "refuses a repeated post (\"duplicate content\") and the thread would stop "
                                     "there: change one of them", platform))
@@ -141,7 +162,7 @@ def _repeats(posts: list, platform: str) -> list[Diagnostic]:
     return found
 
 
-def _check_images(images: list[ImageRef], folder: Path, platforms: list[str], plan: ThreadPlan,
+def _check_images(images: list[ImageRef], folder: Path, platforms: list[registry.PlatformSpec], plan: ThreadPlan,
                   decode: bool = True) -> None:
     """Everything about an image that can be known without a network: where it is, what it is, its alt text."""
     root = folder.resolve()
@@ -149,10 +170,11 @@ def _check_images(images: list[ImageRef], folder: Path, platforms: list[str], pl
         if not img.alt.strip():
             plan.warnings.append(Diagnostic(img.line, f"image {img.src!r} has no alt text; write a description "
                                             "between the brackets: ![what the image shows](path)"))
-        for name in platforms:
-            if len(img.alt) > ALT_LIMITS[name]:
+        for spec in platforms:
+            if len(img.alt) > spec.max_alt_text:
                 plan.errors.append(Diagnostic(img.line, f"alt text of {img.src!r} is {len(img.alt)} characters, "
-                                              f"{name} keeps at most {ALT_LIMITS[name]}; shorten it", name))
+                                              f"{spec.name} keeps at most {spec.max_alt_text}; shorten it",
+                                              spec.name))
         if not img.path.is_relative_to(root):
             plan.errors.append(Diagnostic(img.line, f"image {img.src!r} is outside the archive's folder {root}; "
                                           "move it into that folder (images travel with the archive)"))
@@ -193,13 +215,13 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     return out
 
 
-def plan_paths(paths: list[Path], config: Config | PlanOptions, platforms: list[str] | None = None,
+def plan_paths(paths: list[Path], config: Config | PlanOptions, platforms: list[PlatformName] | None = None,
                thread_title: str | None = None) -> list[ThreadPlan]:
     """Plans for every thread of every archive (or the one titled `thread_title`); see `iter_plans`."""
     return list(iter_plans(paths, config, platforms, thread_title))
 
 
-def iter_plans(paths: list[Path], config: Config | PlanOptions, platforms: list[str] | None = None,
+def iter_plans(paths: list[Path], config: Config | PlanOptions, platforms: list[PlatformName] | None = None,
                thread_title: str | None = None) -> Iterator[ThreadPlan]:
     """`plan_paths`, one plan at a time, in order.
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from crossposter.markdown_dialect import MAX_NESTING
 from crossposter.model import Diagnostic, ImageRef
+from crossposter.platforms import registry
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -774,15 +775,12 @@ def live_code_mentions(rendered: RenderedThread, platforms: list[str]) -> list[D
             for k, code_line in enumerate(run.text.split("\n")):
                 for platform, rule in rules:
                     for m in rule.finditer(code_line):
-                        name = _NAMES.get(platform, platform)
+                        name = registry.display(platform)
                         out.append(Diagnostic(run.line + k, (
                             f"`{m.group(0)}` in code: {name} has no code formatting and makes it a live mention, "
                             f"so @{m.group(1)} is notified; if nobody should be, write it without the @"),
                             platform))
     return out
-
-
-_NAMES = {"bluesky": "Bluesky", "mastodon": "Mastodon", "x": "X"}
 
 
 # --------------------------------------------------------------------------- blocks → tokens, per platform

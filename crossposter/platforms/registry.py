@@ -1,0 +1,139 @@
+"""Every fact about a platform that is not code, written once: the one place a new platform is added.
+
+Names, display names, default limits, image and alt-text limits, which text rules apply, which module holds
+the adapter and which the backup reader: everything else (the CLI's choices, the planner's defaults, the
+previews' column titles, the fakes' limits, the adapters' fallbacks when a server says nothing) is derived
+from here. A new platform is one `PlatformSpec` below plus its adapter module (README, "Layout").
+
+Importing this must stay as cheap as importing `dataclasses`: `crossposter preview` reads it on its
+fast path. Adapter and backup modules are therefore named as strings and imported only when used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import import_module
+from types import ModuleType
+from typing import Literal
+
+#: A platform's key, for type hints. Add a new platform's name here too (a test checks this list
+#: against the specs below).
+PlatformName = Literal["bluesky", "mastodon", "x"]
+#: The text rules render/split/counting know, named after the platform that defined them. A platform
+#: picks one (`PlatformSpec.dialect`): its counting rule, how links are shown and what a mention looks like.
+Dialect = Literal["bluesky", "mastodon", "x"]
+
+
+@dataclass(frozen=True)
+class PlatformSpec:
+    """One platform, as the rest of crossposter sees it before any adapter is loaded."""
+
+    #: the key everywhere: the CLI's `-p`, the config's `platforms:` section, the archive's block, the JSON
+    name: PlatformName
+    #: how a person reads it (preview columns, backup titles, messages)
+    display: str
+    #: the text rules (see `Dialect`): counting, link style (Bluesky: link facets; the others: written
+    #: out), mention syntax
+    dialect: Dialect
+    #: the post limit when neither the config nor the server says otherwise (by the dialect's counting)
+    limit: int
+    #: the config field under `platforms.<name>` that replaces `limit`, when the user may change it
+    config_limit: str | None
+    #: what one URL counts, when the platform counts every URL the same (None: as written)
+    characters_reserved_per_url: int | None
+    max_images: int
+    max_image_bytes: int
+    #: longest alt text the platform keeps (the planner's check; an adapter may learn a larger one)
+    max_alt_text: int
+    #: pixels per image (width × height), when the platform has such a cap
+    max_image_pixels: int | None
+    #: refuses a post repeating a recent one of the account ("duplicate content")
+    refuses_repeats: bool
+    #: module holding the adapter: `from_config(config) -> Adapter` (imported lazily: SDKs are slow)
+    adapter: str
+    #: module holding the backup reader, if the platform can be backed up from
+    backup: str | None
+    #: the account shown in the HTML preview when no config names one
+    placeholder_account: str
+    #: what an ID recorded in the archive looks like (for the metadata's error messages)
+    id_hint: str
+
+    @property
+    def link_style(self) -> Literal["facets", "written"]:
+        """Bluesky shows a link as a facet over shortened text; the others write the URL out."""
+        return "facets" if self.dialect == "bluesky" else "written"
+
+    def load_adapter_module(self) -> ModuleType:
+        return import_module(self.adapter)
+
+
+_SPECS: dict[str, PlatformSpec] = {}
+#: the built-in platforms (registered at the end of this module)
+BUILTIN: tuple[PlatformName, ...] = ("bluesky", "mastodon", "x")
+
+
+def register(spec: PlatformSpec) -> PlatformSpec:
+    """Add a platform (the built-in ones below; a test may add one). A name is registered once."""
+    if spec.name in _SPECS and _SPECS[spec.name] != spec:
+        raise ValueError(f"platform {spec.name!r} is already registered differently")
+    _SPECS[spec.name] = spec
+    return spec
+
+
+def unregister(name: str) -> None:
+    """Remove a platform a test registered (the built-in ones stay)."""
+    if name in BUILTIN:
+        raise ValueError(f"{name!r} is a built-in platform")
+    _SPECS.pop(name, None)
+
+
+def get(name: str) -> PlatformSpec:
+    """The spec of `name`; KeyError for a platform nobody registered."""
+    return _SPECS[name]
+
+
+def specs() -> tuple[PlatformSpec, ...]:
+    """Every registered platform, in registration order (the order of every list and column)."""
+    return tuple(_SPECS.values())
+
+
+def names() -> tuple[PlatformName, ...]:
+    """Every registered platform's name, in order; read at call time, so a platform added later counts."""
+    return tuple(_SPECS)  # type: ignore[arg-type]
+
+
+def display(name: str) -> str:
+    """The display name of `name`, or `name` itself for one nobody registered (never fails in a message)."""
+    spec = _SPECS.get(name)
+    return spec.display if spec else name
+
+
+def default_limits() -> dict[str, int]:
+    return {s.name: s.limit for s in _SPECS.values()}
+
+
+register(PlatformSpec(
+    name="bluesky", display="Bluesky", dialect="bluesky", limit=300, config_limit="max_graphemes",
+    characters_reserved_per_url=None, max_images=4, max_image_bytes=1_000_000, max_alt_text=2000,
+    max_image_pixels=None, refuses_repeats=False,
+    adapter="crossposter.platforms.bluesky", backup="crossposter.backup.bluesky",
+    placeholder_account="you.bsky.social",
+    id_hint="an at:// URI like at://did:plc:…/app.bsky.feed.post/3l… (or the post's https://bsky.app link)",
+))
+register(PlatformSpec(
+    # max_image_bytes: 10 MiB, used when the instance does not say
+    name="mastodon", display="Mastodon", dialect="mastodon", limit=500, config_limit="max_characters",
+    characters_reserved_per_url=23, max_images=4, max_image_bytes=10_485_760, max_alt_text=1500,
+    max_image_pixels=None, refuses_repeats=False,
+    adapter="crossposter.platforms.mastodon", backup="crossposter.backup.mastodon",
+    placeholder_account="you@mastodon.social",
+    id_hint="the status ID (letters and digits, like '113520001') or the status's link",
+))
+register(PlatformSpec(
+    name="x", display="X", dialect="x", limit=280, config_limit=None,
+    characters_reserved_per_url=23, max_images=4, max_image_bytes=5_000_000, max_alt_text=1000,
+    max_image_pixels=None, refuses_repeats=True,
+    adapter="crossposter.platforms.x", backup="crossposter.backup.x_api",
+    placeholder_account="you",
+    id_hint="the post's numeric ID (like '1862000000000000001') or its https://x.com/…/status/… link",
+))
