@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-PLATFORMS = ("bluesky", "mastodon", "x")
+from crossposter.platforms import registry
 
 
 def _file_path(value: str) -> Path:
@@ -55,10 +55,11 @@ class _Platforms(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: object, option_string: str | None = None) -> None:
         names = [n.strip().lower() for n in str(values).split(",") if n.strip()]
-        unknown = [n for n in names if n not in PLATFORMS]
+        known = registry.names()
+        unknown = [n for n in names if n not in known]
         if unknown or not names:
             parser.error(f"{option_string} {values!r}: unknown platform {', '.join(unknown) or '(none)'}; "
-                         f"choose from {', '.join(PLATFORMS)} (comma-separated or repeated)")
+                         f"choose from {', '.join(known)} (comma-separated or repeated)")
         chosen = getattr(namespace, self.dest) or []
         setattr(namespace, self.dest, list(dict.fromkeys([*chosen, *names])))
 
@@ -66,7 +67,7 @@ class _Platforms(argparse.Action):
 def _platform_option(parser: argparse.ArgumentParser, help: str = "Only these platforms") -> None:
     parser.add_argument("--platform", "-p", dest="platforms", action=_Platforms, default=None,
                         metavar="NAME[,NAME]",
-                        help=f"{help}: {', '.join(PLATFORMS)}; comma-separated or repeated (-p bluesky,x).")
+                        help=f"{help}: {', '.join(registry.names())}; comma-separated or repeated (-p bluesky,x).")
 
 
 def _thread_option(parser: argparse.ArgumentParser, help: str, required: bool = True) -> None:
@@ -151,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
                  "with nothing new\nchanges nothing. Media go beside the archive (config: backup.media).",
                  ["crossposter backup --from bluesky --dry-run",
                   "crossposter backup --from x --x-archive twitter-2024.zip --into threads/x.md"])
-    p.add_argument("--from", dest="source", required=True, choices=PLATFORMS, help="The platform to back up.")
+    p.add_argument("--from", dest="source", required=True, choices=[s.name for s in registry.specs() if s.backup],
+                   help="The platform to back up.")
     p.add_argument("--into", type=_file_path, default=None, metavar="FILE",
                    help="The archive to write (default: the config's backup.into, threads/{platform}.md).")
     p.add_argument("--x-archive", type=_file_path, default=None, metavar="ZIP",

@@ -23,18 +23,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TextIO
 
-from crossposter.model import Diagnostic, Facet, ImageRef, PlatformPosts, Post, ThreadPlan
+from crossposter.model import Diagnostic, Facet, ImageRef, PlatformName, PlatformPosts, Post, ThreadPlan
+from crossposter.platforms import registry
 
 __all__ = ["render_html", "write_html", "write_page"]
 
-PLATFORM_NAMES: dict[str, str] = {"bluesky": "Bluesky", "mastodon": "Mastodon", "x": "X"}
-
-#: Placeholder accounts: the preview needs no config, so it cannot know the real ones.
-DEFAULT_HANDLES: dict[str, str] = {
-    "bluesky": "you.bsky.social",
-    "mastodon": "you@mastodon.social",
-    "x": "you",
-}
 
 #: Images larger than this are shrunk (with Pillow, when it is importable) before embedding: the page holds
 #: every image once per platform, and a preview of a photo-heavy archive should still open instantly.
@@ -109,7 +102,7 @@ def _trim_url(url: str) -> str:
     return url
 
 
-def written_out_spans(text: str, links: list[str], platform: str = "mastodon") -> list[_Span]:
+def written_out_spans(text: str, links: list[str], platform: PlatformName = "mastodon") -> list[_Span]:
     """Links, hashtags and mentions as Mastodon and X find them in plain text.
 
     The URLs are written out in the text there; `links` (from the renderer) says which ones, and a URL-shaped
@@ -141,7 +134,7 @@ def written_out_spans(text: str, links: list[str], platform: str = "mastodon") -
         tag = m.group(1)
         if not tag.replace("_", "").isdigit():  # "#1" is not a hashtag on either platform
             add(m.start(), m.end(), "tag", tag)
-    for m in (_X_MENTION_RE if platform == "x" else _MASTODON_MENTION_RE).finditer(text):
+    for m in (_X_MENTION_RE if registry.dialect_of(platform) == "x" else _MASTODON_MENTION_RE).finditer(text):
         add(m.start(), m.end(), "mention", m.group(1))
     spans.sort()
     return spans
@@ -152,7 +145,7 @@ def _safe_href(url: str) -> str | None:
     return url if re.match(r"(?i)^(https?:|mailto:)", url) else None
 
 
-def _link_display(url: str, platform: str) -> str:
+def _link_display(url: str, platform: PlatformName) -> str:
     """A written-out URL the way Mastodon's and X's web apps show it: scheme hidden, long tail cut.
 
     The whole URL stays in the DOM (hidden parts in `.invisible` spans, the "…" drawn by CSS), so the card's
@@ -161,7 +154,7 @@ def _link_display(url: str, platform: str) -> str:
     m = re.match(r"(?i)^(https?://(?:www\.)?)", url)
     prefix = m.group(1) if m else ""
     rest = url[len(prefix):]
-    keep = 30 if platform == "mastodon" else 26
+    keep = 30 if registry.dialect_of(platform) == "mastodon" else 26
     shown, tail = rest[:keep], rest[keep:]
     out = []
     if prefix:
@@ -172,10 +165,10 @@ def _link_display(url: str, platform: str) -> str:
     return "".join(out)
 
 
-def _span_html(text: str, kind: str, value: str, platform: str) -> str:
+def _span_html(text: str, kind: str, value: str, platform: PlatformName) -> str:
     if kind == "link":
         href = _safe_href(value)
-        inner = _E(text) if platform == "bluesky" else _link_display(text, platform)
+        inner = _E(text) if registry.dialect_of(platform) == "bluesky" else _link_display(text, platform)
         if href is None:
             return f'<span class="link" title="{_E(value)}">{inner}</span>'
         return (
@@ -187,9 +180,9 @@ def _span_html(text: str, kind: str, value: str, platform: str) -> str:
     return f'<span class="mention" title="@{_E(value)}">{_E(text)}</span>'
 
 
-def text_html(post: Post, platform: str) -> tuple[str, list[str]]:
+def text_html(post: Post, platform: PlatformName) -> tuple[str, list[str]]:
     """The post text as HTML with the platform's highlights; its text content equals `post.text` exactly."""
-    if platform == "bluesky":
+    if registry.dialect_of(platform) == "bluesky":
         spans, problems = bluesky_spans(post.text, post.facets)
     else:
         spans, problems = written_out_spans(post.text, post.links, platform), []
@@ -315,11 +308,11 @@ class _Ids:
         return f"t{n}"
 
     @staticmethod
-    def card(n: int, platform: str, index: int) -> str:
+    def card(n: int, platform: PlatformName, index: int) -> str:
         return f"t{n}-{platform}-{index}"
 
     @staticmethod
-    def column(n: int, platform: str) -> str:
+    def column(n: int, platform: PlatformName) -> str:
         return f"t{n}-{platform}"
 
 
@@ -361,6 +354,11 @@ def diagnostic_targets(plan: ThreadPlan, diag: Diagnostic) -> list[tuple[str, in
                     best, best_line = i, post.line
         targets.append((platform, best))
     return targets
+
+
+def _placeholder(platform: PlatformName) -> str:
+    """A placeholder account: the preview needs no config, so it cannot know the real ones."""
+    return registry.get(platform).placeholder_account if platform in registry.names() else "you"
 
 
 class _Renderer:
@@ -428,7 +426,7 @@ class _Renderer:
             classes.append("flag-error")
         elif flags:
             classes.append("flag-warning")
-        handle = self.handles.get(platform, DEFAULT_HANDLES.get(platform, "you"))
+        handle = self.handles.get(platform, _placeholder(platform))
         total = len(pp.posts)
         if over:
             count = (
@@ -448,16 +446,16 @@ class _Renderer:
             notes.append(f'<li class="note error"><span aria-hidden="true">✖</span> {_E(problem)}</li>')
         notes_html = f'<ul class="notes">{"".join(notes)}</ul>' if notes else ""
         meta = ""
-        if platform == "x":
+        if registry.dialect_of(platform) == "x":
             meta = '<span class="when" aria-hidden="true">· now</span>'
-        elif platform == "mastodon":
+        elif registry.dialect_of(platform) == "mastodon":
             meta = '<span class="when" aria-hidden="true">now</span>'
         line = f'<span class="src-line">line {post.line}</span>' if post.line else ""
         return (
             f'<li><article class="{" ".join(classes)}" id="{_Ids.card(n, platform, index)}" '
             f'data-platform="{_E(platform)}" data-index="{index}" data-length="{post.length}" '
             f'data-limit="{pp.limit}" data-line="{post.line}" '
-            f'aria-label="{_E(PLATFORM_NAMES.get(platform, platform))} post {index + 1} of {total}">'
+            f'aria-label="{_E(registry.display(platform))} post {index + 1} of {total}">'
             f'<div class="avatar" aria-hidden="true"><span>Y</span></div>'
             f'<div class="card-main">'
             f'<header class="card-head"><span class="name">You</span> '
@@ -471,7 +469,7 @@ class _Renderer:
     # ---- thread
 
     def column(self, n: int, pp: PlatformPosts, flags: dict[tuple[str, int], list[tuple[str, Diagnostic]]]) -> str:
-        name = PLATFORM_NAMES.get(pp.platform, pp.platform)
+        name = registry.display(pp.platform)
         over = sum(1 for p in pp.posts if p.length > pp.limit)
         over_html = f' · <span class="over-sum">{over} over the limit</span>' if over else ""
         cards = "".join(
@@ -495,7 +493,7 @@ class _Renderer:
             targets = diagnostic_targets(plan, d)
             where = [f"line {d.line}"]
             if d.platform:
-                where.append(PLATFORM_NAMES.get(d.platform, d.platform))
+                where.append(registry.display(d.platform))
             label = "Error" if kind == "error" else "Warning"
             inner = (
                 f'<span class="sev">{label}</span> <span class="where">{_E(" · ".join(where))}</span> '
@@ -539,7 +537,7 @@ class _Renderer:
         jump = ""
         if len(plan.platforms) > 1:  # on a phone the columns stack: one tap to the platform you care about
             links = "".join(
-                f'<a href="#{_Ids.column(n, p)}">{_E(PLATFORM_NAMES.get(p, p))} ({len(pp.posts)})</a>'
+                f'<a href="#{_Ids.column(n, p)}">{_E(registry.display(p))} ({len(pp.posts)})</a>'
                 for p, pp in plan.platforms.items()
             )
             jump = f'<nav class="jump" aria-label="Platforms of this thread">{links}</nav>'
@@ -577,7 +575,7 @@ class _Renderer:
             badges.append(f'<span class="badge warn">{_plural(len(plan.warnings), "warning")}</span>')
         if not plan.skipped:
             counts = " · ".join(
-                f"{PLATFORM_NAMES.get(p, p)} {len(pp.posts)}" for p, pp in plan.platforms.items()
+                f"{registry.display(p)} {len(pp.posts)}" for p, pp in plan.platforms.items()
             )
             if counts:
                 badges.append(f'<span class="counts">{_E(counts)}</span>')
@@ -627,7 +625,7 @@ def write_page(plans: Iterable[ThreadPlan], out: TextIO, body: TextIO | None = N
     import tempfile
     from contextlib import nullcontext
 
-    r = _Renderer({**DEFAULT_HANDLES, **(handles or {})})
+    r = _Renderer({**{s.name: s.placeholder_account for s in registry.specs()}, **(handles or {})})
     with tempfile.TemporaryFile("w+", encoding="utf-8") if body is None else nullcontext(body) as body:
         items: list[str] = []
         held: list[tuple[int, ThreadPlan]] = []  # skipped plans before the first thread: one may be the default

@@ -16,13 +16,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from crossposter.model import Post, ThreadPlan
+from crossposter.model import PlatformName, Post, ThreadPlan
+from crossposter.platforms import registry
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
-
-_NAMES = {"bluesky": "Bluesky", "mastodon": "Mastodon", "x": "X"}
 
 #: What starts a soft-wrapped row; a real line break of the archive starts a row with the text itself.
 CONTINUATION = "↪ "
@@ -85,7 +84,7 @@ def render_plans(plans: list[ThreadPlan], console: Console) -> None:
             console.print(f"[yellow]warning[/yellow] {escape(visible(_rel(plan.archive)))}:{d.line}: "
                           f"{escape(visible(d.message))}", soft_wrap=True)
         for name, pp in plan.platforms.items():
-            console.print(f"\n[bold]{_NAMES.get(name, name)}[/bold] — {n(len(pp.posts), 'post')}, limit {pp.limit}")
+            console.print(f"\n[bold]{registry.display(name)}[/bold] — {n(len(pp.posts), 'post')}, limit {pp.limit}")
             for i, post in enumerate(pp.posts, 1):
                 totals["posts"] += 1
                 over = post.length > pp.limit
@@ -115,14 +114,14 @@ def _heading(console: Console, title: str, where: str) -> None:
         console.print(Text(where, style="dim"), soft_wrap=True)
 
 
-def post_rows(post: Post, platform: str, width: int) -> list[Text]:
+def post_rows(post: Post, platform: PlatformName, width: int) -> list[Text]:
     """The post as rows at most `width` cells wide: its text (Bluesky links followed by their URL), then
     one row per image, each real line soft-wrapped with a continuation mark."""
     from rich.text import Text
 
     rows: list[Text] = []
     mentions = live_mentions(post, platform)
-    text = _bluesky_text(post, mentions) if platform == "bluesky" else _plain(post.text, mentions)
+    text = _bluesky_text(post, mentions) if registry.dialect_of(platform) == "bluesky" else _plain(post.text, mentions)
     for line in text.split("\n", allow_blank=True):
         rows.extend(wrap_line(line, width))
     for img in post.images:
@@ -302,7 +301,7 @@ def _append_part(out: Text, text: str, start: int, end: int, style: object,
 MENTION_STYLE = "bold magenta"
 
 
-def live_mentions(post: Post, platform: str) -> list[tuple[int, int]]:
+def live_mentions(post: Post, platform: PlatformName) -> list[tuple[int, int]]:
     """Character spans of the @names that reach somebody on `platform`: Bluesky's mention facets, and what
     Mastodon and X read as a mention in the text (the spans the HTML preview highlights). An `@` made inert
     by a word joiner is not one, so the preview shows which @names notify whom on which platform."""
@@ -310,12 +309,12 @@ def live_mentions(post: Post, platform: str) -> list[tuple[int, int]]:
         return []
     from crossposter.preview_html import bluesky_spans, written_out_spans
 
-    spans = bluesky_spans(post.text, post.facets)[0] if platform == "bluesky" else \
+    spans = bluesky_spans(post.text, post.facets)[0] if registry.dialect_of(platform) == "bluesky" else \
         written_out_spans(post.text, post.links, platform)
     return sorted((start, end) for start, end, kind, _ in spans if kind == "mention")
 
 
-def post_text(post: Post, platform: str) -> Text:
+def post_text(post: Post, platform: PlatformName) -> Text:
     """The post's text with its live mentions in MENTION_STYLE (see `live_mentions`)."""
     from rich.text import Text
 

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from crossposter.archive import ArchiveError
 from crossposter.model import PLATFORMS
+from crossposter.platforms import registry
 
 if TYPE_CHECKING:
     from crossposter.archive import Thread
@@ -79,11 +80,6 @@ def _compiled(name: str) -> re.Pattern[str]:
 def _fullmatch(name: str, value: str) -> re.Match[str] | None:
     return _compiled(name).fullmatch(value)
 
-_ID_SHAPES = {
-    "bluesky": "an at:// URI like at://did:plc:…/app.bsky.feed.post/3l… (or the post's https://bsky.app link)",
-    "mastodon": "the status ID (letters and digits, like '113520001') or the status's link",
-    "x": "the post's numeric ID (like '1862000000000000001') or its https://x.com/…/status/… link",
-}
 
 
 class BlockDict(dict):
@@ -289,7 +285,7 @@ class _Parser:
                 if key not in ENTRY_KEYS:
                     self.bad((*path, str(key)), f"unknown key (an entry has {', '.join(ENTRY_KEYS)})")
             if "id" not in fields or fields["id"] is None:
-                self.bad(path, f"has no `id`: write {_ID_SHAPES[platform]}")
+                self.bad(path, f"has no `id`: write {registry.get(platform).id_hint}")
                 return None
         elif _scalar_id(item):
             fields = {"id": item}
@@ -333,7 +329,7 @@ class _Parser:
                 m = _fullmatch(f"{platform}-url", value)
                 if m:
                     return m["id"], value
-        self.bad(path, f"{_kind(value)} is not a {platform} post ID: write {_ID_SHAPES[platform]}")
+        self.bad(path, f"{_kind(value)} is not a {platform} post ID: write {registry.get(platform).id_hint}")
         return None, None
 
     def _sha(self, path: tuple[str | int, ...], value: Any) -> str | None:

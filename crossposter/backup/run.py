@@ -35,15 +35,15 @@ from typing import TYPE_CHECKING
 
 from crossposter.backup.source import Reader, ReadResult, Skipped, SourcePost, SourceThread, build_threads
 from crossposter.backup.writer import Append, ArchiveWriter, WrittenReplies, WrittenThread, recorded_ids
+from crossposter.platforms import registry
 
 if TYPE_CHECKING:
     from crossposter.archive import Archive, Thread
     from crossposter.config import Config
 
 __all__ = ["ArchiveCache", "BackupOutcome", "BackupReporter", "ThreadAdded", "RepliesAppended", "run_backup", "default_into",
-           "media_folder_for", "PLATFORM_TITLES"]
+           "media_folder_for"]
 
-PLATFORM_TITLES = {"bluesky": "Bluesky", "mastodon": "Mastodon", "x": "X"}
 
 ThreadAdded = WrittenThread
 RepliesAppended = WrittenReplies
@@ -216,7 +216,7 @@ def run_backup(reader: Reader, config: Config, *, account: str, into: Path | Non
     # 4. Media and writes, batch by batch.
     folder, relative = media_folder_for(config, into, platform)
     store = MediaStore(reader, folder, relative, sleep=sleep)
-    title = f"{PLATFORM_TITLES.get(platform, platform)} threads"
+    title = f"{registry.display(platform)} threads"
     total = len(threads) + len(appends)
     done = 0
     first = True

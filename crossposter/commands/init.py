@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 
 from crossposter.messages import fail
+from crossposter.platforms import registry
 
-PLATFORMS = ("bluesky", "mastodon", "x")
+#: The platforms the template below writes a section for (the config's sections: see config.PlatformsConfig)
+PLATFORMS = registry.BUILTIN
 
 #: What each platform's secrets are and where a person gets them (the README walkthrough has the steps).
 SECRETS = {

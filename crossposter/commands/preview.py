@@ -12,6 +12,7 @@ from typing import TextIO
 
 from crossposter.messages import fail, warning
 from crossposter.model import ThreadPlan
+from crossposter.platforms import registry
 
 EXIT_OK, EXIT_THREAD_ERRORS, EXIT_USAGE = 0, 1, 2
 
@@ -50,7 +51,7 @@ def plan_to_json(plan: ThreadPlan) -> dict:
                            for img in post.images],
                 "links": [{"url": url} for url in post.links],
             }
-            if name == "bluesky":
+            if registry.get(name).link_style == "facets":
                 item["facets"] = [{"byte_start": f.byte_start, "byte_end": f.byte_end, "type": f.kind,
                                    "value": f.value} for f in post.facets]
             posts.append(item)

@@ -1,7 +1,7 @@
-"""One adapter per platform behind the small protocol in `base`.
+"""One adapter per platform behind the small protocol in `base`, each described in `registry`.
 
-Adapters are imported lazily (`load_adapter`) because the SDKs are slow to import
-and `preview` must not pay for them.
+Adapters are imported lazily (`load_adapter`, by the module name the registry gives) because the SDKs
+are slow to import and `preview` must not pay for them.
 """
 
 from __future__ import annotations
@@ -13,11 +13,9 @@ if TYPE_CHECKING:
     from crossposter.config import Config
     from crossposter.platforms.base import Adapter
 
-_MODULES = {"bluesky": "crossposter.platforms.bluesky", "mastodon": "crossposter.platforms.mastodon",
-            "x": "crossposter.platforms.x"}
-
 
 def load_adapter(platform: str, config: Config) -> Adapter:
     """Build the adapter of `platform` from the config (secrets read from the environment)."""
-    module = import_module(_MODULES[platform])
-    return module.from_config(config)
+    from crossposter.platforms import registry
+
+    return import_module(registry.get(platform).adapter).from_config(config)

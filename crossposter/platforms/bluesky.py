@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crossposter.atomic import write_atomic
+from crossposter.platforms import registry
 from crossposter.platforms.base import (
     ImageUpload,
     Limits,
@@ -51,9 +52,10 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "bluesky"
 POST_COLLECTION = "app.bsky.feed.post"
-MAX_IMAGES = 4
-MAX_IMAGE_BYTES = 1_000_000
-MAX_ALT_TEXT = 2000
+_SPEC = registry.get(PLATFORM)
+MAX_IMAGES = _SPEC.max_images
+MAX_IMAGE_BYTES = _SPEC.max_image_bytes
+MAX_ALT_TEXT = _SPEC.max_alt_text
 #: XRPC error names that mean "the saved tokens are no good", whatever the HTTP status (often 400).
 _POST_URI = re.compile(r"^at://(did:[a-z]+:[A-Za-z0-9._:%-]+|[A-Za-z0-9.-]+)/app\.bsky\.feed\.post/[A-Za-z0-9._:~-]{1,512}$")
 _TOKEN_ERRORS = frozenset({"ExpiredToken", "InvalidToken", "AuthenticationRequired", "AuthMissing",

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crossposter.atomic import write_atomic
+from crossposter.platforms import registry
 from crossposter.platforms.base import (
     ImageUpload,
     Limits,
@@ -63,12 +64,13 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "mastodon"
 TOKEN_VARIABLE = "CROSSPOSTER_MASTODON_ACCESS_TOKEN"
-#: Mastodon's defaults when an instance does not say (documented API defaults).
-DEFAULT_MAX_CHARACTERS = 500
-DEFAULT_URL_LENGTH = 23
-DEFAULT_MAX_IMAGES = 4
-DEFAULT_IMAGE_BYTES = 10_485_760
-DEFAULT_ALT_TEXT = 1500
+_SPEC = registry.get(PLATFORM)
+#: Mastodon's defaults when an instance does not say (documented API defaults; written in the registry).
+DEFAULT_MAX_CHARACTERS = _SPEC.limit
+DEFAULT_URL_LENGTH = _SPEC.characters_reserved_per_url  # (set: every URL counts the same here)
+DEFAULT_MAX_IMAGES = _SPEC.max_images
+DEFAULT_IMAGE_BYTES = _SPEC.max_image_bytes
+DEFAULT_ALT_TEXT = _SPEC.max_alt_text
 #: Seconds the publisher should wait before asking again about an image the server is still processing.
 MEDIA_PROCESSING_RETRY = 2.0
 #: Instance limits change rarely; re-read them once a day.

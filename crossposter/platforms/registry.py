@@ -108,6 +108,12 @@ def display(name: str) -> str:
     return spec.display if spec else name
 
 
+def dialect_of(name: str) -> str:
+    """The dialect `name` is written in (a name nobody registered is taken as its own dialect)."""
+    spec = _SPECS.get(name)
+    return spec.dialect if spec else name
+
+
 def default_limits() -> dict[str, int]:
     return {s.name: s.limit for s in _SPECS.values()}
 

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from crossposter.platforms import registry
 from crossposter.platforms.base import (
     ImageUpload,
     Limits,
@@ -60,11 +61,12 @@ PLATFORM = "x"
 TWEEPY_HOST = "https://api.twitter.com"
 SECRET_VARIABLES = ("CROSSPOSTER_X_CONSUMER_KEY", "CROSSPOSTER_X_CONSUMER_SECRET",
                     "CROSSPOSTER_X_ACCESS_TOKEN", "CROSSPOSTER_X_ACCESS_TOKEN_SECRET")
-MAX_CHARACTERS = 280
-URL_LENGTH = 23
-MAX_IMAGES = 4
-MAX_IMAGE_BYTES = 5_000_000
-MAX_ALT_TEXT = 1000
+_SPEC = registry.get(PLATFORM)
+MAX_CHARACTERS = _SPEC.limit
+URL_LENGTH = _SPEC.characters_reserved_per_url  # (set: every URL counts the same here)
+MAX_IMAGES = _SPEC.max_images
+MAX_IMAGE_BYTES = _SPEC.max_image_bytes
+MAX_ALT_TEXT = _SPEC.max_alt_text
 #: Loggers that print OAuth 1.0a credentials at DEBUG level.
 _LEAKY_LOGGERS = ("requests_oauthlib.oauth1_auth", "requests_oauthlib.oauth1_session", "oauthlib.oauth1.rfc5849",
                   "oauthlib.oauth1.rfc5849.signature", "tweepy.client", "tweepy.auth")
