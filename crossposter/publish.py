@@ -38,8 +38,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crossposter.model import PLATFORMS, Post, ThreadPlan
+from crossposter.model import PlatformName, Post, ThreadPlan
 from crossposter.outcome import OutcomeState, PlatformOutcome, PublishResult
+from crossposter.platforms import registry
 from crossposter.platforms.base import (
     Adapter,
     ImageUpload,
@@ -111,13 +112,6 @@ def text_sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
-def new_tid() -> str:
-    """An atproto TID for the next Bluesky post; one implementation, the adapter's (cheap to import)."""
-    from crossposter.platforms.bluesky import new_tid as bluesky_new_tid
-
-    return bluesky_new_tid()
-
-
 def lock_path_for(config: Config, archive_path: Path, title: str) -> Path:
     key = hashlib.sha256(f"{Path(archive_path).resolve()}\0{title}".encode()).hexdigest()[:32]
     return config.state_path / "locks" / f"{key}.lock"
@@ -178,7 +172,7 @@ class _Runtime:
         r = self.config.retry
         return self.rng.uniform(0, min(r.max_delay, r.base_delay * (2 ** (attempt - 1))))
 
-    def call(self, platform: str, what: str, fn: Callable[[], Any]) -> Any:
+    def call(self, platform: PlatformName, what: str, fn: Callable[[], Any]) -> Any:
         """Run one request, retrying transient failures and near rate limits; other errors propagate."""
         r = self.config.retry
         attempt = 0
@@ -291,7 +285,7 @@ def _default_recorder() -> Recorder:
 
 @dataclass
 class _Chain:
-    platform: str
+    platform: PlatformName
     adapter: Adapter
     posts: list[Post]
     recorded: list[Entry]  # from the validated block (crossposter.thread_meta)
@@ -317,13 +311,13 @@ class _Chain:
                                     lambda d=data: self.adapter.upload_image(d)))
         return out
 
-    def _pending_for(self, index: int) -> dict:
-        post = self.posts[index]
-        new_tid_fn = getattr(self.adapter, "new_tid", None) or new_tid
-        return {"index": index, "rkey": new_tid_fn(),
-                "created_at": self.runtime.now().astimezone(UTC).isoformat(timespec="milliseconds").replace(
-                    "+00:00", "Z"),
-                "sha": text_sha(post.text)}
+    def _pending_for(self, index: int) -> dict | None:
+        """The `pending` entry of post `index`: what its adapter fixes before the first attempt (see
+        `Adapter.prepare_attempt`), or None when the platform needs nothing fixed."""
+        fixed = self.adapter.prepare_attempt(self.runtime.now())
+        if fixed is None:
+            return None
+        return {"index": index, **fixed, "sha": text_sha(self.posts[index].text)}
 
     def run(self) -> PlatformOutcome:
         outcome = self._run()
@@ -365,15 +359,16 @@ class _Chain:
 
         posted = start
         try:
-            if p == "bluesky":
+            if self.adapter.replies_need_cid:
                 parent, root = self._complete_refs(parent, root)
-                # The first post's images are on the wire while its pending rkey is written (an upload
-                # is not a post: the pending entry only has to be durable before the putRecord).
-                ahead(start)
-                if not (self.pending and self.pending.get("index") == start and self.pending.get("rkey")):
-                    self.pending = self._pending_for(start)
+            # The first post's images are on the wire while its pending entry is written (an upload
+            # is not a post: the pending entry only has to be durable before the request).
+            ahead(start)
+            if not (self.pending and self.pending.get("index") == start and self.pending.get("rkey")):
+                self.pending = self._pending_for(start)
+                if self.pending is not None:
                     pend = dict(self.pending)
-                    self._record(lambda meta: meta.setdefault("pending", {}).__setitem__("bluesky", pend))
+                    self._record(lambda meta: meta.setdefault("pending", {}).__setitem__(p, pend))
             for i in range(start, total):
                 if self.runtime.stop_event.is_set():
                     raise _Stop(OutcomeState.STOPPED, "stopped on request; run again to resume")
@@ -382,8 +377,7 @@ class _Chain:
                 media = media_for(i)
                 out = OutgoingPost(text=post.text, index=i, thread_key=self.thread_key, facets=list(post.facets),
                                    media=media, language=self.language)
-                if p == "bluesky":
-                    assert self.pending is not None
+                if self.pending is not None:  # fixed before the first attempt (Adapter.prepare_attempt)
                     out.rkey = str(self.pending["rkey"])
                     out.created_at = str(self.pending["created_at"])
                 try:
@@ -395,7 +389,7 @@ class _Chain:
                 if ref.cid:
                     entry["cid"] = ref.cid
                 entry["sha"] = sha
-                next_pending = self._pending_for(i + 1) if p == "bluesky" and i + 1 < total else None
+                next_pending = self._pending_for(i + 1) if i + 1 < total else None
                 try:
                     self._record(lambda meta, k=i, e=entry, n=next_pending: self._apply(meta, k, e, n))
                 except Exception as err:  # the post is out but not recorded: say exactly what to write by hand
@@ -435,7 +429,7 @@ class _Chain:
             if ref is not None and not ref.cid:
                 found = self.runtime.call(self.platform, "look up recorded post", lambda r=ref: self.adapter.lookup(r.id))
                 if found is None or not found.ref.cid:
-                    raise _Stop(OutcomeState.ERROR, f"the recorded post {ref.id} no longer exists on bluesky; remove it from "
+                    raise _Stop(OutcomeState.ERROR, f"the recorded post {ref.id} no longer exists on {self.platform}; remove it from "
                                          "the thread's crossposter block to post the rest as a new thread")
                 ref = PostRef(id=ref.id, url=ref.url, cid=found.ref.cid)
             fixed.append(ref)
@@ -494,14 +488,12 @@ class _Chain:
 # --------------------------------------------------------------------------- pre-flight
 
 
-def warm_up(platforms: list[str]) -> None:
+def warm_up(platforms: list[PlatformName]) -> None:
     """Pay a fresh process's one-time costs now, offline, instead of inside the first publication.
 
-    Importing an SDK is not all of it: the atproto SDK builds its HTTP stack (httpx imports httpcore
-    on the first client, ~150 ms) and loads its record models lazily on first use. Every platform
-    waits for every log-in (a failed log-in is a pre-flight problem), so Bluesky's first-use cost
-    delays all three chains. A process started ahead of a due thread (the daemon's publisher)
-    calls this while it waits; nothing here touches the network.
+    Planning's own lazy imports and first use here; each platform's (its SDK, an HTTP stack, models
+    completed on first use) in its adapter module's `warm_up`. A process started ahead of a due thread
+    (the daemon's publisher) calls this while it waits; nothing here touches the network.
     """
     import importlib
 
@@ -519,37 +511,13 @@ def warm_up(platforms: list[str]) -> None:
 
         sample = parse_archive("## Warm-up\n\nA post with https://example.com/a?b=1, #tag and @someone.example.\n",
                                Path(tempfile.gettempdir()) / "crossposter-warm-up.md")
-        plan_thread(sample, sample.threads[0], PlanOptions(decode_images=False), list(PLATFORMS))
+        plan_thread(sample, sample.threads[0], PlanOptions(decode_images=False), list(registry.names()))
     for p in platforms:
         with contextlib.suppress(Exception):
-            importlib.import_module(f"crossposter.platforms.{p}")
-            importlib.import_module({"bluesky": "atproto", "mastodon": "mastodon", "x": "tweepy"}[p])
-    if "mastodon" in platforms:
-        import mimetypes
-
-        mimetypes.init()  # Mastodon.py names each upload by its type: the first lookup reads the system tables
-    if "bluesky" in platforms:
-        with contextlib.suppress(Exception):
-            from atproto import Client, models
-            from atproto_client.request import Request
-
-            from crossposter.platforms.bluesky import ssl_context
-
-            request = Request(timeout=1, verify=ssl_context())  # the CA bundle is loaded here, once
-            Client(base_url="http://127.0.0.1:9", request=request)  # never used: builds the HTTP stack
-            request.close()
-            for name in ("ComAtprotoServerGetSession", "ComAtprotoRepoPutRecord", "ComAtprotoRepoUploadBlob",
-                         "ComAtprotoRepoStrongRef", "AppBskyFeedPost", "AppBskyEmbedImages", "AppBskyRichtextFacet"):
-                getattr(models, name)
-        with contextlib.suppress(Exception):
-            # Importing the models is not using them: pydantic completes each on first use (~40 ms for a
-            # post with reply, facets and images, which sat inside the first post's request time).
-            from crossposter.platforms.bluesky import warm_models
-
-            warm_models()
+            importlib.import_module(registry.get(p).adapter).warm_up()
 
 
-def _where(path: Path, line: int | None, platform: str | None, message: str) -> str:
+def _where(path: Path, line: int | None, platform: PlatformName | None, message: str) -> str:
     loc = f"{path}:{line}" if line else str(path)
     return f"{loc}: [{platform}] {message}" if platform else f"{loc}: {message}"
 
@@ -609,7 +577,7 @@ def _writable_problems(path: Path, line: int) -> list[str]:
     return problems
 
 
-def _image_problems(plan: ThreadPlan, path: Path, platforms: list[str], starts: dict[str, int]) -> list[str]:
+def _image_problems(plan: ThreadPlan, path: Path, platforms: list[PlatformName], starts: dict[str, int]) -> list[str]:
     """Existence and folder checks need no network: run them before any login (once per file)."""
     from crossposter.images import check_image
 
@@ -634,7 +602,7 @@ def _image_problems(plan: ThreadPlan, path: Path, platforms: list[str], starts: 
     return problems
 
 
-def _prepare_images(plan: ThreadPlan, path: Path, platform: str, start: int, limits: Limits,
+def _prepare_images(plan: ThreadPlan, path: Path, platform: PlatformName, start: int, limits: Limits,
                     cache: dict[_ImageKey, ImageUpload], lock: threading.Lock) -> list[str]:
     """Every image still to upload to `platform`, within its byte and pixel limits, into `cache`.
 
@@ -664,7 +632,7 @@ def _prepare_images(plan: ThreadPlan, path: Path, platform: str, start: int, lim
     return problems
 
 
-def _images_to_upload(plan: ThreadPlan, platforms: list[str], starts: dict[str, int]) -> list[Path]:
+def _images_to_upload(plan: ThreadPlan, platforms: list[PlatformName], starts: dict[str, int]) -> list[Path]:
     """Each distinct image file some platform still has to upload, in thread order."""
     seen: dict[str, Path] = {}
     for p in platforms:
@@ -681,7 +649,7 @@ def _warm_images(paths: list[Path]) -> None:
         warm(path)
 
 
-def _check_recorded(plan: ThreadPlan, platform: str, recorded: list[Entry]) -> str | None:
+def _check_recorded(plan: ThreadPlan, platform: PlatformName, recorded: list[Entry]) -> str | None:
     """Why the published part of the thread no longer matches the archive, or None."""
     posts = plan.platforms[platform].posts
     if len(recorded) > len(posts):
@@ -708,7 +676,7 @@ class PublishOptions:
     """How one run publishes, beyond the thread itself: what tests, the dry run and benchmarks change."""
 
     #: the platforms to publish to (default: every enabled one)
-    platforms: list[str] | None = None
+    platforms: list[PlatformName] | None = None
     #: adapters to use instead of building them from the config (fakes, test doubles)
     adapters: dict[str, Adapter] | None = None
     #: set to stop after the request in flight (SIGTERM in the daemon, Ctrl-C in `post`)
@@ -727,7 +695,7 @@ class PublishOptions:
     rng: random.Random = field(default_factory=random.Random)
 
 
-def publish_thread(config: Config, archive_path: Path, title: str, platforms: list[str] | None = None, *,
+def publish_thread(config: Config, archive_path: Path, title: str, platforms: list[PlatformName] | None = None, *,
                    adapters: dict[str, Adapter] | None = None, stop_event: threading.Event | None = None,
                    progress: bool | None = None, sleep: Sleep | None = None, now: Clock | None = None,
                    recorder: Recorder | None = None, dry_run: bool = False, upload_ahead: bool = True,
@@ -762,7 +730,7 @@ def publish_with(config: Config, archive_path: Path, title: str, options: Publis
 
             adapters = options.adapters
             if adapters is None:
-                from crossposter.fakes import fake_adapters
+                from crossposter.platforms.fakes import fake_adapters
 
                 adapters = dict(fake_adapters(options.platforms or config.enabled_platforms(), config=config,
                                               strict=False))
@@ -804,9 +772,9 @@ def _publish(config: Config, archive_path: Path, title: str, options: PublishOpt
                                      f"thread {title!r} is not postable ({thread.skipped})")])
     targets = list(dict.fromkeys(platforms or config.enabled_platforms()))
     problems: list[str] = []
-    unknown = [p for p in targets if p not in PLATFORMS]
+    unknown = [p for p in targets if p not in registry.names()]
     if unknown:
-        raise PreflightError([f"unknown platform(s) {', '.join(unknown)} (use {', '.join(PLATFORMS)})"])
+        raise PreflightError([f"unknown platform(s) {', '.join(unknown)} (use {', '.join(registry.names())})"])
     if not targets:
         raise PreflightError(["no platform is enabled in the config (platforms.<name>.enabled: true)"])
 
@@ -915,10 +883,11 @@ def _publish(config: Config, archive_path: Path, title: str, options: PublishOpt
             if problems:
                 raise PreflightError(problems + refusals)
 
-            # 5. the instance's real Mastodon limit decides how the thread splits there
-            m = limits.get("mastodon")
-            if m is not None and m.max_characters != plan.platforms["mastodon"].limit:
-                plan = plan_thread(archive, thread, config, targets, limits={"mastodon": m.max_characters})
+            # 5. the server's own limit (a Mastodon instance's) decides how the thread splits there
+            told = {p: lim.max_characters for p, lim in limits.items()
+                    if registry.get(p).limit_from_server and lim.max_characters != plan.platforms[p].limit}
+            if told:
+                plan = plan_thread(archive, thread, config, targets, limits=told)
                 problems += _plan_problems(plan, archive_path)
 
             # 6. prepare every image still to upload, at each platform's limits

@@ -20,8 +20,8 @@ from crossposter.commands import schedule as schedule_cmd
 from crossposter.commands import status as status_cmd
 from crossposter.config import Config
 from crossposter.daemon.watch import thread_info
-from crossposter.fakes import FakeAdapter
 from crossposter.plan import PlanOptions, plan_thread
+from crossposter.platforms.fakes import FakeAdapter
 from crossposter.publish import publish_thread, text_sha
 from tests.test_daemon import FakeOutcome, FakeResult, _engine, write_archive
 

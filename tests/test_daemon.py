@@ -566,7 +566,7 @@ def test_publisher_process_only_around_due_times(tmp_path: Path, monkeypatch: py
 
     from crossposter.daemon import child
     from crossposter.daemon.engine import Engine
-    from crossposter.fakes import JOURNAL, JournalFakes
+    from crossposter.platforms.fakes import JOURNAL, JournalFakes
 
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     monkeypatch.setattr(child, "PREWARM", 3.0)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from crossposter.fakes import (
+from crossposter.platforms.base import MaybePostedError, OutgoingPost, RejectedError
+from crossposter.platforms.fakes import (
     FAKE_DELAY_ENV,
     FAKE_ENV,
     JOURNAL,
@@ -15,7 +16,6 @@ from crossposter.fakes import (
     JournalFakes,
     journal_fakes_from_env,
 )
-from crossposter.platforms.base import MaybePostedError, OutgoingPost, RejectedError
 
 
 def post(text: str, index: int = 0, rkey: str | None = None) -> OutgoingPost:

@@ -15,7 +15,6 @@ import pytest
 
 from crossposter.archive import read_archive
 from crossposter.config import Config
-from crossposter.fakes import FakeAdapter, fake_adapters
 from crossposter.platforms.base import (
     Limits,
     RateLimitedError,
@@ -23,6 +22,7 @@ from crossposter.platforms.base import (
     TransientError,
     UnauthorizedError,
 )
+from crossposter.platforms.fakes import FakeAdapter, fake_adapters
 from crossposter.publish import PreflightError, ThreadLockedError, publish_thread, thread_lock
 
 ROOT = Path(__file__).resolve().parent.parent

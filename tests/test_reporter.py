@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from crossposter.config import Config
-from crossposter.fakes import fake_adapters
 from crossposter.outcome import OutcomeState, PlatformOutcome
 from crossposter.platforms.base import RateLimitedError
+from crossposter.platforms.fakes import fake_adapters
 from crossposter.publish import PublishOptions, publish_thread, publish_with
 from crossposter.reporter import LogReporter, Reporter
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from crossposter.archive import ArchiveError, parse_archive, read_archive
 from crossposter.config import Config
-from crossposter.fakes import fake_adapters
+from crossposter.platforms.fakes import fake_adapters
 from crossposter.publish import PreflightError, publish_thread
 from crossposter.thread_meta import Entry, MetadataError, ThreadMeta, Where, of
 

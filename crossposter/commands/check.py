@@ -57,8 +57,8 @@ def _writable_dir(path: Path) -> str | None:
 def _login(config: Any, report: _Report, platforms: list[str]) -> dict[str, int]:
     """Log in to each platform; returns the real character limits learnt."""
     from crossposter.config import ConfigError
-    from crossposter.fakes import journal_fakes_from_env
     from crossposter.platforms.base import PlatformError
+    from crossposter.platforms.fakes import journal_fakes_from_env
 
     fakes = journal_fakes_from_env(config)
     fake = fakes is not None
@@ -104,7 +104,7 @@ def run(config_path: Path | None, now: datetime | None = None) -> int:
     for m in settings:
         report.fail(m)
     ready = [p for p in config.enabled_platforms() if not any(m.startswith(f"platforms.{p}") for m in settings)]
-    from crossposter.fakes import journal_fakes_from_env
+    from crossposter.platforms.fakes import journal_fakes_from_env
 
     if journal_fakes_from_env(config) is not None:
         ready = config.enabled_platforms()

@@ -1,7 +1,7 @@
 """`crossposter daemon`: the container's entrypoint. The engine lives in `crossposter.daemon`.
 
 Test hook: with `CROSSPOSTER_FAKE_PLATFORMS=1` in the environment the daemon publishes to
-journal fakes (`crossposter.fakes.JournalFakes`) instead of the real platforms: the choice is
+journal fakes (`crossposter.platforms.fakes.JournalFakes`) instead of the real platforms: the choice is
 made here, once, and handed to the engine and its publisher child. Only tests and the benchmark
 set the variable; the daemon logs loudly when it is on.
 """
@@ -37,7 +37,7 @@ def run(config_path: Path | None, backfill: str | None = None) -> int:
         except TimeError as e:
             return fail(f"--backfill: {e}")
     setup_logging(config.daemon.log_format, secret_values())
-    from crossposter.fakes import FAKE_ENV, journal_fakes_from_env
+    from crossposter.platforms.fakes import FAKE_ENV, journal_fakes_from_env
 
     fakes = journal_fakes_from_env(config)
     if fakes is not None:

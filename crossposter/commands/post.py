@@ -68,7 +68,7 @@ def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, con
     _setup_logging(progress or dry_run)  # a dry run prints what it would send below: no "posted" log lines
     adapters = None
     if dry_run:
-        from crossposter.fakes import fake_adapters
+        from crossposter.platforms.fakes import fake_adapters
 
         adapters = fake_adapters(platforms or config.enabled_platforms(), config=config, strict=False)
     before = archive.read_bytes() if dry_run else b""

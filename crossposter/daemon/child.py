@@ -30,7 +30,7 @@ from crossposter.outcome import OutcomeState, PlatformOutcome, PublishResult
 
 if TYPE_CHECKING:
     from crossposter.config import Config
-    from crossposter.fakes import JournalFakes
+    from crossposter.platforms.fakes import JournalFakes
 
 log = logging.getLogger("crossposter.daemon")
 
@@ -190,7 +190,7 @@ def child_main() -> None:
     first = json.loads(sys.stdin.readline())
     config = Config.model_validate({**first["config"], "base_dir": first["base_dir"]})
     setup_logging(config.daemon.log_format, secret_values(), stream=sys.stderr)
-    from crossposter.fakes import JournalFakes
+    from crossposter.platforms.fakes import JournalFakes
     from crossposter.publish import PreflightError, ThreadLockedError, publish_thread, warm_up
 
     fakes = JournalFakes.from_json(first["fakes"]) if first.get("fakes") else None

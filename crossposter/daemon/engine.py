@@ -35,7 +35,7 @@ from crossposter.daemon.worker import Work, Worker
 if TYPE_CHECKING:
     from crossposter.archive import Archive, Thread
     from crossposter.config import Config
-    from crossposter.fakes import JournalFakes
+    from crossposter.platforms.fakes import JournalFakes
 
 log = logging.getLogger("crossposter.daemon")
 

@@ -136,7 +136,25 @@ class PublishedPost:
 
 @runtime_checkable
 class Adapter(Protocol):
+    """What the publisher calls; everything platform-specific about publishing is behind it.
+
+    The adapter's module also has `from_config(config)` (builds it) and `warm_up()` (see
+    `crossposter.platforms.registry.PlatformSpec.adapter`).
+    """
+
     name: str
+    #: A reply names its parent and root by content hash as well as ID (Bluesky's strong refs): an ID the
+    #: archive recorded without one (written by hand) is looked up before the first reply.
+    replies_need_cid: bool
+
+    def prepare_attempt(self, now: datetime) -> dict[str, str] | None:
+        """What to fix before the first attempt at a post, so that a retry after a crash repeats it exactly.
+
+        The publisher writes it into the archive (`pending`) before the request and passes it back in
+        `OutgoingPost.rkey`/`created_at`: Bluesky's record key and createdAt, so a second putRecord rewrites
+        the same record instead of adding one. None: the platform makes retries harmless another way
+        (Mastodon's Idempotency-Key; X's duplicate-content refusal with `find_recent`).
+        """
 
     def login(self) -> None:
         """Authenticate, reusing a saved session where the platform has one. Raises UnauthorizedError."""

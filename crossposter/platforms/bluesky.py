@@ -107,7 +107,12 @@ def new_tid() -> str:
 
 def now_iso() -> str:
     """`createdAt` in the form the Bluesky app writes: UTC, millisecond precision, `Z` suffix."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_z(datetime.now(UTC))
+
+
+def iso_z(when: datetime) -> str:
+    """`when` (aware) as `now_iso` writes it."""
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def post_url(handle: str, uri: str) -> str:
@@ -176,6 +181,8 @@ class BlueskyAdapter:
     """One Bluesky account on one service (bsky.social, a self-hosted or a bare PDS)."""
 
     name = PLATFORM
+    #: a reply's parent and root are strong refs (URI and CID)
+    replies_need_cid = True
 
     def __init__(
         self,
@@ -346,6 +353,10 @@ class BlueskyAdapter:
         self._session_handle = str(session.handle)
 
     # ------------------------------------------------------------------ protocol
+
+    def prepare_attempt(self, now: datetime) -> dict[str, str] | None:
+        """The record key and createdAt of the next post, fixed (and recorded) before its first putRecord."""
+        return {"rkey": new_tid(), "created_at": iso_z(now)}
 
     def limits(self) -> Limits:
         """Bluesky's limits are fixed by the lexicon and the PDS, not per account: no request needed."""
@@ -530,6 +541,33 @@ class BlueskyAdapter:
                 aspect = models.AppBskyEmbedDefs.AspectRatio(width=media.width, height=media.height)
             images.append(models.AppBskyEmbedImages.Image(alt=media.alt, image=media.raw, aspect_ratio=aspect))
         return models.AppBskyEmbedImages.Main(images=images)
+
+
+def warm_up() -> None:
+    """A fresh process's one-time costs, offline (see publish.warm_up): the SDK, its HTTP stack, its models.
+
+    Importing the SDK is not all of it: the first client builds the HTTP stack (httpx imports httpcore,
+    ~150 ms) and pydantic completes each record model on first use. Every platform waits for every
+    log-in, so Bluesky's first-use cost would delay all chains. Nothing here touches the network.
+    """
+    import contextlib
+
+    with contextlib.suppress(Exception):
+        import atproto  # noqa: F401
+    with contextlib.suppress(Exception):
+        from atproto import Client, models
+        from atproto_client.request import Request
+
+        request = Request(timeout=1, verify=ssl_context())  # the CA bundle is loaded here, once
+        Client(base_url="http://127.0.0.1:9", request=request)  # never used: builds the HTTP stack
+        request.close()
+        for name in ("ComAtprotoServerGetSession", "ComAtprotoRepoPutRecord", "ComAtprotoRepoUploadBlob",
+                     "ComAtprotoRepoStrongRef", "AppBskyFeedPost", "AppBskyEmbedImages", "AppBskyRichtextFacet"):
+            getattr(models, name)
+    with contextlib.suppress(Exception):
+        # Importing the models is not using them: pydantic completes each on first use (~40 ms for a
+        # post with reply, facets and images, which sat inside the first post's request time).
+        warm_models()
 
 
 def warm_models() -> None:

@@ -131,6 +131,11 @@ class MastodonAdapter:
     """One Mastodon account on one instance, authenticated by an access token."""
 
     name = PLATFORM
+    replies_need_cid = False
+
+    def prepare_attempt(self, now: datetime) -> dict[str, str] | None:
+        """Nothing: a retry sends the same Idempotency-Key (`idempotency_key`), and the server answers it."""
+        return None
 
     def __init__(
         self,
@@ -496,6 +501,16 @@ def _error_text(response: Any) -> str:
         if parts:
             return ": ".join(parts)
     return str(response.reason or "")
+
+
+def warm_up() -> None:
+    """A fresh process's one-time costs, offline (see publish.warm_up): the SDK and the MIME tables."""
+    import contextlib
+    import mimetypes
+
+    with contextlib.suppress(Exception):
+        import mastodon  # noqa: F401
+    mimetypes.init()  # Mastodon.py names each upload by its type: the first lookup reads the system tables
 
 
 def from_config(config: Config) -> MastodonAdapter:

@@ -49,7 +49,10 @@ class PlatformSpec:
     max_image_pixels: int | None
     #: refuses a post repeating a recent one of the account ("duplicate content")
     refuses_repeats: bool
-    #: module holding the adapter: `from_config(config) -> Adapter` (imported lazily: SDKs are slow)
+    #: the server says the account's post limit (a Mastodon instance's own): the plan is redone with it
+    limit_from_server: bool
+    #: module holding the adapter: `from_config(config) -> Adapter` and `warm_up() -> None` (the one-time
+    #: costs of a fresh process, paid offline; see publish.warm_up); imported lazily: SDKs are slow
     adapter: str
     #: module holding the backup reader, if the platform can be backed up from
     backup: str | None
@@ -121,7 +124,7 @@ def default_limits() -> dict[str, int]:
 register(PlatformSpec(
     name="bluesky", display="Bluesky", dialect="bluesky", limit=300, config_limit="max_graphemes",
     characters_reserved_per_url=None, max_images=4, max_image_bytes=1_000_000, max_alt_text=2000,
-    max_image_pixels=None, refuses_repeats=False,
+    max_image_pixels=None, refuses_repeats=False, limit_from_server=False,
     adapter="crossposter.platforms.bluesky", backup="crossposter.backup.bluesky",
     placeholder_account="you.bsky.social",
     id_hint="an at:// URI like at://did:plc:…/app.bsky.feed.post/3l… (or the post's https://bsky.app link)",
@@ -130,7 +133,7 @@ register(PlatformSpec(
     # max_image_bytes: 10 MiB, used when the instance does not say
     name="mastodon", display="Mastodon", dialect="mastodon", limit=500, config_limit="max_characters",
     characters_reserved_per_url=23, max_images=4, max_image_bytes=10_485_760, max_alt_text=1500,
-    max_image_pixels=None, refuses_repeats=False,
+    max_image_pixels=None, refuses_repeats=False, limit_from_server=True,
     adapter="crossposter.platforms.mastodon", backup="crossposter.backup.mastodon",
     placeholder_account="you@mastodon.social",
     id_hint="the status ID (letters and digits, like '113520001') or the status's link",
@@ -138,7 +141,7 @@ register(PlatformSpec(
 register(PlatformSpec(
     name="x", display="X", dialect="x", limit=280, config_limit=None,
     characters_reserved_per_url=23, max_images=4, max_image_bytes=5_000_000, max_alt_text=1000,
-    max_image_pixels=None, refuses_repeats=True,
+    max_image_pixels=None, refuses_repeats=True, limit_from_server=False,
     adapter="crossposter.platforms.x", backup="crossposter.backup.x_api",
     placeholder_account="you",
     id_hint="the post's numeric ID (like '1862000000000000001') or its https://x.com/…/status/… link",

@@ -201,6 +201,11 @@ class XAdapter:
     """One X account, OAuth 1.0a user context (consumer key/secret + access token/secret)."""
 
     name = PLATFORM
+    replies_need_cid = False
+
+    def prepare_attempt(self, now: datetime) -> dict[str, str] | None:
+        """Nothing: X refuses the same text twice, and `find_recent` finds the earlier attempt."""
+        return None
 
     def __init__(
         self,
@@ -426,6 +431,14 @@ def _rebased_session(api_base: str, timeout: float) -> Any:
             return super().request(method, url, *args, **kwargs)
 
     return RebasedSession()
+
+
+def warm_up() -> None:
+    """A fresh process's one-time costs, offline (see publish.warm_up): the SDK."""
+    import contextlib
+
+    with contextlib.suppress(Exception):
+        import tweepy  # noqa: F401
 
 
 def from_config(config: Config) -> XAdapter:

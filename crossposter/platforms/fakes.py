@@ -20,6 +20,7 @@ where the posts are kept is the only difference between the two kinds:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -27,9 +28,11 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from crossposter.platforms import registry
 from crossposter.platforms.base import (
     ImageUpload,
     Limits,
@@ -41,15 +44,21 @@ from crossposter.platforms.base import (
     UploadedMedia,
 )
 
-DEFAULT_FAKE_LIMITS: dict[str, Limits] = {
-    "bluesky": Limits(max_characters=300, characters_reserved_per_url=None, max_images=4,
-                      max_image_bytes=1_000_000, max_alt_text=2000),
-    # image_matrix_limit of current Mastodon (7680×4320): a dry run prepares images as a real instance would
-    "mastodon": Limits(max_characters=500, characters_reserved_per_url=23, max_images=4,
-                       max_image_bytes=16_000_000, max_alt_text=1500, max_image_pixels=33_177_600),
-    "x": Limits(max_characters=280, characters_reserved_per_url=23, max_images=4,
-                max_image_bytes=5_000_000, max_alt_text=1000),
-}
+#: What a current Mastodon instance answers (16 MB images, image_matrix_limit 7680×4320), where the registry
+#: holds the fallback for an instance that says nothing: a dry run prepares images as a real instance would.
+_CURRENT_INSTANCE = {"mastodon": {"max_image_bytes": 16_000_000, "max_image_pixels": 33_177_600}}
+
+
+def fake_limits(name: str) -> Limits:
+    """The limits a fake account of `name` reports: the registry's, as a real account would see them."""
+    spec = registry.get(name)
+    limits = Limits(max_characters=spec.limit, characters_reserved_per_url=spec.characters_reserved_per_url,
+                    max_images=spec.max_images, max_image_bytes=spec.max_image_bytes,
+                    max_alt_text=spec.max_alt_text, max_image_pixels=spec.max_image_pixels)
+    return dataclasses.replace(limits, **_CURRENT_INSTANCE.get(name, {}))
+
+
+DEFAULT_FAKE_LIMITS: dict[str, Limits] = {name: fake_limits(name) for name in registry.BUILTIN}
 
 _FIRST_ID = {"mastodon": 110_000_000_000_000_001, "x": 1_860_000_000_000_000_001}
 
@@ -76,7 +85,9 @@ class FakeAdapter:
         self.strict = strict
         self.handle = handle
         self.instance = instance.rstrip("/")
-        self._limits = limits or DEFAULT_FAKE_LIMITS[name]
+        self._limits = limits or fake_limits(name)
+        #: Bluesky's strong refs: a reply without the parent's cid is a publisher bug the fake refuses
+        self.replies_need_cid = name == "bluesky"
         self.delay = delay
         self.calls: list[tuple[object, ...]] = []
         self.posts: dict[str, FakePost] = {}
@@ -135,6 +146,14 @@ class FakeAdapter:
         self._maybe_fail("limits")
         return self._limits
 
+    def prepare_attempt(self, now: datetime) -> dict[str, str] | None:
+        """Bluesky's rule: the record key and createdAt are fixed before the first attempt (see the adapter)."""
+        if not self.replies_need_cid:
+            return None
+        from crossposter.platforms.bluesky import iso_z
+
+        return {"rkey": self.new_tid(), "created_at": iso_z(now)}
+
     def new_tid(self) -> str:
         """Deterministic TIDs (a fixed epoch plus a counter) so a dry run prints the same diff every time."""
         with self._lock:
@@ -154,7 +173,7 @@ class FakeAdapter:
     def publish(self, post: OutgoingPost, parent: PostRef | None, root: PostRef | None) -> PostRef:
         self._request("publish", post.index, parent.id if parent else None)
         self._maybe_fail("publish", post.index)
-        if self.name == "bluesky" and parent is not None and not parent.cid:
+        if self.replies_need_cid and parent is not None and not parent.cid:
             raise AssertionError("bluesky: reply without the parent's cid")
         digest = hashlib.sha256(post.text.encode()).hexdigest()
         with self._lock:
@@ -249,14 +268,10 @@ def fake_adapters(platforms: Iterable[str], *, config: object | None = None, del
             handle = pcfg.username  # type: ignore[union-attr]
         if name == "mastodon" and pcfg is not None:
             instance = pcfg.instance  # type: ignore[union-attr]
-            limits = DEFAULT_FAKE_LIMITS["mastodon"]
+            limits = dataclasses.replace(fake_limits(name),
+                                         max_characters=pcfg.max_characters)  # type: ignore[union-attr]
             out[name] = FakeAdapter(name, handle=handle, instance=instance, delay=delay, strict=strict,
-                                    limits=Limits(max_characters=pcfg.max_characters,  # type: ignore[union-attr]
-                                                  characters_reserved_per_url=23,
-                                                  max_images=limits.max_images,
-                                                  max_image_bytes=limits.max_image_bytes,
-                                                  max_alt_text=limits.max_alt_text,
-                                                  max_image_pixels=limits.max_image_pixels))
+                                    limits=limits)
             continue
         out[name] = FakeAdapter(name, handle=handle, instance=instance, delay=delay, strict=strict)
     return out
