@@ -17,16 +17,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-SECRET_NAMES: dict[str, tuple[str, ...]] = {
-    "bluesky": ("CROSSPOSTER_BLUESKY_PASSWORD",),
-    "mastodon": ("CROSSPOSTER_MASTODON_ACCESS_TOKEN",),
-    "x": (
-        "CROSSPOSTER_X_CONSUMER_KEY",
-        "CROSSPOSTER_X_CONSUMER_SECRET",
-        "CROSSPOSTER_X_ACCESS_TOKEN",
-        "CROSSPOSTER_X_ACCESS_TOKEN_SECRET",
-    ),
-}
+from crossposter.platforms import registry
+from crossposter.platforms.registry import PlatformName
+
+#: Each platform's credential variables (the registry's `secret_variables`).
+SECRET_NAMES: dict[str, tuple[str, ...]] = {spec.name: spec.secret_variables for spec in registry.specs()}
 
 
 class ConfigError(Exception):
@@ -200,7 +195,7 @@ def _duration(minimum: float, maximum: float, what: str) -> classmethod:
     return classmethod(check)
 
 
-Platform = Literal["bluesky", "mastodon", "x"]
+Platform = PlatformName
 
 
 class MirrorConfig(_Strict):
@@ -297,8 +292,8 @@ class Config(_Strict):
                                  "for the platform mirrored from and every one in `to`")
         return self
 
-    def enabled_platforms(self) -> list[str]:
-        return [name for name in ("bluesky", "mastodon", "x") if getattr(self.platforms, name).enabled]
+    def enabled_platforms(self) -> list[PlatformName]:
+        return [name for name in registry.names() if getattr(getattr(self.platforms, name, None), "enabled", False)]
 
     def resolve(self, p: Path | str) -> Path:
         p = Path(p).expanduser()

@@ -63,7 +63,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PLATFORM = "mastodon"
-TOKEN_VARIABLE = "CROSSPOSTER_MASTODON_ACCESS_TOKEN"
+TOKEN_VARIABLE = registry.get(PLATFORM).secret_variables[0]
 _SPEC = registry.get(PLATFORM)
 #: Mastodon's defaults when an instance does not say (documented API defaults; written in the registry).
 DEFAULT_MAX_CHARACTERS = _SPEC.limit

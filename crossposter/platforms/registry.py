@@ -51,6 +51,9 @@ class PlatformSpec:
     refuses_repeats: bool
     #: the server says the account's post limit (a Mastodon instance's own): the plan is redone with it
     limit_from_server: bool
+    #: environment variables holding the credentials (names only: never a value here); each may also be
+    #: given as `<NAME>_FILE`, a file holding it (see config.platform_secrets)
+    secret_variables: tuple[str, ...]
     #: module holding the adapter: `from_config(config) -> Adapter` and `warm_up() -> None` (the one-time
     #: costs of a fresh process, paid offline; see publish.warm_up); imported lazily: SDKs are slow
     adapter: str
@@ -125,6 +128,7 @@ register(PlatformSpec(
     name="bluesky", display="Bluesky", dialect="bluesky", limit=300, config_limit="max_graphemes",
     characters_reserved_per_url=None, max_images=4, max_image_bytes=1_000_000, max_alt_text=2000,
     max_image_pixels=None, refuses_repeats=False, limit_from_server=False,
+    secret_variables=("CROSSPOSTER_BLUESKY_PASSWORD",),
     adapter="crossposter.platforms.bluesky", backup="crossposter.backup.bluesky",
     placeholder_account="you.bsky.social",
     id_hint="an at:// URI like at://did:plc:…/app.bsky.feed.post/3l… (or the post's https://bsky.app link)",
@@ -134,6 +138,7 @@ register(PlatformSpec(
     name="mastodon", display="Mastodon", dialect="mastodon", limit=500, config_limit="max_characters",
     characters_reserved_per_url=23, max_images=4, max_image_bytes=10_485_760, max_alt_text=1500,
     max_image_pixels=None, refuses_repeats=False, limit_from_server=True,
+    secret_variables=("CROSSPOSTER_MASTODON_ACCESS_TOKEN",),
     adapter="crossposter.platforms.mastodon", backup="crossposter.backup.mastodon",
     placeholder_account="you@mastodon.social",
     id_hint="the status ID (letters and digits, like '113520001') or the status's link",
@@ -142,6 +147,8 @@ register(PlatformSpec(
     name="x", display="X", dialect="x", limit=280, config_limit=None,
     characters_reserved_per_url=23, max_images=4, max_image_bytes=5_000_000, max_alt_text=1000,
     max_image_pixels=None, refuses_repeats=True, limit_from_server=False,
+    secret_variables=("CROSSPOSTER_X_CONSUMER_KEY", "CROSSPOSTER_X_CONSUMER_SECRET",
+                      "CROSSPOSTER_X_ACCESS_TOKEN", "CROSSPOSTER_X_ACCESS_TOKEN_SECRET"),
     adapter="crossposter.platforms.x", backup="crossposter.backup.x_api",
     placeholder_account="you",
     id_hint="the post's numeric ID (like '1862000000000000001') or its https://x.com/…/status/… link",

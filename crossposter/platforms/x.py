@@ -59,8 +59,7 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "x"
 TWEEPY_HOST = "https://api.twitter.com"
-SECRET_VARIABLES = ("CROSSPOSTER_X_CONSUMER_KEY", "CROSSPOSTER_X_CONSUMER_SECRET",
-                    "CROSSPOSTER_X_ACCESS_TOKEN", "CROSSPOSTER_X_ACCESS_TOKEN_SECRET")
+SECRET_VARIABLES = registry.get(PLATFORM).secret_variables
 _SPEC = registry.get(PLATFORM)
 MAX_CHARACTERS = _SPEC.limit
 URL_LENGTH = _SPEC.characters_reserved_per_url  # (set: every URL counts the same here)

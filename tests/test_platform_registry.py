@@ -1,0 +1,151 @@
+"""The platform registry: every platform list and default comes from it, and a platform added there (and
+nowhere else) is previewed like the built-in ones."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import get_args
+
+import pytest
+
+from crossposter import cli
+from crossposter.archive import read_archive
+from crossposter.plan import PlanOptions, plan_thread
+from crossposter.platforms import registry
+from crossposter.platforms.registry import PlatformName, PlatformSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: A fourth platform that writes like Mastodon (written-out links, every URL 23, @user@host mentions) with
+#: a smaller limit; its adapter module does not exist: a preview never loads one.
+FOURTH = PlatformSpec(
+    name="fourth", display="Fourth", dialect="mastodon", limit=120, config_limit=None,  # type: ignore[arg-type]
+    characters_reserved_per_url=23, max_images=4, max_image_bytes=1_000_000, max_alt_text=40,
+    max_image_pixels=None, refuses_repeats=True, limit_from_server=False, secret_variables=("FOURTH_TOKEN",),
+    adapter="crossposter.platforms.fourth_does_not_exist", backup=None, placeholder_account="you@fourth.example",
+    id_hint="a fourth-platform ID",
+)
+
+ARCHIVE = """# Threads
+
+## A thread for four platforms
+
+This first paragraph is long enough to need more than one post at a small limit, and it links to
+https://example.com/a/very/long/path/that/counts/as/twenty-three/characters/on/mastodon?and=more so the
+counting rule shows. It also names @alice@mastodon.example, who is a mention where Mastodon's rules apply.
+
+A second paragraph repeats nothing and then ends.
+
+![a picture with a description that is far too long for the fourth platform's alt limit](pic.png)
+
+## Again
+
+Same words.
+
+---
+
+Same words.
+
+## Code
+
+Type `@bob` to mention Bob.
+"""
+
+
+@pytest.fixture
+def fourth() -> Iterator[PlatformSpec]:
+    registry.register(FOURTH)
+    try:
+        yield FOURTH
+    finally:
+        registry.unregister(FOURTH.name)
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Path:
+    (tmp_path / "pic.png").write_bytes(  # a valid 1×1 PNG
+        bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+                      "0000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"))
+    path = tmp_path / "threads.md"
+    path.write_text(ARCHIVE, encoding="utf-8")
+    return path
+
+
+def test_the_builtin_platforms_are_the_registry_and_the_type() -> None:
+    assert registry.names() == registry.BUILTIN == get_args(PlatformName) == ("bluesky", "mastodon", "x")
+    for spec in registry.specs():
+        assert spec.dialect == spec.name  # a built-in platform defines its own text rules
+
+
+def test_defaults_and_choices_are_derived_from_the_registry(fourth: PlatformSpec) -> None:
+    from crossposter.model import DEFAULT_LIMITS
+
+    assert DEFAULT_LIMITS == {"bluesky": 300, "mastodon": 500, "x": 280}
+    assert PlanOptions().limits == {**DEFAULT_LIMITS, "fourth": 120}  # read when used, not at import
+    sub = cli.build_parser()._subparsers._group_actions[0].choices["preview"]  # type: ignore[union-attr]
+    assert "bluesky, mastodon, x, fourth" in sub.format_help()
+    backup = cli.build_parser()._subparsers._group_actions[0].choices["backup"]  # type: ignore[union-attr]
+    assert "fourth" not in backup.format_help()  # no backup reader: not a choice of `backup --from`
+
+
+def test_a_name_is_registered_once() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register(replace(registry.get("x"), limit=281))
+    with pytest.raises(ValueError, match="built-in"):
+        registry.unregister("x")
+
+
+def test_a_fourth_platform_previews_from_its_registry_entry_alone(fourth: PlatformSpec, archive: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.run(["preview", str(archive), "-p", "bluesky,fourth", "--format", "json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 1  # the alt text and the repeat are errors on the fourth platform
+    first, again, code_thread = out["threads"]
+    assert list(first["platforms"]) == ["bluesky", "fourth"]
+    posts = first["platforms"]["fourth"]["posts"]
+    assert first["platforms"]["fourth"]["limit"] == 120 and len(posts) > 1
+    assert all(p["length"] <= 120 and "facets" not in p for p in posts)  # links written out, no facets
+    assert "facets" in first["platforms"]["bluesky"]["posts"][0]
+    # Its dialect decides every post: the same as Mastodon's at the same limit (planned independently).
+    archive_obj = read_archive(archive)
+    mastodon = plan_thread(archive_obj, archive_obj.threads[0], PlanOptions(limits={"mastodon": 120},
+                                                                           decode_images=False), ["mastodon"])
+    assert [(p["text"], p["length"]) for p in posts] == [(p.text, p.length)
+                                                       for p in mastodon.platforms["mastodon"].posts]
+    # Its own limits and rules, under its own name: the alt text (40), the repeated post.
+    assert any(e.get("platform") == "fourth" and "fourth keeps at most 40" in e["message"] for e in first["errors"])
+    assert not any(e.get("platform") == "bluesky" for e in first["errors"])
+    assert any(e.get("platform") == "fourth" and "Fourth refuses a repeated post" in e["message"]
+               for e in again["errors"])
+    # What render warns about per dialect is said of the platform speaking it, by its name.
+    assert [(w.get("platform"), w["message"].split(":")[0]) for w in code_thread["warnings"]] == [
+        ("fourth", "`@bob` in code")]
+    assert "Fourth has no code formatting" in code_thread["warnings"][0]["message"]
+
+
+def test_a_fourth_platform_in_the_text_and_html_previews(fourth: PlatformSpec, archive: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("rich")
+    cli.run(["preview", str(archive), "-p", "fourth", "--format", "text"])
+    text = capsys.readouterr().out
+    assert "Fourth" in text and "limit 120" in text
+    page = tmp_path / "out.html"
+    cli.run(["preview", str(archive), "-p", "fourth", "--format", "html", "-o", str(page)])
+    html = page.read_text(encoding="utf-8")
+    assert 'data-platform="fourth"' in html and "Fourth post 1 of" in html and "you@fourth.example" in html
+
+
+def test_importing_the_registry_is_light() -> None:
+    code = ("import sys, crossposter.platforms.registry as r; r.specs(); "
+            "print(sorted(m for m in sys.modules if m.startswith('crossposter')), "
+            "[m for m in ('pydantic', 'rich', 'PIL', 'atproto', 'tweepy', 'mastodon', 'regex') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['crossposter', 'crossposter.platforms', 'crossposter.platforms.registry'] []"
