@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from crossposter.platforms import registry
+from crossposter.platforms.registry import PlatformName
 
 
 def _file_path(value: str) -> Path:
@@ -196,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _names(platforms: list[str] | None) -> list[str] | None:
+def _names(platforms: list[PlatformName] | None) -> list[PlatformName] | None:
     return list(dict.fromkeys(platforms)) if platforms else None
 
 

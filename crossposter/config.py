@@ -459,7 +459,7 @@ def read_secret(name: str, environ: Mapping[str, str] | None = None) -> SecretSt
     return SecretStr(secret)
 
 
-def platform_secrets(platform: str, environ: Mapping[str, str] | None = None) -> dict[str, SecretStr]:
+def platform_secrets(platform: PlatformName, environ: Mapping[str, str] | None = None) -> dict[str, SecretStr]:
     """All secrets of a platform; raises ConfigError naming every missing or unusable variable."""
     found: dict[str, SecretStr] = {}
     problems: list[str] = []

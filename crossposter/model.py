@@ -83,6 +83,6 @@ class ThreadPlan:
     title: str
     line: int
     skipped: str | None  # why it is not a thread to post, or None
-    platforms: dict[str, PlatformPosts] = field(default_factory=dict)
+    platforms: dict[PlatformName, PlatformPosts] = field(default_factory=dict)
     warnings: list[Diagnostic] = field(default_factory=list)
     errors: list[Diagnostic] = field(default_factory=list)

@@ -46,6 +46,7 @@ from crossposter.platforms import registry
 
 if TYPE_CHECKING:
     from crossposter.archive import Thread
+    from crossposter.platforms.registry import PlatformName
 
 __all__ = ["BlockDict", "Entry", "MetadataError", "Pending", "ThreadMeta", "Where", "of"]
 
@@ -162,7 +163,7 @@ class ThreadMeta:
     #: the platform the thread was backed up from (`crossposter backup`), if it was
     source: str | None = None
 
-    def recorded(self, platform: str) -> tuple[Entry, ...]:
+    def recorded(self, platform: PlatformName) -> tuple[Entry, ...]:
         return self.posts.get(platform, ())
 
     def published(self) -> list[str]:
@@ -179,7 +180,7 @@ class ThreadMeta:
     def started(self) -> bool:
         return bool(self.published())
 
-    def sent_to(self, platforms: list[str]) -> list[str]:
+    def sent_to(self, platforms: list[PlatformName]) -> list[PlatformName]:
         """`platforms` without the thread's source: where `post` and the daemon may send it."""
         return [p for p in platforms if p != self.source]
 
@@ -263,7 +264,7 @@ class _Parser:
             return False
         return value
 
-    def _entries(self, platform: str) -> tuple[Entry, ...]:
+    def _entries(self, platform: PlatformName) -> tuple[Entry, ...]:
         value = self.raw.get(platform)
         if value is None:
             return ()
@@ -277,7 +278,7 @@ class _Parser:
                 out.append(entry)
         return tuple(out)
 
-    def _entry(self, platform: str, i: int, item: Any) -> Entry | None:
+    def _entry(self, platform: PlatformName, i: int, item: Any) -> Entry | None:
         path: tuple[str | int, ...] = (platform, i)
         if isinstance(item, Mapping):
             fields = dict(item)
@@ -312,7 +313,7 @@ class _Parser:
             return None
         return Entry(id=post_id, url=url, cid=cid, sha=sha)
 
-    def _id(self, platform: str, path: tuple[str | int, ...], value: Any) -> tuple[str | None, str | None]:
+    def _id(self, platform: PlatformName, path: tuple[str | int, ...], value: Any) -> tuple[str | None, str | None]:
         """(ID, link when the ID was given as a link), or (None, None) after reporting the problem."""
         if platform != "bluesky" and isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             value = str(value)  # YAML reads an unquoted `113520001` as a number

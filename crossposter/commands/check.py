@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from crossposter.messages import duration, error, fail, plural
+from crossposter.platforms.registry import PlatformName
 
 
 class _Report:
@@ -54,7 +55,7 @@ def _writable_dir(path: Path) -> str | None:
     return None
 
 
-def _login(config: Any, report: _Report, platforms: list[str]) -> dict[str, int]:
+def _login(config: Any, report: _Report, platforms: list[PlatformName]) -> dict[str, int]:
     """Log in to each platform; returns the real character limits learnt."""
     from crossposter.config import ConfigError
     from crossposter.platforms.base import PlatformError

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from crossposter.messages import fail
 from crossposter.platforms import registry
+from crossposter.platforms.registry import PlatformName
 
 #: The platforms the template below writes a section for (the config's sections: see config.PlatformsConfig)
 PLATFORMS = registry.BUILTIN
@@ -37,7 +38,7 @@ def _quote(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a YAML double-quoted string
 
 
-def render(platforms: list[str], bluesky_handle: str, mastodon_instance: str, x_username: str,
+def render(platforms: list[PlatformName], bluesky_handle: str, mastodon_instance: str, x_username: str,
            timezone: str) -> str:
     on = {p: ("true" if p in platforms else "false") for p in PLATFORMS}
     return f"""\
@@ -83,7 +84,7 @@ daemon:
 """
 
 
-def _secret_lines(platforms: list[str]) -> str:
+def _secret_lines(platforms: list[PlatformName]) -> str:
     lines = [f"#   {name:<36} {what}" for p in platforms for name, what in SECRETS[p]]
     return "\n".join(lines) if lines else "#   (no platform enabled: no secret needed)"
 
@@ -93,7 +94,7 @@ def _ask(prompt: str, default: str) -> str:
     return answer or default
 
 
-def _interactive(platforms: list[str] | None, handle: str | None, instance: str | None, username: str | None,
+def _interactive(platforms: list[PlatformName] | None, handle: str | None, instance: str | None, username: str | None,
                  timezone: str | None) -> tuple[list[str], str, str, str, str]:
     if platforms is None:
         while True:
@@ -115,7 +116,7 @@ def _interactive(platforms: list[str] | None, handle: str | None, instance: str 
     return platforms, handle or "", instance or "https://mastodon.social", username or "", timezone
 
 
-def run(platforms: list[str] | None, output: Path, bluesky_handle: str | None, mastodon_instance: str | None,
+def run(platforms: list[PlatformName] | None, output: Path, bluesky_handle: str | None, mastodon_instance: str | None,
         x_username: str | None, timezone: str | None, interactive: bool | None = None) -> int:
     if os.path.lexists(output):
         return fail(f"{output} already exists; not overwriting it. Edit it, or give another name with -o FILE.")

@@ -19,6 +19,8 @@ import sys
 import threading
 from pathlib import Path
 
+from crossposter.platforms.registry import PlatformName
+
 EXIT_OK, EXIT_INCOMPLETE, EXIT_PREFLIGHT, EXIT_LOCKED = 0, 1, 2, 3
 
 
@@ -35,7 +37,7 @@ def _setup_logging(progress: bool) -> None:
     setup_command_logging(logging.WARNING if progress else logging.INFO)
 
 
-def run(path: Path, thread: str, platforms: list[str] | None, dry_run: bool, config_path: Path | None) -> int:
+def run(path: Path, thread: str, platforms: list[PlatformName] | None, dry_run: bool, config_path: Path | None) -> int:
     from crossposter.config import ConfigError, default_config, find_config_file, load_config, secret_values
     from crossposter.messages import fail, plural, warning
     from crossposter.publish import PreflightError, ThreadLockedError, publish_thread

@@ -13,6 +13,7 @@ from typing import TextIO
 from crossposter.messages import fail, warning
 from crossposter.model import ThreadPlan
 from crossposter.platforms import registry
+from crossposter.platforms.registry import PlatformName
 
 EXIT_OK, EXIT_THREAD_ERRORS, EXIT_USAGE = 0, 1, 2
 
@@ -95,7 +96,7 @@ class _Seen:
             yield plan
 
 
-def run(paths: list[Path], thread: str | None, platforms: list[str] | None, fmt: str, output: Path | None,
+def run(paths: list[Path], thread: str | None, platforms: list[PlatformName] | None, fmt: str, output: Path | None,
         open_browser: bool, config_path: Path | None, force: bool = False) -> int:
     from crossposter.plan import PlanOptions, expand_paths, iter_plans
 

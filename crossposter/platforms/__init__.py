@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from crossposter.config import Config
     from crossposter.platforms.base import Adapter
+    from crossposter.platforms.registry import PlatformName
 
 
-def load_adapter(platform: str, config: Config) -> Adapter:
+def load_adapter(platform: PlatformName, config: Config) -> Adapter:
     """Build the adapter of `platform` from the config (secrets read from the environment)."""
     from crossposter.platforms import registry
 

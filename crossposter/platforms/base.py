@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from crossposter.model import Facet
+from crossposter.platforms.registry import PlatformName
 from crossposter.redact import redact
 
 # --------------------------------------------------------------------------- errors
@@ -27,7 +28,7 @@ class PlatformError(Exception):
     here, where such text becomes ours, before anything can print, log, store or cut it short.
     """
 
-    def __init__(self, platform: str, message: str) -> None:
+    def __init__(self, platform: PlatformName, message: str) -> None:
         self.platform = platform
         self.message = redact(message)
         super().__init__(f"{platform}: {self.message}")
@@ -36,7 +37,7 @@ class PlatformError(Exception):
 class TransientError(PlatformError):
     """Network trouble, 5xx, timeouts: the same request may succeed later."""
 
-    def __init__(self, platform: str, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, platform: PlatformName, message: str, retry_after: float | None = None) -> None:
         super().__init__(platform, message)
         self.retry_after = retry_after  # seconds, when the server said
 
@@ -44,7 +45,7 @@ class TransientError(PlatformError):
 class RateLimitedError(PlatformError):
     """The platform refuses more requests until `reset_at` (UTC, aware) when known."""
 
-    def __init__(self, platform: str, message: str, reset_at: datetime | None = None) -> None:
+    def __init__(self, platform: PlatformName, message: str, reset_at: datetime | None = None) -> None:
         super().__init__(platform, message)
         self.reset_at = reset_at
 
