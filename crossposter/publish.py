@@ -514,7 +514,7 @@ def warm_up(platforms: list[PlatformName]) -> None:
         plan_thread(sample, sample.threads[0], PlanOptions(decode_images=False), list(registry.names()))
     for p in platforms:
         with contextlib.suppress(Exception):
-            importlib.import_module(registry.get(p).adapter).warm_up()
+            registry.get(p).adapter_module().warm_up()
 
 
 def _where(path: Path, line: int | None, platform: PlatformName | None, message: str) -> str:

@@ -81,6 +81,10 @@ def test_the_builtin_platforms_are_the_registry_and_the_type() -> None:
     assert registry.names() == registry.BUILTIN == get_args(PlatformName) == ("bluesky", "mastodon", "x")
     for spec in registry.specs():
         assert spec.dialect == spec.name  # a built-in platform defines its own text rules
+        module = spec.adapter_module()
+        assert callable(module.from_config) and callable(module.warm_up)
+    assert registry.get("bluesky").link_style == "facets" and registry.get("x").link_style == "written"
+    assert "twitter-text" in registry.get("x").counting_rule
 
 
 def test_defaults_and_choices_are_derived_from_the_registry(fourth: PlatformSpec) -> None:

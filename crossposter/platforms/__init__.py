@@ -6,7 +6,6 @@ are slow to import and `preview` must not pay for them.
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -19,4 +18,4 @@ def load_adapter(platform: PlatformName, config: Config) -> Adapter:
     """Build the adapter of `platform` from the config (secrets read from the environment)."""
     from crossposter.platforms import registry
 
-    return import_module(registry.get(platform).adapter).from_config(config)
+    return registry.get(platform).adapter_module().from_config(config)

@@ -69,7 +69,15 @@ class PlatformSpec:
         """Bluesky shows a link as a facet over shortened text; the others write the URL out."""
         return "facets" if self.dialect == "bluesky" else "written"
 
-    def load_adapter_module(self) -> ModuleType:
+    @property
+    def counting_rule(self) -> str:
+        """The dialect's counting rule in one line (counting.PLATFORM_RULES; counting imports light)."""
+        from crossposter.counting import PLATFORM_RULES
+
+        return PLATFORM_RULES[self.dialect]
+
+    def adapter_module(self) -> ModuleType:
+        """The adapter's module, imported now (the SDK's cost is paid by whoever asks)."""
         return import_module(self.adapter)
 
 
