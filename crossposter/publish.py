@@ -458,22 +458,19 @@ class _Chain:
 
         The adapter's `find_recent` (Adapter protocol) looks for that post among the account's recent
         ones so it can be recorded; without a match we stop and ask the user, never post again blindly.
-        An adapter object from outside this package that lacks the method is treated as finding nothing.
         """
-        finder = getattr(self.adapter, "find_recent", None)
-        if callable(finder):
-            text = self.posts[index].text
-            try:
-                found = self.runtime.call(self.platform, f"post {index + 1}: look for an earlier attempt",
-                                     lambda: finder(text, parent))
-            except PlatformError as err:
-                log.warning("%s: could not look for an earlier attempt of post %d: %s", self.platform, index + 1,
-                            err.message)
-                found = None
-            if found is not None:
-                self.runtime.reporter.note(self.platform, f"post {index + 1} was already published by an earlier "
-                                                     f"attempt: {found.url}")
-                return found
+        text = self.posts[index].text
+        try:
+            found = self.runtime.call(self.platform, f"post {index + 1}: look for an earlier attempt",
+                                      lambda: self.adapter.find_recent(text, parent))
+        except PlatformError as err:
+            log.warning("%s: could not look for an earlier attempt of post %d: %s", self.platform, index + 1,
+                        err.message)
+            found = None
+        if found is not None:
+            self.runtime.reporter.note(self.platform, f"post {index + 1} was already published by an earlier "
+                                                      f"attempt: {found.url}")
+            return found
         raise _Stop(OutcomeState.MAYBE_POSTED, self._maybe_posted_message(index, e))
 
     def _maybe_posted_message(self, index: int, e: PlatformError) -> str:
