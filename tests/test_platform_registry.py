@@ -153,3 +153,24 @@ def test_importing_the_registry_is_light() -> None:
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "['crossposter', 'crossposter.platforms', 'crossposter.platforms.registry'] []"
+
+
+def test_no_module_but_the_registry_lists_the_platforms_or_their_display_names() -> None:
+    """The facts live once: a list of every platform, or a table of display names, elsewhere would miss
+    the next platform (the dialect names in render/split/counting and the previews are not platform lists)."""
+    import ast
+
+    offenders = []
+    for path in sorted((ROOT / "crossposter").rglob("*.py")):
+        if path.name == "registry.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+                words = {e.value for e in node.elts if isinstance(e, ast.Constant)}
+                if {"bluesky", "mastodon", "x"} <= words:
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+            elif isinstance(node, ast.Dict):
+                values = {v.value for v in node.values if isinstance(v, ast.Constant)}
+                if {"Bluesky", "Mastodon"} <= values or {"you.bsky.social", "you@mastodon.social"} <= values:
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == []
