@@ -105,6 +105,16 @@ def test_a_name_is_registered_once() -> None:
         registry.unregister("x")
 
 
+@pytest.mark.parametrize(("change", "problem"), [
+    ({"name": "Fourth"}, "lowercase"), ({"name": "a,b"}, "lowercase"), ({"name": "pending"}, "metadata key"),
+    ({"dialect": "threads"}, "unknown dialect"), ({"limit": 0}, "positive"), ({"max_alt_text": -1}, "positive"),
+])
+def test_a_spec_the_rest_could_not_use_is_refused(change: dict, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        registry.register(replace(FOURTH, **change))
+    assert "fourth" not in registry.names() and "Fourth" not in registry.names()
+
+
 def test_a_fourth_platform_previews_from_its_registry_entry_alone(fourth: PlatformSpec, archive: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     code = cli.run(["preview", str(archive), "-p", "bluesky,fourth", "--format", "json"])

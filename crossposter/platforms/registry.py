@@ -11,10 +11,11 @@ fast path. Adapter and backup modules are therefore named as strings and importe
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import import_module
 from types import ModuleType
-from typing import Literal
+from typing import Literal, get_args
 
 #: A platform's key, for type hints. Add a new platform's name here too (a test checks this list
 #: against the specs below).
@@ -87,7 +88,19 @@ BUILTIN: tuple[PlatformName, ...] = ("bluesky", "mastodon", "x")
 
 
 def register(spec: PlatformSpec) -> PlatformSpec:
-    """Add a platform (the built-in ones below; a test may add one). A name is registered once."""
+    """Add a platform (the built-in ones below; a test may add one). A name is registered once.
+
+    Checked here because each fact is used far from here: the name is a YAML key, a CLI word (`-p a,b`)
+    and a file-name part; render/split/counting know only their dialects.
+    """
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", spec.name) or spec.name in ("pending", "source", "schedule", "queued",
+                                                                        "skip"):
+        raise ValueError(f"platform name {spec.name!r}: lowercase letters, digits and _, and not a metadata key")
+    if spec.dialect not in get_args(Dialect):
+        raise ValueError(f"platform {spec.name!r}: unknown dialect {spec.dialect!r} "
+                         f"(one of {', '.join(get_args(Dialect))}; a new one needs render/split/counting)")
+    if min(spec.limit, spec.max_images, spec.max_image_bytes, spec.max_alt_text) < 1:
+        raise ValueError(f"platform {spec.name!r}: limits must be positive")
     if spec.name in _SPECS and _SPECS[spec.name] != spec:
         raise ValueError(f"platform {spec.name!r} is already registered differently")
     _SPECS[spec.name] = spec
