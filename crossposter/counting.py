@@ -42,6 +42,8 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
+from crossposter.memo import BoundedCache
+
 __all__ = [
     "BLUESKY_MAX_BYTES",
     "PLATFORM_RULES",
@@ -687,8 +689,9 @@ def grapheme_count(text: str) -> int:
     return total
 
 
-#: Code point -> whether it is "complex" (see grapheme_count), filled on first sight of each character.
-_COMPLEX_CHAR: dict[str, bool] = {}
+#: Code point -> whether it is "complex" (see grapheme_count), filled on first sight of each character
+#: (room for every code point: it never evicts).
+_COMPLEX_CHAR: BoundedCache[str, bool] = BoundedCache(0x110000)
 
 
 def has_complex(text: str) -> bool:
@@ -697,13 +700,13 @@ def has_complex(text: str) -> bool:
     A text has few distinct characters, and the complex class as a pattern costs ~0.25 µs a character
     (its astral ranges defeat the compiled charset's bitmap), so each distinct character is looked up once.
     """
-    known = _COMPLEX_CHAR
+    known = _COMPLEX_CHAR.get
     for ch in set(text):
         if ch < "\u0300" and ch != "\r":  # Latin-1 and friends: nothing below U+0300 but CR is complex
             continue
-        v = known.get(ch)
+        v = known(ch)
         if v is None:
-            v = known[ch] = _complex_run_re().match(ch) is not None
+            v = _COMPLEX_CHAR.put(ch, _complex_run_re().match(ch) is not None)
         if v:
             return True
     return False
