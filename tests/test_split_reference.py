@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from crossposter import counting
@@ -48,7 +48,8 @@ def _compare(markdown: str, platform: str, limit: int, numbering: bool, *, in_hy
         assert {e.line for e in fast.errors} >= {tokens[i].line for i in ref.too_long}
     else:
         # Not additive: only the properties both must hold.
-        assert "".join(fast_texts).split() == "".join(ref_texts).split() or numbering
+        # joined with a space: a post may start with a combining mark that would fuse with the last word
+        assert " ".join(fast_texts).split() == " ".join(ref_texts).split() or numbering
         assert sum(len(p.images) for p in fast.posts) == sum(p.images for p in ref.posts)
     if not fast.errors:
         assert all(_fits(platform, t, limit) for t in fast_texts)
@@ -57,6 +58,7 @@ def _compare(markdown: str, platform: str, limit: int, numbering: bool, *, in_hy
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(markdown="word 日本.com 語。 \u0308  wordword", platform="bluesky", limit=25, numbering=False)
 @given(markdown=_archive, platform=st.sampled_from(PLATFORMS), limit=st.sampled_from([25, 40, 60, 120, 300]),
        numbering=st.booleans())
 def test_fast_split_matches_the_reference(markdown: str, platform: str, limit: int, numbering: bool) -> None:
