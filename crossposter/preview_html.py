@@ -45,14 +45,12 @@ _E = html.escape
 # A span of the post text to highlight: (char start, char end, kind, value). kind: link | tag | mention.
 _Span = tuple[int, int, str, str]
 
-_URL_RE = re.compile(r"https?://[^\s<>\"'\u3000]+", re.IGNORECASE)
 # A hashtag starts after a start of text or a non-word character (not inside a URL path, an anchor or a word).
 _TAG_RE = re.compile(r"(?<![\w/&#@＃])[#＃](\w+)")
 # Mastodon: @user or @user@domain.
 _MASTODON_MENTION_RE = re.compile(r"(?<![\w@/.])@(\w+(?:[.-]\w+)*(?:@[\w-]+(?:\.[\w-]+)+)?)")
 # X (twitter-text): @ and 1–15 word characters, not part of an e-mail-like run ("@user@host" is no mention).
 _X_MENTION_RE = re.compile(r"(?<![\w@＠!#$%&*])[@＠](\w{1,15})(?![\w@＠]|://)")
-_TRAILING_PUNCT = ".,;:!?'\"…"
 
 
 def _char_offsets(text: str) -> dict[int, int]:
@@ -94,19 +92,37 @@ def bluesky_spans(text: str, facets: list[Facet]) -> tuple[list[_Span], list[str
     return spans, problems
 
 
-def _trim_url(url: str) -> str:
-    url = url.rstrip(_TRAILING_PUNCT)
-    # A closing parenthesis belongs to the URL only when it opened one (Wikipedia-style links).
-    while url.endswith(")") and url.count("(") < url.count(")"):
-        url = url[:-1].rstrip(_TRAILING_PUNCT)
-    return url
+def counted_url_spans(text: str, platform: str) -> list[tuple[int, int]]:
+    """The URLs `platform` counts as 23 (`counting.url_spans`: the one recogniser), as offsets in `text`.
+
+    X finds URLs in the NFC form of the text: for the rare text that NFC changes, each URL found there is
+    looked up in the text as written (a URL NFC altered is then not highlighted, never misplaced).
+    """
+    import unicodedata
+
+    from crossposter.counting import url_spans
+
+    spans = url_spans(platform, text)
+    if platform != "x" or unicodedata.is_normalized("NFC", text):
+        return spans
+    nfc = unicodedata.normalize("NFC", text)
+    out = []
+    pos = 0
+    for start, end in spans:
+        i = text.find(nfc[start:end], pos)
+        if i >= 0:
+            out.append((i, i + end - start))
+            pos = i + end - start
+    return out
 
 
 def written_out_spans(text: str, links: list[str], platform: PlatformName = "mastodon") -> list[_Span]:
     """Links, hashtags and mentions as Mastodon and X find them in plain text.
 
-    The URLs are written out in the text there; `links` (from the renderer) says which ones, and a URL-shaped
-    run the renderer did not list is still highlighted, because the platform would link it too.
+    The URLs are written out in the text there. The highlighted URLs are exactly the ones the platform's
+    count treats as URLs (`counted_url_spans`), so the preview never shows a link the count ignores nor
+    misses one it counts as 23; `links` (the renderer's list of the post's URLs) is no longer needed to
+    find them and is kept for the callers.
     """
     spans: list[_Span] = []
     taken = [False] * (len(text) + 1)
@@ -118,18 +134,10 @@ def written_out_spans(text: str, links: list[str], platform: PlatformName = "mas
             taken[i] = True
         spans.append((start, end, kind, value))
 
-    pos = 0
-    for url in links:
-        i = text.find(url, pos)
-        if i < 0:
-            i = text.find(url)
-        if i >= 0:
-            add(i, i + len(url), "link", url)
-            pos = i + len(url)
-    for m in _URL_RE.finditer(text):
-        url = _trim_url(m.group(0))
-        if len(url) > len("https://"):
-            add(m.start(), m.start() + len(url), "link", url)
+    for start, end in counted_url_spans(text, platform):
+        url = text[start:end]
+        # X also counts (and links) a URL written without a scheme
+        add(start, end, "link", url if "://" in url else f"https://{url}")
     for m in _TAG_RE.finditer(text):
         tag = m.group(1)
         if not tag.replace("_", "").isdigit():  # "#1" is not a hashtag on either platform

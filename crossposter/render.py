@@ -22,12 +22,12 @@ import re
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from functools import cached_property
-from itertools import accumulate, compress
-from operator import not_
+from itertools import accumulate
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from crossposter.markdown_dialect import MAX_NESTING
+from crossposter.memo import BoundedCache
 from crossposter.model import Diagnostic, ImageRef
 from crossposter.platforms import registry
 
@@ -171,6 +171,55 @@ class RenderedThread:
     mention_links: bool = False
 
 
+class TokenFacet(NamedTuple):
+    """A facet as it falls on one token: char offsets in the token's text."""
+
+    start: int
+    end: int
+    kind: str  # "link", "url", "tag", "mention"
+    value: str
+    continues: bool  # the facet began in an earlier token (one link over several words)
+
+
+class TextFacet(NamedTuple):
+    """A facet in a block's text (char offsets), before the text is cut into tokens."""
+
+    start: int
+    end: int
+    kind: str
+    value: str
+
+
+class BlockText(NamedTuple):
+    """A block written for one platform: what `_split_block` cuts into tokens."""
+
+    text: str
+    facets: list[TextFacet]
+    glue: list[tuple[int, int]]  # char ranges that are one link's text: cut inside only when nothing else fits
+    images: list[tuple[int, ImageRef]]  # (char offset, image): the image follows the text before the offset
+    lines: list[tuple[int, int]]  # (char offset, file line) where each source line starts
+
+
+class BlockTokens(NamedTuple):
+    """A block's tokens as parallel lists (what a `Stream` holds), facets and links by token index."""
+
+    words: list[str]
+    seps: list[str]
+    strengths: list[int]
+    lines: list[int]
+    facets: dict[int, list[TokenFacet]]
+    links: dict[int, list[str]]
+    starts: list[int]  # each token's char offset in the block's text (anchors images)
+
+
+class CjkPieces(NamedTuple):
+    """A word with CJK text cut into pieces joined without a gap."""
+
+    cuts: tuple[int, ...]
+    pieces: tuple[str, ...]
+    gaps: tuple[str, ...]  # "" before every piece but the first
+
+
 @dataclass(slots=True)
 class Token:
     """One unbreakable unit of a post on one platform."""
@@ -179,8 +228,7 @@ class Token:
     sep: str  # written before the token when the previous token is in the same post
     strength: int  # how good a cut is in the gap before this token
     line: int
-    # (char start, char end, kind, value, continues a facet of the previous token) in `text`
-    facets: list[tuple[int, int, str, str, bool]] | None = None
+    facets: list[TokenFacet] | None = None
     links: list[str] | None = None
     images: list[ImageRef] | None = None  # images attached to the post holding this token
 
@@ -199,7 +247,7 @@ class Stream:
         self.seps: list[str] = []
         self.strengths: list[int] = []
         self.lines: list[int] = []
-        self.facets: dict[int, list[tuple[int, int, str, str, bool]]] = {}
+        self.facets: dict[int, list[TokenFacet]] = {}
         self.links: dict[int, list[str]] = {}
         self.images: dict[int, list[ImageRef]] = {}
 
@@ -884,7 +932,7 @@ def tokenize_streams(rendered: RenderedThread, platforms: list[str], *,
         # tag and mention facets), or with URLs written out (Mastodon and X write links identically, unless
         # `apart`).
         neutral = _neutral(block)
-        shared: dict[str, tuple] = {}
+        shared: dict[str, tuple[BlockTokens, list[tuple[int, ImageRef]]]] = {}
         for platform in platforms:
             stream = out[platform]
             first = len(stream.texts)
@@ -892,12 +940,12 @@ def tokenize_streams(rendered: RenderedThread, platforms: list[str], *,
                        platform if apart else "written")
             own = shared.get(variant)
             if own is None:
-                text, facets, glue, images, lines = _block_text(block, target[platform])
-                part = _split_block(text, facets, glue, lines, len(block.prefix))
-                if part[0]:
-                    part[1][0] = block.sep
-                    part[2][0] = block.before
-                own = shared[variant] = (part, images)
+                written = _block_text(block, target[platform])
+                part = _split_block(written.text, written.facets, written.glue, written.lines, len(block.prefix))
+                if part.words:
+                    part.seps[0] = block.sep
+                    part.strengths[0] = block.before
+                own = shared[variant] = (part, written.images)
             (words, seps, strengths, token_lines, tok_facets, tok_links, starts), images = own
             n = len(words)
             stream.texts.extend(words)
@@ -958,13 +1006,13 @@ class _Target:
 _AS_TYPED = "link-as-typed"
 
 
-def _block_text(block: Block, target: _Target | str):
+def _block_text(block: Block, target: _Target | str) -> BlockText:
     """The block's text on a platform, its facets (char offsets), glue ranges, image anchors, line starts."""
     if isinstance(target, str):
         target = _Target(target, None, "")
     platform = target.platform
     parts: list[str] = []
-    facets: list[tuple[int, int, str, str]] = []
+    facets: list[TextFacet] = []
     glue: list[tuple[int, int]] = []
     images: list[tuple[int, ImageRef]] = []
     lines: list[tuple[int, int]] = [(0, block.line)]  # (char offset, file line)
@@ -984,7 +1032,7 @@ def _block_text(block: Block, target: _Target | str):
                 add("\n")
                 lines.append((pos, run.line + k))
             add(code_line)
-        return "".join(parts), facets, glue, images, lines
+        return BlockText("".join(parts), facets, glue, images, lines)
     bluesky = platform == "bluesky"
     # a thread backed up from another platform: its bare @names are that platform's accounts
     foreign = target.source is not None and target.source != platform
@@ -1014,7 +1062,7 @@ def _block_text(block: Block, target: _Target | str):
                 start = pos
                 add(_live_mention(run, run.mention, target))
                 if bluesky:
-                    facets.append((start, pos, "mention", run.mention.account))
+                    facets.append(TextFacet(start, pos, "mention", run.mention.account))
             elif run.mention is not False and not bluesky:
                 # somebody else's account, or nobody's we know: the words as typed without a live @, and the
                 # profile URL written out like every link's
@@ -1023,23 +1071,23 @@ def _block_text(block: Block, target: _Target | str):
                 add(" ")
                 ustart = pos
                 add(url)
-                facets.append((ustart, pos, "url", url))
+                facets.append(TextFacet(ustart, pos, "url", url))
                 glue.append((start, pos))
             elif run.as_typed:
                 start = pos
                 add(url)
-                facets.append((start, pos, _AS_TYPED if bluesky else "url", url))
+                facets.append(TextFacet(start, pos, _AS_TYPED if bluesky else "url", url))
             elif run.autolink:
                 start = pos
                 add(short_url(url) if bluesky else url)
                 if bluesky:
-                    facets.append((start, pos, "link", url))
+                    facets.append(TextFacet(start, pos, "link", url))
                 else:
-                    facets.append((start, pos, "url", url))
+                    facets.append(TextFacet(start, pos, "url", url))
             elif bluesky:
                 start = pos
                 add(run.text)
-                facets.append((start, pos, "link", url))
+                facets.append(TextFacet(start, pos, "link", url))
                 glue.append((start, pos))
             else:
                 start = pos
@@ -1047,9 +1095,9 @@ def _block_text(block: Block, target: _Target | str):
                 add(" ")
                 ustart = pos
                 add(url)
-                facets.append((ustart, pos, "url", url))
+                facets.append(TextFacet(ustart, pos, "url", url))
                 glue.append((start, pos))
-    return "".join(parts), facets, glue, images, lines
+    return BlockText("".join(parts), facets, glue, images, lines)
 
 
 def _live_mention(run: Run, mention: Mention, target: _Target) -> str:
@@ -1063,30 +1111,31 @@ def _live_mention(run: Run, mention: Mention, target: _Target) -> str:
     return f"@{user}@{mention.host}"
 
 
-def _scan_text(text: str, offset: int, platform: str, facets: list[tuple[int, int, str, str]], *,
+def _scan_text(text: str, offset: int, platform: str, facets: list[TextFacet], *,
                mentions: bool = True) -> None:
     """Bare URLs, #tags and @mentions in plain text (rendered text, not Markdown)."""
     # Each pattern needs its literal ("://", "#", "@"): most text has none of them, so no search.
     if "://" in text:
         for m in _P.url.finditer(text):
-            facets.append((offset + m.start(), offset + m.end(), "link" if platform == "bluesky" else "url",
-                           m.group()))
+            facets.append(TextFacet(offset + m.start(), offset + m.end(), "link" if platform == "bluesky" else "url",
+                                    m.group()))
     if platform != "bluesky":
         return
     if "#" in text:
         for m in _P.tag.finditer(text):
             if len(m.group(1)) <= 64:
-                facets.append((offset + m.start(), offset + m.end(), "tag", m.group(1)))
+                facets.append(TextFacet(offset + m.start(), offset + m.end(), "tag", m.group(1)))
     if mentions and "@" in text:
         for m in _P.mention.finditer(text):
-            facets.append((offset + m.start(), offset + m.end(), "mention", m.group(1)))
+            facets.append(TextFacet(offset + m.start(), offset + m.end(), "mention", m.group(1)))
 
 
 #: Strength of a gap without a line break after a word, by word ("e.g." -> WORD, "end." -> SENTENCE).
-_WORD_GAP: dict[str, int] = {}
+_WORD_GAP: BoundedCache[str, int] = BoundedCache(100_000)
 
 
-def _split_block(text: str, facets, glue, lines, prefix_len: int):
+def _split_block(text: str, facets: list[TextFacet], glue: list[tuple[int, int]], lines: list[tuple[int, int]],
+                 prefix_len: int) -> BlockTokens:
     """Cut the block's text into tokens at white space (and between CJK characters).
 
     Returns the tokens as parallel lists (texts, separators, strengths, lines), their facets and links by
@@ -1098,7 +1147,7 @@ def _split_block(text: str, facets, glue, lines, prefix_len: int):
     words, seps, starts, ends = _pieces(text, facets, prefix_len)
     n = len(words)
     if not n:
-        return [], [], [], [], {}, {}, []
+        return BlockTokens([], [], [], [], {}, {}, [])
     # A gap without a line break is decided by the word before it alone (cached by word: "e.g." -> WORD,
     # "end." -> SENTENCE); a line break or a link's text around the gap decides otherwise.
     strengths: list[int | None] = [SECTION]
@@ -1115,10 +1164,7 @@ def _split_block(text: str, facets, glue, lines, prefix_len: int):
             while True:
                 i = strengths.index(None, i + 1)
                 prev = words[i - 1]
-                st = _gap_strength(prev, seps[i], ends[i - 1], starts[i], ())
-                if len(_WORD_GAP) < 100_000:
-                    _WORD_GAP[prev] = st
-                strengths[i] = st
+                strengths[i] = _WORD_GAP.put(prev, _gap_strength(prev, seps[i], ends[i - 1], starts[i], ()))
         except ValueError:
             pass
     for a, b in glue:  # gaps inside a link's text (gap i lies between ends[i - 1] and starts[i])
@@ -1132,7 +1178,7 @@ def _split_block(text: str, facets, glue, lines, prefix_len: int):
         firsts.append(n)
         for j, (_, line) in enumerate(lines):
             token_lines.extend([line] * (firsts[j + 1] - firsts[j]))
-    tok_facets: dict[int, list] = {}
+    tok_facets: dict[int, list[TokenFacet]] = {}
     links: dict[int, list[str]] = {}
     for fs, fe, kind, value in facets:
         if kind == _AS_TYPED:
@@ -1141,11 +1187,11 @@ def _split_block(text: str, facets, glue, lines, prefix_len: int):
         for i in range(bisect_right(ends, fs), bisect_left(starts, fe)):
             start, end = starts[i], ends[i]
             # the last field says the facet began in an earlier token (one link over several words)
-            tok_facets.setdefault(i, []).append((max(fs, start) - start, min(fe, end) - start, kind, value,
-                                                 fs < start))
+            tok_facets.setdefault(i, []).append(TokenFacet(max(fs, start) - start, min(fe, end) - start, kind, value,
+                                                           fs < start))
             if kind in ("link", "url") and fs >= start:
                 links.setdefault(i, []).append(value)
-    return words, seps, strengths, token_lines, tok_facets, links, starts
+    return BlockTokens(words, seps, strengths, token_lines, tok_facets, links, starts)
 
 
 def _pieces(text: str, facets, prefix_len: int):
@@ -1185,11 +1231,11 @@ def _cut_cjk(text: str, facets, words: list[str], seps: list[str], starts: list[
     word can have one.
     """
     urls = None
-    pieces_of = _CJK_PIECES
-    # non-ASCII words, found without a Python-level loop; from the end: splicing keeps earlier indices valid
-    for j in reversed(list(compress(range(len(words)), map(not_, map(str.isascii, words))))):
+    pieces_of = _CJK_PIECES.get
+    # from the end: splicing keeps earlier indices valid
+    for j in reversed(_non_ascii_indices(words)):
         chunk = words[j]
-        known = pieces_of.get(chunk)
+        known = pieces_of(chunk)
         if known is None:
             known = _cjk_pieces(chunk)
         if not known:
@@ -1206,23 +1252,24 @@ def _cut_cjk(text: str, facets, words: list[str], seps: list[str], starts: list[
         ends[j:j] = map(start.__add__, cuts)
 
 
-#: Word -> (cuts, pieces, "" separators) when `_cjk_cuts` cuts it, else () (words repeat).
-_CJK_PIECES: dict[str, tuple] = {}
+def _non_ascii_indices(words: list[str]) -> list[int]:
+    """Indices of the words that are not pure ASCII (only those can hold CJK text)."""
+    return [j for j, ascii_only in enumerate(map(str.isascii, words)) if not ascii_only]
 
 
-def _cjk_pieces(chunk: str) -> tuple:
+#: Word -> its CJK pieces when `_cjk_cuts` cuts it, else () (words repeat).
+_CJK_PIECES: BoundedCache[str, CjkPieces | tuple[()]] = BoundedCache(100_000)
+
+
+def _cjk_pieces(chunk: str) -> CjkPieces | tuple[()]:
     cuts = _CJK_CUTS.get(chunk)
     if cuts is None:
-        cuts = _cjk_cuts(chunk)
-        if len(_CJK_CUTS) < 100_000:
-            _CJK_CUTS[chunk] = cuts
-    known: tuple = ()
-    if cuts:
-        bounds = [0, *cuts, len(chunk)]
-        known = (cuts, tuple(chunk[x:y] for x, y in zip(bounds, bounds[1:], strict=False)), ("",) * len(cuts))
-    if len(_CJK_PIECES) < 100_000:
-        _CJK_PIECES[chunk] = known
-    return known
+        cuts = _CJK_CUTS.put(chunk, _cjk_cuts(chunk))
+    if not cuts:
+        return _CJK_PIECES.put(chunk, ())
+    bounds = [0, *cuts, len(chunk)]
+    pieces = tuple(chunk[x:y] for x, y in zip(bounds, bounds[1:], strict=False))
+    return _CJK_PIECES.put(chunk, CjkPieces(cuts, pieces, ("",) * len(cuts)))
 
 
 def _shorten(text, facets, glue, lines):
@@ -1251,14 +1298,14 @@ def _shorten(text, facets, glue, lines):
         new_text.append(r)
         last = e
     new_text.append(text[last:])
-    facets = [(shift(fs), shift(fe), k, v) for fs, fe, k, v in facets]
+    facets = [TextFacet(shift(fs), shift(fe), k, v) for fs, fe, k, v in facets]
     glue = [(shift(a), shift(b)) for a, b in glue]
     lines = [(shift(a), ln) for a, ln in lines]
     return "".join(new_text), facets, glue, lines
 
 
 #: Word -> where `_cjk_cuts` cuts it (words repeat; the cuts depend on the word alone).
-_CJK_CUTS: dict[str, tuple[int, ...]] = {}
+_CJK_CUTS: BoundedCache[str, tuple[int, ...]] = BoundedCache(100_000)
 
 
 def _cjk_cuts(chunk: str) -> tuple[int, ...]:

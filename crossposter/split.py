@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import unicodedata
 from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import accumulate, filterfalse
+from itertools import accumulate
 from math import ceil
 from operator import add
+from typing import NamedTuple
 
 from crossposter import counting
+from crossposter.counting import BLUESKY_MAX_BYTES
+from crossposter.memo import BoundedCache
 from crossposter.model import Diagnostic, Facet, ImageRef, Post
 from crossposter.render import CLAUSE, SECTION, SENTENCE, Stream, Token
 
 MAX_IMAGES = 4
 MIN_FILL = 1 / 3  # a boundary that leaves a post less full than this is not worth preferring
-BLUESKY_MAX_BYTES = 3000
 
 
 @dataclass
@@ -33,14 +36,42 @@ class SplitResult:
     errors: list[Diagnostic]
 
 
-#: Lengths of token texts and separators per platform, kept across threads and archives: words repeat a
-#: lot, and counting a non-ASCII word costs a pattern match. Cleared when it grows past _CACHE_MAX.
-_WORD_LENGTHS: dict[str, dict[str, int]] = {}
-_WORD_BYTES: dict[str, int] = {}
+class _Packing(NamedTuple):
+    """What `_pack` chose: post boundaries, the tokens too long for a post, and exact lengths known."""
+
+    ranges: list[tuple[int, int]]  # (first, last) token index of each post
+    errors: list[Diagnostic]
+    exact: dict[tuple[int, int], int]  # range -> its length, where the summed length is provably exact
+
+
 _CACHE_MAX = 50_000
+
+
+class _PlatformCaches:
+    """Per platform, answers about token texts and separators kept across threads and archives (words
+    repeat a lot, and counting a non-ASCII word costs a pattern match); see `crossposter.memo`."""
+
+    def __init__(self) -> None:
+        self.lengths: BoundedCache[str, int] = BoundedCache(_CACHE_MAX)
+        #: whether a token text / a separator is "clean" (see _clean_test)
+        self.clean_text: BoundedCache[str, bool] = BoundedCache(_CACHE_MAX)
+        self.clean_sep: BoundedCache[str, bool] = BoundedCache(_CACHE_MAX)
+        #: whether a token text holds one of _URL_MARKS
+        self.marked: BoundedCache[str, bool] = BoundedCache(_CACHE_MAX)
+
+
+_CACHES: dict[str, _PlatformCaches] = {}
+_WORD_BYTES: BoundedCache[str, int] = BoundedCache(_CACHE_MAX)
 #: A URL or mention always holds one of these (X: a "." before the TLD; Mastodon: "://" or "@").
 _URL_MARKS = {"x": ".", "mastodon": ":/@"}
 _WHITE_SPACE = " \t\n\r\f\v\u2028\u2029\u3000"  # what render puts between tokens
+
+
+def _caches(platform: str) -> _PlatformCaches:
+    caches = _CACHES.get(platform)
+    if caches is None:
+        caches = _CACHES.setdefault(platform, _PlatformCaches())  # setdefault: one wins if two threads race
+    return caches
 
 
 class _Lengths:
@@ -48,44 +79,46 @@ class _Lengths:
 
     def __init__(self, platform: str) -> None:
         self.platform = platform
-        cache = _WORD_LENGTHS.setdefault(platform, {})
-        if len(cache) > _CACHE_MAX:
-            cache.clear()
-        if len(_WORD_BYTES) > _CACHE_MAX:
-            _WORD_BYTES.clear()
-        self.cache = cache
-        self.bytes_cache = _WORD_BYTES
+        self.cache = _caches(platform).lengths
         self.posts: dict[str, int] = {}
 
+    def _count(self, text: str) -> int:
+        return counting.length(self.platform, text) if text else 0
+
     def __call__(self, text: str) -> int:
-        return self._counted(self.cache, text)
+        n = self.cache.get(text)
+        return self.cache.put(text, self._count(text)) if n is None else n
 
     def post(self, text: str) -> int:
         """A whole post's length (not kept beyond this split: posts rarely repeat)."""
-        return self._counted(self.posts, text)
-
-    def _counted(self, cache: dict[str, int], text: str) -> int:
-        n = cache.get(text)
+        n = self.posts.get(text)
         if n is None:
-            n = counting.length(self.platform, text) if text else 0
-            cache[text] = n
+            n = self.posts[text] = self._count(text)
         return n
 
-    def fill(self, texts) -> None:
-        """Count every text not yet in the cache."""
-        cache = self.cache
-        missing = set(texts).difference(cache)
-        if missing:
-            platform = self.platform
-            for text in missing:
-                cache[text] = counting.length(platform, text) if text else 0
+    def of(self, texts: set[str]) -> dict[str, int]:
+        """The length of every text, in a dict of the caller's own."""
+        return self.cache.values_for(texts, self._count)
 
-    def nbytes(self, text: str) -> int:
-        n = self.bytes_cache.get(text)
-        if n is None:
-            n = len(text.encode("utf-8"))
-            self.bytes_cache[text] = n
-        return n
+
+def _utf8_length(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def _indices_of(seq: list, value: object, start: int = 0) -> Iterator[int]:
+    """Every index of `value` in `seq` from `start` on (list.index: no Python-level loop between hits)."""
+    i = start - 1
+    try:
+        while True:
+            i = seq.index(value, i + 1)
+            yield i
+    except ValueError:
+        return
+
+
+def _prefix_sums(first: Sequence[int], second: Sequence[int]) -> list[int]:
+    """cum[i] = sum over j <= i of (first[j] + second[j])."""
+    return list(accumulate(map(add, first, second)))
 
 
 def numbering_suffix(i: int, n: int) -> str:
@@ -135,69 +168,50 @@ def _count_posts(tokens: Stream, ranges: list[tuple[int, int]]) -> int:
     return n
 
 
-def _pack(tokens: Stream, platform: str, limit: int, L: _Lengths, max_bytes: int):
+def _pack(tokens: Stream, platform: str, limit: int, L: _Lengths, max_bytes: int) -> _Packing:
     """Choose post boundaries as (first, last) token index ranges."""
     n = len(tokens)
     errors: list[Diagnostic] = []
     ranges: list[tuple[int, int]] = []
     if not n:
-        return ranges, errors, {}
+        return _Packing(ranges, errors, {})
     bluesky = platform == "bluesky"
     texts = tokens.texts
     seps = tokens.seps
     unique_texts, unique_seps = set(texts), set(seps)
-    L.fill(unique_texts)
-    L.fill(unique_seps)
-    lookup = L.cache.__getitem__
-    tl = list(map(lookup, texts))
+    length_of = L.of(unique_texts | unique_seps).__getitem__
+    tl = list(map(length_of, texts))
     # cum[i] = sum over j <= i of (sep_j + text_j); a post a..b measures cum[b] - cum[a] + tl[a].
-    cum = list(accumulate(map(add, map(lookup, seps), tl)))
+    cum = _prefix_sums(list(map(length_of, seps)), tl)
     imgs = [0] * n
     for k, v in tokens.images.items():
         imgs[k] = len(v)
     # Ranges whose summed length is provably the platform's count of their text (see _clean_test): such a
     # post is not counted again.
-    clean = _CLEAN.setdefault(platform, {})
-    if len(clean) > _CACHE_MAX:
-        clean.clear()
+    caches = _caches(platform)
     test = _clean_test(platform)
-    for x in unique_texts.difference(clean):
-        clean[x] = test(x, False)
-    for x in unique_seps.difference(clean):
-        clean[x] = test(x, True)
-    bad_texts = set(filterfalse(clean.__getitem__, unique_texts))
-    bad_seps = set(filterfalse(clean.__getitem__, unique_seps))
+    clean_text = caches.clean_text.values_for(unique_texts, lambda x: test(x, False))
+    clean_sep = caches.clean_sep.values_for(unique_seps, lambda x: test(x, True))
+    bad_texts = {x for x, ok in clean_text.items() if not ok}
+    bad_seps = {x for x, ok in clean_sep.items() if not ok}
     # Bluesky's byte cap can only bind when a token has more code points than clusters (not clean) or a
     # post of `limit` one-code-point clusters (4 bytes at most each) could pass it.
     bytes_bind = bluesky and bool(bad_texts or bad_seps or 4 * limit > max_bytes)
     if bytes_bind:
-        nb = L.nbytes
-        byte_cache = L.bytes_cache
-        for x in unique_texts.union(unique_seps).difference(byte_cache):
-            nb(x)
-        tb = list(map(byte_cache.__getitem__, texts))
-        cb = list(accumulate(map(add, map(byte_cache.__getitem__, seps), tb)))
+        bytes_of = _WORD_BYTES.values_for(unique_texts | unique_seps, _utf8_length).__getitem__
+        tb = list(map(bytes_of, texts))
+        cb = _prefix_sums(list(map(bytes_of, seps)), tb)
     else:
         tb = cb = tl
     bad_t = [x in bad_texts for x in texts] if bad_texts else [False] * n
     bad_s = [x in bad_seps for x in seps] if bad_seps else [False] * n
     if platform != "bluesky" and "" in unique_seps:  # "example." right before "com" (no gap): one URL
         marks = _URL_MARKS[platform]
-        known = _MARKED.setdefault(platform, {})  # text -> whether it holds a URL mark
-        if len(known) > _CACHE_MAX:
-            known.clear()
-        for x in unique_texts.difference(known):
-            known[x] = any(c in x for c in marks)
-        if any(map(known.__getitem__, unique_texts)):
-            has_mark = list(map(known.__getitem__, texts))
-            i = 0
-            try:
-                while True:
-                    i = seps.index("", i + 1)  # tokens joined without a gap (CJK)
-                    if has_mark[i - 1] or has_mark[i]:
-                        bad_s[i] = True
-            except ValueError:
-                pass
+        marked = caches.marked.values_for(unique_texts, lambda x: any(c in x for c in marks))
+        if any(marked.values()):
+            for i in _indices_of(seps, "", 1):  # tokens joined without a gap (CJK)
+                if marked[texts[i - 1]] or marked[texts[i]]:
+                    bad_s[i] = True
     if any(bad_t) or any(bad_s):
         bt = list(accumulate(bad_t))
         bs = list(accumulate(bad_s))
@@ -233,14 +247,7 @@ def _pack(tokens: Stream, platform: str, limit: int, L: _Lengths, max_bytes: int
     if max(strengths) > SECTION:  # not from render: any strength above SECTION also starts a group
         group_starts = [i for i, st in enumerate(strengths) if st >= SECTION]
     else:  # a few SECTION gaps among many: list.index finds them without a Python loop
-        group_starts = []
-        i = -1
-        try:
-            while True:
-                i = strengths.index(SECTION, i + 1)
-                group_starts.append(i)
-        except ValueError:
-            pass
+        group_starts = list(_indices_of(strengths, SECTION))
     if not group_starts or group_starts[0]:
         group_starts.insert(0, 0)
     group_starts.append(n)
@@ -269,16 +276,10 @@ def _pack(tokens: Stream, platform: str, limit: int, L: _Lengths, max_bytes: int
             ranges.append((start, k - 1))
             start = k
         _rebalance_tail(strengths, ranges, first_range, size, fits, imgs, limit)
-    return ranges, errors, {(a, b): size(a, b) for a, b in ranges if exact(a, b)}
+    return _Packing(ranges, errors, {(a, b): size(a, b) for a, b in ranges if exact(a, b)})
 
 
-#: Per platform: token text -> whether it holds one of _URL_MARKS; shared like _WORD_LENGTHS.
-_MARKED: dict[str, dict[str, bool]] = {}
-#: Per platform: token text or separator -> whether it is "clean" (see _clean_test); shared like _WORD_LENGTHS.
-_CLEAN: dict[str, dict[str, bool]] = {}
-
-
-def _clean_test(platform: str):
+def _clean_test(platform: str) -> Callable[[str, bool], bool]:
     """When the platform's length of a concatenation is provably the sum of its parts' lengths.
 
     Grapheme clusters: a cluster can only span two code points when one of them is "complex"

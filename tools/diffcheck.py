@@ -7,7 +7,7 @@ nested lists, quotes, code, links, bare URLs, CJK, emoji, long words, headings, 
 limits that force cuts inside paragraphs), and compares every post's text, length, facets, images, links and
 line, and every error and warning, for all three platforms.
 
-Run:  python benchmarks/diffcheck.py --old-commit dc89017 [--cases 3000] [--seed 1] [--mb 3]
+Run:  python tools/diffcheck.py --old-commit dc89017 [--cases 3000] [--seed 1] [--mb 3]
       (or --old DIR: a folder holding an old `crossposter` package)
 Prints the number of cases compared and exits 1 on the first few differences (shown).
 """

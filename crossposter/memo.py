@@ -1,0 +1,83 @@
+"""The one kind of cache the text pipeline keeps across threads and archives: bounded and thread-safe.
+
+Rendering and splitting look the same words up again and again (a word's length on a platform, the
+cut strength after it, where CJK text may be cut, whether it can hide a URL), so those answers are
+kept between threads. A cache lives as long as the process (the daemon's, for days), so each one is
+bounded; and two threads may plan at once (the preview server, tests), so no reader may ever see a key
+vanish between checking for it and reading it: readers take what they need into a dict of their own
+(`values_for`), and eviction drops the oldest half instead of clearing everything at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from itertools import islice
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+_ALL: list[BoundedCache] = []  # caches are module-level: they live as long as the process anyway
+
+
+def all_caches() -> list[BoundedCache]:
+    """Every cache made so far (for tests that shrink them to make eviction happen all the time)."""
+    return list(_ALL)
+
+
+class BoundedCache(Generic[K, V]):
+    """A memo of a pure function's answers, at most `maxsize` of them, the oldest evicted first.
+
+    `get` is the dict's own bound method (lock-free: one dict read is atomic in CPython, and a miss
+    only means computing again), so hot loops can `map` it; every write goes through the lock.
+    Values are never None (None means "not known" to `get`).
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        if maxsize < 2:
+            raise ValueError("a cache needs room for at least two entries")
+        self.maxsize = maxsize
+        self._data: dict[K, V] = {}
+        self._lock = threading.Lock()
+        self.get: Callable[[K], V | None] = self._data.get
+        _ALL.append(self)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def put(self, key: K, value: V) -> V:
+        with self._lock:
+            self._store(key, value)
+        return value
+
+    def _store(self, key: K, value: V) -> None:
+        data = self._data
+        if len(data) >= self.maxsize and key not in data:
+            # Insertion order is age: drop the older half (a whole clear would make every
+            # word be counted again at once; one at a time would make every insert pay).
+            for old in list(islice(data, len(data) - self.maxsize // 2 + 1)):
+                data.pop(old, None)
+        data[key] = value
+
+    def values_for(self, keys: Iterable[K], compute: Callable[[K], V]) -> dict[K, V]:
+        """Every key's value, computing the missing ones, as a dict the caller owns (safe to index)."""
+        keys = keys if isinstance(keys, (set, frozenset)) else set(keys)
+        data = self._data
+        missing = keys.difference(data)
+        computed = {k: compute(k) for k in missing}
+        if computed:
+            with self._lock:
+                for k, v in computed.items():
+                    self._store(k, v)
+        out = dict(zip(keys, map(data.get, keys), strict=True))
+        out.update(computed)
+        if None in out.values():  # evicted by another thread meanwhile: compute again
+            for k, v in out.items():
+                if v is None:
+                    out[k] = compute(k)
+        return out
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
