@@ -27,6 +27,7 @@ import json
 import math
 import os
 import random
+import socket
 import sys
 import tempfile
 import threading
@@ -122,6 +123,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        # As nginx does (`tcp_nodelay on`): without it, the body written after the headers waits for the
+        # client's delayed ACK (~40 ms on Linux), and every request would cost 90 ms instead of the 50 ms modelled.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _send(self, status: int, body: bytes, ctype: str = "application/json", headers: dict | None = None) -> None:
         self.send_response(status)
