@@ -389,9 +389,7 @@ def test_bluesky_links_to_any_url_round_trip(parts: list) -> None:
     assert_round_trip(*bluesky_thread([parts]))
 
 
-@pytest.mark.xfail(strict=True, reason="render.py: a line break inside link text becomes a space (not changed by "
-                                        "r-render; the text is kept, the break is not)")
-@XFAIL_SETTINGS
+@SETTINGS
 @given(bluesky_parts(broken_links=True))
 def test_bluesky_link_text_over_line_breaks_round_trips(parts: list) -> None:
     if not _fits_bluesky([parts]):
