@@ -260,9 +260,11 @@ def mastodon_backup(posts: int) -> None:
           f"{requests / max(posts, 1):.3f} per post")
     print(f"  floor: {pages + logins} sequential requests × {DELAY * 1000:.0f} ms + ceil({media} / {concurrency}) × "
           f"{DELAY * 1000:.0f} ms = {floor:.2f} s")
-    print(f"  wall: {wall:.2f} s = {wall / floor:.2f} × the floor (target ≤ 1.3)")
+    pages_only = (pages + logins) * DELAY
+    print(f"  wall: {wall:.2f} s = {wall / floor:.2f} × the floor (target ≤ 1.3); the pages alone (media downloads "
+          f"overlap them) {pages_only:.2f} s: {wall / pages_only:.2f} ×")
     rest = wall - phases.read_until - phases.media_time
-    print(f"  where: reading (pages, HTML → text) {phases.read_until:.2f} s, media downloads "
+    print(f"  where: reading (pages, HTML → text) {phases.read_until:.2f} s, media (waiting for downloads at the batches: they start while the pages are read) "
           f"{phases.media_time:.2f} s, the rest (threads, Markdown, archive writes) {rest:.2f} s")
     print(f"  second run, nothing new: {rerun:.2f} s, {again.posts_added} posts added")
 
@@ -311,7 +313,8 @@ def x_archive_import(posts: int) -> None:
               f"skipped {sum(outcome.skipped.values()):,}, problems {len(outcome.problems)}")
         print(f"  json.loads(tweets.js) {t_json * 1000:.0f} ms, plain media copy {t_copy * 1000:.0f} ms")
         print(f"  import (run_backup: read, threads, media, archive) {t_import * 1000:.0f} ms = "
-              f"{t_import / target:.2f} × (3 × json.loads + media copy = {target * 1000:.0f} ms; target < 1)")
+              f"{t_import / target:.2f} × (3 × json.loads + media copy = {target * 1000:.0f} ms; target < 1) = "
+              f"{t_import / (t_json + t_copy):.2f} × (json.loads + media copy)")
         media = phases.media_time
         print(f"  where (last run): XArchiveReader.read() alone {t_read * 1000:.0f} ms, media copy {media * 1000:.0f} ms, "
               f"the rest {(runs[-1] - t_read - media) * 1000:.0f} ms: threads, Markdown and the archive writes")
