@@ -549,7 +549,7 @@ def _inline_runs(inline: MdToken, line: int, archive_dir: Path, out: RenderedThr
                 runs.append(Run("code", child.content, line=line))
         elif t in ("softbreak", "hardbreak"):
             if link:
-                link_text.append(" ")
+                link_text.append("\n")  # kept as typed, as a break outside a link is (a backed-up post round-trips)
             else:
                 runs.append(Run("break", line=line))
             line += 1

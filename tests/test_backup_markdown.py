@@ -76,3 +76,13 @@ def test_link_span_becomes_markdown_link() -> None:
     md = to_markdown(text, [Span(start, end, link_markdown(text[start:end], "https://example.com/very/long"))])
     assert md == "see [example.com/very/lo...](https://example.com/very/long) for more"
     assert posts_of(md, "bluesky") == [text]
+
+
+def test_a_number_between_two_links_stays_text() -> None:
+    # The links' placeholders were `NUL k NUL`: with "0" between link 1 and link 2 the text read
+    # `NUL 1 NUL 0 NUL 2 NUL`, whose middle is link 0's placeholder (found by the round-trip property).
+    text = "a b0c"
+    spans = [Span(i, i + 1, link_markdown(text[i], f"https://example.org/{i}")) for i in (0, 2, 4)]
+    md = to_markdown(text, spans)
+    assert md == "[a](https://example.org/0) [b](https://example.org/2)0[c](https://example.org/4)"
+    assert posts_of(md, "bluesky") == [text]

@@ -214,7 +214,7 @@ def test_errors_are_one_line_on_stderr_with_a_non_zero_exit(tmp_path: Path) -> N
     cfg = write_config(tmp_path, "")
     r = crossposter("backup", "--from", "x", "--x-archive", str(tmp_path / "missing.zip"), "--config", str(cfg),
                     cwd=tmp_path)
-    assert r.returncode == 2 and r.stdout == "" and r.stderr.startswith("error: ") and "missing.zip" in r.stderr
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.startswith("crossposter: error: ") and "missing.zip" in r.stderr
     r = crossposter("backup", "--from", "bluesky", "--x-archive", "a.zip", "--config", str(cfg), cwd=tmp_path)
     assert r.returncode == 2 and "--x-archive is for --from x" in r.stderr
     r = crossposter("backup", "--from", "x", "--x-archive", "a.zip", "--since", "yesterday", "--config", str(cfg),

@@ -23,8 +23,7 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from crossposter import counting
@@ -359,10 +358,8 @@ def test_x_post_round_trips(parts: list) -> None:
 # These failed before branch r-render was merged (each was a strict xfail until then): `---` was
 # dropped instead of starting a post, a link whose text is its URL was shown shortened on Bluesky,
 # hrefs were percent-encoded and punycoded by markdown-it, mention links were written out as
-# "@name URL" (a link facet on Bluesky) instead of the mention as typed. One case still fails.
-
-#: an expected failure needs no shrinking (it only costs time); the same tests shrink once they pass
-XFAIL_SETTINGS = settings(SETTINGS, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+# "@name URL" (a link facet on Bluesky) instead of the mention as typed; and a line break inside link
+# text became a space (fixed in render.py by branch bk-speed).
 
 
 @SETTINGS
@@ -389,9 +386,7 @@ def test_bluesky_links_to_any_url_round_trip(parts: list) -> None:
     assert_round_trip(*bluesky_thread([parts]))
 
 
-@pytest.mark.xfail(strict=True, reason="render.py: a line break inside link text becomes a space (not changed by "
-                                        "r-render; the text is kept, the break is not)")
-@XFAIL_SETTINGS
+@SETTINGS
 @given(bluesky_parts(broken_links=True))
 def test_bluesky_link_text_over_line_breaks_round_trips(parts: list) -> None:
     if not _fits_bluesky([parts]):

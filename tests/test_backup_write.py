@@ -268,6 +268,59 @@ def test_failed_media_holds_the_thread_back_and_keeps_the_cursor(tmp_path: Path)
     assert "![pic](media/mastodon/2-0.png)" in text
 
 
+@dataclass
+class PagedReader(FakeReader):
+    """Reads two pages and hands each page's posts to `on_posts`, as the network readers do."""
+
+    fetched_during_read: list[str] = field(default_factory=list)
+    reading: bool = False
+
+    def read(self, *, cursor=None, since=None, on_page=None, on_posts=None) -> ReadResult:
+        import threading
+
+        self.reading = True
+        got = threading.Event()
+        first, rest = self.posts[:2], self.posts[2:]
+        self.on_fetch = got.set
+        if on_posts:
+            on_posts(first)
+            assert got.wait(10), "the first page's media were not started while reading"
+            on_posts(rest)
+        result = super().read(cursor=cursor, since=since, on_page=on_page)
+        self.reading = False
+        return result
+
+    def fetch_media(self, media: SourceMedia) -> bytes:
+        if self.reading:
+            self.fetched_during_read.append(media.filename)
+        try:
+            return super().fetch_media(media)
+        finally:
+            self.on_fetch()
+
+
+def test_media_download_while_the_pages_are_read(tmp_path: Path) -> None:
+    img = [SourceMedia("image", f"u{n}", f"{n}-0.png", alt=f"pic {n}") for n in range(6)]
+    posts = [P(1, "thread with a picture", media=(img[1],)), P(2, "a reply with a picture", 1, media=(img[2],)),
+             P(3, "a repost", media=(img[3],), repost=True), P(4, "reply to someone", 99, to_self=False,
+                                                                   media=(img[4],)),
+             P(5, "a picture that fails", media=(img[5],))]
+    files = {f"u{n}": f"IMG{n}".encode() for n in range(6)}
+    reader = PagedReader(posts, files=files, fail_media={"5-0.png": 99})
+    out = backup(reader, cfg(tmp_path))
+    assert reader.fetched_during_read[:1] in (["1-0.png"], ["2-0.png"])  # started by the first page
+    assert "3-0.png" not in reader.fetched_during_read and "4-0.png" not in reader.fetched_during_read
+    assert [t.post_ids for t in out.threads] == [["1", "2"]]  # the failed one held back, reported once
+    assert len(out.problems) == 1 and "5-0.png" in out.problems[0] and not out.cursor_saved
+    folder = tmp_path / "threads" / "media" / "mastodon"
+    assert sorted(p.name for p in folder.iterdir()) == ["1-0.png", "2-0.png"]
+    # the same result as a reader that hands nothing over early (no prefetch)
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    backup(FakeReader(posts, files=files, fail_media={"5-0.png": 99}), cfg(plain))
+    assert (plain / "threads" / "mastodon.md").read_bytes() == (tmp_path / "threads" / "mastodon.md").read_bytes()
+
+
 def test_batches_write_once_per_batch_not_per_post(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import crossposter.metadata as metadata
 

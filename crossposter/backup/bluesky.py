@@ -542,13 +542,15 @@ class BlueskyReader:
         return f"BlueskyReader({self._adapter!r})"
 
     def read(self, *, cursor: str | None = None, since: datetime | None = None,
-             on_page: Callable[[int], None] | None = None) -> ReadResult:
+             on_page: Callable[[int], None] | None = None,
+             on_posts: Callable[[list[SourcePost]], None] | None = None) -> ReadResult:
         """Every own post written after `cursor` (all when None), not dated before `since`.
 
         `since` also starts the listing at the record keys made at that time, so a record whose key
         is not a TID (no client we know writes those) and sorts before it is not seen.
 
-        `on_page(n)` is called after each page with the number of records it held. A failure raises
+        `on_page(n)` is called after each page with the number of records it held, `on_posts` with its
+        posts (the caller starts their media downloads). A failure raises
         the adapter's `PlatformError` kinds; when pages were read before it, `error.partial` is the
         `ReadResult` of those (its cursor resumes right after them).
         """
@@ -578,6 +580,7 @@ class BlueskyReader:
                 raise err from None
             result.requests += 1
             last = start
+            first_new = len(result.posts)
             for record in records:
                 rkey = _record_key(record)
                 if rkey is None:
@@ -603,6 +606,8 @@ class BlueskyReader:
                     result.posts.append(post)
             if last is not None and last != start:
                 result.cursor = self._cursor(did, last)
+            if on_posts is not None and len(result.posts) > first_new:
+                on_posts(result.posts[first_new:])  # their media start downloading while the next page loads
             if on_page is not None:
                 on_page(len(records))
             # A page shorter than asked for is the last one (the PDS applies `limit` in SQL); a page

@@ -49,6 +49,7 @@ _ENTITY = re.compile(r"&(?=#[0-9]{1,7};|#[xX][0-9a-fA-F]{1,6};|[A-Za-z][A-Za-z0-
 _ASCII_PUNCT = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 #: starts and ends the placeholder of a span in `_assemble` (markdown-it reads a NUL as U+FFFD: never text)
 _MARK = "\x00"
+_PLACEHOLDER = re.compile(f"{_MARK}[0-9]+{_MARK}")
 _HTMLISH = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ/!?")
 
 
@@ -205,8 +206,10 @@ def _assemble(text: str, spans: Iterable[Span]) -> str:
         breaks = 0
         prev = line
         escaped = _escape_line(line)
-        for mark, md in placeholders.items():
-            escaped = escaped.replace(mark, md)
+        if placeholders:
+            # one left-to-right pass: `str.replace` per mark would also match across two marks and the text
+            # between them (`NUL 1 NUL 0 NUL 2 NUL` holds mark 0)
+            escaped = _PLACEHOLDER.sub(lambda m: placeholders.get(m.group(0), m.group(0)), escaped)
         out.append(escaped)
     return "\n".join(out)
 

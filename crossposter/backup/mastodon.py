@@ -345,10 +345,12 @@ class MastodonReader:
         return [s for s in page if isinstance(s, Mapping)], (str(next_max) if next_max is not None else None), linked
 
     def read(self, *, cursor: str | None = None, since: datetime | None = None,
-             on_page: Callable[[int], None] | None = None) -> ReadResult:
+             on_page: Callable[[int], None] | None = None,
+             on_posts: Callable[[list[SourcePost]], None] | None = None) -> ReadResult:
         """Every own status newer than `cursor` and not older than `since` (naive: UTC).
 
-        `on_page` is called after each page with the number of statuses it held. On a
+        `on_page` is called after each page with the number of statuses it held, `on_posts` with the
+        page's posts once converted (on the converter's thread: the caller starts their media). On a
         `PlatformError` the error carries `partial`: what was read so far and a cursor that
         resumes without a gap.
         """
@@ -358,7 +360,7 @@ class MastodonReader:
         account_id = str(account["id"])
         state = _Cursor.parse(cursor, self.adapter.instance, account_id)
         walk_up = state.newest is not None
-        converter = _Converter(self, account_id)
+        converter = _Converter(self, account_id, on_posts)
         seen: set[str] = set()
         requests = 0
 
@@ -531,11 +533,13 @@ class _Converter:
     thread, one at a time, so errors, cursors and rate limits behave exactly as without it.
     """
 
-    def __init__(self, reader: MastodonReader, account_id: str) -> None:
+    def __init__(self, reader: MastodonReader, account_id: str,
+                 on_posts: Callable[[list[SourcePost]], None] | None = None) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self.reader = reader
         self.account_id = account_id
+        self.on_posts = on_posts
         self.posts: dict[str, SourcePost] = {}
         self.skipped = Skipped()  # touched only by the worker until finish()
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mastodon-convert")
@@ -545,10 +549,14 @@ class _Converter:
         self.futures.append(self.pool.submit(self._convert, statuses))
 
     def _convert(self, statuses: list[Mapping[str, Any]]) -> None:
+        page = []
         for status in statuses:
             post = self.reader._convert(status, self.account_id, self.skipped)
             if post is not None:
                 self.posts[post.id] = post
+                page.append(post)
+        if self.on_posts is not None and page:
+            self.on_posts(page)
 
     def finish(self) -> tuple[list[SourcePost], Skipped]:
         """Every page submitted so far, converted (a bug in the conversion is raised here)."""

@@ -17,7 +17,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,18 +60,43 @@ class MediaStore:
     bytes: int = 0
     problems: list[MediaProblem] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
+    #: downloads `prefetch` started, by (post id, index), until `fetch_all` takes them
+    _started: dict[tuple[str, int], Future[MediaProblem | None]] = field(default_factory=dict, repr=False)
+    _unsynced: bool = False
+    _closed: bool = False
 
     def path_of(self, media: SourceMedia) -> str | None:
         name = safe_name(media.filename)
         return None if name is None else f"{self.relative}/{name}"
 
+    def prefetch(self, posts: Iterable[SourcePost]) -> None:
+        """Start downloading `posts`' media in the background (at most `concurrency` at a time).
+
+        Called while the account is still being read (a page names its media long before the batch
+        that writes them), so downloads overlap the reading instead of following it. Safe from any
+        thread; a later `fetch_all` waits for what was started here and reports its problems then.
+        A file downloaded for a post that is finally not written (held back, or below a reply to
+        another account) stays in the media folder; the next run finds it instead of downloading it.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            for post in posts:
+                for i, media in enumerate(post.media):
+                    rel = self.path_of(media)
+                    if rel is not None and (post.id, i) not in self._started:
+                        self._started[(post.id, i)] = self._submit((post, i, media, rel))
+
     def fetch_all(self, posts: Iterable[SourcePost], dry_run: bool = False,
                   on_file: Callable[[], None] | None = None) -> dict[tuple[str, int], str]:
         """Every post's media on disk; returns (post id, index) → archive-relative path for those that are.
 
-        With `dry_run` nothing is downloaded: paths are returned as they would be.
+        What `prefetch` started is waited for, the rest is downloaded now; problems are added to
+        `problems` here, in the caller's thread. With `dry_run` nothing is downloaded: paths are
+        returned as they would be.
         """
-        todo: list[tuple[SourcePost, int, SourceMedia, str]] = []
+        waits: list[tuple[SourcePost, int, str, Future[MediaProblem | None]]] = []
         paths: dict[tuple[str, int], str] = {}
         for post in posts:
             for i, media in enumerate(post.media):
@@ -83,41 +108,60 @@ class MediaStore:
                 if dry_run:
                     paths[(post.id, i)] = rel
                     continue
-                todo.append((post, i, media, rel))
-        if dry_run or not todo:
-            return paths
-        self.folder.mkdir(parents=True, exist_ok=True)
-
-        def one(item: tuple[SourcePost, int, SourceMedia, str]) -> None:
-            post, i, media, rel = item
-            target = self.folder / rel.rsplit("/", 1)[-1]
-            try:
-                if self._have(target, media):
-                    with self._lock:
-                        self.reused += 1
-                else:
-                    data = self._download(media)
-                    write_atomic(target, data, 0o644, durable=False)  # one sync for the batch, below
-                    with self._lock:
-                        self.downloaded += 1
-                        self.bytes += len(data)
                 with self._lock:
-                    paths[(post.id, i)] = rel
-            except PlatformError as e:
-                with self._lock:
-                    self.problems.append(MediaProblem(post, i, f"{media.kind} {media.filename}: {e.message}"))
-            except OSError as e:
-                with self._lock:
-                    self.problems.append(MediaProblem(post, i, f"{media.kind} {media.filename}: cannot write "
-                                                               f"{target}: {e.strerror or e}"))
+                    future = self._started.pop((post.id, i), None)
+                    if future is None:
+                        future = self._submit((post, i, media, rel))
+                waits.append((post, i, rel, future))
+        for post, i, rel, future in waits:
+            problem = future.result()
+            if problem is None:
+                paths[(post.id, i)] = rel
+            else:
+                self.problems.append(problem)
             if on_file is not None:
                 on_file()
-
-        with ThreadPoolExecutor(max_workers=max(1, self.concurrency), thread_name_prefix="media") as pool:
-            list(pool.map(one, todo))
-        if self.downloaded:
+        with self._lock:
+            unsynced, self._unsynced = self._unsynced, False
+        if unsynced:
             sync_all()  # durable before the archive names them and the cursor moves past them
         return paths
+
+    def close(self) -> None:
+        """Stop: downloads not started are dropped, running ones are waited for (no write after return)."""
+        with self._lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+            self._started.clear()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _submit(self, item: tuple[SourcePost, int, SourceMedia, str]) -> Future[MediaProblem | None]:
+        """(under `_lock`)"""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=max(1, self.concurrency), thread_name_prefix="media")
+        return self._pool.submit(self._one, item)
+
+    def _one(self, item: tuple[SourcePost, int, SourceMedia, str]) -> MediaProblem | None:
+        post, i, media, rel = item
+        target = self.folder / rel.rsplit("/", 1)[-1]
+        try:
+            if self._have(target, media):
+                with self._lock:
+                    self.reused += 1
+                return None
+            data = self._download(media)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            write_atomic(target, data, 0o644, durable=False)  # one sync for the batch, in fetch_all
+            with self._lock:
+                self.downloaded += 1
+                self.bytes += len(data)
+                self._unsynced = True
+            return None
+        except PlatformError as e:
+            return MediaProblem(post, i, f"{media.kind} {media.filename}: {e.message}")
+        except OSError as e:
+            return MediaProblem(post, i, f"{media.kind} {media.filename}: cannot write {target}: {e.strerror or e}")
 
     @staticmethod
     def _have(target: Path, media: SourceMedia) -> bool:

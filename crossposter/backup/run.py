@@ -24,6 +24,7 @@ Why the order of things:
 
 from __future__ import annotations
 
+import inspect
 import os
 import random
 import time
@@ -39,6 +40,7 @@ from crossposter.platforms import registry
 
 if TYPE_CHECKING:
     from crossposter.archive import Archive, Thread
+    from crossposter.backup.media import MediaStore
     from crossposter.config import Config
 
 __all__ = ["ArchiveCache", "BackupOutcome", "BackupReporter", "ThreadAdded", "RepliesAppended", "run_backup", "default_into",
@@ -134,9 +136,6 @@ def run_backup(reader: Reader, config: Config, *, account: str, into: Path | Non
     archive whose bytes have not changed since the last call.
     """
     from crossposter.backup.media import MediaStore
-    from crossposter.backup.state import BackupState
-    from crossposter.platforms.base import PlatformError, RateLimitedError, TransientError
-    from crossposter.publish import text_sha
 
     platform = reader.platform
     reporter = reporter or BackupReporter()
@@ -153,7 +152,33 @@ def run_backup(reader: Reader, config: Config, *, account: str, into: Path | Non
     cache = cache if cache is not None else ArchiveCache()
     index, parsed_into = _recorded_index(config, into, archives, platform, cache)
 
-    # 2. Read, waiting out what can be waited out.
+    # 2. Read, waiting out what can be waited out; media downloads start as soon as a page names them.
+    folder, relative = media_folder_for(config, into, platform)
+    store = MediaStore(reader, folder, relative, sleep=sleep)
+    try:
+        return _run(reader, config, platform, account, into, since, dry_run, reporter, sleep, batch, index,
+                    parsed_into, cache, store, outcome)
+    finally:
+        store.close()
+
+
+def _run(reader: Reader, config: Config, platform: str, account: str, into: Path, since: datetime | None,
+         dry_run: bool, reporter: BackupReporter, sleep: Callable[[float], None], batch: int,
+         index: dict[str, tuple[Path, Thread]], parsed_into: tuple[bytes, Archive, dict[str, Thread]] | None,
+         cache: ArchiveCache, store: MediaStore, outcome: BackupOutcome) -> BackupOutcome:
+    from crossposter.backup.state import BackupState
+    from crossposter.platforms.base import PlatformError, RateLimitedError, TransientError
+    from crossposter.publish import text_sha
+
+    extra_args: dict[str, Callable[[list[SourcePost]], None]] = {}
+    if not dry_run and "on_posts" in inspect.signature(reader.read).parameters:
+
+        def on_posts(posts: list[SourcePost]) -> None:
+            # only what can be written: not reposts, replies to others or posts an archive records
+            store.prefetch(p for p in posts if p.media and not p.repost and p.id not in index
+                           and (p.reply_to is None or p.reply_to_self))
+
+        extra_args["on_posts"] = on_posts
     state = BackupState.load(config.state_path, platform, account)
     cursor = state.cursor
     posts: list[SourcePost] = []
@@ -161,7 +186,7 @@ def run_backup(reader: Reader, config: Config, *, account: str, into: Path | Non
     failures = 0
     while True:
         try:
-            result = reader.read(cursor=cursor, since=since, on_page=reporter.page)
+            result = reader.read(cursor=cursor, since=since, on_page=reporter.page, **extra_args)
         except ValueError as e:
             if cursor is None or cursor != state.cursor:
                 raise
@@ -214,8 +239,6 @@ def run_backup(reader: Reader, config: Config, *, account: str, into: Path | Non
             reporter.note(problem)
 
     # 4. Media and writes, batch by batch.
-    folder, relative = media_folder_for(config, into, platform)
-    store = MediaStore(reader, folder, relative, sleep=sleep)
     title = f"{registry.display(platform)} threads"
     total = len(threads) + len(appends)
     done = 0

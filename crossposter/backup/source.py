@@ -187,7 +187,12 @@ class Reader(Protocol):
 
     def read(self, *, cursor: str | None = None, since: datetime | None = None,
              on_page: Callable[[int], None] | None = None) -> ReadResult:
-        """Every own post newer than `cursor` (all when None) and not older than `since`."""
+        """Every own post newer than `cursor` (all when None) and not older than `since`.
+
+        A reader that reads page by page over a network may also take `on_posts`, called with each
+        page's posts as soon as they are known: `run_backup` then starts their media downloads while
+        the next pages are read (it passes `on_posts` only to a `read` that names it).
+        """
 
     def fetch_media(self, media: SourceMedia) -> bytes:
         """The attachment's bytes exactly as the platform serves them (no re-encoding)."""

@@ -172,14 +172,14 @@ def run(platform: str, into: Path | None, x_archive: Path | None, since: str | N
         config_path: Path | None) -> int:
     from crossposter.archive import ArchiveError
     from crossposter.config import ConfigError, config_for_command, secret_values
+    from crossposter.messages import fail
     from crossposter.redact import redact
     from crossposter.timeparse import TimeError
 
     secret_values()  # registers every readable secret: a server's error below may quote one
 
     def error(message: str) -> int:
-        print(redact(f"error: {message}"), file=sys.stderr)
-        return EXIT_ERROR
+        return fail(message, EXIT_ERROR)  # the one voice of every command: `crossposter: error: ...`, redacted
 
     if x_archive is not None and platform != "x":
         return error("--x-archive is for --from x only")
