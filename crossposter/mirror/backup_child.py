@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from crossposter.config import Config
+    from crossposter.mirror.changes import SourceView
     from crossposter.mirror.source import BackupResult
 
 
@@ -55,11 +56,9 @@ def nothing_new(config: Config) -> bool:
     return isinstance(page, dict) and page.get("records") == []
 
 
-def run_in_child(config: Config, timeout: float) -> BackupResult:
-    """One backup in a child process; raises RuntimeError (redacted message) when it fails as a whole."""
-    from crossposter.mirror.source import BackupResult
-
-    payload = json.dumps({"config": config.model_dump(mode="json"), "base_dir": str(config.base_dir)})
+def _child(config: Config, timeout: float, **extra: object) -> dict:
+    """Run the child with the config (and `extra`) on stdin; its JSON answer, or RuntimeError (redacted)."""
+    payload = json.dumps({"config": config.model_dump(mode="json"), "base_dir": str(config.base_dir), **extra})
     package_root = str(Path(__file__).resolve().parent.parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([package_root, *filter(None, [os.environ.get("PYTHONPATH")])])}
     try:
@@ -74,8 +73,18 @@ def run_in_child(config: Config, timeout: float) -> BackupResult:
         out = json.loads(lines[-1]) if lines else {}
     except ValueError:
         out = {}
-    if proc.returncode != 0 or "error" in out or "newest" not in out:
+    if proc.returncode != 0 or "error" in out:
         raise RuntimeError(out.get("error") or f"the backup process exited with code {proc.returncode}")
+    return out
+
+
+def run_in_child(config: Config, timeout: float) -> BackupResult:
+    """One backup in a child process; raises RuntimeError (redacted message) when it fails as a whole."""
+    from crossposter.mirror.source import BackupResult
+
+    out = _child(config, timeout)
+    if "newest" not in out:
+        raise RuntimeError("the backup process gave no result")
     return BackupResult(newest={k: datetime.fromisoformat(v) for k, v in out["newest"].items()},
                         problems=list(out.get("problems", [])), complete=bool(out.get("complete", True)))
 
@@ -88,6 +97,17 @@ def backup_out_of_process(config: Config) -> BackupResult:
         return BackupResult(newest={}, problems=[])
     assert config.mirror is not None
     return run_in_child(config, timeout=max(600.0, 5 * config.mirror.every))
+
+
+def changes_out_of_process(config: Config, since: datetime, expect: list[str]) -> SourceView:
+    """The mirror's read for edits and deletions (`changes.read_view`), in a child process like the backup."""
+    from crossposter.mirror.changes import view_from_json
+
+    assert config.mirror is not None
+    out = _child(config, max(600.0, 5 * config.mirror.every), changes={"since": since.isoformat(), "expect": expect})
+    if "view" not in out:
+        raise RuntimeError("the source read for edits and deletions gave no result")
+    return view_from_json(out["view"])
 
 
 def main() -> None:
@@ -103,6 +123,19 @@ def main() -> None:
     setup_logging(config.daemon.log_format, secret_values(), stream=sys.stderr)
     from crossposter.mirror.source import run_source_backup
 
+    if isinstance(first.get("changes"), dict):
+        from crossposter.mirror.changes import read_view, view_to_json
+
+        try:
+            view = read_view(config, datetime.fromisoformat(first["changes"]["since"]),
+                             [str(x) for x in first["changes"]["expect"]])
+        except Exception as e:
+            out.write(json.dumps({"error": redact(f"{type(e).__name__}: {e}")}) + "\n")
+            out.flush()
+            raise SystemExit(1) from None
+        out.write(json.dumps(redact_obj({"view": view_to_json(view)})) + "\n")
+        out.flush()
+        return
     try:
         result = run_source_backup(config)
     except Exception as e:
