@@ -188,3 +188,99 @@ def test_state_round_trip_keeps_changes(tmp_path: Path) -> None:
     st.save()
     back = MirrorState.load(tmp_path)
     assert back.changes == st.changes and back.last_changes_check == st.last_changes_check
+
+
+# --------------------------------------------------------------------------- against the real peers
+
+
+def _peer_config(folder: Path, platform_yaml: str, source: str) -> Path:
+    cfg = folder / "crossposter.yaml"
+    cfg.write_text(f"state_dir: state\narchives: ['threads/*.md']\nplatforms:\n{platform_yaml}"
+                   f"  x: {{enabled: true}}\n"
+                   f"mirror: {{from: {source}, to: [x], every: 60, settle: 10m, edits_every: 1s}}\n",
+                   encoding="utf-8")
+    (folder / "threads").mkdir(exist_ok=True)
+    return cfg
+
+
+def _poll_after_edits_every(m: Mirror) -> None:
+    import time
+
+    time.sleep(1.1)
+    m.poll()
+
+
+def test_bluesky_put_record_and_delete_record_are_reported(pds, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    handle, did, password = pds.create_account("edits")
+    token = pds.xrpc_post("com.atproto.server.createSession", {"identifier": handle, "password": password}).json()
+    jwt = token["accessJwt"]
+    monkeypatch.setenv("CROSSPOSTER_BLUESKY_PASSWORD", password)
+    cfg = _peer_config(tmp_path, f"  bluesky: {{enabled: true, handle: {handle}, service: '{pds.url}'}}\n", "bluesky")
+    config = load_config(cfg)
+    pub = Publisher()
+    m = Mirror(config, pub)
+    m.poll()  # the first start
+
+    def create(text: str, reply: dict | None = None) -> dict:
+        record = {"$type": "app.bsky.feed.post", "text": text,
+                  "createdAt": datetime.now(UTC).isoformat().replace("+00:00", "Z"), **({"reply": reply} if reply else {})}
+        r = pds.xrpc_post("com.atproto.repo.createRecord", {"repo": did, "collection": "app.bsky.feed.post",
+                                                             "record": record}, jwt)
+        assert r.status_code == 200, r.text
+        return {**r.json(), "record": record}
+
+    root = create("An opening post about edits.")
+    ref = {"uri": root["uri"], "cid": root["cid"]}
+    second = create("A second post, deleted later.", {"root": ref, "parent": ref})
+    third = create("A third post, edited later.", {"root": ref, "parent": {"uri": second["uri"], "cid": second["cid"]}})
+    m.poll()
+    assert m.state.threads[root["uri"]].posts == 3 and m.state.changes == []
+    _poll_after_edits_every(m)
+    assert m.state.changes == []  # read again: nothing changed, nothing reported
+    rkey = third["uri"].rsplit("/", 1)[-1]
+    r = pds.xrpc_post("com.atproto.repo.putRecord", {"repo": did, "collection": "app.bsky.feed.post", "rkey": rkey,
+                                                      "record": {**third["record"], "text": "A third post, EDITED."}},
+                      jwt)
+    assert r.status_code == 200, r.text
+    r = pds.xrpc_post("com.atproto.repo.deleteRecord", {"repo": did, "collection": "app.bsky.feed.post",
+                                                         "rkey": second["uri"].rsplit("/", 1)[-1]}, jwt)
+    assert r.status_code == 200, r.text
+    archive = tmp_path / "threads" / "bluesky.md"
+    before = archive.read_bytes()
+    _poll_after_edits_every(m)
+    assert sorted((c["kind"], c["post"], c["index"]) for c in m.state.changes) == [
+        ("deleted", second["uri"], 2), ("edited", third["uri"], 3)]
+    _poll_after_edits_every(m)
+    assert len(m.state.changes) == 2  # once
+    assert archive.read_bytes() == before and pub.submitted == []
+
+
+def test_mastodon_edit_and_delete_are_reported(mastodon_server, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    import uuid
+
+    from tests.test_backup_peers import _api, _dev_user
+
+    _, token = _dev_user(mastodon_server, f"edits_{uuid.uuid4().hex[:8]}")
+    api = _api(mastodon_server, token)
+    monkeypatch.setenv("CROSSPOSTER_MASTODON_ACCESS_TOKEN", token)
+    cfg = _peer_config(tmp_path, f"  bluesky: {{enabled: false}}\n  mastodon: {{enabled: true, instance: "
+                                 f"'{mastodon_server.url}'}}\n", "mastodon")
+    config = load_config(cfg)
+    pub = Publisher()
+    m = Mirror(config, pub)
+    m.poll()
+    root = api.status_post("An opening toot about edits.")
+    second = api.status_post("A second toot, deleted later.", in_reply_to_id=root["id"])
+    third = api.status_post("A third toot, edited later.", in_reply_to_id=second["id"])
+    m.poll()
+    assert m.state.threads[str(root["id"])].posts == 3 and m.state.changes == []
+    _poll_after_edits_every(m)
+    assert m.state.changes == []
+    api.status_update(third["id"], status="A third toot, EDITED.")
+    api.status_delete(second["id"])
+    _poll_after_edits_every(m)
+    assert sorted((c["kind"], c["post"], c["index"]) for c in m.state.changes) == [
+        ("deleted", str(second["id"]), 2), ("edited", str(third["id"]), 3)]
+    _poll_after_edits_every(m)
+    assert len(m.state.changes) == 2
+    assert pub.submitted == []
