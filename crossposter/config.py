@@ -278,6 +278,9 @@ class MirrorConfig(_Strict):
     def _not_to_itself(self) -> MirrorConfig:
         if self.from_ in self.to:
             raise ValueError(f"`to` lists {self.from_}, the platform mirrored from; list only the others")
+        if self.skip_tag and self.skip_tag.casefold() in {t.casefold() for t in self.remove_tags}:
+            raise ValueError(f"{self.skip_tag} is both `skip_tag` (such a thread is not mirrored) and in "
+                             "`remove_tags` (taken out of a mirrored thread); keep it in one of them")
         return self
 
 
