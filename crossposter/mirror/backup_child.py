@@ -6,10 +6,11 @@ after its first poll. The child (`python -m crossposter.mirror.backup_child`) ge
 stdin, runs `run_backup` exactly as `crossposter backup` would (same reader, same cursor), prints
 one JSON line and exits; its log lines go to the daemon's log.
 
-Why a look first: with nothing new (most polls) a Bluesky source needs no child at all: one
-unauthenticated `com.atproto.repo.listRecords` after the cursor's record key, with the standard
-library, tells whether anything was written since. Any doubt (no cursor yet, an error, another
-source platform) runs the backup.
+Why a look first: with nothing new (most polls) a Bluesky or Mastodon source needs no child at
+all: one request with the standard library tells whether anything was written since the
+backup's cursor (Bluesky: an unauthenticated `com.atproto.repo.listRecords` after its record key;
+Mastodon: the account's statuses with `min_id` and `limit=1`). Any doubt (no cursor yet, an
+error, an X source, whose reads need OAuth 1.0a signing) runs the backup.
 """
 
 from __future__ import annotations
@@ -31,10 +32,14 @@ if TYPE_CHECKING:
 
 
 def nothing_new(config: Config) -> bool:
-    """True only when the source is Bluesky and its PDS lists no record after the backup's cursor."""
+    """True only when the source lists nothing after the backup's cursor (Bluesky, Mastodon: one small request)."""
     m = config.mirror
-    if m is None or m.from_ != "bluesky":
+    if m is None:
         return False
+    if m.from_ == "mastodon":
+        return _mastodon_nothing_new(config)
+    if m.from_ != "bluesky":
+        return False  # X signs every read with OAuth 1.0a: the backup child's tweepy does it
     from crossposter.backup.state import BackupState
     from crossposter.mirror.report import account_name
 
@@ -76,6 +81,42 @@ def _child(config: Config, timeout: float, **extra: object) -> dict:
     if proc.returncode != 0 or "error" in out:
         raise RuntimeError(out.get("error") or f"the backup process exited with code {proc.returncode}")
     return out
+
+
+def _mastodon_nothing_new(config: Config) -> bool:
+    """`GET /api/v1/accounts/:id/statuses?min_id=<cursor>&limit=1` answered `[]`: nothing after the cursor.
+
+    The account and the newest status read come from the backup's cursor (the reader's own JSON);
+    a cursor with a gap still to read, of another instance, or anything unexpected runs the backup.
+    """
+    from crossposter.backup.state import BackupState
+    from crossposter.config import ConfigError, platform_secrets
+    from crossposter.mirror.report import account_name
+
+    instance = config.platforms.mastodon.instance
+    cursor = BackupState.load(config.state_path, "mastodon", account_name(config, "mastodon")).cursor
+    try:
+        data = json.loads(cursor or "")
+    except ValueError:
+        return False
+    if not isinstance(data, dict) or data.get("instance") != instance or "gap" in data:
+        return False
+    account, newest = data.get("account"), data.get("newest")
+    if not (isinstance(account, str) and account.isalnum() and isinstance(newest, str) and newest.isalnum()):
+        return False
+    try:
+        token = platform_secrets("mastodon")["CROSSPOSTER_MASTODON_ACCESS_TOKEN"].get_secret_value()
+    except (ConfigError, KeyError):
+        return False
+    query = urllib.parse.urlencode({"min_id": newest, "limit": 1})
+    request = urllib.request.Request(f"{instance.rstrip('/')}/api/v1/accounts/{account}/statuses?{query}",
+                                     headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=20) as r:  # noqa: S310 - the configured instance
+            page = json.loads(r.read(1_000_000))
+    except (OSError, ValueError):
+        return False
+    return page == []
 
 
 def run_in_child(config: Config, timeout: float) -> BackupResult:
