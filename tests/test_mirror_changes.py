@@ -238,7 +238,7 @@ def test_bluesky_put_record_and_delete_record_are_reported(pds, tmp_path: Path, 
     _poll_after_edits_every(m)
     assert m.state.changes == []  # read again: nothing changed, nothing reported
     rkey = third["uri"].rsplit("/", 1)[-1]
-    r = pds.xrpc_post("com.atproto.repo.putRecord", {"repo": did, "collection": "app.bsky.feed.post", "rkey": rkey,
+    r = r_put = pds.xrpc_post("com.atproto.repo.putRecord", {"repo": did, "collection": "app.bsky.feed.post", "rkey": rkey,
                                                       "record": {**third["record"], "text": "A third post, EDITED."}},
                       jwt)
     assert r.status_code == 200, r.text
@@ -253,6 +253,16 @@ def test_bluesky_put_record_and_delete_record_are_reported(pds, tmp_path: Path, 
     _poll_after_edits_every(m)
     assert len(m.state.changes) == 2  # once
     assert archive.read_bytes() == before and pub.submitted == []
+    assert "is what gets mirrored" in m.state.changes[0]["message"]  # not mirrored yet (settle 10m)
+    # the daemon's way: the same read in the backup's child process
+    from crossposter.mirror.backup_child import changes_out_of_process
+
+    since = datetime.now(UTC) - timedelta(days=2)
+    expect = [root["uri"], second["uri"], third["uri"]]
+    child = changes_out_of_process(config, since, expect)
+    assert child.gone == {second["uri"]} and set(child.posts) == {root["uri"], third["uri"]}
+    assert child.posts[third["uri"]].cid == r_put.json()["cid"]
+    assert child.posts[third["uri"]].sha == text_sha("A third post, EDITED.")
 
 
 def test_mastodon_edit_and_delete_are_reported(mastodon_server, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001

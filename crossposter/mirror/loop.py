@@ -244,8 +244,9 @@ class Mirror:
             t = self.state.threads[entries[0].id]
             for c in compare(t.root_id, entries, view, set(t.reported), t.versions):
                 where = f"{archive.path}:{thread.line}"
-                message = (f"{where}: {thread.title!r}: {c.detail}; reported only: the archive and the "
-                           f"mirrored copies are unchanged")
+                after = ("the archive and the mirrored copies are unchanged" if t.mirrored_posts else
+                         "the archive is unchanged and is what gets mirrored (edit it there to change that)")
+                message = f"{where}: {thread.title!r}: {c.detail}; reported only: {after}"
                 log.warning("mirror: %s", message, extra={"event": f"mirror_{c.kind}", "title": thread.title,
                                                            "archive": str(archive.path), "line": thread.line,
                                                            "post": c.post_id})
