@@ -8,8 +8,6 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-import pytest
-
 from crossposter.config import load_config
 from crossposter.mirror import backup_child
 from crossposter.mirror.source import run_source_backup
@@ -71,9 +69,38 @@ def test_a_cursor_with_a_gap_or_of_another_instance_is_not_trusted(tmp_path: Pat
     assert backup_child.nothing_new(config) is False
 
 
-@pytest.mark.parametrize("source", ["x"])
-def test_an_x_source_always_runs_the_backup(tmp_path: Path, source: str) -> None:
+def test_an_idle_x_poll_is_one_signed_request_after_the_first(x_server, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    from crossposter.backup.state import BackupState
+    from crossposter.mirror.report import account_name
+
+    for k, v in x_server.env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(backup_child, "_X_USER_IDS", {})
     cfg = tmp_path / "crossposter.yaml"
-    cfg.write_text("state_dir: state\nplatforms: {x: {enabled: true}, mastodon: {enabled: true}}\n"
-                   f"mirror: {{from: {source}, to: [mastodon]}}\n")
-    assert backup_child.nothing_new(load_config(cfg)) is False
+    cfg.write_text(f"state_dir: state\nplatforms:\n  mastodon: {{enabled: true}}\n  x: {{enabled: true, api_base: "
+                   f"'{x_server.url}', upload_base: '{x_server.url}', username: xfake_user}}\n"
+                   "mirror: {from: x, to: [mastodon]}\n", encoding="utf-8")
+    config = load_config(cfg)
+    state = BackupState.load(config.state_path, "x", account_name(config, "x"))
+    assert backup_child.nothing_new(config) is False  # no cursor yet: the backup runs
+    from tests.fixtures_xfake import FakeTweet
+
+    with x_server.lock:  # the person's post, as X would have it
+        x_server.tweets.append(FakeTweet(id=str(1_869_000_000_000_000_000 + len(x_server.tweets)),
+                                         text=f"A post {uuid.uuid4().hex}", in_reply_to=None, media_ids=[],
+                                         conversation_id=""))
+    newest = max(int(t.id) for t in x_server.tweets)
+    state.save(str(newest))
+    before = len(x_server.requests)
+    assert backup_child.nothing_new(config) is True
+    assert [p for _m, p, _s in x_server.requests[before:]] == ["/2/users/me", "/2/users/1234567890/tweets"]
+    before = len(x_server.requests)
+    assert backup_child.nothing_new(config) is True  # the user id is remembered: one request
+    assert [(m, s) for m, _p, s in x_server.requests[before:]] == [("GET", 200)] and not x_server.auth_failures
+    state.save(str(newest - 1))  # a post above the cursor (the fake ignores since_id: the IDs decide)
+    assert backup_child.nothing_new(config) is False
+    state.save(json.dumps({"since_id": str(newest), "next_token": "abc", "newest_id": None}))
+    assert backup_child.nothing_new(config) is False
+    monkeypatch.setenv("CROSSPOSTER_X_ACCESS_TOKEN_SECRET", "a-wrong-secret")
+    state.save(str(newest))
+    assert backup_child.nothing_new(config) is False  # a 401 runs the backup, which says what is wrong
