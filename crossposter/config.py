@@ -226,7 +226,7 @@ class MirrorConfig(_Strict):
     edits: Literal["report"] = "report"
     #: deleted source posts: `report` (status and log, once each); the mirrored copies stay on the targets
     deletions: Literal["report"] = "report"
-    #: edits and deletions are looked for in threads whose newest post is at most this old
+    #: edits and deletions are looked for in posts made at most this long ago, of threads with a post that recent
     edits_within: float = 2 * 86400.0
     #: how often they are looked for (one read of the source over `edits_within`, in the backup's child process)
     edits_every: float = 1800.0
