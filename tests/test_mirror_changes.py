@@ -28,12 +28,25 @@ def entries(*texts: str, cids: tuple[str, ...] = ()) -> list[Entry]:
 
 def test_a_changed_text_is_an_edit_a_gone_post_a_deletion_and_both_are_reported_once() -> None:
     es = entries("one", "two", "three")
-    view = SourceView(posts={"id0": Current(text_sha("one")), "id1": Current(text_sha("two, edited"))},
+    view = SourceView(posts={"id0": Current(text_sha("one")),
+                             "id1": Current(text_sha("two, edited"), edited_at="2026-12-01T12:00:00+00:00")},
                       gone={"id2"})
     found = compare("id0", es, view, set(), {})
     assert [(c.kind, c.post_id, c.index, c.posts) for c in found] == [(EDITED, "id1", 2, 3), (DELETED, "id2", 3, 3)]
     assert "its text changed" in found[0].detail and "deleted" in found[1].detail
     assert compare("id0", es, view, {c.key for c in found}, {}) == []
+
+
+def test_a_text_that_only_reads_differently_is_not_an_edit() -> None:
+    """Mastodon's HTML converted otherwise since the backup: no `edited_at`, or the same Bluesky cid."""
+    es = entries("one", "two", cids=("cidA", ""))
+    view = SourceView(posts={"id0": Current(text_sha("one!"), cid="cidA"), "id1": Current(text_sha("two!"))},
+                      gone=set())
+    assert compare("id0", es, view, set(), {}) == []
+    # a Bluesky post recorded without its cid: the record's own text is compared
+    es = entries("one")
+    assert [c.kind for c in compare("id0", es, SourceView(posts={"id0": Current(text_sha("one!"), cid="cidB")},
+                                                          gone=set()), set(), {})] == [EDITED]
 
 
 def test_missing_from_the_read_without_a_lookup_saying_gone_is_not_a_deletion() -> None:
@@ -78,6 +91,7 @@ class Source:
 
     def __init__(self) -> None:
         self.texts: dict[str, str] = {}
+        self.edited: dict[str, str] = {}
         self.gone: set[str] = set()
         self.calls: list[tuple[datetime, list[str]]] = []
         self.fail = False
@@ -86,7 +100,8 @@ class Source:
         self.calls.append((since, expect))
         if self.fail:
             raise RuntimeError("listRecords answered 502")
-        return SourceView(posts={k: Current(text_sha(v)) for k, v in self.texts.items() if k not in self.gone},
+        return SourceView(posts={k: Current(text_sha(v), edited_at=self.edited.get(k))
+                                 for k, v in self.texts.items() if k not in self.gone},
                           gone={k for k in expect if k in self.gone})
 
 
@@ -112,6 +127,7 @@ def test_an_edit_and_a_deletion_are_reported_once_in_status_and_the_log_and_surv
     m.poll()
     assert len(src.calls) == 1  # not before edits_every
     src.texts[uri(t1)] = "Opening post, edited."
+    src.edited[uri(t1)] = (clock.now + timedelta(minutes=1)).isoformat()
     src.gone.add(uri(t2))
     clock.now += timedelta(minutes=30)
     m.poll()

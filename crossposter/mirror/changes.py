@@ -87,7 +87,14 @@ def compare(root_id: str, entries: list[Any], view: SourceView, reported: set[st
         cur = view.posts.get(e.id)
         if cur is None:
             continue
-        if e.sha and cur.sha != e.sha:
+        # whether the post itself changed, as the platform says: a Bluesky record's cid (when both are
+        # known), a Mastodon/X `edited_at`. A text that only reads differently (this program converts a
+        # status's HTML differently since it was backed up) is not the person's edit.
+        if e.cid and cur.cid:
+            changed: bool | None = cur.cid != e.cid
+        else:
+            changed = True if cur.edited_at else (None if cur.cid else False)
+        if e.sha and cur.sha != e.sha and changed is not False:
             version = cur.cid or cur.edited_at or cur.sha
             what = "its text changed"
         elif e.cid and cur.cid and cur.cid != e.cid:
