@@ -217,12 +217,22 @@ class MirrorConfig(_Strict):
     backfill: datetime | None = None
     #: after downtime, threads started within this many seconds before the restart are still mirrored
     catch_up: float = 86400.0
-    #: edited and deleted source posts: `report` (status and log); nothing is ever republished or deleted
+    #: edited source posts: `report` (status and log, once each); nothing is ever republished
     edits: Literal["report"] = "report"
+    #: deleted source posts: `report` (status and log, once each); the mirrored copies stay on the targets
+    deletions: Literal["report"] = "report"
+    #: edits and deletions are looked for in posts made at most this long ago, of threads with a post that recent
+    edits_within: float = 2 * 86400.0
+    #: how often they are looked for (one read of the source over `edits_within`, in the backup's child process)
+    edits_every: float = 1800.0
+    #: hashtags taken out of the text posted to the targets (never out of the archive)
+    remove_tags: list[str] = Field(default_factory=list)
 
     _every = field_validator("every", mode="before")(_duration(1, 7 * 86400, "every"))
     _settle = field_validator("settle", mode="before")(_duration(0, 7 * 86400, "settle"))
     _catch_up = field_validator("catch_up", mode="before")(_duration(0, 366 * 86400, "catch_up"))
+    _edits_within = field_validator("edits_within", mode="before")(_duration(0, 366 * 86400, "edits_within"))
+    _edits_every = field_validator("edits_every", mode="before")(_duration(1, 7 * 86400, "edits_every"))
 
     @field_validator("to")
     @classmethod
@@ -237,6 +247,15 @@ class MirrorConfig(_Strict):
     def _tag(cls, v: str | None) -> str | None:
         if v is not None and not _HASHTAG.fullmatch(v):
             raise ValueError("a hashtag like '#nomirror' (quote it in YAML: a bare # starts a comment)")
+        return v
+
+    @field_validator("remove_tags")
+    @classmethod
+    def _tags(cls, v: list[str]) -> list[str]:
+        bad = [t for t in v if not _HASHTAG.fullmatch(t)]
+        if bad:
+            raise ValueError(f"{', '.join(map(repr, bad))}: hashtags like '#xpost' (quote them in YAML: a bare # "
+                             "starts a comment)")
         return v
 
     @field_validator("backfill")
@@ -254,6 +273,9 @@ class MirrorConfig(_Strict):
     def _not_to_itself(self) -> MirrorConfig:
         if self.from_ in self.to:
             raise ValueError(f"`to` lists {self.from_}, the platform mirrored from; list only the others")
+        if self.skip_tag and self.skip_tag.casefold() in {t.casefold() for t in self.remove_tags}:
+            raise ValueError(f"{self.skip_tag} is both `skip_tag` (such a thread is not mirrored) and in "
+                             "`remove_tags` (taken out of a mirrored thread); keep it in one of them")
         return self
 
 

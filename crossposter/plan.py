@@ -46,6 +46,9 @@ class PlanOptions:
     #: the platform every thread was backed up from when its metadata does not say (`source:`): bare
     #: `@names` are live mentions on that platform only; None: bare mentions as typed everywhere
     source: str | None = None
+    #: `mirror.remove_tags`, taken out of the text of threads backed up from `remove_tags_from` (the mirror's source)
+    remove_tags: tuple[str, ...] = ()
+    remove_tags_from: str | None = None
 
     @classmethod
     def of(cls, config: Config | PlanOptions) -> PlanOptions:
@@ -57,6 +60,8 @@ class PlanOptions:
             post_title=config.split.post_title,
             timezone=config.timezone,
             mastodon_instance=config.platforms.mastodon.instance,
+            remove_tags=tuple(config.mirror.remove_tags) if config.mirror is not None else (),
+            remove_tags_from=config.mirror.from_ if config.mirror is not None else None,
         )
 
 
@@ -98,6 +103,10 @@ def plan_thread(archive: Archive, thread: Thread, config: Config | PlanOptions,
                       tokens=tokens, inline=archive.inline_children, source=source)
     plan.warnings.extend(rendered.warnings)
     plan.errors.extend(rendered.errors)
+    if options.remove_tags and source is not None and source == options.remove_tags_from:
+        from crossposter.mirror.tags import remove_tags
+
+        plan.errors.extend(Diagnostic(line, message) for line, message in remove_tags(rendered, options.remove_tags))
     names = platforms or list(registry.names())
     specs = [registry.get(name) for name in names]
     dialects = list(dict.fromkeys(spec.dialect for spec in specs))

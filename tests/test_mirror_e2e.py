@@ -59,7 +59,7 @@ class Source:
                                 embed=embed, langs=["en"])
 
 
-def write_config(folder: Path, servers: Servers, *, settle: str = "3s", every: str = "1s") -> Path:
+def write_config(folder: Path, servers: Servers, *, settle: str = "3s", every: str = "1s", extra: str = "") -> Path:
     cfg = folder / "crossposter.yaml"
     cfg.write_text(f"""\
 language: en
@@ -71,7 +71,7 @@ platforms:
   mastodon: {{enabled: true, instance: "{servers.mastodon.url}", visibility: public}}
   x: {{enabled: true, api_base: "{servers.x.url}", upload_base: "{servers.x.url}", username: xfake_user}}
 daemon: {{log_format: json, heartbeat_interval: 1, watch_interval: 0.5}}
-mirror: {{from: bluesky, to: [mastodon, x], every: {every}, settle: {settle}}}
+mirror: {{from: bluesky, to: [mastodon, x], every: {every}, settle: {settle}{extra}}}
 """, encoding="utf-8")
     (folder / "threads").mkdir(exist_ok=True)
     return cfg
@@ -303,6 +303,57 @@ def test_sigkill_at_requests_of_a_mirrored_thread_leaves_one_copy(servers: Serve
             assert [str(e["id"]) for e in meta["mastodon"]] == [str(s["id"]) for s in statuses]
             assert len(meta["bluesky"]) == 3 and "pending" not in meta
             d.stop()
+    finally:
+        if d.proc is not None and d.proc.poll() is None:
+            d.kill()
+
+
+def test_an_edit_and_a_deletion_on_the_source_are_reported_not_republished(servers: Servers, tmp_path: Path) -> None:
+    """The daemon's way (the read in the backup's child process): reported once in the log and `status`."""
+    marker = uuid.uuid4().hex[:10]
+    src = Source(servers)
+    cfg = write_config(tmp_path, servers, settle="1s", extra=", edits_every: 1s, remove_tags: ['#xpost']")
+    d = Daemon(tmp_path, cfg, servers)
+    d.start()
+    try:
+        d.wait_polls(1)
+        root = src.post(f"Edits {marker}: the opening post #xpost")
+        second = src.post(f"Edits {marker}: the second post.", root=root, parent=root)
+        third = src.post(f"Edits {marker}: the third post.", root=root, parent=second)
+        d.wait_for(lambda: len(mastodon_thread(servers, marker)) >= 3 and len(x_thread(servers, marker)) >= 3, 90,
+                   "the thread on mastodon and x")
+        statuses = [s["text"] for s in mastodon_thread(servers, marker)]
+        assert statuses[0] == f"Edits {marker}: the opening post"  # remove_tags, on the target only
+        assert [t.text for t in x_thread(servers, marker)] == statuses
+        archive = tmp_path / "threads" / "bluesky.md"
+        d.wait_polls(2)
+        before = archive.read_bytes()
+        assert b"#xpost" in before
+        from atproto import models
+
+        rkey = third.uri.rsplit("/", 1)[-1]
+        record = src.client.com.atproto.repo.get_record(models.ComAtprotoRepoGetRecord.Params(
+            repo=src.did, collection="app.bsky.feed.post", rkey=rkey)).value
+        text = f"Edits {marker}: the third post, EDITED."
+        edited = {**record, "text": text} if isinstance(record, dict) else record.model_copy(update={"text": text})
+        src.client.com.atproto.repo.put_record(models.ComAtprotoRepoPutRecord.Data(
+            repo=src.did, collection="app.bsky.feed.post", rkey=rkey, record=edited))
+        src.client.delete_post(second.uri)
+
+        def reported() -> set[str]:
+            return {e.get("event") for e in d.events()} & {"mirror_edited", "mirror_deleted"}
+
+        d.wait_for(lambda: reported() == {"mirror_edited", "mirror_deleted"}, 60, "the edit and the deletion reported")
+        d.wait_polls(3)
+        events = [e for e in d.events() if e.get("event") in ("mirror_edited", "mirror_deleted")]
+        assert len(events) == 2 and all("bluesky.md:" in e["msg"] for e in events), events
+        assert archive.read_bytes() == before
+        assert [s["text"] for s in mastodon_thread(servers, marker)] == statuses
+        assert [t.text for t in x_thread(servers, marker)] == statuses
+        st = subprocess.run([sys.executable, "-m", "crossposter", "status", "--format", "json", "--config", str(cfg)],
+                            capture_output=True, text=True, cwd=tmp_path, env=cli_env(servers), timeout=120)
+        changes = json.loads(st.stdout)["mirror"]["changes"]
+        assert sorted((c["kind"], c["index"]) for c in changes) == [("deleted", 2), ("edited", 3)]
     finally:
         if d.proc is not None and d.proc.poll() is None:
             d.kill()

@@ -9,6 +9,7 @@ import pytest
 
 from crossposter.backup.bluesky import tid_before
 from crossposter.config import load_config
+from crossposter.mirror.changes import SourceView
 from crossposter.mirror.loop import Mirror
 from crossposter.mirror.source import BackupResult
 from crossposter.mirror.state import BEFORE_START, MIRRORED, WAITING, MirrorState
@@ -69,10 +70,14 @@ def no_backup(_config: object) -> BackupResult:
     return BackupResult(newest={}, problems=[])
 
 
+def no_changes(_config: object, _since: object, _expect: object) -> SourceView:
+    return SourceView(posts={}, gone=set())
+
+
 def test_waits_for_settle_submits_once_and_not_again_after_restart(setup) -> None:  # noqa: ANN001
     config, archive = setup
     clock, pub = Clock(T0), Publisher()
-    m = Mirror(config, pub, backup=no_backup, clock=clock)
+    m = Mirror(config, pub, backup=no_backup, changes=no_changes, clock=clock)
     old = T0 - timedelta(hours=1)
     t1, t2 = T0 + timedelta(minutes=1), T0 + timedelta(minutes=3)
     posts = [(t1, "Opening post."), (t2, "Second post.")]
@@ -91,7 +96,7 @@ def test_waits_for_settle_submits_once_and_not_again_after_restart(setup) -> Non
     m.poll()
     assert m.state.threads[uri(t1)].status == MIRRORED
     # a restart reads the state back: nothing is handed on again
-    again = Mirror(config, pub, backup=no_backup, clock=clock)
+    again = Mirror(config, pub, backup=no_backup, changes=no_changes, clock=clock)
     clock.now += timedelta(hours=1)
     again.poll()
     assert len(pub.submitted) == 2 and again.state.start == T0
@@ -100,7 +105,7 @@ def test_waits_for_settle_submits_once_and_not_again_after_restart(setup) -> Non
 def test_a_later_reply_waits_and_continues(setup) -> None:  # noqa: ANN001
     config, archive = setup
     clock, pub = Clock(T0), Publisher()
-    m = Mirror(config, pub, backup=no_backup, clock=clock)
+    m = Mirror(config, pub, backup=no_backup, changes=no_changes, clock=clock)
     t1 = T0 + timedelta(minutes=1)
     write(archive, section("New", [(t1, "Opening post.")], {"mastodon": 1, "x": 1}))
     clock.now = T0 + timedelta(hours=1)
@@ -123,7 +128,7 @@ def test_a_failing_backup_is_a_problem_and_the_archive_is_still_looked_at(setup)
     def broken(_config: object) -> BackupResult:
         raise RuntimeError("listRecords answered 502")
 
-    m = Mirror(config, pub, backup=broken, clock=clock)
+    m = Mirror(config, pub, backup=broken, clock=clock, changes=no_changes)
     t1 = T0 + timedelta(minutes=1)
     write(archive, section("New", [(t1, "Opening post.")]))
     clock.now = T0 + timedelta(hours=1)
@@ -136,7 +141,7 @@ def test_a_failing_backup_is_a_problem_and_the_archive_is_still_looked_at(setup)
 def test_failed_publishing_is_not_retried_until_the_thread_changes(setup) -> None:  # noqa: ANN001
     config, archive = setup
     clock, pub = Clock(T0 + timedelta(hours=1)), Publisher()
-    m = Mirror(config, pub, backup=no_backup, clock=Clock(T0))
+    m = Mirror(config, pub, backup=no_backup, changes=no_changes, clock=Clock(T0))
     m.clock = clock
     write(archive, section("New", [(T0 + timedelta(minutes=1), "Opening post.")]))
     pub.outcomes["New"] = "failed"
@@ -159,7 +164,7 @@ def test_done_by_the_daemon_counts_as_mirrored(setup) -> None:  # noqa: ANN001
     """The daemon planned at the instance's real limit; the mirror's offline plan may count differently."""
     config, archive = setup
     clock, pub = Clock(T0 + timedelta(hours=1)), Publisher()
-    m = Mirror(config, pub, backup=no_backup, clock=Clock(T0))
+    m = Mirror(config, pub, backup=no_backup, changes=no_changes, clock=Clock(T0))
     m.clock = clock
     t1 = T0 + timedelta(minutes=1)
     write(archive, section("New", [(t1, "Opening post.")]))

@@ -6,10 +6,12 @@ after its first poll. The child (`python -m crossposter.mirror.backup_child`) ge
 stdin, runs `run_backup` exactly as `crossposter backup` would (same reader, same cursor), prints
 one JSON line and exits; its log lines go to the daemon's log.
 
-Why a look first: with nothing new (most polls) a Bluesky source needs no child at all: one
-unauthenticated `com.atproto.repo.listRecords` after the cursor's record key, with the standard
-library, tells whether anything was written since. Any doubt (no cursor yet, an error, another
-source platform) runs the backup.
+Why a look first: with nothing new (most polls) a Bluesky or Mastodon source needs no child at
+all: one request with the standard library tells whether anything was written since the
+backup's cursor (Bluesky: an unauthenticated `com.atproto.repo.listRecords` after its record key;
+Mastodon: the account's statuses with `min_id` and `limit=1`; X: the user's posts with
+`since_id`, signed with OAuth 1.0a by oauthlib, after one `/2/users/me` per daemon). Any doubt
+(no cursor yet, an error, a read stopped half-way) runs the backup.
 """
 
 from __future__ import annotations
@@ -26,14 +28,19 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from crossposter.config import Config
+    from crossposter.mirror.changes import SourceView
     from crossposter.mirror.source import BackupResult
 
 
 def nothing_new(config: Config) -> bool:
-    """True only when the source is Bluesky and its PDS lists no record after the backup's cursor."""
+    """True only when the source lists nothing after the backup's cursor (Bluesky, Mastodon: one small request)."""
     m = config.mirror
-    if m is None or m.from_ != "bluesky":
+    if m is None:
         return False
+    if m.from_ == "mastodon":
+        return _mastodon_nothing_new(config)
+    if m.from_ == "x":
+        return _x_nothing_new(config)
     from crossposter.backup.state import BackupState
     from crossposter.mirror.report import account_name
 
@@ -55,11 +62,9 @@ def nothing_new(config: Config) -> bool:
     return isinstance(page, dict) and page.get("records") == []
 
 
-def run_in_child(config: Config, timeout: float) -> BackupResult:
-    """One backup in a child process; raises RuntimeError (redacted message) when it fails as a whole."""
-    from crossposter.mirror.source import BackupResult
-
-    payload = json.dumps({"config": config.model_dump(mode="json"), "base_dir": str(config.base_dir)})
+def _child(config: Config, timeout: float, **extra: object) -> dict:
+    """Run the child with the config (and `extra`) on stdin; its JSON answer, or RuntimeError (redacted)."""
+    payload = json.dumps({"config": config.model_dump(mode="json"), "base_dir": str(config.base_dir), **extra})
     package_root = str(Path(__file__).resolve().parent.parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([package_root, *filter(None, [os.environ.get("PYTHONPATH")])])}
     try:
@@ -74,8 +79,114 @@ def run_in_child(config: Config, timeout: float) -> BackupResult:
         out = json.loads(lines[-1]) if lines else {}
     except ValueError:
         out = {}
-    if proc.returncode != 0 or "error" in out or "newest" not in out:
+    if proc.returncode != 0 or "error" in out:
         raise RuntimeError(out.get("error") or f"the backup process exited with code {proc.returncode}")
+    return out
+
+
+def _mastodon_nothing_new(config: Config) -> bool:
+    """`GET /api/v1/accounts/:id/statuses?min_id=<cursor>&limit=1` answered `[]`: nothing after the cursor.
+
+    The account and the newest status read come from the backup's cursor (the reader's own JSON);
+    a cursor with a gap still to read, of another instance, or anything unexpected runs the backup.
+    """
+    from crossposter.backup.state import BackupState
+    from crossposter.config import ConfigError, platform_secrets
+    from crossposter.mirror.report import account_name
+
+    instance = config.platforms.mastodon.instance
+    cursor = BackupState.load(config.state_path, "mastodon", account_name(config, "mastodon")).cursor
+    try:
+        data = json.loads(cursor or "")
+    except ValueError:
+        return False
+    if not isinstance(data, dict) or data.get("instance") != instance or "gap" in data:
+        return False
+    account, newest = data.get("account"), data.get("newest")
+    if not (isinstance(account, str) and account.isalnum() and isinstance(newest, str) and newest.isalnum()):
+        return False
+    try:
+        token = platform_secrets("mastodon")["CROSSPOSTER_MASTODON_ACCESS_TOKEN"].get_secret_value()
+    except (ConfigError, KeyError):
+        return False
+    query = urllib.parse.urlencode({"min_id": newest, "limit": 1})
+    request = urllib.request.Request(f"{instance.rstrip('/')}/api/v1/accounts/{account}/statuses?{query}",
+                                     headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=20) as r:  # noqa: S310 - the configured instance
+            page = json.loads(r.read(1_000_000))
+    except (OSError, ValueError):
+        return False
+    return page == []
+
+
+#: the X account's user id by (api_base, access token's digest): learnt once per daemon with `GET /2/users/me`
+_X_USER_IDS: dict[tuple[str, str], str] = {}
+
+
+def _x_get(url: str, credentials: list[str]) -> object:
+    """One GET signed with OAuth 1.0a (HMAC-SHA1, oauthlib: what tweepy signs with); its JSON."""
+    from oauthlib.oauth1 import Client as OAuth1Client
+
+    ck, cs, at, ats = credentials
+    uri, headers, _ = OAuth1Client(ck, client_secret=cs, resource_owner_key=at,
+                                   resource_owner_secret=ats).sign(url, http_method="GET")
+    request = urllib.request.Request(uri, headers={**headers, "Accept": "application/json"})
+    with urllib.request.urlopen(request, timeout=20) as r:  # noqa: S310 - the configured API base
+        return json.loads(r.read(1_000_000))
+
+
+def _x_nothing_new(config: Config) -> bool:
+    """`GET /2/users/:id/tweets?since_id=<cursor>` listed no post above the cursor.
+
+    The user id is asked for once (`/2/users/me`) and kept for the daemon's life; a resume cursor (a
+    read stopped half-way) or anything unexpected runs the backup. A server that ignores `since_id`
+    is no risk: only IDs above the cursor count as new.
+    """
+    import hashlib
+
+    from crossposter.backup.state import BackupState
+    from crossposter.config import SECRET_NAMES, ConfigError, platform_secrets
+    from crossposter.mirror.report import account_name
+
+    cursor = BackupState.load(config.state_path, "x", account_name(config, "x")).cursor
+    if not (cursor and cursor.isascii() and cursor.isdigit() and len(cursor) <= 20):
+        return False
+    try:
+        secrets = platform_secrets("x")
+    except ConfigError:
+        return False
+    credentials = [secrets[name].get_secret_value() for name in SECRET_NAMES["x"]]
+    base = config.platforms.x.api_base.rstrip("/")
+    key = (base, hashlib.sha256("\0".join(credentials).encode()).hexdigest())
+    try:
+        user_id = _X_USER_IDS.get(key)
+        if user_id is None:
+            me = _x_get(f"{base}/2/users/me", credentials)
+            user_id = str(me["data"]["id"]) if isinstance(me, dict) and isinstance(me.get("data"), dict) else ""
+            if not (user_id.isascii() and user_id.isdigit()):
+                return False
+            _X_USER_IDS[key] = user_id
+        query = urllib.parse.urlencode({"since_id": cursor, "max_results": 5, "exclude": "retweets"})
+        page = _x_get(f"{base}/2/users/{user_id}/tweets?{query}", credentials)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if not isinstance(page, dict) or "errors" in page:
+        return False
+    data = page.get("data") or []
+    if not isinstance(data, list):
+        return False
+    ids = [str(t.get("id", "")) if isinstance(t, dict) else "" for t in data]
+    return all(i.isascii() and i.isdigit() and int(i) <= int(cursor) for i in ids)
+
+
+def run_in_child(config: Config, timeout: float) -> BackupResult:
+    """One backup in a child process; raises RuntimeError (redacted message) when it fails as a whole."""
+    from crossposter.mirror.source import BackupResult
+
+    out = _child(config, timeout)
+    if "newest" not in out:
+        raise RuntimeError("the backup process gave no result")
     return BackupResult(newest={k: datetime.fromisoformat(v) for k, v in out["newest"].items()},
                         problems=list(out.get("problems", [])), complete=bool(out.get("complete", True)))
 
@@ -88,6 +199,17 @@ def backup_out_of_process(config: Config) -> BackupResult:
         return BackupResult(newest={}, problems=[])
     assert config.mirror is not None
     return run_in_child(config, timeout=max(600.0, 5 * config.mirror.every))
+
+
+def changes_out_of_process(config: Config, since: datetime, expect: list[str]) -> SourceView:
+    """The mirror's read for edits and deletions (`changes.read_view`), in a child process like the backup."""
+    from crossposter.mirror.changes import view_from_json
+
+    assert config.mirror is not None
+    out = _child(config, max(600.0, 5 * config.mirror.every), changes={"since": since.isoformat(), "expect": expect})
+    if "view" not in out:
+        raise RuntimeError("the source read for edits and deletions gave no result")
+    return view_from_json(out["view"])
 
 
 def main() -> None:
@@ -103,6 +225,19 @@ def main() -> None:
     setup_logging(config.daemon.log_format, secret_values(), stream=sys.stderr)
     from crossposter.mirror.source import run_source_backup
 
+    if isinstance(first.get("changes"), dict):
+        from crossposter.mirror.changes import read_view, view_to_json
+
+        try:
+            view = read_view(config, datetime.fromisoformat(first["changes"]["since"]),
+                             [str(x) for x in first["changes"]["expect"]])
+        except Exception as e:
+            out.write(json.dumps({"error": redact(f"{type(e).__name__}: {e}")}) + "\n")
+            out.flush()
+            raise SystemExit(1) from None
+        out.write(json.dumps(redact_obj({"view": view_to_json(view)})) + "\n")
+        out.flush()
+        return
     try:
         result = run_source_backup(config)
     except Exception as e:

@@ -22,15 +22,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from crossposter.mirror.changes import SourceView, compare, read_view
 from crossposter.mirror.decide import Decision, Rules, Seen, decide, has_tag, id_time
 from crossposter.mirror.source import BackupFn, into_path, run_source_backup
-from crossposter.mirror.state import DUE, FINAL, MIRRORED, MirrorState
+from crossposter.mirror.state import DUE, FINAL, MAX_PROBLEMS, MIRRORED, MirrorState, iso
 
 if TYPE_CHECKING:
     from crossposter.archive import Archive, Thread
     from crossposter.config import Config
 
 log = logging.getLogger("crossposter.mirror")
+
+#: (config, window start, post IDs inside it) -> what the source has now (`changes.read_view`)
+ChangesFn = Callable[["Config", datetime, list[str]], SourceView]
 
 
 def now_utc() -> datetime:
@@ -51,13 +55,15 @@ class Mirror:
     """The cross-posting bot's brain; `poll()` is what the daemon's interval job runs."""
 
     def __init__(self, config: Config, publisher: Publisher, *, backup: BackupFn | None = None,
-                 clock: Callable[[], datetime] = now_utc, backfill: datetime | None = None) -> None:
+                 clock: Callable[[], datetime] = now_utc, backfill: datetime | None = None,
+                 changes: ChangesFn | None = None) -> None:
         m = config.mirror
         if m is None:
             raise ValueError("the config has no mirror section")
         self.config = config
         self.publisher = publisher
         self.backup = backup or run_source_backup
+        self.changes = changes or read_view
         self.clock = clock
         self.state = MirrorState.load(config.state_path)
         now = clock()
@@ -109,6 +115,7 @@ class Mirror:
                 self.state.last_poll_ok = result.complete and not result.problems
             before = {k: t.status for k, t in self.state.threads.items()}
             decisions = self._look(now, newest)
+            self._check_changes(now)
             self.state.last_poll = now
             self.state.save()
             for d in decisions:
@@ -191,6 +198,67 @@ class Mirror:
         tag = self.rules.skip_tag
         tagged = bool(tag) and has_tag([post.text for pp in plan.platforms.values() for post in pp.posts], tag or "")
         return complete, tagged
+
+    # ------------------------------------------------------------------ edits and deletions
+
+    def _check_changes(self, now: datetime) -> None:
+        """Every `edits_every`: read the source over `edits_within` and report what changed (see `changes`)."""
+        from crossposter.archive import ArchiveError, read_archive
+        from crossposter.thread_meta import MetadataError, of
+
+        m = self.config.mirror
+        assert m is not None
+        last = self.state.last_changes_check
+        if last is not None and last <= now < last + timedelta(seconds=m.edits_every):
+            return
+        since = now - timedelta(seconds=m.edits_within)
+        watched = {k for k, t in self.state.threads.items()
+                   if (t.status not in FINAL or t.mirrored_posts) and t.newest is not None and t.newest >= since}
+        path = into_path(self.config)
+        self.state.last_changes_check = now
+        if not watched or not path.exists():
+            return  # nothing recent: not a single request
+        try:
+            archive = read_archive(path)
+        except ArchiveError:
+            return  # `_look` has reported it
+        threads: list[tuple[Thread, list[Any]]] = []
+        for thread in archive.threads:
+            try:
+                entries = list(of(thread, self.config.timezone).recorded(self.source))
+            except MetadataError:
+                continue
+            if entries and entries[0].id in watched:
+                threads.append((thread, entries))
+        if not threads:
+            return
+        expect = [e.id for _, entries in threads for e in entries
+                  if (t := id_time(self.source, e.id)) is None or t >= since]
+        try:
+            view = self.changes(self.config, since, expect)
+        except Exception as e:  # the next look is `edits_every` later; nothing is inferred from a failed read
+            self._problem(f"reading {self.source} for edits and deletions failed: {type(e).__name__}: {e}", now,
+                          kind="warning")
+            return
+        for thread, entries in threads:
+            t = self.state.threads[entries[0].id]
+            for c in compare(t.root_id, entries, view, set(t.reported), t.versions):
+                where = f"{archive.path}:{thread.line}"
+                after = ("the archive and the mirrored copies are unchanged" if t.mirrored_posts else
+                         "the archive is unchanged and is what gets mirrored (edit it there to change that)")
+                message = f"{where}: {thread.title!r}: {c.detail}; reported only: {after}"
+                log.warning("mirror: %s", message, extra={"event": f"mirror_{c.kind}", "title": thread.title,
+                                                           "archive": str(archive.path), "line": thread.line,
+                                                           "post": c.post_id})
+                t.reported.append(c.key)
+                self.state.changes.append({"at": iso(now), "kind": c.kind, "title": thread.title,
+                                           "archive": str(archive.path), "line": thread.line, "post": c.post_id,
+                                           "index": c.index, "message": message})
+            for e in entries:  # the edit time each post has now: the next edit is one that changes it
+                cur = view.posts.get(e.id)
+                if cur is not None:
+                    t.versions[e.id] = cur.edited_at or ""
+        del self.state.changes[:-MAX_PROBLEMS]
 
     def _problem(self, message: str, now: datetime, kind: str = "error") -> None:
         log.log(logging.ERROR if kind == "error" else logging.WARNING, "mirror: %s", message,

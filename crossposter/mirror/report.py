@@ -53,6 +53,8 @@ def mirror_report(config: Config, now: datetime | None = None) -> dict[str, Any]
         "cursor": cursor.cursor, "last_backup": cursor.last_run,
         "counts": dict(Counter(t.status for t in st.threads.values())),
         "waiting": waiting, "left_alone": others, "problems": st.problems[-10:],
+        "edits": m.edits, "deletions": m.deletions, "last_changes_check": iso(st.last_changes_check),
+        "changes": st.changes[-10:],
     })
 
 
@@ -76,6 +78,9 @@ def print_mirror(console: Any, data: dict[str, Any] | None) -> None:
                       f"{w['settles_at']}){' ' + escape(w['message']) if w['message'] else ''}")
     for o in data["left_alone"]:
         console.print(f"  [yellow]{o['status'].replace('_', ' ')}[/] {escape(o['title'])}: {escape(o['message'])}")
+    for c in data.get("changes", []):
+        console.print(f"  [magenta]{c.get('kind', 'changed')} on the source[/] {c.get('at', '')}: "
+                      f"{escape(str(c.get('message', '')))}")
     for p in data["problems"]:
         style = "red" if p.get("kind") == "error" else "yellow"
         console.print(f"  [{style}]{p.get('kind', 'problem')}[/] {p.get('at', '')}: {escape(p.get('message', ''))}")

@@ -70,8 +70,10 @@ class MirrorThread:
     #: source posts the targets had all of when it was last mirrored (a later reply makes it wait again)
     mirrored_posts: int = 0
     message: str = ""
-    #: source post IDs already reported as edited or deleted (reported once)
+    #: edits and deletions already reported (`changes.Change.key`: reported once)
     reported: list[str] = field(default_factory=list)
+    #: Mastodon's `edited_at` of each post when first looked at ("" for never edited)
+    versions: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -85,7 +87,8 @@ class MirrorThread:
                        started=_time(d.get("started")), newest=_time(d.get("newest")),
                        posts=int(d.get("posts", 0)), status=str(d.get("status", WAITING)),
                        mirrored_posts=int(d.get("mirrored_posts", 0)), message=str(d.get("message", "")),
-                       reported=[str(x) for x in d.get("reported", []) if isinstance(x, str)])
+                       reported=[str(x) for x in d.get("reported", []) if isinstance(x, str)],
+                       versions={str(k): str(v) for k, v in dict(d.get("versions") or {}).items()})
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -100,6 +103,10 @@ class MirrorState:
     last_poll_ok: bool = True
     threads: dict[str, MirrorThread] = field(default_factory=dict)
     problems: list[dict[str, str]] = field(default_factory=list)
+    #: edits and deletions reported (newest last), for `status`
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    #: when the source was last read for edits and deletions
+    last_changes_check: datetime | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
@@ -129,6 +136,10 @@ class MirrorState:
                 t = MirrorThread.from_json(root_id, d) if isinstance(d, dict) else None
                 if t is not None:
                     st.threads[root_id] = t
+        st.last_changes_check = _time(data.get("last_changes_check"))
+        changes = data.get("changes")
+        if isinstance(changes, list):
+            st.changes = [redact_obj(c) for c in changes if isinstance(c, dict)][-MAX_PROBLEMS:]
         problems = data.get("problems")
         if isinstance(problems, list):
             st.problems = [redact_obj(p) for p in problems if isinstance(p, dict)][-MAX_PROBLEMS:]
@@ -141,7 +152,9 @@ class MirrorState:
             body = {"source": self.source, "start": iso(self.start), "last_poll": iso(self.last_poll),
                     "last_poll_ok": self.last_poll_ok,
                     "threads": {k: redact_obj(t.to_json()) for k, t in self.threads.items()},
-                    "problems": redact_obj(self.problems[-MAX_PROBLEMS:])}
+                    "problems": redact_obj(self.problems[-MAX_PROBLEMS:]),
+                    "changes": redact_obj(self.changes[-MAX_PROBLEMS:]),
+                    "last_changes_check": iso(self.last_changes_check)}
             write_atomic(self.path, (json.dumps(body, indent=1, sort_keys=True) + "\n").encode("utf-8"), 0o600)
 
     def problem(self, message: str, *, when: datetime | None = None, kind: str = "error") -> None:
