@@ -84,6 +84,16 @@ class ArchiveError(Exception):
         return (ArchiveError, (self.path, self.line, self.message))
 
 
+class BlockDict(dict):
+    """A block's mapping as read from the archive, with its YAML text to find a key's line on error.
+
+    Made here, where the block is read, and judged by `thread_meta` (which imports this module: defined
+    there, the two modules would import each other)."""
+
+    source: str = ""
+    first_line: int = 0  # 1-based file line of the `<!-- crossposter` line (YAML line 0)
+
+
 @dataclass
 class Thread:
     """One ``##`` section. Fields after ``skipped`` are extensions (all defaulted)."""
@@ -399,7 +409,6 @@ def _read_block(lines: list[str], first: int, stop: int, path: Path) -> tuple[di
     import yaml
 
     from crossposter import safeyaml
-    from crossposter.thread_meta import BlockDict
 
     source = "\n".join(parts)
     try:

@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crossposter.archive import ArchiveError
+from crossposter.archive import ArchiveError, BlockDict
 from crossposter.model import PLATFORMS
 
 if TYPE_CHECKING:
@@ -84,13 +84,6 @@ _ID_SHAPES = {
     "mastodon": "the status ID (letters and digits, like '113520001') or the status's link",
     "x": "the post's numeric ID (like '1862000000000000001') or its https://x.com/…/status/… link",
 }
-
-
-class BlockDict(dict):
-    """A block's mapping as read from the archive, with its YAML text to find a key's line on error."""
-
-    source: str = ""
-    first_line: int = 0  # 1-based file line of the `<!-- crossposter` line (YAML line 0)
 
 
 class MetadataError(ArchiveError):

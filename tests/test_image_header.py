@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from crossposter import image_header
+from crossposter import image_header, image_limits
 from crossposter.images import check_image
 
 
@@ -119,7 +119,7 @@ def test_a_jpeg_is_judged_by_its_structure_up_to_pillows_own_limit(tmp_path: Pat
     at a reduced scale); above Pillow's decompression-bomb limit only Pillow may judge it."""
     path = tmp_path / "big.jpg"
     path.write_bytes(PICTURES["RGB.jpeg"])
-    monkeypatch.setattr(image_header, "MAX_PIXELS", 10)
+    monkeypatch.setattr(image_limits, "MAX_PIXELS", 10)
     asked: list[Path] = []
     monkeypatch.setattr("crossposter.images.inspect_image", lambda p: asked.append(p) or ("too many pixels", None))
     assert image_header.problem(path) is None and asked == []
@@ -133,14 +133,14 @@ def test_above_the_pixel_cap_other_formats_are_refused_from_the_header_as_pillow
         name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / name
     path.write_bytes(PICTURES[name])
-    monkeypatch.setattr(image_header, "MAX_PIXELS", 37 * 23 - 1)  # the pictures are 37 x 23
+    monkeypatch.setattr(image_limits, "MAX_PIXELS", 37 * 23 - 1)  # the pictures are 37 x 23
     monkeypatch.setattr("crossposter.images.inspect_image", lambda p: pytest.fail("Pillow consulted"))
     problem = image_header.problem(path)
     assert problem is not None and problem.startswith("37×23 pixels")
     monkeypatch.undo()
-    monkeypatch.setattr(image_header, "MAX_PIXELS", 37 * 23 - 1)
+    monkeypatch.setattr(image_limits, "MAX_PIXELS", 37 * 23 - 1)
     assert check_image(path) == problem  # Pillow's path says the same, without decoding
-    monkeypatch.setattr(image_header, "MAX_PIXELS", 37 * 23)
+    monkeypatch.setattr(image_limits, "MAX_PIXELS", 37 * 23)
     assert image_header.problem(path) is None and check_image(path) is None
 
 

@@ -297,13 +297,13 @@ def test_the_check_never_decodes_more_than_the_pixel_cap(tmp_path: Path, monkeyp
     size alone, a JPEG is decoded at a reduced scale, and posting still gets the JPEG's full pixels."""
     from PIL import ImageFile
 
-    from crossposter import image_header
+    from crossposter import image_limits
     from crossposter.images import inspect_image, shared_work
 
     png, jpeg = tmp_path / "wide.png", tmp_path / "photo.jpg"
     Image.new("RGB", (400, 300), "navy").save(png)
     Image.linear_gradient("L").convert("RGB").resize((400, 300)).save(jpeg, quality=90)
-    monkeypatch.setattr(image_header, "MAX_PIXELS", 400 * 300 - 1)
+    monkeypatch.setattr(image_limits, "MAX_PIXELS", 400 * 300 - 1)
     decoded: list[tuple[str, tuple[int, int]]] = []
     real_load = ImageFile.ImageFile.load
 
@@ -320,6 +320,6 @@ def test_the_check_never_decodes_more_than_the_pixel_cap(tmp_path: Path, monkeyp
         assert check_image(jpeg) is None
         upload = prepare_image(jpeg, "alt", 5_000_000)
     assert (upload.width, upload.height) == (400, 300)  # the reduced check image is never what gets posted
-    monkeypatch.setattr(image_header, "MAX_PIXELS", 400 * 300)
+    monkeypatch.setattr(image_limits, "MAX_PIXELS", 400 * 300)
     decoded.clear()
     assert check_image(png) is None and decoded == [("PNG", (400, 300))]
