@@ -546,8 +546,8 @@ def _block_chunks(src: str, n_lines: int, env: dict, layout: Layout,
         if ends:
             stop, b = ends.pop(0)
         elif layout.chunked:
-            nxt = layout.boundary(a + _CHUNK_CHARS, start)
-            stop, b = nxt if nxt is not None else (n_lines, len(src))
+            cut = layout.boundary(a + _CHUNK_CHARS, start)
+            stop, b = cut if cut is not None else (n_lines, len(src))
         else:
             stop, b = n_lines, len(src)
         while True:
@@ -556,8 +556,8 @@ def _block_chunks(src: str, n_lines: int, env: dict, layout: Layout,
                 with _no_gc():
                     tokens = parser.parse(src if (a, b) == (0, len(src)) else src[a:b], env)
             except Extend as e:  # at least double the slice: a chain of such blocks costs a few parses, not one each
-                nxt = layout.boundary(max(b, 2 * b - a), e.line)
-                stop, b = nxt if nxt is not None else (n_lines, len(src))
+                cut = layout.boundary(max(b, 2 * b - a), e.line)
+                stop, b = cut if cut is not None else (n_lines, len(src))
                 continue
             break
         yield (start, stop, a, b), _shift(tokens, start)

@@ -382,8 +382,8 @@ class _Source:
                     break  # lower quality saves ~40% at best: shrink now rather than encode twice more
             # Bytes grow roughly with pixel count: aim a little under the limit, but always shrink by ≥10%.
             factor = min(0.9, math.sqrt(max_bytes / size) * 0.95)
-            nxt = (round(width * factor), round(height * factor))
-            if min(nxt) < _MIN_SIDE:
+            next_size = (round(width * factor), round(height * factor))
+            if min(next_size) < _MIN_SIDE:
                 break
             scale = (width * factor) / pixels.width
         raise _Unusable(f"cannot be made smaller than {max_bytes} bytes without becoming unusably small")

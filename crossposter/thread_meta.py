@@ -416,17 +416,17 @@ class _Parser:
         if not node:
             return first
         for n, step in enumerate(path):
-            nxt = None
+            child = None
             if isinstance(step, int) and type(node).__name__ == "SequenceNode":
-                nxt = node.value[step] if step < len(node.value) else None
+                child = node.value[step] if step < len(node.value) else None
             elif isinstance(step, str) and type(node).__name__ == "MappingNode":
                 for k, v in node.value:
                     if getattr(k, "value", None) == step:
-                        nxt = k if n == len(path) - 1 else v  # a key's own line, a value's content
+                        child = k if n == len(path) - 1 else v  # a key's own line, a value's content
                         break
-            if nxt is None:
+            if child is None:
                 break
-            node = nxt
+            node = child
         return first + node.start_mark.line
 
 
