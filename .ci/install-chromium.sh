@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Headless Chromium for the HTML-preview tests (tests/test_preview_html.py) and docs/make_screenshot.py,
+# Headless Chromium for the HTML-preview tests (tests/browser/test_preview_html.py) and docs/make_screenshot.py,
 # plus the fonts that make its screenshots readable (Latin text and colour emoji).
 # Debian's own packages, no browser download of its own. Idempotent: installs only what is missing.
 set -euo pipefail

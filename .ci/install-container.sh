@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# podman (with runc) and the base image for tests/test_container_image.py, which builds the project's Dockerfile
+# podman (with runc) and the base image for tests/container/test_container_image.py, which builds the project's Dockerfile
 # and runs the image. This machine has no Docker daemon and reaches no image registry, so:
 #   - podman, runc and debootstrap come from Debian (runc: crun fails on this machine's cgroup layout);
 #   - `FROM python:3.11-slim` is served by a local stand-in, built from Debian packages by
@@ -44,5 +44,5 @@ if [ -f "$BASE_SCRIPT" ]; then
   echo "install-container: base image ${name%:*}:3.11-slim-bookworm ready"
 else
   echo "install-container: $BASE_SCRIPT not found: no stand-in for python:3.11-slim," \
-    "so tests/test_container_image.py will skip (and fail under CI=true)"
+    "so tests/container/test_container_image.py will skip (and fail under CI=true)"
 fi

@@ -17,75 +17,30 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PDS_DIR = ROOT / "tests" / "pds"
+sys.path.insert(0, str(ROOT))
 
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_pds() -> tuple[subprocess.Popen[bytes], str]:
-    import requests
-
-    proc = subprocess.Popen(["node", str(PDS_DIR / "server.mjs"), "--pds-port", str(_port()), "--plc-port",
-                             str(_port())], cwd=PDS_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    ready: dict[str, Any] = {}
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            try:
-                msg = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(msg, dict) and msg.get("ready"):
-                ready.update(msg)
-
-    threading.Thread(target=read, daemon=True).start()
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if ready:
-            try:
-                if requests.get(f"{ready['pds']}/xrpc/_health", timeout=2).ok:
-                    return proc, ready["pds"]
-            except requests.RequestException:
-                pass
-        time.sleep(0.2)
-    stop_pds(proc)
-    raise SystemExit("the local PDS did not start (run .ci/install-pds.sh)")
-
-
-def stop_pds(proc: subprocess.Popen[bytes]) -> None:
-    with_suppress = (ProcessLookupError, OSError)
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(10)
-    except with_suppress:
-        pass
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+from testing import pds as local_pds  # noqa: E402
 
 
 def run(args: Any, rss_mb: Any, cpu_seconds: Any, pct: Any) -> int:
     import requests
     from atproto import Client
 
-    pds, url = start_pds()
+    try:
+        pds = local_pds.start(timeout=90)
+    except (local_pds.Unavailable, local_pds.StartFailed) as e:
+        raise SystemExit(f"the local PDS did not start: {e}") from None
+    url = pds.server.url
     root = Path(tempfile.mkdtemp(prefix="crossposter-bench-mirror-"))
     proc = None
     try:
@@ -182,7 +137,7 @@ mirror: {{from: bluesky, to: [mastodon, x], every: {args.every}, settle: {args.s
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()
-        stop_pds(pds)
+        pds.stop()
         if args.keep:
             print(f"  (work dir {root})")
         else:

@@ -1,7 +1,7 @@
 """Peak memory of the preview on big archives and of the image check on huge images, each in its own child.
 
 Targets (issue 10): the preview's memory grows no faster than a small multiple of the archive (it once took
-1.7 GB for a 50 MB archive); the image check decodes at most `image_header.MAX_PIXELS` pixels (a 0.6 MB PNG
+1.7 GB for a 50 MB archive); the image check decodes at most `image_limits.MAX_PIXELS` pixels (a 0.6 MB PNG
 of 13000 x 13000 pixels once cost 2 GB to check).
 
 Each measurement runs in a fresh child process and reads that child's own peak resident set size

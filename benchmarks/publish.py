@@ -1,8 +1,8 @@
 """Publishing wall time vs. the network floor.
 
 A 10-post thread with 2 images goes to three local servers — the real Bluesky PDS
-(tests/pds, installed by .ci/install-pds.sh), mastodon-mock and the X fake from the
-tests — each behind a reverse proxy that adds 100 ms to every request. The floor is
+(tests/pds, installed by .ci/install-pds.sh, started by testing/pds.py), mastodon-mock and the X fake of
+testing/xfake.py — each behind testing/proxy.py, which adds 100 ms to every request. The floor is
 the longest single platform chain if its requests ran back to back: its request
 count × 100 ms. Platforms run concurrently and images are uploaded one post ahead,
 so the wall time can approach (or beat) that floor; the target is ≤ 1.2×.
@@ -28,7 +28,6 @@ Prints numbers only; nothing is asserted.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
@@ -37,7 +36,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -49,8 +47,9 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.fixtures_xfake import XFakeServer, _handler  # noqa: E402
-from tests.test_crash_safety import CountingProxy  # noqa: E402
+from testing import pds as local_pds  # noqa: E402
+from testing.proxy import CountingProxy  # noqa: E402
+from testing.xfake import XFakeServer, serve  # noqa: E402
 
 
 class TimedProxy(CountingProxy):
@@ -92,27 +91,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_pds() -> tuple[subprocess.Popen[bytes], str]:
-    node = shutil.which("node")
-    if node is None or not (ROOT / "tests/pds/node_modules/@atproto/pds").is_dir():
-        sys.exit("the local PDS is not installed: run .ci/install-pds.sh (needs Node 20)")
-    proc = subprocess.Popen([node, "server.mjs", "--pds-port", str(free_port()), "--plc-port", str(free_port())],
-                            cwd=ROOT / "tests/pds", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        try:
-            msg = json.loads(line)
-        except ValueError:
-            continue
-        if msg.get("ready"):
-            return proc, msg["pds"]
-    proc.kill()
-    sys.exit("the PDS did not start")
+def start_pds() -> local_pds.RunningPDS:
+    try:
+        return local_pds.start()
+    except local_pds.Unavailable as e:
+        sys.exit(f"the local PDS is not installed: {e}")
+    except local_pds.StartFailed as e:
+        sys.exit(f"the PDS did not start: {e}")
 
 
 def start_mastodon() -> tuple[subprocess.Popen[bytes], str]:
@@ -136,11 +121,7 @@ def start_mastodon() -> tuple[subprocess.Popen[bytes], str]:
 
 
 def start_x() -> tuple[ThreadingHTTPServer, XFakeServer]:
-    state = XFakeServer()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    server.daemon_threads = True
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    state, server = serve()
     return server, state
 
 
@@ -288,7 +269,8 @@ def main() -> None:
                     help="leave Nagle's algorithm on in the proxies, as before (adds a ~40 ms stall per request)")
     args = ap.parse_args()
 
-    pds_proc, pds_url = start_pds()
+    pds = start_pds()
+    pds_url = pds.server.url
     masto_proc, masto_url = start_mastodon()
     x_srv, x_state = start_x()
     port = pds_url.rsplit(":", 1)[-1]
@@ -405,10 +387,8 @@ def main() -> None:
             p.close()
         x_srv.shutdown()
         masto_proc.terminate()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pds_proc.pid, 15)
+        pds.stop()
         masto_proc.wait(timeout=10)
-        pds_proc.wait(timeout=15)
 
 
 if __name__ == "__main__":

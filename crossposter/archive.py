@@ -84,6 +84,16 @@ class ArchiveError(Exception):
         return (ArchiveError, (self.path, self.line, self.message))
 
 
+class BlockDict(dict):
+    """A block's mapping as read from the archive, with its YAML text to find a key's line on error.
+
+    Made here, where the block is read, and judged by `thread_meta` (which imports this module: defined
+    there, the two modules would import each other)."""
+
+    source: str = ""
+    first_line: int = 0  # 1-based file line of the `<!-- crossposter` line (YAML line 0)
+
+
 @dataclass
 class Thread:
     """One ``##`` section. Fields after ``skipped`` are extensions (all defaulted)."""
@@ -399,7 +409,6 @@ def _read_block(lines: list[str], first: int, stop: int, path: Path) -> tuple[di
     import yaml
 
     from crossposter import safeyaml
-    from crossposter.thread_meta import BlockDict
 
     source = "\n".join(parts)
     try:
@@ -537,8 +546,8 @@ def _block_chunks(src: str, n_lines: int, env: dict, layout: Layout,
         if ends:
             stop, b = ends.pop(0)
         elif layout.chunked:
-            nxt = layout.boundary(a + _CHUNK_CHARS, start)
-            stop, b = nxt if nxt is not None else (n_lines, len(src))
+            cut = layout.boundary(a + _CHUNK_CHARS, start)
+            stop, b = cut if cut is not None else (n_lines, len(src))
         else:
             stop, b = n_lines, len(src)
         while True:
@@ -547,8 +556,8 @@ def _block_chunks(src: str, n_lines: int, env: dict, layout: Layout,
                 with _no_gc():
                     tokens = parser.parse(src if (a, b) == (0, len(src)) else src[a:b], env)
             except Extend as e:  # at least double the slice: a chain of such blocks costs a few parses, not one each
-                nxt = layout.boundary(max(b, 2 * b - a), e.line)
-                stop, b = nxt if nxt is not None else (n_lines, len(src))
+                cut = layout.boundary(max(b, 2 * b - a), e.line)
+                stop, b = cut if cut is not None else (n_lines, len(src))
                 continue
             break
         yield (start, stop, a, b), _shift(tokens, start)

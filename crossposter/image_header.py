@@ -11,7 +11,7 @@ RIFF size. That finds non-images, empty, unreadable and cut-off files.
 Anything this module is not sure about (an unknown signature, a format Pillow
 may still read such as BMP or TIFF, a JPEG above Pillow's own pixel limit) is
 handed to Pillow (`images.inspect_image`), so a verdict never differs from Pillow's for
-lack of looking. Above `MAX_PIXELS` a PNG, GIF or WebP is refused from its
+lack of looking. Above `image_limits.MAX_PIXELS` a PNG, GIF or WebP is refused from its
 header, as `images` refuses it, before anything is decoded. An animation (GIF,
 APNG, WebP) is a warning: only its first frame is posted. What only a full decode finds (a JPEG whose compressed data is
 damaged) is left to `images.check_image`, which `post`, `check` and the daemon
@@ -26,11 +26,8 @@ import struct
 from pathlib import Path
 from typing import BinaryIO
 
-#: The most pixels crossposter decodes to check an image (50 megapixels: ~200 MB as RGBA, where a
-#: 13000 x 13000 PNG of 0.6 MB would cost 2 GB). Read from the header first: a PNG, GIF or WebP above it is
-#: refused without decoding; a JPEG above it passes here as any JPEG does (its structure is walked), and
-#: Pillow checks it at a reduced scale before posting.
-MAX_PIXELS = 50_000_000
+from crossposter import image_limits
+from crossposter.image_limits import animated, too_many_pixels
 
 _CUT_SHORT = "the file is cut short (truncated); re-export it from an image editor"
 
@@ -45,19 +42,6 @@ class _Verdict(Exception):
     def __init__(self, problem: str) -> None:
         super().__init__(problem)
         self.problem = problem
-
-
-def too_many_pixels(width: int, height: int) -> str:
-    """The problem of an image above `MAX_PIXELS` (worded once for this module and `images`)."""
-    return (f"{width}×{height} pixels ({width * height / 1e6:.0f} megapixels) is more than crossposter decodes "
-            f"({MAX_PIXELS // 1_000_000} megapixels); scale it down and save it again (no platform shows that "
-            "many pixels anyway)")
-
-
-def animated(kind: str) -> str:
-    """The warning for an animation (worded once for this module and `images`)."""
-    return (f"an animated {kind}: only its first frame is posted, as a still image; convert it to a video to "
-            "post the animation, or accept the still")
 
 
 def problem(path: Path) -> str | None:
@@ -112,7 +96,7 @@ def _check_pixels(width: int, height: int, jpeg: bool = False) -> None:
     if jpeg:  # any size up to Pillow's own limit is checked (at a reduced scale) before posting
         if width * height > _PILLOW_MAX_PIXELS:
             raise _Unsure
-    elif width * height > MAX_PIXELS:
+    elif width * height > image_limits.MAX_PIXELS:
         raise _Verdict(too_many_pixels(width, height))
 
 

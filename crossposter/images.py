@@ -72,7 +72,7 @@ def _open_problem(path: Path, max_pixels: int | None = None) -> tuple[str | None
     """
     from PIL import Image, UnidentifiedImageError
 
-    from crossposter.image_header import animated, too_many_pixels
+    from crossposter.image_limits import animated, too_many_pixels
 
     path = Path(path)
     if not path.exists():
@@ -242,14 +242,14 @@ class _Source:
         return self.problem
 
     def check(self) -> str | None:
-        """The check's verdict, decoding at most `image_header.MAX_PIXELS` (see `_open_problem`).
+        """The check's verdict, decoding at most `image_limits.MAX_PIXELS` (see `_open_problem`).
 
         A full decode is kept for a later `prepare` in the same scope; a reduced one is not.
         """
         if not self._opened and not self._checked:
-            from crossposter.image_header import MAX_PIXELS
+            from crossposter import image_limits
 
-            self.problem, img, self.note = _open_problem(self.path, MAX_PIXELS)
+            self.problem, img, self.note = _open_problem(self.path, image_limits.MAX_PIXELS)
             self._checked = True
             if img is not None and not img.info.get(_REDUCED):
                 self._img, self._opened = img, True
@@ -382,8 +382,8 @@ class _Source:
                     break  # lower quality saves ~40% at best: shrink now rather than encode twice more
             # Bytes grow roughly with pixel count: aim a little under the limit, but always shrink by ≥10%.
             factor = min(0.9, math.sqrt(max_bytes / size) * 0.95)
-            nxt = (round(width * factor), round(height * factor))
-            if min(nxt) < _MIN_SIDE:
+            next_size = (round(width * factor), round(height * factor))
+            if min(next_size) < _MIN_SIDE:
                 break
             scale = (width * factor) / pixels.width
         raise _Unusable(f"cannot be made smaller than {max_bytes} bytes without becoming unusably small")
@@ -459,7 +459,7 @@ def check_image(path: Path) -> str | None:
 def inspect_image(path: Path) -> tuple[str | None, str | None]:
     """(`check_image`'s verdict, a warning or None): an animation is posted as its first frame.
 
-    Decodes at most `image_header.MAX_PIXELS` pixels (see `_open_problem`).
+    Decodes at most `image_limits.MAX_PIXELS` pixels (see `_open_problem`).
     """
     source = _source(Path(path))
     with source.lock:

@@ -33,6 +33,10 @@ module is paranoid:
   fsynced, given the original file's permission bits (and owner, when we are
   allowed to), renamed over the archive with ``os.replace``, then the folder is
   fsynced. The target of a symlinked archive is edited, the link is kept.
+  This is not ``atomic.write_atomic`` (which every other whole-file writer uses) on purpose: the
+  archive's rename must not lose an editor's save made since we read it, so it is an exchange
+  (``renameat2``) or a hard-linked replace that keeps the replaced file reachable, followed by a
+  content check, and it keeps the archive's owner; none of which a state or cache file needs.
   Before writing, the new bytes are parsed again and must give the same
   threads with the new metadata; otherwise nothing is written.
 * **Locked.** Every read-modify-write runs under ``fcntl.flock(LOCK_EX)`` on an

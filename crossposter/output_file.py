@@ -66,12 +66,14 @@ def is_preview(path: Path) -> bool:
 
 @contextmanager
 def replace_atomically(target: Path) -> Iterator[Path]:
-    """A temporary path beside `target` to write; renamed over `target` when the block ends without error.
+    """A temporary path beside `target` to write; renamed over `target` when the block ends without error
+    (`atomic.replacing`: fsynced, then renamed, then the folder fsynced).
 
-    A device or a pipe (`/dev/null`, `/dev/stdout`) is written to directly. A symlink is followed (the file it names is replaced, the link stays); the new file keeps the mode of
-    the one it replaces (else the usual mode for a new file).
+    A device or a pipe (`/dev/null`, `/dev/stdout`) is written to directly. A symlink is followed (the file
+    it names is replaced, the link stays); the new file keeps the mode of the one it replaces (else the
+    usual mode for a new file).
     """
-    import tempfile
+    from crossposter.atomic import replacing
 
     try:
         st = os.stat(target)
@@ -83,15 +85,5 @@ def replace_atomically(target: Path) -> Iterator[Path]:
         umask = os.umask(0)
         os.umask(umask)
         mode = 0o666 & ~umask
-    real = Path(os.path.realpath(target))
-    real.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".crossposter-tmp", dir=real.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        os.chmod(tmp, mode)
+    with replacing(Path(os.path.realpath(target)), mode) as tmp:
         yield tmp
-        os.replace(tmp, real)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -711,7 +711,7 @@ def write_html(
 # --------------------------------------------------------------------------------------------------------------
 
 # Colours are chosen for WCAG AA (≥ 4.5:1) for every text colour on the surface it sits on, in both schemes;
-# tests/test_preview_html.py measures that in Chromium.
+# tests/browser/test_preview_html.py measures that in Chromium.
 CSS = """
 :root{
   --bg:#eef1f5; --surface:#ffffff; --surface-2:#f6f7f9; --text:#0f1419; --muted:#4a5563; --border:#d5dbe3;

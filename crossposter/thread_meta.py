@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crossposter.archive import ArchiveError
+from crossposter.archive import ArchiveError, BlockDict
 from crossposter.model import PLATFORMS
 from crossposter.platforms import registry
 
@@ -81,13 +81,6 @@ def _compiled(name: str) -> re.Pattern[str]:
 def _fullmatch(name: str, value: str) -> re.Match[str] | None:
     return _compiled(name).fullmatch(value)
 
-
-
-class BlockDict(dict):
-    """A block's mapping as read from the archive, with its YAML text to find a key's line on error."""
-
-    source: str = ""
-    first_line: int = 0  # 1-based file line of the `<!-- crossposter` line (YAML line 0)
 
 
 class MetadataError(ArchiveError):
@@ -420,17 +413,17 @@ class _Parser:
         if not node:
             return first
         for n, step in enumerate(path):
-            nxt = None
+            child = None
             if isinstance(step, int) and type(node).__name__ == "SequenceNode":
-                nxt = node.value[step] if step < len(node.value) else None
+                child = node.value[step] if step < len(node.value) else None
             elif isinstance(step, str) and type(node).__name__ == "MappingNode":
                 for k, v in node.value:
                     if getattr(k, "value", None) == step:
-                        nxt = k if n == len(path) - 1 else v  # a key's own line, a value's content
+                        child = k if n == len(path) - 1 else v  # a key's own line, a value's content
                         break
-            if nxt is None:
+            if child is None:
                 break
-            node = nxt
+            node = child
         return first + node.start_mark.line
 
 

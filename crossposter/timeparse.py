@@ -195,12 +195,13 @@ def slot_triggers(slot: Slot, timezone: str) -> list[CronTrigger]:
         """CronTrigger fires a repeated wall time twice when clocks fall back; a slot means once."""
 
         def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
-            nxt = super().get_next_fire_time(previous_fire_time, now)
-            while nxt is not None and nxt.fold == 1 and ambiguous(nxt.replace(tzinfo=None), self.timezone):
+            next_fire = super().get_next_fire_time(previous_fire_time, now)
+            while (next_fire is not None and next_fire.fold == 1
+                   and ambiguous(next_fire.replace(tzinfo=None), self.timezone)):
                 # The first occurrence (fold=0) is the slot; skip its repetition an hour later.
                 # Search again from one minute later, in UTC so the fold cannot be lost on the way.
-                nxt = super().get_next_fire_time(None, nxt.astimezone(UTC) + timedelta(minutes=1))
-            return nxt
+                next_fire = super().get_next_fire_time(None, next_fire.astimezone(UTC) + timedelta(minutes=1))
+            return next_fire
 
     zone = ZoneInfo(timezone)
     return [
@@ -215,7 +216,7 @@ def next_slot_time(slots: list[str], timezone: str, now: datetime | None = None)
     best: datetime | None = None
     for text in slots:
         for trig in slot_triggers(parse_slot(text), timezone):
-            nxt = trig.get_next_fire_time(None, now.astimezone(ZoneInfo(timezone)))
-            if nxt is not None and (best is None or nxt < best):
-                best = nxt
+            next_fire = trig.get_next_fire_time(None, now.astimezone(ZoneInfo(timezone)))
+            if next_fire is not None and (best is None or next_fire < best):
+                best = next_fire
     return best

@@ -38,83 +38,32 @@ def shared_dir() -> Path:
 
 
 # ----------------------------------------------------------------------------- kinds of tests
-# Every test gets one or more kind markers from what it uses, so the fast unit tests run apart from the
-# ones that start servers, browsers, containers or subprocesses (`pytest -m unit`, `pytest -m "not peer"`).
-# Derived, not hand-written: a new test is classified by the same rule the day it is added.
+# A test's kind is the folder its file is in, and becomes its marker, so the fast unit tests run apart from
+# the ones that start servers, browsers, containers or subprocesses (`pytest tests/unit`, `pytest -m unit`,
+# `pytest -m "not peer"`). A file goes to the heaviest kind any of its tests needs, in this order:
+#   container  builds and runs the Docker image (podman)
+#   browser    drives headless Chromium (fixtures `chromium`, `dom`)
+#   peer       talks to a real local peer: the PDS, mastodon-mock, the X fake (`pds`, `mastodon_server`, `x_server`)
+#   process    runs crossposter or a helper as a subprocess (subprocess, sys.executable, os.fork, os.kill, ...)
+#   unit       in-process only
 
-_PEER_FIXTURES = {"pds", "mastodon_server", "x_server", "_x_server_session"}
-_BROWSER_FIXTURES = {"chromium", "dom"}
-_PROCESS_WORDS = ("subprocess", "sys.executable", "Popen", "os.fork", "multiprocessing", "os.kill")
-
-
-class _ModuleSource:
-    """Each function of one source file (by name) and which of them start processes, from one `ast` parse.
-
-    `inspect.getsource` per test costs ~6 ms (it re-scans the file each time): a second on collection."""
-
-    _cache: dict[str, _ModuleSource] = {}
-
-    def __init__(self, path: str) -> None:
-        import ast
-
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-            tree = ast.parse(text)
-        except (OSError, SyntaxError, ValueError):
-            text, tree = "", None
-        lines = text.splitlines()
-        self.functions: dict[str, str] = {}
-        for node in ast.walk(tree) if tree is not None else ():
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                self.functions.setdefault(node.name, "\n".join(lines[node.lineno - 1:node.end_lineno]))
-        spawners = {n for n, src in self.functions.items() if any(w in src for w in _PROCESS_WORDS)}
-        while True:
-            more = {n for n, src in self.functions.items()
-                    if n not in spawners and any(f"{m}(" in src for m in spawners)}
-            if not more:
-                break
-            spawners |= more
-        self.spawners = spawners
-
-    @classmethod
-    def of(cls, func: object) -> tuple[_ModuleSource, str]:
-        code = getattr(func, "__code__", None)
-        path = code.co_filename if code is not None else ""
-        if path not in cls._cache:
-            cls._cache[path] = cls(path)
-        return cls._cache[path], getattr(func, "__name__", "")
-
-    def spawns(self, name: str) -> bool:
-        return name in self.spawners
+KINDS = ("unit", "peer", "process", "browser", "container")
+_TESTS = Path(__file__).resolve().parent
 
 
-def _spawns(func: object) -> bool:
-    module, name = _ModuleSource.of(func)
-    return module.spawns(name)
-
-
-def _calls_processes(item: pytest.Item) -> bool:
-    function = getattr(item, "function", None)
-    if function is not None and _spawns(function):
-        return True
-    info = getattr(item, "_fixtureinfo", None)  # a fixture that starts the program (a daemon, a server script)
-    return info is not None and any(
-        getattr(d, "argname", None) not in _PEER_FIXTURES and getattr(d, "func", None) is not None
-        and _spawns(d.func)
-        for defs in info.name2fixturedefs.values() for d in defs)
+def kind_of(path: Path) -> str | None:
+    """The kind of a test file: the folder under tests/ it is in (None for a file outside those folders)."""
+    try:
+        folder = Path(path).resolve().relative_to(_TESTS).parts[0]
+    except (ValueError, IndexError):
+        return None
+    return folder if folder in KINDS else None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        fixtures = set(getattr(item, "fixturenames", ()))
-        kinds = set()
-        if fixtures & _PEER_FIXTURES:
-            kinds.add("peer")
-        if fixtures & _BROWSER_FIXTURES:
-            kinds.add("browser")
-        if item.get_closest_marker("container"):
-            kinds.add("container")
-        if _calls_processes(item):
-            kinds.add("process")
-        for kind in kinds or {"unit"}:
-            item.add_marker(getattr(pytest.mark, kind))
+        kind = kind_of(item.path)
+        if kind is None:
+            raise pytest.UsageError(f"{item.path}: a test file belongs in one of tests/{{{','.join(KINDS)}}}/ "
+                                    "(see the kinds in tests/conftest.py)")
+        item.add_marker(getattr(pytest.mark, kind))

@@ -33,9 +33,9 @@ def collect(paths: list[Path], config: Any, now: datetime | None = None) -> dict
     platforms = config.enabled_platforms()
     state = DaemonState.load(config.state_path / STATE_FILE)
     files = expand_paths(paths) if paths else config.archive_paths()
-    nxt = next_slot_time(config.daemon.queue_slots, config.timezone, now)
+    next_slot = next_slot_time(config.daemon.queue_slots, config.timezone, now)
     out: dict[str, Any] = {"timezone": config.timezone, "platforms": platforms,
-                           "next_queue_slot": nxt.astimezone(zone).isoformat(timespec="seconds") if nxt else None,
+                           "next_queue_slot": next_slot.astimezone(zone).isoformat(timespec="seconds") if next_slot else None,
                            "threads": [], "archive_errors": []}
     for path in files:
         path = Path(path).resolve()

@@ -23,6 +23,7 @@ import os
 import queue
 import threading
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,23 @@ log = logging.getLogger("crossposter.daemon")
 PREWARM = 60.0
 #: Idle seconds (with nothing due within PREWARM) after which the child is stopped.
 LINGER = 120.0
+
+
+class Op(StrEnum):
+    """What the daemon asks of the child (the `op` of each line it writes)."""
+
+    PUBLISH = "publish"
+    STOP = "stop"
+
+
+class Reply(StrEnum):
+    """What the child answers (the `kind` of each line it writes)."""
+
+    READY = "ready"  # started and warmed up (id 0)
+    RESULT = "result"  # the outcomes, one `PlatformOutcome.to_json` per platform
+    PREFLIGHT = "preflight"  # nothing posted: the pre-flight's problems
+    LOCKED = "locked"  # nothing posted: another process publishes the thread
+    ERROR = "error"  # an exception around the platforms
 
 
 class ChildPublisher:
@@ -115,7 +133,7 @@ class ChildPublisher:
         self.busy = True
         try:
             self._seq += 1
-            job = {"op": "publish", "id": self._seq, "archive": str(archive), "title": title, "platforms": platforms}
+            job = {"op": Op.PUBLISH, "id": self._seq, "archive": str(archive), "title": title, "platforms": platforms}
             proc, lines = self.proc, self._lines
             try:
                 proc.stdin.write(json.dumps(job) + "\n")
@@ -126,7 +144,7 @@ class ChildPublisher:
             while True:
                 if stop_event is not None and stop_event.is_set() and not told_stop:
                     with contextlib.suppress(OSError, ValueError):
-                        proc.stdin.write(json.dumps({"op": "stop"}) + "\n")
+                        proc.stdin.write(json.dumps({"op": Op.STOP}) + "\n")
                         proc.stdin.flush()
                     told_stop = True
                 try:
@@ -138,13 +156,13 @@ class ChildPublisher:
                 msg = json.loads(line)
                 if msg.get("id") != self._seq:
                     continue  # "ready", or an answer to an older request
-                kind = msg["kind"]
+                kind = Reply(msg["kind"])
                 msg = redact_obj(msg)  # the child redacts too; this process may know more secrets
-                if kind == "preflight":
+                if kind == Reply.PREFLIGHT:
                     raise PreflightError(msg["problems"])
-                if kind == "locked":
+                if kind == Reply.LOCKED:
                     raise ThreadLockedError(archive, title, Path(msg["lock"]))
-                if kind == "error":
+                if kind == Reply.ERROR:
                     return _single(archive, title, OutcomeState.ERROR, msg["message"])
                 return PublishResult(archive, title, {p: PlatformOutcome.from_json(p, o)
                                                       for p, o in msg["outcomes"].items()})
@@ -205,7 +223,7 @@ def child_main() -> None:
     def reader() -> None:
         for line in sys.stdin:
             msg = json.loads(line)
-            if msg.get("op") == "stop":
+            if msg.get("op") == Op.STOP:
                 stop.set()
             else:
                 jobs.put(msg)
@@ -218,7 +236,7 @@ def child_main() -> None:
         out.write(json.dumps(redact_obj(msg), default=str) + "\n")
         out.flush()
 
-    send({"kind": "ready", "id": 0})
+    send({"kind": Reply.READY, "id": 0})
     while True:
         job = jobs.get()
         if job is None:
@@ -226,14 +244,14 @@ def child_main() -> None:
         try:
             result = publish_thread(config, Path(job["archive"]), job["title"], job.get("platforms"),
                                     adapters=adapters, stop_event=stop, progress=False)
-            send({"id": job["id"], "kind": "result",
+            send({"id": job["id"], "kind": Reply.RESULT,
                   "outcomes": {p: o.to_json() for p, o in result.outcomes.items()}})
         except PreflightError as e:
-            send({"id": job["id"], "kind": "preflight", "problems": e.problems})
+            send({"id": job["id"], "kind": Reply.PREFLIGHT, "problems": e.problems})
         except ThreadLockedError as e:
-            send({"id": job["id"], "kind": "locked", "lock": str(e.lock_path)})
+            send({"id": job["id"], "kind": Reply.LOCKED, "lock": str(e.lock_path)})
         except Exception as e:
             log.exception("publishing %r failed", job["title"], extra={"event": "error"})
-            send({"id": job["id"], "kind": "error", "message": f"{type(e).__name__}: {e}"})
+            send({"id": job["id"], "kind": Reply.ERROR, "message": f"{type(e).__name__}: {e}"})
         if stop.is_set():
             return

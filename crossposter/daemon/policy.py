@@ -1,7 +1,7 @@
 """The daemon's decisions, as pure functions of a thread, its stored outcome and the time.
 
 Nothing here touches a file, a process or the scheduler, so every rule can be unit-tested with
-plain values (`tests/test_daemon_policy.py`); the engine carries the decisions out.
+plain values (`tests/unit/test_daemon_policy.py`); the engine carries the decisions out.
 
 Misfire policy: a scheduled thread nobody has started, whose time passed while the daemon
 was down (or asleep), goes out if the daemon sees it within `daemon.misfire_grace` seconds

@@ -8,7 +8,6 @@ eligible again. `status` and `check` read this file too, so it imports nothing h
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import threading
@@ -16,6 +15,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from crossposter.atomic import write_atomic
 
 STATE_FILE = "daemon-state.json"
 HEARTBEAT_FILE = "heartbeat"
@@ -44,7 +45,7 @@ def now_utc() -> datetime:
 
 
 class DaemonState:
-    """`daemon-state.json`: outcomes the archive does not hold. Written atomically (temp + rename), mode 0600.
+    """`daemon-state.json`: outcomes the archive does not hold. Written atomically and durably (`atomic.write_atomic`), mode 0600.
 
     Its messages come from server answers and exceptions, so every value is redacted before it is
     stored (and again when read: a file written by an older version may hold what it should not).
@@ -103,25 +104,9 @@ class DaemonState:
 
 
 def write_private(path: Path, text: str) -> None:
-    """Replace `path` atomically with `text`, readable by the owner only (0600, also when it existed before).
-
-    The temp file is 0600 before anything is written to it, so no other user can open it meanwhile.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
-    try:
-        try:
-            os.fchmod(fd, 0o600)  # an old temp file of the same name keeps its mode through O_CREAT
-            with os.fdopen(fd, "w", encoding="utf-8", closefd=False) as f:
-                f.write(text)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    """Replace `path` atomically and durably with `text`, readable by the owner only (0600, also when it
+    existed before): the temp file is 0600 before anything is written to it (`atomic.write_atomic`)."""
+    write_atomic(path, text.encode("utf-8"), 0o600)
 
 
 def state_time(value: Any) -> datetime | None:
