@@ -1,7 +1,7 @@
 """Requests and time per idle mirror poll, for each source platform (`python3 benchmarks/mirror_idle.py`).
 
 An idle poll is one where nothing was posted since the backup's cursor. For each source a real
-peer runs locally (the PDS from tests/pds, mastodon-mock, the X fake of tests/fixtures_xfake), one
+peer runs locally (the PDS from tests/pds, mastodon-mock, the X fake of testing/xfake), one
 post is made and backed up (the cursor), then the daemon's poll function (`backup_out_of_process`)
 is called `--polls` times with nothing new. Counted: the HTTP requests it makes itself (urllib) and
 whether the backup child ran; for Mastodon and X also the old way (a backup child every poll),
@@ -113,7 +113,10 @@ def mastodon(base: Path, polls: int) -> None:
     import requests
 
     from crossposter.mirror.source import run_source_backup
-    from tests.fixtures_mastodon import _answers, _command, _free_port, _stop
+    from testing.mastodon import answers as _answers
+    from testing.mastodon import command as _command
+    from testing.mastodon import free_port as _free_port
+    from testing.mastodon import stop as _stop
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -146,7 +149,7 @@ def mastodon(base: Path, polls: int) -> None:
 def x(base: Path, polls: int) -> None:
     from crossposter.backup.state import BackupState
     from crossposter.mirror.report import account_name
-    from tests.fixtures_xfake import FakeTweet, XFakeServer, _handler
+    from testing.xfake import FakeTweet, XFakeServer, _handler
 
     state = XFakeServer()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))

@@ -4,7 +4,7 @@
 platform's count). This module is its executable specification: the same documented rules, but every
 candidate post is joined and counted as a whole with `counting.length` (and its UTF-8 bytes for
 Bluesky), candidates are tried one by one, and nothing is cached. A hypothesis test
-(`tests/test_split_reference.py`) compares the two on generated archives.
+(`tests/unit/test_split_reference.py`) compares the two on generated archives.
 
 It lives in the package, next to `split.py`, rather than under `tests/`, so that tools (`tools/`) can use
 it as an oracle too; nothing in the application imports it.

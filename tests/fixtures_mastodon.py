@@ -7,18 +7,18 @@ serves the whole session, so tests must use content of their own (unique text).
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+
+from testing.mastodon import answers as _answers
+from testing.mastodon import command as _command
+from testing.mastodon import free_port as _free_port
+from testing.mastodon import stop as _stop
 
 MOCK_TOKEN = "mock_token"
 START_TIMEOUT = 30.0
@@ -28,36 +28,6 @@ START_TIMEOUT = 30.0
 class MastodonServer:
     url: str
     token: str
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _command(port: int) -> list[str]:
-    exe = shutil.which("mastodon_mock")
-    base = [exe] if exe else [sys.executable, "-m", "mastodon_mock"]
-    return [*base, "serve", "--in-memory", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/api/v1/instance", timeout=1.0) as r:
-            return r.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

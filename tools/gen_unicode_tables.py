@@ -9,7 +9,7 @@ bound of `regex` in pyproject.toml to the version the comment names:
     python tools/gen_unicode_tables.py          # rewrite the table in place
     python tools/gen_unicode_tables.py --check  # exit 1 when the committed table is not what regex says
 
-tests/test_unicode_tables.py checks the committed table against `regex` for every code point.
+tests/unit/test_unicode_tables.py checks the committed table against `regex` for every code point.
 """
 
 from __future__ import annotations

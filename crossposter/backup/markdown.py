@@ -3,7 +3,7 @@
 The archive is meant to be read and edited by a person, so the Markdown is escaped as little as
 possible: a character is escaped only where CommonMark would otherwise read it as markup. The
 rules below are the ones of the CommonMark spec that can change text (everything else is text
-already); `tests/test_backup_markdown.py` checks them as a property over generated texts, through
+already); `tests/unit/test_backup_markdown.py` checks them as a property over generated texts, through
 the real renderer, for every platform:
 
 * **Line starts** that open a block: ATX headings (`# `), block quotes (`>`), bullet and ordered

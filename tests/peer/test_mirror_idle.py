@@ -11,7 +11,7 @@ from pathlib import Path
 from crossposter.config import load_config
 from crossposter.mirror import backup_child
 from crossposter.mirror.source import run_source_backup
-from tests.test_backup_peers import _api, _dev_user
+from tests.peer.test_backup_peers import _api, _dev_user
 
 
 def test_an_idle_mastodon_poll_is_one_request_and_no_child(mastodon_server, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001

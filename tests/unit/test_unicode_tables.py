@@ -10,7 +10,7 @@ import regex
 
 from crossposter import counting
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_complex_table_is_what_regex_says_for_every_code_point() -> None:

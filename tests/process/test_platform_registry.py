@@ -20,7 +20,7 @@ from crossposter.plan import PlanOptions, plan_thread
 from crossposter.platforms import registry
 from crossposter.platforms.registry import PlatformName, PlatformSpec
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 #: A fourth platform that writes like Mastodon (written-out links, every URL 23, @user@host mentions) with
 #: a smaller limit; its adapter module does not exist: a preview never loads one.

@@ -16,7 +16,7 @@ from crossposter.mirror.loop import Mirror
 from crossposter.mirror.state import MirrorState
 from crossposter.publish import text_sha
 from crossposter.thread_meta import Entry
-from tests.test_mirror_loop import T0, Clock, Publisher, no_backup, section, uri, write
+from tests.unit.test_mirror_loop import T0, Clock, Publisher, no_backup, section, uri, write
 
 
 def entries(*texts: str, cids: tuple[str, ...] = ()) -> list[Entry]:
@@ -284,7 +284,7 @@ def test_bluesky_put_record_and_delete_record_are_reported(pds, tmp_path: Path, 
 def test_mastodon_edit_and_delete_are_reported(mastodon_server, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     import uuid
 
-    from tests.test_backup_peers import _api, _dev_user
+    from tests.peer.test_backup_peers import _api, _dev_user
 
     _, token = _dev_user(mastodon_server, f"edits_{uuid.uuid4().hex[:8]}")
     api = _api(mastodon_server, token)

@@ -15,8 +15,8 @@ from crossposter import counting
 from crossposter.render import blocks, tokenize
 from crossposter.split import split
 from crossposter.split_reference import reference_split
-from tests.test_split import _thread
-from tests.test_split_exact import _text
+from tests.unit.test_split import _thread
+from tests.unit.test_split_exact import _text
 
 PLATFORMS = ("bluesky", "mastodon", "x")
 

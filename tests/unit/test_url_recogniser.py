@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from crossposter import counting, split
 from crossposter.preview_html import counted_url_spans, written_out_spans
-from tests.test_split_exact import _text
+from tests.unit.test_split_exact import _text
 
 _more = st.sampled_from(["https://a.org/x.", "https://a.org/(x)", "https://a.org/x)", "(https://a.org/y)",
                          "http://ex.com/a_b?c=d&e=f#g,", "https://例え.jp/パス", "example.com", "t.co/abc",
