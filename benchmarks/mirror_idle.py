@@ -85,11 +85,12 @@ def old_way(config: object, count: Callable[[], int]) -> tuple[int, float]:
 
 def bluesky(base: Path, polls: int) -> None:
     import requests
-    from daemon_mirror import start_pds, stop_pds
 
     from crossposter.mirror.source import run_source_backup
+    from testing import pds as local_pds
 
-    proc, url = start_pds()
+    pds = local_pds.start(timeout=90)
+    url = pds.server.url
     try:
         handle = f"idle-{os.getpid()}.test"
         password = "bench-password-123"
@@ -106,7 +107,7 @@ def bluesky(base: Path, polls: int) -> None:
         run_source_backup(config)  # type: ignore[arg-type]
         report("bluesky", *idle(config, polls), None)
     finally:
-        stop_pds(proc)
+        pds.stop()
 
 
 def mastodon(base: Path, polls: int) -> None:

@@ -115,11 +115,18 @@ ENCODED_URLS = ["https://日本.example/パス?x=1", "https://x.org/😀", "http
 def _strip_edges(parts: list) -> list:
     """Platforms store a post without white space at its start and end (the apps trim it)."""
     parts = [p for p in parts if p != ""]
-    if parts and isinstance(parts[0], str):
-        parts[0] = parts[0].lstrip()
-    if parts and isinstance(parts[-1], str):
+    while parts and isinstance(parts[0], str) and parts[0] != parts[0].lstrip():
+        parts[0] = parts[0].lstrip()  # [" ", " a"]: the next part can start with white space too
+        parts = [p for p in parts if p != ""]
+    while parts and isinstance(parts[-1], str) and parts[-1] != parts[-1].rstrip():
         parts[-1] = parts[-1].rstrip()
-    return [p for p in parts if p != ""]
+        parts = [p for p in parts if p != ""]
+    return parts
+
+
+def test_strip_edges_trims_like_the_apps() -> None:
+    """Found by hypothesis: [" ", " a"] kept the second part's space, a post no app stores."""
+    assert _strip_edges([" ", " a", ("tag", "t"), "b ", "\n"]) == ["a", ("tag", "t"), "b"]
 
 
 def _no_bare_urls(s: str) -> str:
