@@ -102,8 +102,9 @@ def counted_url_spans(text: str, platform: str) -> list[tuple[int, int]]:
 
     from crossposter.counting import url_spans
 
-    spans = url_spans(platform, text)
-    if platform != "x" or unicodedata.is_normalized("NFC", text):
+    dialect = registry.dialect_of(platform)  # a registered platform counts by its dialect's rule
+    spans = url_spans(dialect, text)
+    if dialect != "x" or unicodedata.is_normalized("NFC", text):
         return spans
     nfc = unicodedata.normalize("NFC", text)
     out = []

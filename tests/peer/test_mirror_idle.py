@@ -83,7 +83,7 @@ def test_an_idle_x_poll_is_one_signed_request_after_the_first(x_server, tmp_path
     config = load_config(cfg)
     state = BackupState.load(config.state_path, "x", account_name(config, "x"))
     assert backup_child.nothing_new(config) is False  # no cursor yet: the backup runs
-    from tests.fixtures_xfake import FakeTweet
+    from testing.xfake import FakeTweet
 
     with x_server.lock:  # the person's post, as X would have it
         x_server.tweets.append(FakeTweet(id=str(1_869_000_000_000_000_000 + len(x_server.tweets)),
