@@ -63,8 +63,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PLATFORM = "mastodon"
-TOKEN_VARIABLE = registry.get(PLATFORM).secret_variables[0]
 _SPEC = registry.get(PLATFORM)
+TOKEN_VARIABLE = _SPEC.secret_variables[0]
 #: Mastodon's defaults when an instance does not say (documented API defaults; written in the registry).
 DEFAULT_MAX_CHARACTERS = _SPEC.limit
 DEFAULT_URL_LENGTH = _SPEC.characters_reserved_per_url  # (set: every URL counts the same here)

@@ -59,8 +59,8 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "x"
 TWEEPY_HOST = "https://api.twitter.com"
-SECRET_VARIABLES = registry.get(PLATFORM).secret_variables
 _SPEC = registry.get(PLATFORM)
+SECRET_VARIABLES = _SPEC.secret_variables
 MAX_CHARACTERS = _SPEC.limit
 URL_LENGTH = _SPEC.characters_reserved_per_url  # (set: every URL counts the same here)
 MAX_IMAGES = _SPEC.max_images
