@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crossposter.archive import ArchiveError, BlockDict
-from crossposter.model import PLATFORMS
 from crossposter.platforms import registry
 
 if TYPE_CHECKING:
@@ -50,36 +49,37 @@ if TYPE_CHECKING:
 
 __all__ = ["BlockDict", "Entry", "MetadataError", "Pending", "ThreadMeta", "Where", "of"]
 
-KEYS = ("schedule", "queued", "skip", "source", *PLATFORMS, "pending")
+#: the block's keys besides one per registered platform (`keys()`)
+FLAG_KEYS = ("schedule", "queued", "skip", "source")
 ENTRY_KEYS = ("id", "url", "cid", "sha")
 PENDING_KEYS = ("index", "rkey", "created_at", "sha")
 
-# atproto syntax (atproto.com/specs): DID, handle, TID; a post's record key is a TID (lexicon key type "tid").
-_DID = r"did:[a-z]+:[A-Za-z0-9._:%-]*[A-Za-z0-9._-]"
-_HANDLE = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_TID = r"[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}"
-#: compiled on first use (`_fullmatch`): a block without entries, the usual case in `preview`, needs none
+#: compiled on first use (`_fullmatch`): a block without entries, the usual case in `preview`, needs none.
+#: A platform's IDs and links are its registry entry's (`id_pattern`, `link_pattern`).
 _PATTERNS = {
-    "tid": _TID,
-    "at-uri": rf"at://(?P<repo>{_DID}|{_HANDLE})/app\.bsky\.feed\.post/(?P<rkey>{_TID})",
-    "bluesky-url": rf"https://bsky\.app/profile/(?P<repo>{_DID}|{_HANDLE})/post/(?P<rkey>{_TID})",
-    "mastodon-id": r"[0-9A-Za-z]{1,64}",
-    "x-id": r"[0-9]{1,19}",
-    "mastodon-url": r"https?://[A-Za-z0-9.:\[\]-]+/(?:@[^/\s]+|users/[^/\s]+/statuses)/(?P<id>[0-9A-Za-z]{1,64})",
-    "x-url": r"https://(?:www\.)?(?:x|twitter)\.com/[A-Za-z0-9_]{1,50}/status/(?P<id>[0-9]{1,19})",
+    "tid": registry.ATPROTO_TID,
     "url": r"https?://[^\s<>\"'\\\x00-\x1f\x7f]{1,2040}",
     "cid": r"[A-Za-z0-9]{8,128}",
     "sha": r"[0-9a-f]{1,64}",
 }
 
 
+def keys() -> tuple[str, ...]:
+    """The block's keys: the flags, one per platform registered now, `pending`."""
+    return (*FLAG_KEYS, *registry.names(), "pending")
+
+
 @functools.cache
-def _compiled(name: str) -> re.Pattern[str]:
-    return re.compile(_PATTERNS[name])
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
 
 
 def _fullmatch(name: str, value: str) -> re.Match[str] | None:
-    return _compiled(name).fullmatch(value)
+    return _compiled(_PATTERNS[name]).fullmatch(value)
+
+
+def _fullmatch_pattern(pattern: str | None, value: str) -> re.Match[str] | None:
+    return _compiled(pattern).fullmatch(value) if pattern else None
 
 
 
@@ -160,14 +160,14 @@ class ThreadMeta:
         return self.posts.get(platform, ())
 
     def published(self) -> list[str]:
-        """Platforms crossposter published the thread to (recorded posts or a post in flight), in PLATFORMS order.
+        """Platforms crossposter published the thread to (recorded posts or a post in flight), in registry order.
 
         The `source` platform is not one of them: the thread was written there and backed up, and
         its recorded posts are the originals. A backed-up thread is not "started" (the daemon's queue
         slots take it, a schedule may be added, a late schedule is a misfire, not a resume); it is
         published on its source by definition and never sent there (`sent_to` leaves it out).
         """
-        return [p for p in PLATFORMS if p != self.source and (self.posts.get(p) or p in self.pending)]
+        return [p for p in registry.names() if p != self.source and (self.posts.get(p) or p in self.pending)]
 
     @property
     def started(self) -> bool:
@@ -220,9 +220,10 @@ class _Parser:
         if not isinstance(raw, Mapping):
             self.bad(("block",), f"must be a mapping of keys to values, not {_kind(raw)}")
             return ThreadMeta()
+        known = keys()
         for key in raw:
-            if key not in KEYS and key not in self.ignore:
-                self.bad((str(key),), f"unknown key (the block's keys are {', '.join(KEYS)}); fix its "
+            if key not in known and key not in self.ignore:
+                self.bad((str(key),), f"unknown key (the block's keys are {', '.join(known)}); fix its "
                                       "spelling or remove it")
         schedule = None
         if raw.get("schedule") is not None and "schedule" not in self.ignore:
@@ -233,7 +234,7 @@ class _Parser:
             except TimeError as e:
                 self.bad(("schedule",), str(e))
         flags = {k: self._bool(k) for k in ("queued", "skip")}
-        posts = {p: self._entries(p) for p in PLATFORMS}
+        posts = {p: self._entries(p) for p in registry.names()}
         pending = self._pending()
         return ThreadMeta(schedule=schedule, queued=flags["queued"], skip=flags["skip"], posts=posts, pending=pending,
                           source=self._source())
@@ -242,8 +243,9 @@ class _Parser:
         value = self.raw.get("source")
         if value is None:
             return None
-        if not isinstance(value, str) or value not in PLATFORMS:
-            self.bad(("source",), f"must be the platform the thread was backed up from ({', '.join(PLATFORMS)}), "
+        if not isinstance(value, str) or value not in registry.names():
+            self.bad(("source",), f"must be the platform the thread was backed up from "
+                                  f"({', '.join(registry.names())}), "
                                   f"not {_kind(value)}")
             return None
         return value
@@ -295,7 +297,7 @@ class _Parser:
                 ok = False
         cid = fields.get("cid")
         if cid is not None:
-            if platform != "bluesky":
+            if not registry.get(platform).strong_refs:
                 self.bad((*path, "cid"), "only Bluesky posts have a cid; remove it")
                 ok = False
             elif not (isinstance(cid, str) and _fullmatch("cid", cid)):
@@ -308,21 +310,15 @@ class _Parser:
 
     def _id(self, platform: PlatformName, path: tuple[str | int, ...], value: Any) -> tuple[str | None, str | None]:
         """(ID, link when the ID was given as a link), or (None, None) after reporting the problem."""
-        if platform != "bluesky" and isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        spec = registry.get(platform)
+        if spec.numeric_ids and isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             value = str(value)  # YAML reads an unquoted `113520001` as a number
         if isinstance(value, str) and len(value) <= 2048:  # (no regex over a megabyte a person pasted)
-            if platform == "bluesky":
-                if _fullmatch("at-uri", value):
-                    return value, None
-                m = _fullmatch("bluesky-url", value)
-                if m:
-                    return f"at://{m['repo']}/app.bsky.feed.post/{m['rkey']}", value
-            else:
-                if _fullmatch(f"{platform}-id", value):
-                    return value, None
-                m = _fullmatch(f"{platform}-url", value)
-                if m:
-                    return m["id"], value
+            if _fullmatch_pattern(spec.id_pattern, value):
+                return value, None
+            m = _fullmatch_pattern(spec.link_pattern, value)
+            if m:
+                return spec.id_from_link.format(**m.groupdict()), value
         self.bad(path, f"{_kind(value)} is not a {platform} post ID: write {registry.get(platform).id_hint}")
         return None, None
 
@@ -346,7 +342,7 @@ class _Parser:
         out: dict[str, Pending] = {}
         for platform, item in value.items():
             path: tuple[str | int, ...] = ("pending", str(platform))
-            if platform != "bluesky":
+            if platform not in registry.names() or not registry.get(platform).record_key_first:
                 self.bad(path, "only Bluesky posts have a pending entry; remove it")
                 continue
             if not isinstance(item, Mapping):

@@ -64,6 +64,26 @@ class PlatformSpec:
     placeholder_account: str
     #: what an ID recorded in the archive looks like (for the metadata's error messages)
     id_hint: str
+    #: the model of the config's `platforms.<name>` section, as "module:Class" (a pydantic model with
+    #: `enabled`, `account()` and `init_section()`; see config.PlatformSettings); imported when a config is read
+    settings: str = "crossposter.config:PlatformSettings"
+    #: a recorded post ID, whole (thread_meta checks every ID the archive holds against it)
+    id_pattern: str = r"[0-9A-Za-z]{1,64}"
+    #: a post's link a person may paste instead of its ID (named groups feed `id_from_link`); None: IDs only
+    link_pattern: str | None = None
+    #: the ID a pasted link stands for, filled from `link_pattern`'s named groups
+    id_from_link: str = "{id}"
+    #: an unquoted all-digit ID (YAML reads it as a number) is taken as the ID
+    numeric_ids: bool = True
+    #: a reply names its parent by ID and content hash (Bluesky's strong refs: entries may carry a `cid`)
+    strong_refs: bool = False
+    #: the record key and time are fixed before a post's first attempt and kept in the block's `pending:`
+    #: (a retried write then rewrites the same record: Bluesky's idempotency)
+    record_key_first: bool = False
+    #: the server returns the first post for a repeated Idempotency-Key (Mastodon's idempotency)
+    idempotency_key: bool = False
+    #: a post's link, from the account (`handle`), the server (`instance`), the `id` and the record key
+    post_link: str = "{instance}/{handle}/{id}"
 
     @property
     def link_style(self) -> Literal["facets", "written"]:
@@ -81,6 +101,11 @@ class PlatformSpec:
         """The adapter's module, imported now (the SDK's cost is paid by whoever asks)."""
         return import_module(self.adapter)
 
+
+# atproto syntax (atproto.com/specs): DID, handle, TID; a post's record key is a TID (lexicon key type "tid").
+ATPROTO_DID = r"did:[a-z]+:[A-Za-z0-9._:%-]*[A-Za-z0-9._-]"
+ATPROTO_HANDLE = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+ATPROTO_TID = r"[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}"
 
 _SPECS: dict[str, PlatformSpec] = {}
 #: the built-in platforms (registered at the end of this module)
@@ -153,6 +178,11 @@ register(PlatformSpec(
     adapter="crossposter.platforms.bluesky", backup="crossposter.backup.bluesky",
     placeholder_account="you.bsky.social",
     id_hint="an at:// URI like at://did:plc:…/app.bsky.feed.post/3l… (or the post's https://bsky.app link)",
+    settings="crossposter.config:BlueskyConfig",
+    id_pattern=rf"at://(?P<repo>{ATPROTO_DID}|{ATPROTO_HANDLE})/app\.bsky\.feed\.post/(?P<rkey>{ATPROTO_TID})",
+    link_pattern=rf"https://bsky\.app/profile/(?P<repo>{ATPROTO_DID}|{ATPROTO_HANDLE})/post/(?P<rkey>{ATPROTO_TID})",
+    id_from_link="at://{repo}/app.bsky.feed.post/{rkey}", numeric_ids=False, strong_refs=True,
+    record_key_first=True, post_link="https://bsky.app/profile/{handle}/post/{rkey}",
 ))
 register(PlatformSpec(
     # max_image_bytes: 10 MiB, used when the instance does not say
@@ -163,6 +193,11 @@ register(PlatformSpec(
     adapter="crossposter.platforms.mastodon", backup="crossposter.backup.mastodon",
     placeholder_account="you@mastodon.social",
     id_hint="the status ID (letters and digits, like '113520001') or the status's link",
+    settings="crossposter.config:MastodonConfig",
+    # digits on Mastodon itself; GoToSocial and Akkoma use ULIDs and flake IDs
+    id_pattern=r"[0-9A-Za-z]{1,64}",
+    link_pattern=r"https?://[A-Za-z0-9.:\[\]-]+/(?:@[^/\s]+|users/[^/\s]+/statuses)/(?P<id>[0-9A-Za-z]{1,64})",
+    idempotency_key=True, post_link="{instance}/@{handle}/{id}",
 ))
 register(PlatformSpec(
     name="x", display="X", dialect="x", limit=280, config_limit=None,
@@ -173,4 +208,8 @@ register(PlatformSpec(
     adapter="crossposter.platforms.x", backup="crossposter.backup.x_api",
     placeholder_account="you",
     id_hint="the post's numeric ID (like '1862000000000000001') or its https://x.com/…/status/… link",
+    settings="crossposter.config:XConfig",
+    id_pattern=r"[0-9]{1,19}",
+    link_pattern=r"https://(?:www\.)?(?:x|twitter)\.com/[A-Za-z0-9_]{1,50}/status/(?P<id>[0-9]{1,19})",
+    post_link="https://x.com/{handle}/status/{id}",
 ))
