@@ -188,9 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
                  ["crossposter init", "crossposter init -p bluesky,mastodon --bluesky-handle me.bsky.social "
                   "--mastodon-instance https://mastodon.social"])
     _platform_option(p, "The platforms to enable")
-    p.add_argument("--bluesky-handle", metavar="HANDLE", help="Your Bluesky handle, e.g. me.bsky.social.")
-    p.add_argument("--mastodon-instance", metavar="URL", help="Your Mastodon server, e.g. https://mastodon.social.")
-    p.add_argument("--x-username", metavar="NAME", help="Your X username, without @.")
+    # each answers one platform's `init_question` (gathered by platform name: `<platform>_answer`)
+    p.add_argument("--bluesky-handle", dest="bluesky_answer", metavar="HANDLE",
+                   help="Your Bluesky handle, e.g. me.bsky.social.")
+    p.add_argument("--mastodon-instance", dest="mastodon_answer", metavar="URL",
+                   help="Your Mastodon server, e.g. https://mastodon.social.")
+    p.add_argument("--x-username", dest="x_answer", metavar="NAME", help="Your X username, without @.")
     p.add_argument("--timezone", metavar="ZONE", help="IANA time zone for schedules (default: UTC).")
     p.add_argument("--output", "-o", type=_file_path, default=Path("crossposter.yaml"), metavar="FILE",
                    help="Where to write (default: ./crossposter.yaml).")
@@ -254,8 +257,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     if cmd == "init":
         from crossposter.commands.init import run as init
 
-        return init(platforms=_names(args.platforms), output=args.output, bluesky_handle=args.bluesky_handle,
-                    mastodon_instance=args.mastodon_instance, x_username=args.x_username, timezone=args.timezone)
+        answers = {p: getattr(args, f"{p}_answer", None) for p in registry.names()}
+        return init(platforms=_names(args.platforms), output=args.output, answers=answers, timezone=args.timezone)
     from crossposter.commands.health import run as health
 
     return health(config_path=args.config)

@@ -13,15 +13,12 @@ import stat
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from crossposter.platforms import registry
 from crossposter.platforms.registry import PlatformName
-
-#: Each platform's credential variables (the registry's `secret_variables`).
-SECRET_NAMES: dict[str, tuple[str, ...]] = {spec.name: spec.secret_variables for spec in registry.specs()}
 
 
 class ConfigError(Exception):
@@ -38,7 +35,44 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class BlueskyConfig(_Strict):
+class PlatformSettings(_Strict):
+    """A platform's section of the config (`platforms.<name>`): what every one has; each platform's model
+    (its registry entry's `settings`) adds its own keys."""
+
+    enabled: bool = False
+
+    def account(self) -> str:
+        """The account as people write it (the HTML preview's name, a dry run's links); "" when not known."""
+        return ""
+
+    def missing(self) -> list[str]:
+        """Settings an enabled platform cannot publish without (`key: what to write`), besides its secrets."""
+        return []
+
+    def init_section(self, name: str, enabled: bool, answer: str) -> str:
+        """The section `crossposter init` writes (YAML lines under `platforms:`); `answer` is what the person
+        gave for `init_question` (the platform's account or server)."""
+        return f"  {name}:\n    enabled: {_yaml_bool(enabled)}\n"
+
+    #: what `crossposter init` asks about this platform (None: nothing), and the answer's default
+    init_question: ClassVar[str | None] = None
+    init_default: ClassVar[str] = ""
+    #: where a person gets each of the platform's secrets (by variable name), said by `crossposter init`
+    secret_help: ClassVar[dict[str, str]] = {}
+
+
+def _yaml_bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def yaml_str(value: str) -> str:
+    """A YAML scalar that stays a string whatever the person typed (`on`, `1e3`, `#tag`, quotes)."""
+    import json
+
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a YAML double-quoted string
+
+
+class BlueskyConfig(PlatformSettings):
     enabled: bool = True
     handle: str = ""
     service: str = "https://bsky.social"
@@ -46,13 +80,33 @@ class BlueskyConfig(_Strict):
     max_graphemes: int = Field(300, ge=1, le=300)
     max_bytes: int = Field(3000, ge=1, le=3000)
 
+    init_question: ClassVar[str | None] = "Bluesky handle (e.g. me.bsky.social)"
+    secret_help: ClassVar[dict[str, str]] = {
+        "CROSSPOSTER_BLUESKY_PASSWORD": "an app password: bsky.app > Settings > Privacy and security > App passwords"}
 
-class MastodonConfig(_Strict):
+    def account(self) -> str:
+        return self.handle
+
+    def missing(self) -> list[str]:
+        return [] if self.handle else ["handle: not set (the account handle, e.g. me.bsky.social)"]
+
+    def init_section(self, name: str, enabled: bool, answer: str) -> str:
+        return (f"  {name}:\n    enabled: {_yaml_bool(enabled)}\n"
+                f"    # Your handle, e.g. me.bsky.social (required when enabled).\n    handle: {yaml_str(answer)}\n")
+
+
+class MastodonConfig(PlatformSettings):
     enabled: bool = True
     instance: str = "https://mastodon.social"
     visibility: Literal["public", "unlisted", "private", "direct"] = "public"
     #: Used by `preview` (no network); publishing reads the instance's real limit.
     max_characters: int = Field(500, ge=1)
+
+    init_question: ClassVar[str | None] = "Mastodon server"
+    init_default: ClassVar[str] = "https://mastodon.social"
+    secret_help: ClassVar[dict[str, str]] = {
+        "CROSSPOSTER_MASTODON_ACCESS_TOKEN": "your server > Preferences > Development > New application, "
+                                             "scopes read:accounts read:statuses write:statuses write:media"}
 
     @field_validator("instance")
     @classmethod
@@ -70,19 +124,97 @@ class MastodonConfig(_Strict):
             raise ValueError(f"{v!r} is not a server address; write just the server, e.g. https://mastodon.social")
         return f"{parts.scheme.lower()}://{parts.netloc}"
 
+    def account(self) -> str:
+        """The config names the instance, not the account (the token says which): a placeholder on that server."""
+        from urllib.parse import urlsplit
 
-class XConfig(_Strict):
+        host = urlsplit(self.instance).hostname
+        return f"you@{host}" if host else ""
+
+    def init_section(self, name: str, enabled: bool, answer: str) -> str:
+        if answer and "://" not in answer:
+            answer = "https://" + answer
+        return (f"  {name}:\n    enabled: {_yaml_bool(enabled)}\n    # Your server's address.\n"
+                f"    instance: {yaml_str(answer.rstrip('/'))}\n"
+                "    # public, unlisted, private (followers only) or direct.\n    visibility: public\n")
+
+
+class XConfig(PlatformSettings):
     enabled: bool = False
     api_base: str = "https://api.x.com"
     upload_base: str = "https://api.x.com"
     #: The account's handle, used only to build links to posts.
     username: str = ""
 
+    init_question: ClassVar[str | None] = "X username (without @)"
+    secret_help: ClassVar[dict[str, str]] = {
+        "CROSSPOSTER_X_CONSUMER_KEY": "developer.x.com app: API key",
+        "CROSSPOSTER_X_CONSUMER_SECRET": "API key secret",
+        "CROSSPOSTER_X_ACCESS_TOKEN": "access token (OAuth 1.0a user context, read and write)",
+        "CROSSPOSTER_X_ACCESS_TOKEN_SECRET": "access token secret"}
 
-class PlatformsConfig(_Strict):
-    bluesky: BlueskyConfig = BlueskyConfig()
-    mastodon: MastodonConfig = MastodonConfig()
-    x: XConfig = XConfig()
+    def account(self) -> str:
+        return self.username
+
+    def init_section(self, name: str, enabled: bool, answer: str) -> str:
+        return (f"  {name}:\n    enabled: {_yaml_bool(enabled)}\n"
+                f"    # Your username without @, used to build links to your posts.\n"
+                f"    username: {yaml_str(answer)}\n")
+
+
+def settings_model(platform: str) -> type[PlatformSettings]:
+    """The model of `platform`'s config section (its registry entry's `settings`, "module:Class")."""
+    from importlib import import_module
+
+    module, _, name = registry.get(platform).settings.partition(":")
+    model = getattr(import_module(module), name)
+    if not (isinstance(model, type) and issubclass(model, PlatformSettings)):
+        raise TypeError(f"platform {platform!r}: settings {registry.get(platform).settings!r} is not a "
+                        "PlatformSettings model")
+    return model
+
+
+class PlatformsConfig(BaseModel):
+    """`platforms:`, one section per registered platform (each by its own model; see `settings_model`).
+
+    Built from the registry when a config is read, so a platform registered later has its section too;
+    a key that names no registered platform is refused like any unknown key.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sections(cls, data: Any) -> Any:
+        from pydantic import ValidationError
+        from pydantic_core import InitErrorDetails
+
+        if isinstance(data, PlatformsConfig):
+            data = {name: getattr(data, name) for name in (data.model_extra or {})}
+        if not isinstance(data, Mapping):
+            return data  # pydantic's own error: "Input should be a valid dictionary"
+        sections: dict[str, PlatformSettings] = {}
+        errors: list[InitErrorDetails] = []
+        for key in data:
+            if key not in registry.names():
+                errors.append(InitErrorDetails(type="extra_forbidden", loc=(str(key),), input=data[key]))
+        for name in registry.names():
+            model = settings_model(name)
+            value = data.get(name)
+            try:
+                sections[name] = value if isinstance(value, model) else model.model_validate(
+                    {} if value is None else value)
+            except ValidationError as e:
+                errors.extend(InitErrorDetails(type=err["type"], loc=(name, *err["loc"]), input=err.get("input"),
+                                               ctx=err.get("ctx", {})) for err in e.errors())  # type: ignore[misc]
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return sections
+
+    def section(self, platform: str) -> PlatformSettings:
+        """`platform`'s section (its defaults, for a platform registered after this config was read)."""
+        found = (self.model_extra or {}).get(platform)
+        return found if found is not None else settings_model(platform)()
 
 
 class SplitConfig(_Strict):
@@ -284,7 +416,7 @@ class Config(_Strict):
     language: str = "en"
     state_dir: Path = Path(".crossposter")
     archives: list[str] = Field(default_factory=lambda: ["threads/*.md"])
-    platforms: PlatformsConfig = PlatformsConfig()
+    platforms: PlatformsConfig = Field(default_factory=lambda: PlatformsConfig.model_validate({}))
     split: SplitConfig = SplitConfig()
     retry: RetryConfig = RetryConfig()
     daemon: DaemonConfig = DaemonConfig()
@@ -308,14 +440,14 @@ class Config(_Strict):
     @model_validator(mode="after")
     def _mirror_platforms_enabled(self) -> Config:
         if self.mirror is not None:
-            off = [p for p in (self.mirror.from_, *self.mirror.to) if not getattr(self.platforms, p).enabled]
+            off = [p for p in (self.mirror.from_, *self.mirror.to) if not self.platforms.section(p).enabled]
             if off:
                 raise ValueError(f"mirror: {', '.join(off)} not enabled; set platforms.<name>.enabled: true "
                                  "for the platform mirrored from and every one in `to`")
         return self
 
     def enabled_platforms(self) -> list[PlatformName]:
-        return [name for name in registry.names() if getattr(getattr(self.platforms, name, None), "enabled", False)]
+        return [name for name in registry.names() if self.platforms.section(name).enabled]
 
     def resolve(self, p: Path | str) -> Path:
         p = Path(p).expanduser()
@@ -485,7 +617,7 @@ def platform_secrets(platform: PlatformName, environ: Mapping[str, str] | None =
     """All secrets of a platform; raises ConfigError naming every missing or unusable variable."""
     found: dict[str, SecretStr] = {}
     problems: list[str] = []
-    for name in SECRET_NAMES[platform]:
+    for name in registry.get(platform).secret_variables:
         try:
             value = read_secret(name, environ)
         except ConfigError as e:
@@ -512,8 +644,8 @@ def missing_settings(config: Config, environ: Mapping[str, str] | None = None) -
             platform_secrets(platform, environ)
         except ConfigError as e:
             problems.extend(e.problems)
-    if "bluesky" in config.enabled_platforms() and not config.platforms.bluesky.handle:
-        problems.append("platforms.bluesky.handle: not set (the account handle, e.g. me.bsky.social)")
+    for platform in config.enabled_platforms():
+        problems.extend(f"platforms.{platform}.{m}" for m in config.platforms.section(platform).missing())
     return problems
 
 
@@ -523,8 +655,8 @@ def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
     An unusable one is skipped: the commands that need it report it, and its value is unknown.
     """
     values: list[str] = []
-    for names in SECRET_NAMES.values():
-        for name in names:
+    for spec in registry.specs():
+        for name in spec.secret_variables:
             try:
                 value = read_secret(name, environ)
             except ConfigError:
@@ -618,9 +750,10 @@ def load_config(path: Path | str, *, require_secrets: bool = False) -> Config:
 
 
 def default_config() -> Config:
-    """The config `preview` uses without --config: all three platforms at their default limits."""
+    """The config `preview` uses without --config: every platform at its default limits."""
     cfg = Config()
-    cfg.platforms.x.enabled = True
+    for name in registry.names():
+        cfg.platforms.section(name).enabled = True
     return cfg
 
 

@@ -15,32 +15,14 @@ from crossposter.messages import fail
 from crossposter.platforms import registry
 from crossposter.platforms.registry import PlatformName
 
-#: The platforms the template below writes a section for (the config's sections: see config.PlatformsConfig)
-PLATFORMS = registry.BUILTIN
 
-#: What each platform's secrets are and where a person gets them (the README walkthrough has the steps).
-SECRETS = {
-    "bluesky": [("CROSSPOSTER_BLUESKY_PASSWORD", "an app password: bsky.app > Settings > Privacy and security > "
-                 "App passwords")],
-    "mastodon": [("CROSSPOSTER_MASTODON_ACCESS_TOKEN", "your server > Preferences > Development > New application, "
-                  "scopes read:accounts read:statuses write:statuses write:media")],
-    "x": [("CROSSPOSTER_X_CONSUMER_KEY", "developer.x.com app: API key"),
-          ("CROSSPOSTER_X_CONSUMER_SECRET", "API key secret"),
-          ("CROSSPOSTER_X_ACCESS_TOKEN", "access token (OAuth 1.0a user context, read and write)"),
-          ("CROSSPOSTER_X_ACCESS_TOKEN_SECRET", "access token secret")],
-}
+def render(platforms: list[PlatformName], answers: dict[str, str], timezone: str) -> str:
+    """The file's text: a section per registered platform (each written by its config model, see
+    config.PlatformSettings.init_section), enabled for the ones picked; `answers` by platform."""
+    from crossposter.config import settings_model, yaml_str
 
-
-def _quote(value: str) -> str:
-    """A YAML scalar that stays a string whatever the person typed (`on`, `1e3`, `#tag`, quotes)."""
-    import json
-
-    return json.dumps(value, ensure_ascii=False)  # a JSON string is a YAML double-quoted string
-
-
-def render(platforms: list[PlatformName], bluesky_handle: str, mastodon_instance: str, x_username: str,
-           timezone: str) -> str:
-    on = {p: ("true" if p in platforms else "false") for p in PLATFORMS}
+    sections = "\n".join(settings_model(p)().init_section(p, p in platforms, answers.get(p, ""))
+                          for p in registry.names())
     return f"""\
 # crossposter configuration, written by `crossposter init`.
 # Every option and its default: config.example.yaml in the crossposter repository.
@@ -51,7 +33,7 @@ def render(platforms: list[PlatformName], bluesky_handle: str, mastodon_instance
 # Then run `crossposter check`: it logs in for real and reads every thread.
 
 # IANA time zone: `schedule --at "2030-01-15 09:00"` and queue slots are read in it.
-timezone: {_quote(timezone)}
+timezone: {yaml_str(timezone)}
 
 # Archive files the daemon, `status` and `check` read (relative to this file's folder).
 archives:
@@ -61,31 +43,23 @@ archives:
 state_dir: .crossposter
 
 platforms:
-  bluesky:
-    enabled: {on["bluesky"]}
-    # Your handle, e.g. me.bsky.social (required when enabled).
-    handle: {_quote(bluesky_handle)}
-
-  mastodon:
-    enabled: {on["mastodon"]}
-    # Your server's address.
-    instance: {_quote(mastodon_instance)}
-    # public, unlisted, private (followers only) or direct.
-    visibility: public
-
-  x:
-    enabled: {on["x"]}
-    # Your username without @, used to build links to your posts.
-    username: {_quote(x_username)}
-
+{sections}
 daemon:
   # Recurring slots that publish the next thread marked `queued: true`, e.g. "mon-fri 09:00".
   queue_slots: []
 """
 
 
+def _secret_help(platform: str) -> list[tuple[str, str]]:
+    """(variable, where a person gets it) for each of the platform's secrets (its registry entry and config model)."""
+    from crossposter.config import settings_model
+
+    helps = settings_model(platform).secret_help
+    return [(name, helps.get(name, "")) for name in registry.get(platform).secret_variables]
+
+
 def _secret_lines(platforms: list[PlatformName]) -> str:
-    lines = [f"#   {name:<36} {what}" for p in platforms for name, what in SECRETS[p]]
+    lines = [f"#   {name:<36} {what}" for p in platforms for name, what in _secret_help(p)]
     return "\n".join(lines) if lines else "#   (no platform enabled: no secret needed)"
 
 
@@ -94,51 +68,54 @@ def _ask(prompt: str, default: str) -> str:
     return answer or default
 
 
-def _interactive(platforms: list[PlatformName] | None, handle: str | None, instance: str | None, username: str | None,
-                 timezone: str | None) -> tuple[list[str], str, str, str, str]:
+def _interactive(platforms: list[PlatformName] | None, answers: dict[str, str | None],
+                 timezone: str | None) -> tuple[list[PlatformName], dict[str, str | None], str]:
+    from crossposter.config import settings_model
+
+    known = ", ".join(registry.names())
     if platforms is None:
         while True:
-            typed = _ask("Platforms to post to (comma-separated: bluesky, mastodon, x)", "bluesky,mastodon")
+            typed = _ask(f"Platforms to post to (comma-separated: {known})", "bluesky,mastodon")
             names = [n.strip().lower() for n in typed.split(",") if n.strip()]
-            unknown = [n for n in names if n not in PLATFORMS]
+            unknown = [n for n in names if n not in registry.names()]
             if names and not unknown:
-                platforms = list(dict.fromkeys(names))
+                platforms = list(dict.fromkeys(names))  # type: ignore[arg-type]
                 break
-            print(f"  unknown: {', '.join(unknown) or '(none)'}; choose from bluesky, mastodon, x")
-    if "bluesky" in platforms and handle is None:
-        handle = _ask("Bluesky handle (e.g. me.bsky.social)", "")
-    if "mastodon" in platforms and instance is None:
-        instance = _ask("Mastodon server", "https://mastodon.social")
-    if "x" in platforms and username is None:
-        username = _ask("X username (without @)", "")
+            print(f"  unknown: {', '.join(unknown) or '(none)'}; choose from {known}")
+    answers = dict(answers)
+    for p in registry.names():
+        if p not in platforms:
+            continue
+        model = settings_model(p)
+        if model.init_question and answers.get(p) is None:
+            answers[p] = _ask(model.init_question, model.init_default)
     if timezone is None:
         timezone = _ask("Time zone for schedules (IANA name, e.g. Europe/Berlin)", "UTC")
-    return platforms, handle or "", instance or "https://mastodon.social", username or "", timezone
+    return platforms, answers, timezone
 
 
-def run(platforms: list[PlatformName] | None, output: Path, bluesky_handle: str | None, mastodon_instance: str | None,
-        x_username: str | None, timezone: str | None, interactive: bool | None = None) -> int:
+def run(platforms: list[PlatformName] | None, output: Path, answers: dict[str, str | None], timezone: str | None,
+        interactive: bool | None = None) -> int:
+    """`answers`: per platform, its config model's `init_question` answered on the command line (or None)."""
+    from crossposter.config import settings_model
+
     if os.path.lexists(output):
         return fail(f"{output} already exists; not overwriting it. Edit it, or give another name with -o FILE.")
     if interactive is None:
         interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if interactive:
         try:
-            platforms, handle, instance, username, timezone = _interactive(
-                platforms, bluesky_handle, mastodon_instance, x_username, timezone)
+            platforms, answers, timezone = _interactive(platforms, answers, timezone)
         except (EOFError, KeyboardInterrupt):
             print(file=sys.stderr)
             return fail("stopped; nothing was written")
     else:
         if not platforms:
-            return fail("which platforms? Give -p bluesky,mastodon,x (any of them), or run `crossposter init` "
-                        "in a terminal to be asked", 2)
-        handle, username = bluesky_handle or "", x_username or ""
-        instance = mastodon_instance or "https://mastodon.social"
+            return fail(f"which platforms? Give -p {','.join(registry.names())} (any of them), or run "
+                        "`crossposter init` in a terminal to be asked", 2)
         timezone = timezone or "UTC"
-    if instance and "://" not in instance:
-        instance = "https://" + instance
-    text = render(platforms, handle, instance.rstrip("/"), username, timezone)
+    given = {p: answers.get(p) or settings_model(p).init_default for p in registry.names()}
+    text = render(platforms, given, timezone)
 
     from crossposter.config import ConfigError, load_config
 
@@ -148,7 +125,7 @@ def run(platforms: list[PlatformName] | None, output: Path, bluesky_handle: str 
     try:
         tmp.write_text(text, encoding="utf-8")
         try:
-            load_config(tmp)
+            config = load_config(tmp)
         except ConfigError as e:
             return fail("\n".join(["nothing written: the answers give a config crossposter would refuse:",
                                    *e.problems]), 2)
@@ -161,12 +138,12 @@ def run(platforms: list[PlatformName] | None, output: Path, bluesky_handle: str 
     finally:
         tmp.unlink(missing_ok=True)
     print(f"wrote {output} ({', '.join(platforms)}); no secret is in it.")
-    missing = [p for p, v in (("bluesky", handle), ("x", username)) if p in platforms and not v]
-    for p in missing:
-        print(f"  fill in platforms.{p}.{'handle' if p == 'bluesky' else 'username'} in {output}")
+    for p in platforms:
+        for problem in config.platforms.section(p).missing():
+            print(f"  fill in platforms.{p}.{problem.split(':', 1)[0]} in {output}")
     print("Next, set these environment variables (or NAME_FILE pointing at a file that holds the value):")
     for p in platforms:
-        for name, what in SECRETS[p]:
+        for name, what in _secret_help(p):
             print(f"  export {name}=...    # {what}")
     print(f"Then: crossposter check{'' if output == Path('crossposter.yaml') else f' -c {output}'}")
     return 0

@@ -326,7 +326,7 @@ def test_init_asks_in_a_terminal(work: Path, monkeypatch: pytest.MonkeyPatch, ca
     answers = iter(["bluesky, twitter", "x,bluesky", "me.bsky.social", "@me", ""])
     monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
     out = work / "c.yaml"
-    assert init.run(None, out, None, None, None, None, interactive=True) == 0
+    assert init.run(None, out, {}, None, interactive=True) == 0
     assert "unknown: twitter" in capsys.readouterr().out
     config = load_config(out)
     assert config.enabled_platforms() == ["bluesky", "x"] and config.platforms.x.username == "@me"

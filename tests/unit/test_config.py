@@ -75,10 +75,10 @@ def test_example_documents_every_field() -> None:
 
 def test_every_secret_is_documented_in_example() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
-    from crossposter.config import SECRET_NAMES
+    from crossposter.platforms import registry
 
-    for names in SECRET_NAMES.values():
-        for name in names:
+    for spec in registry.specs():
+        for name in spec.secret_variables:
             assert name in text
 
 
