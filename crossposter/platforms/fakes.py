@@ -1,9 +1,10 @@
-"""Stand-ins for the three platforms: `post --dry-run`, the publisher's and the daemon's tests, the benchmarks.
+"""Stand-ins for every platform: `post --dry-run`, the publisher's and the daemon's tests, the benchmarks.
 
 They follow the adapter protocol and, more importantly, each platform's idempotency
-rule (Bluesky: a record is addressed by its rkey, so a second putRecord rewrites it;
-Mastodon: an Idempotency-Key returns the first status; X: the same text twice is
-refused as duplicate content). That is what lets the publisher's "never twice"
+rule as its registry entry states it (`record_key_first`, e.g. Bluesky: a record is addressed by
+its rkey, so a second putRecord rewrites it; `idempotency_key`, e.g. Mastodon: an Idempotency-Key
+returns the first status; `refuses_repeats`, e.g. X: the same text twice is refused as duplicate
+content). That is what lets the publisher's "never twice"
 logic be tested without a network. The rules are written once, in `FakeAdapter`;
 where the posts are kept is the only difference between the two kinds:
 
@@ -86,8 +87,9 @@ class FakeAdapter:
         self.handle = handle
         self.instance = instance.rstrip("/")
         self._limits = limits or fake_limits(name)
-        #: Bluesky's strong refs: a reply without the parent's cid is a publisher bug the fake refuses
-        self.replies_need_cid = name == "bluesky"
+        self.spec = registry.get(name)
+        #: strong refs (Bluesky's): a reply without the parent's cid is a publisher bug the fake refuses
+        self.replies_need_cid = self.spec.strong_refs
         self.delay = delay
         self.calls: list[tuple[object, ...]] = []
         self.posts: dict[str, FakePost] = {}
@@ -148,7 +150,7 @@ class FakeAdapter:
 
     def prepare_attempt(self, now: datetime) -> dict[str, str] | None:
         """Bluesky's rule: the record key and createdAt are fixed before the first attempt (see the adapter)."""
-        if not self.replies_need_cid:
+        if not self.spec.record_key_first:
             return None
         from crossposter.platforms.bluesky import iso_z
 
@@ -174,7 +176,7 @@ class FakeAdapter:
         self._request("publish", post.index, parent.id if parent else None)
         self._maybe_fail("publish", post.index)
         if self.replies_need_cid and parent is not None and not parent.cid:
-            raise AssertionError("bluesky: reply without the parent's cid")
+            raise AssertionError(f"{self.name}: reply without the parent's cid")
         digest = hashlib.sha256(post.text.encode()).hexdigest()
         with self._lock:
             self._sync()
@@ -201,12 +203,14 @@ class FakeAdapter:
 
     def _store(self, post: OutgoingPost, parent: PostRef | None, root: PostRef | None, digest: str) -> PostRef:
         media = [m.id for m in post.media]
-        if self.name == "bluesky":
+        spec = self.spec
+        if spec.record_key_first:
             if not post.rkey or not post.created_at:
-                raise AssertionError("bluesky: the publisher must fix rkey and created_at before the first attempt")
-            uri = f"at://did:plc:fake{self.handle}/app.bsky.feed.post/{post.rkey}"
-            ref = PostRef(id=uri, url=f"https://bsky.app/profile/{self.handle}/post/{post.rkey}",
-                          cid=f"bafyfake{digest[:20]}")
+                raise AssertionError(f"{self.name}: the publisher must fix rkey and created_at before the first "
+                                     "attempt")
+            uri = spec.id_from_link.format(repo=f"did:plc:fake{self.handle}", rkey=post.rkey, id=post.rkey)
+            ref = PostRef(id=uri, url=self._link(uri, post.rkey),
+                          cid=f"bafyfake{digest[:20]}" if spec.strong_refs else None)
             if uri in self.posts:
                 self.posts[uri].writes += 1
                 self.posts[uri].text = post.text
@@ -214,27 +218,28 @@ class FakeAdapter:
                 self._saved(self.posts[uri], rewrite=True)
                 return ref
         else:
-            if self.name == "mastodon":
-                key = f"{post.thread_key}:{post.index}:{digest[:16]}"
-                if key in self._idem:
-                    return self.posts[self._idem[key]].ref
-            else:  # x: the same text is refused, the outcome is unknown to the caller
-                if any(p.text == post.text for p in self.posts.values()):
-                    raise MaybePostedError(self.name, "403 Forbidden: You are not allowed to create a Tweet "
-                                                      "with duplicate content.")
+            key = f"{post.thread_key}:{post.index}:{digest[:16]}"
+            if spec.idempotency_key and key in self._idem:
+                return self.posts[self._idem[key]].ref
+            if spec.refuses_repeats and any(p.text == post.text for p in self.posts.values()):
+                # the outcome is unknown to the caller, as on X
+                raise MaybePostedError(self.name, "403 Forbidden: You are not allowed to create a Tweet "
+                                                  "with duplicate content.")
             sid = str(self._next)
             self._next += 1
-            url = (f"{self.instance}/@{self.handle}/{sid}" if self.name == "mastodon"
-                   else f"https://x.com/{self.handle}/status/{sid}")
-            ref = PostRef(id=sid, url=url)
-            if self.name == "mastodon":
-                self._idem[f"{post.thread_key}:{post.index}:{digest[:16]}"] = sid
+            ref = PostRef(id=sid, url=self._link(sid, sid), cid=f"bafyfake{digest[:20]}" if spec.strong_refs else None)
+            if spec.idempotency_key:
+                self._idem[key] = sid
         self.posts[ref.id] = FakePost(ref=ref, text=post.text, index=post.index,
                                       parent=parent.id if parent else None, root=root.id if root else None,
                                       media=media, thread_key=post.thread_key)
         self.order.append(ref.id)
         self._saved(self.posts[ref.id], rewrite=False)
         return ref
+
+    def _link(self, post_id: str, rkey: str) -> str:
+        """The post's link as the platform writes it (its registry entry's `post_link`)."""
+        return self.spec.post_link.format(handle=self.handle, instance=self.instance, id=post_id, rkey=rkey)
 
     def find_recent(self, text: str, parent: PostRef | None, max_results: int = 20) -> PostRef | None:
         """Like the X adapter's extra: the account's recent post with this text and parent."""
@@ -260,20 +265,18 @@ def fake_adapters(platforms: Iterable[str], *, config: object | None = None, del
     """One fake per platform; handles and instance taken from the config when given (nicer dry-run links)."""
     out: dict[str, FakeAdapter] = {}
     for name in platforms:
-        handle, instance = "you", "https://mastodon.example"
-        pcfg = getattr(getattr(config, "platforms", None), name, None)
-        if name == "bluesky" and getattr(pcfg, "handle", ""):
-            handle = pcfg.handle  # type: ignore[union-attr]
-        if name == "x" and getattr(pcfg, "username", ""):
-            handle = pcfg.username  # type: ignore[union-attr]
-        if name == "mastodon" and pcfg is not None:
-            instance = pcfg.instance  # type: ignore[union-attr]
-            limits = dataclasses.replace(fake_limits(name),
-                                         max_characters=pcfg.max_characters)  # type: ignore[union-attr]
-            out[name] = FakeAdapter(name, handle=handle, instance=instance, delay=delay, strict=strict,
-                                    limits=limits)
-            continue
-        out[name] = FakeAdapter(name, handle=handle, instance=instance, delay=delay, strict=strict)
+        sections = getattr(config, "platforms", None)
+        section = sections.section(name) if hasattr(sections, "section") else None
+        handle = (section.account() if section is not None else "") or "you"
+        if "@" in handle:  # an account named on its server (Mastodon's placeholder): the links hold the name
+            handle = "you"
+        instance = str(getattr(section, "instance", "") or "https://mastodon.example")
+        limits = None
+        spec = registry.get(name)
+        if section is not None and spec.limit_from_server and spec.config_limit:
+            # the fake plays the server, which says the account's limit: the configured one
+            limits = dataclasses.replace(fake_limits(name), max_characters=getattr(section, spec.config_limit))
+        out[name] = FakeAdapter(name, handle=handle, instance=instance, delay=delay, strict=strict, limits=limits)
     return out
 
 
