@@ -50,6 +50,8 @@ from crossposter.platforms.base import RejectedError, TransientError
 from crossposter.platforms.bluesky import PLATFORM, POST_COLLECTION, map_error, post_url
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from crossposter.config import Config
     from crossposter.platforms.bluesky import BlueskyAdapter
 
@@ -671,4 +673,57 @@ def _record_key(record: Any) -> str | None:
     uri = record.get("uri") if isinstance(record, dict) else None
     m = _AT_URI.match(uri) if isinstance(uri, str) else None
     return m.group(3) if m else None
+
+
+
+# --------------------------------------------------------------------------- the registry's hooks
+# (commands.backup, the mirror's report and daemon ask the platform's backup module these; no other
+# module knows how this platform's cursor is named, when its IDs were made or how to look for news)
+
+
+def cursor_account(config: Config) -> str:
+    """The name `crossposter backup` keeps this account's cursor under (never a secret)."""
+    b = config.platforms.bluesky
+    return f"{b.service} {b.handle}"
+
+
+def open_reader(config: Config, login_config: Config, archive: Path | None = None) -> tuple[BlueskyReader, str]:
+    """The reader `crossposter backup` and the mirror use, and its cursor's account name.
+
+    `login_config` holds where the login caches go (a dry run's temporary folder)."""
+    from crossposter.platforms.bluesky import from_config
+
+    return BlueskyReader(adapter=from_config(login_config)), cursor_account(config)
+
+
+def post_time(post_id: str) -> datetime | None:
+    """When a post was made: its record key is a TID (microseconds since 1970)."""
+    return tid_time(post_id.rsplit("/", 1)[-1])
+
+
+def nothing_new(config: Config) -> bool:
+    """True only when the account lists no record after the backup's cursor: one unauthenticated
+    `com.atproto.repo.listRecords` after its record key (the mirror's cheap look, see mirror.backup_child)."""
+    import json
+    import urllib.parse
+    import urllib.request
+
+    from crossposter.backup.state import BackupState
+
+    cursor = BackupState.load(config.state_path, PLATFORM, cursor_account(config)).cursor
+    if not cursor or not cursor.startswith("at://"):
+        return False
+    repo, _, rest = cursor.removeprefix("at://").partition("/")
+    rkey = rest.rsplit("/", 1)[-1]
+    if not repo or not rkey:
+        return False
+    query = urllib.parse.urlencode({"repo": repo, "collection": "app.bsky.feed.post", "limit": 1,
+                                    "reverse": "true", "cursor": rkey})
+    url = f"{config.platforms.bluesky.service.rstrip('/')}/xrpc/com.atproto.repo.listRecords?{query}"
+    try:
+        with urllib.request.urlopen(url, timeout=20) as r:  # noqa: S310 - the configured service URL
+            page = json.loads(r.read(1_000_000))
+    except (OSError, ValueError):
+        return False  # the backup itself will say what is wrong
+    return isinstance(page, dict) and page.get("records") == []
 

@@ -57,6 +57,8 @@ from crossposter.platforms.base import (
 from crossposter.platforms.ratelimit import header, reset_from_headers, retry_after_seconds
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from crossposter.config import Config
     from crossposter.platforms.mastodon import MastodonAdapter
 
@@ -584,3 +586,66 @@ def _ordered(posts: dict[str, SourcePost]) -> list[SourcePost]:
 def from_config(config: Config, **kwargs: Any) -> MastodonReader:
     """The reader for the configured account (the token from the environment, as for publishing)."""
     return MastodonReader(config, **kwargs)
+
+
+# --------------------------------------------------------------------------- the registry's hooks
+# (commands.backup, the mirror's report and daemon ask the platform's backup module these; no other
+# module knows how this platform's cursor is named, when its IDs were made or how to look for news)
+
+
+def cursor_account(config: Config) -> str:
+    """The name `crossposter backup` keeps this account's cursor under: the instance (the token says who)."""
+    return config.platforms.mastodon.instance
+
+
+def open_reader(config: Config, login_config: Config, archive: Path | None = None) -> tuple[MastodonReader, str]:
+    """The reader `crossposter backup` and the mirror use, and its cursor's account name."""
+    from crossposter.platforms.mastodon import from_config as adapter
+
+    return MastodonReader(adapter=adapter(login_config)), cursor_account(config)
+
+
+def post_time(post_id: str) -> datetime | None:
+    """When a post was made: Mastodon's own status IDs are milliseconds since 1970 shifted 16 bits (a
+    GoToSocial ULID or Akkoma flake ID is not read: None)."""
+    return datetime.fromtimestamp((int(post_id) >> 16) / 1000, UTC) if post_id.isdigit() else None
+
+
+def nothing_new(config: Config) -> bool:
+    """`GET /api/v1/accounts/:id/statuses?min_id=<cursor>&limit=1` answered `[]`: nothing after the cursor.
+
+    The account and the newest status read come from the backup's cursor (the reader's own JSON);
+    a cursor with a gap still to read, of another instance, or anything unexpected runs the backup.
+    """
+    import urllib.parse
+    import urllib.request
+
+    from crossposter.backup.state import BackupState
+    from crossposter.config import ConfigError, platform_secrets
+    from crossposter.platforms.mastodon import TOKEN_VARIABLE
+
+    instance = config.platforms.mastodon.instance
+    cursor = BackupState.load(config.state_path, PLATFORM, cursor_account(config)).cursor
+    try:
+        data = json.loads(cursor or "")
+    except ValueError:
+        return False
+    if not isinstance(data, dict) or data.get("instance") != instance or "gap" in data:
+        return False
+    account, newest = data.get("account"), data.get("newest")
+    if not (isinstance(account, str) and account.isalnum() and isinstance(newest, str) and newest.isalnum()):
+        return False
+    try:
+        token = platform_secrets(PLATFORM)[TOKEN_VARIABLE].get_secret_value()
+    except (ConfigError, KeyError):
+        return False
+    query = urllib.parse.urlencode({"min_id": newest, "limit": 1})
+    request = urllib.request.Request(f"{instance.rstrip('/')}/api/v1/accounts/{account}/statuses?{query}",
+                                     headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=20) as r:  # noqa: S310 - the configured instance
+            page = json.loads(r.read(1_000_000))
+    except (OSError, ValueError):
+        return False
+    return page == []
+

@@ -33,6 +33,8 @@ from crossposter.platforms.base import PlatformError, RejectedError, Unauthorize
 from crossposter.platforms.x import PLATFORM, map_error, map_response_error, post_url
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from crossposter.config import Config
     from crossposter.platforms.x import XAdapter
 
@@ -360,3 +362,98 @@ def _media(tweet_id: str, m: Mapping[str, Any]) -> SourceMedia | None:
         return SourceMedia(kind="video" if kind_x == "video" else "gif", fetch=best["url"],
                            filename=f"{tweet_id}-{name}", alt=alt, mime_type="video/mp4")
     return None
+
+
+# --------------------------------------------------------------------------- the registry's hooks
+# (commands.backup, the mirror's report and daemon ask the platform's backup module these; no other
+# module knows how this platform's cursor is named, when its IDs were made or how to look for news)
+
+
+#: X's snowflake IDs count milliseconds from this instant (2010-11-04), in their bits above the 22nd
+_X_EPOCH_MS = 1288834974657
+
+
+def cursor_account(config: Config) -> str:
+    """The name `crossposter backup` keeps the API reader's cursor under (never a secret)."""
+    return f"api {config.platforms.x.api_base} {config.platforms.x.username}"
+
+
+def open_reader(config: Config, login_config: Config, archive: Path | None = None) -> tuple[Any, str]:
+    """The reader `crossposter backup` and the mirror use, and its cursor's account name: X's archive zip
+    (`--x-archive`, no credentials) when given, else the API."""
+    if archive is not None:
+        from crossposter.backup.x_archive import XArchiveReader
+
+        reader = XArchiveReader(archive)
+        account_id, username = reader._account()
+        return reader, f"archive {account_id or username or archive.name}"
+    return XApiReader(config), cursor_account(config)
+
+
+def post_time(post_id: str) -> datetime | None:
+    """When a post was made: a snowflake (milliseconds since X's epoch above bit 22)."""
+    return datetime.fromtimestamp(((int(post_id) >> 22) + _X_EPOCH_MS) / 1000, UTC) if post_id.isdigit() else None
+
+
+#: the X account's user id by (api_base, access token's digest): learnt once per daemon with `GET /2/users/me`
+_X_USER_IDS: dict[tuple[str, str], str] = {}
+
+
+def _x_get(url: str, credentials: list[str]) -> object:
+    """One GET signed with OAuth 1.0a (HMAC-SHA1, oauthlib: what tweepy signs with); its JSON."""
+    import urllib.request
+
+    from oauthlib.oauth1 import Client as OAuth1Client
+
+    ck, cs, at, ats = credentials
+    uri, headers, _ = OAuth1Client(ck, client_secret=cs, resource_owner_key=at,
+                                   resource_owner_secret=ats).sign(url, http_method="GET")
+    request = urllib.request.Request(uri, headers={**headers, "Accept": "application/json"})
+    with urllib.request.urlopen(request, timeout=20) as r:  # noqa: S310 - the configured API base
+        return json.loads(r.read(1_000_000))
+
+
+def nothing_new(config: Config) -> bool:
+    """`GET /2/users/:id/tweets?since_id=<cursor>` listed no post above the cursor.
+
+    The user id is asked for once (`/2/users/me`) and kept for the daemon's life; a resume cursor (a
+    read stopped half-way) or anything unexpected runs the backup. A server that ignores `since_id`
+    is no risk: only IDs above the cursor count as new.
+    """
+    import hashlib
+    import urllib.parse
+
+    from crossposter.backup.state import BackupState
+    from crossposter.config import ConfigError, platform_secrets
+    from crossposter.platforms import registry
+
+    cursor = BackupState.load(config.state_path, PLATFORM, cursor_account(config)).cursor
+    if not (cursor and cursor.isascii() and cursor.isdigit() and len(cursor) <= 20):
+        return False
+    try:
+        secrets = platform_secrets(PLATFORM)
+    except ConfigError:
+        return False
+    credentials = [secrets[name].get_secret_value() for name in registry.get(PLATFORM).secret_variables]
+    base = config.platforms.x.api_base.rstrip("/")
+    key = (base, hashlib.sha256("\0".join(credentials).encode()).hexdigest())
+    try:
+        user_id = _X_USER_IDS.get(key)
+        if user_id is None:
+            me = _x_get(f"{base}/2/users/me", credentials)
+            user_id = str(me["data"]["id"]) if isinstance(me, dict) and isinstance(me.get("data"), dict) else ""
+            if not (user_id.isascii() and user_id.isdigit()):
+                return False
+            _X_USER_IDS[key] = user_id
+        query = urllib.parse.urlencode({"since_id": cursor, "max_results": 5, "exclude": "retweets"})
+        page = _x_get(f"{base}/2/users/{user_id}/tweets?{query}", credentials)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if not isinstance(page, dict) or "errors" in page:
+        return False
+    data = page.get("data") or []
+    if not isinstance(data, list):
+        return False
+    ids = [str(t.get("id", "")) if isinstance(t, dict) else "" for t in data]
+    return all(i.isascii() and i.isdigit() and int(i) <= int(cursor) for i in ids)
+

@@ -42,32 +42,20 @@ def parse_since(text: str, timezone: str) -> datetime:
 
 
 def _reader(platform: str, config: Config, x_archive: Path | None, login_dir: Path | None = None) -> tuple[Any, str]:
-    """The platform's reader and the account name its cursor is kept under (never a secret).
+    """The platform's reader and the account name its cursor is kept under (never a secret): its backup
+    module's `open_reader` (the registry names the module).
 
     `login_dir` replaces `state_dir` for the platform's login caches (a dry run writes no file there).
     """
+    from importlib import import_module
+
+    from crossposter.platforms import registry
+
     login_config = config if login_dir is None else config.model_copy(update={"state_dir": login_dir})
-    if platform == "bluesky":
-        from crossposter.backup.bluesky import BlueskyReader
-        from crossposter.platforms.bluesky import from_config as bluesky_adapter
-
-        bsky = config.platforms.bluesky
-        return BlueskyReader(adapter=bluesky_adapter(login_config)), f"{bsky.service} {bsky.handle}"
-    if platform == "mastodon":
-        from crossposter.backup.mastodon import MastodonReader
-        from crossposter.platforms.mastodon import from_config as mastodon_adapter
-
-        return MastodonReader(adapter=mastodon_adapter(login_config)), config.platforms.mastodon.instance
-    if x_archive is not None:
-        from crossposter.backup.x_archive import XArchiveReader
-
-        reader = XArchiveReader(x_archive)
-        account_id, username = reader._account()
-        return reader, f"archive {account_id or username or x_archive.name}"
-    from crossposter.backup.x_api import XApiReader
-
-    return XApiReader(config), f"api {config.platforms.x.api_base} {config.platforms.x.username}"
-
+    module = registry.get(platform).backup
+    if module is None:
+        raise ValueError(f"{registry.display(platform)} cannot be backed up from (no backup reader)")
+    return import_module(module).open_reader(config, login_config, x_archive)
 
 class _PlainReporter:
     """One line per event on stderr: for logs, cron and pipes."""

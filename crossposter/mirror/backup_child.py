@@ -20,8 +20,6 @@ import json
 import os
 import subprocess
 import sys
-import urllib.parse
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,34 +31,18 @@ if TYPE_CHECKING:
 
 
 def nothing_new(config: Config) -> bool:
-    """True only when the source lists nothing after the backup's cursor (Bluesky, Mastodon: one small request)."""
+    """True only when the source lists nothing after the backup's cursor (its backup module's `nothing_new`;
+    a platform without one always runs the backup)."""
     m = config.mirror
     if m is None:
         return False
-    if m.from_ == "mastodon":
-        return _mastodon_nothing_new(config)
-    if m.from_ == "x":
-        return _x_nothing_new(config)
-    from crossposter.backup.state import BackupState
-    from crossposter.mirror.report import account_name
+    from importlib import import_module
 
-    cursor = BackupState.load(config.state_path, "bluesky", account_name(config, "bluesky")).cursor
-    if not cursor or not cursor.startswith("at://"):
-        return False
-    repo, _, rest = cursor.removeprefix("at://").partition("/")
-    rkey = rest.rsplit("/", 1)[-1]
-    if not repo or not rkey:
-        return False
-    query = urllib.parse.urlencode({"repo": repo, "collection": "app.bsky.feed.post", "limit": 1,
-                                    "reverse": "true", "cursor": rkey})
-    url = f"{config.platforms.bluesky.service.rstrip('/')}/xrpc/com.atproto.repo.listRecords?{query}"
-    try:
-        with urllib.request.urlopen(url, timeout=20) as r:  # noqa: S310 - the configured service URL
-            page = json.loads(r.read(1_000_000))
-    except (OSError, ValueError):
-        return False  # the backup itself will say what is wrong
-    return isinstance(page, dict) and page.get("records") == []
+    from crossposter.platforms import registry
 
+    module = registry.get(m.from_).backup
+    look = getattr(import_module(module), "nothing_new", None) if module else None
+    return bool(look(config)) if look is not None else False
 
 def _child(config: Config, timeout: float, **extra: object) -> dict:
     """Run the child with the config (and `extra`) on stdin; its JSON answer, or RuntimeError (redacted)."""
@@ -84,100 +66,8 @@ def _child(config: Config, timeout: float, **extra: object) -> dict:
     return out
 
 
-def _mastodon_nothing_new(config: Config) -> bool:
-    """`GET /api/v1/accounts/:id/statuses?min_id=<cursor>&limit=1` answered `[]`: nothing after the cursor.
-
-    The account and the newest status read come from the backup's cursor (the reader's own JSON);
-    a cursor with a gap still to read, of another instance, or anything unexpected runs the backup.
-    """
-    from crossposter.backup.state import BackupState
-    from crossposter.config import ConfigError, platform_secrets
-    from crossposter.mirror.report import account_name
-
-    instance = config.platforms.mastodon.instance
-    cursor = BackupState.load(config.state_path, "mastodon", account_name(config, "mastodon")).cursor
-    try:
-        data = json.loads(cursor or "")
-    except ValueError:
-        return False
-    if not isinstance(data, dict) or data.get("instance") != instance or "gap" in data:
-        return False
-    account, newest = data.get("account"), data.get("newest")
-    if not (isinstance(account, str) and account.isalnum() and isinstance(newest, str) and newest.isalnum()):
-        return False
-    try:
-        token = platform_secrets("mastodon")["CROSSPOSTER_MASTODON_ACCESS_TOKEN"].get_secret_value()
-    except (ConfigError, KeyError):
-        return False
-    query = urllib.parse.urlencode({"min_id": newest, "limit": 1})
-    request = urllib.request.Request(f"{instance.rstrip('/')}/api/v1/accounts/{account}/statuses?{query}",
-                                     headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=20) as r:  # noqa: S310 - the configured instance
-            page = json.loads(r.read(1_000_000))
-    except (OSError, ValueError):
-        return False
-    return page == []
 
 
-#: the X account's user id by (api_base, access token's digest): learnt once per daemon with `GET /2/users/me`
-_X_USER_IDS: dict[tuple[str, str], str] = {}
-
-
-def _x_get(url: str, credentials: list[str]) -> object:
-    """One GET signed with OAuth 1.0a (HMAC-SHA1, oauthlib: what tweepy signs with); its JSON."""
-    from oauthlib.oauth1 import Client as OAuth1Client
-
-    ck, cs, at, ats = credentials
-    uri, headers, _ = OAuth1Client(ck, client_secret=cs, resource_owner_key=at,
-                                   resource_owner_secret=ats).sign(url, http_method="GET")
-    request = urllib.request.Request(uri, headers={**headers, "Accept": "application/json"})
-    with urllib.request.urlopen(request, timeout=20) as r:  # noqa: S310 - the configured API base
-        return json.loads(r.read(1_000_000))
-
-
-def _x_nothing_new(config: Config) -> bool:
-    """`GET /2/users/:id/tweets?since_id=<cursor>` listed no post above the cursor.
-
-    The user id is asked for once (`/2/users/me`) and kept for the daemon's life; a resume cursor (a
-    read stopped half-way) or anything unexpected runs the backup. A server that ignores `since_id`
-    is no risk: only IDs above the cursor count as new.
-    """
-    import hashlib
-
-    from crossposter.backup.state import BackupState
-    from crossposter.config import SECRET_NAMES, ConfigError, platform_secrets
-    from crossposter.mirror.report import account_name
-
-    cursor = BackupState.load(config.state_path, "x", account_name(config, "x")).cursor
-    if not (cursor and cursor.isascii() and cursor.isdigit() and len(cursor) <= 20):
-        return False
-    try:
-        secrets = platform_secrets("x")
-    except ConfigError:
-        return False
-    credentials = [secrets[name].get_secret_value() for name in SECRET_NAMES["x"]]
-    base = config.platforms.x.api_base.rstrip("/")
-    key = (base, hashlib.sha256("\0".join(credentials).encode()).hexdigest())
-    try:
-        user_id = _X_USER_IDS.get(key)
-        if user_id is None:
-            me = _x_get(f"{base}/2/users/me", credentials)
-            user_id = str(me["data"]["id"]) if isinstance(me, dict) and isinstance(me.get("data"), dict) else ""
-            if not (user_id.isascii() and user_id.isdigit()):
-                return False
-            _X_USER_IDS[key] = user_id
-        query = urllib.parse.urlencode({"since_id": cursor, "max_results": 5, "exclude": "retweets"})
-        page = _x_get(f"{base}/2/users/{user_id}/tweets?{query}", credentials)
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    if not isinstance(page, dict) or "errors" in page:
-        return False
-    data = page.get("data") or []
-    if not isinstance(data, list):
-        return False
-    ids = [str(t.get("id", "")) if isinstance(t, dict) else "" for t in data]
-    return all(i.isascii() and i.isdigit() and int(i) <= int(cursor) for i in ids)
 
 
 def run_in_child(config: Config, timeout: float) -> BackupResult:

@@ -32,9 +32,6 @@ from crossposter.mirror.state import (
     MirrorThread,
 )
 
-#: Twitter's epoch for snowflake IDs (ms)
-_X_EPOCH_MS = 1288834974657
-
 
 @dataclass(frozen=True)
 class Seen:
@@ -81,19 +78,17 @@ def has_tag(texts: list[str], tag: str) -> bool:
 def id_time(platform: str, post_id: str) -> datetime | None:
     """When a post was made, read from its ID where the platform encodes it (None otherwise).
 
-    Bluesky record keys are TIDs (microseconds), Mastodon's own status IDs and X's are snowflakes
-    (milliseconds in the high bits). A value outside 2006..tomorrow is not trusted.
+    Read by the platform's backup module (`post_time`: Bluesky record keys are TIDs, Mastodon's own
+    status IDs and X's are snowflakes). A value outside 2006..tomorrow is not trusted.
     """
-    when: datetime | None = None
-    try:
-        if platform == "bluesky":
-            from crossposter.backup.bluesky import tid_time
+    from importlib import import_module
 
-            when = tid_time(post_id.rsplit("/", 1)[-1])
-        elif platform == "mastodon" and post_id.isdigit():
-            when = datetime.fromtimestamp((int(post_id) >> 16) / 1000, UTC)
-        elif platform == "x" and post_id.isdigit():
-            when = datetime.fromtimestamp(((int(post_id) >> 22) + _X_EPOCH_MS) / 1000, UTC)
+    from crossposter.platforms import registry
+
+    module = registry.get(platform).backup if platform in registry.names() else None
+    read = getattr(import_module(module), "post_time", None) if module else None
+    try:
+        when = read(post_id) if read is not None else None
     except (ValueError, OverflowError, OSError):
         return None
     if when is None or not datetime(2006, 1, 1, tzinfo=UTC) <= when <= datetime.now(UTC) + timedelta(days=1):

@@ -15,14 +15,13 @@ if TYPE_CHECKING:
 
 
 def account_name(config: Config, platform: str) -> str:
-    """The name `crossposter backup` keeps the platform's cursor under (`commands.backup._reader`)."""
-    if platform == "bluesky":
-        b = config.platforms.bluesky
-        return f"{b.service} {b.handle}"
-    if platform == "mastodon":
-        return config.platforms.mastodon.instance
-    return f"api {config.platforms.x.api_base} {config.platforms.x.username}"
+    """The name `crossposter backup` keeps the platform's cursor under (its backup module's `cursor_account`)."""
+    from importlib import import_module
 
+    from crossposter.platforms import registry
+
+    module = registry.get(platform).backup
+    return import_module(module).cursor_account(config) if module else platform
 
 def mirror_report(config: Config, now: datetime | None = None) -> dict[str, Any] | None:
     """Plain data for `status --format json` (None without a `mirror:` section)."""

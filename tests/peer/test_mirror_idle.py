@@ -75,7 +75,7 @@ def test_an_idle_x_poll_is_one_signed_request_after_the_first(x_server, tmp_path
 
     for k, v in x_server.env.items():
         monkeypatch.setenv(k, v)
-    monkeypatch.setattr(backup_child, "_X_USER_IDS", {})
+    monkeypatch.setattr("crossposter.backup.x_api._X_USER_IDS", {})  # the user id cache (moved there)
     cfg = tmp_path / "crossposter.yaml"
     cfg.write_text(f"state_dir: state\nplatforms:\n  mastodon: {{enabled: true}}\n  x: {{enabled: true, api_base: "
                    f"'{x_server.url}', upload_base: '{x_server.url}', username: xfake_user}}\n"
