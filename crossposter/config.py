@@ -280,7 +280,7 @@ class BackupConfig(_Strict):
         if not v.strip():
             raise ValueError("must not be empty")
         try:
-            v.format(platform="x")
+            v.format(platform="name")
         except (KeyError, IndexError, ValueError) as e:
             raise ValueError(f"{v!r}: only {{platform}} can be filled in ({e})") from None
         if "\0" in v:

@@ -92,7 +92,7 @@ def plan_thread(archive: Archive, thread: Thread, config: Config | PlanOptions,
         plan.errors.extend(Diagnostic(line or thread.line, message) for line, message in e.problems)
     # `source:` (the platform a backed-up thread came from), where the metadata model knows the key
     source = getattr(meta, "source", None) or options.source
-    source = str(source).lower() if source else None  # "X", "x", "bluesky"... as PLATFORMS spells them
+    source = str(source).lower() if source else None  # "X" as the registry spells it: "x"
     if thread.skipped:
         return plan
     plan.errors.extend(thread.errors)  # what reading the file found (see `Thread.errors`)

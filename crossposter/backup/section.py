@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 
 from crossposter.backup.markdown import Span, link_destination, link_markdown, to_markdown
 from crossposter.backup.source import SourcePost, SourceThread
+from crossposter.platforms import registry
 
 __all__ = ["Titles", "heading_for", "post_markdown", "section_markdown", "recorded_entry", "HEADING_MAX"]
 
@@ -107,15 +108,15 @@ def date_line(when: datetime, timezone: str) -> str:
 def _spans(post: SourcePost) -> list[Span]:
     """Links and mentions as Markdown links; plain URLs of Mastodon/X stay as they were typed.
 
-    Bluesky shows a link's text (often shortened) and keeps the URL in a facet: always a Markdown link.
-    Mastodon and X show the URL itself: a link whose text is its URL stays bare text (the renderer
+    Bluesky shows a link's text (often shortened) and keeps the URL in a facet (link style "facets"):
+    always a Markdown link. Mastodon and X show the URL itself (link style "written"): a link whose text is its URL stays bare text (the renderer
     writes URLs out on those platforms anyway). A mention becomes a link to the account's profile on
     the source platform, so it can never be read as somebody else's handle on another platform.
     """
     spans: list[Span] = []
     for link in post.links:
         text = post.text[link.start:link.end]
-        if post.platform != "bluesky" and text == link.url:
+        if registry.get(post.platform).link_style == "written" and text == link.url:
             continue
         spans.append(Span(link.start, link.end, link_markdown(text, link.url)))
     for m in post.mentions:

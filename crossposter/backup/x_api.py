@@ -369,6 +369,9 @@ def _media(tweet_id: str, m: Mapping[str, Any]) -> SourceMedia | None:
 # module knows how this platform's cursor is named, when its IDs were made or how to look for news)
 
 
+#: `crossposter backup --x-archive ZIP` reads X's archive export instead of the API (`open_reader`)
+READS_ARCHIVE = True
+
 #: X's snowflake IDs count milliseconds from this instant (2010-11-04), in their bits above the 22nd
 _X_EPOCH_MS = 1288834974657
 

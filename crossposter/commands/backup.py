@@ -169,7 +169,14 @@ def run(platform: str, into: Path | None, x_archive: Path | None, since: str | N
     def error(message: str) -> int:
         return fail(message, EXIT_ERROR)  # the one voice of every command: `crossposter: error: ...`, redacted
 
-    if x_archive is not None and platform != "x":
+    from importlib import import_module
+
+    from crossposter.platforms import registry
+
+    backup_module = registry.get(platform).backup
+    #: the platform's own export can be read instead of its API (X's archive zip: `--x-archive`)
+    reads_archive = bool(backup_module and getattr(import_module(backup_module), "READS_ARCHIVE", False))
+    if x_archive is not None and not reads_archive:
         return error("--x-archive is for --from x only")
     try:
         config = config_for_command(config_path)
@@ -201,7 +208,7 @@ def run(platform: str, into: Path | None, x_archive: Path | None, since: str | N
                                  reporter=_PlainReporter())  # type: ignore[arg-type]
     except ConfigError as e:
         hint = " (or back up from X's archive zip: --x-archive ZIP, no credentials needed)" \
-            if platform == "x" and x_archive is None else ""
+            if reads_archive and x_archive is None else ""
         return error(f"the config is not enough to read {platform}{hint}:\n{e}")
     except (ArchiveError, PlatformError) as e:
         return error(str(e))

@@ -25,14 +25,6 @@ def _shown_path(path: Path) -> str:
         return str(path)
 
 
-def _mastodon_account(instance: str) -> str:
-    """The config names the instance, not the account (the token says which): a placeholder on that server."""
-    from urllib.parse import urlsplit
-
-    host = urlsplit(instance if "://" in instance else f"https://{instance}").hostname
-    return f"you@{host}" if host else ""
-
-
 def plans_to_json(plans: list[ThreadPlan]) -> dict:
     """The JSON document of DESIGN.md (plus line numbers, facets and dates where known)."""
     return {"threads": [plan_to_json(plan) for plan in plans]}
@@ -110,9 +102,7 @@ def run(paths: list[Path], thread: str | None, platforms: list[PlatformName] | N
         except ConfigError as e:
             return fail(e, EXIT_USAGE)
         options = dataclasses.replace(PlanOptions.of(config), decode_images=False)
-        handles = {"bluesky": config.platforms.bluesky.handle, "x": config.platforms.x.username,
-                   "mastodon": _mastodon_account(config.platforms.mastodon.instance)}
-        handles = {k: v for k, v in handles.items() if v}
+        handles = {name: account for name in registry.names() if (account := config.platforms.section(name).account())}
         if platforms is None:
             platforms = config.enabled_platforms()
         if not paths:
