@@ -184,3 +184,174 @@ def test_no_module_but_the_registry_lists_the_platforms_or_their_display_names()
                 if {"Bluesky", "Mastodon"} <= values or {"you.bsky.social", "you@mastodon.social"} <= values:
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert offenders == []
+
+
+#: Modules allowed to name a platform: the registry and the adapters (platforms/), a platform's own backup
+#: modules (backup/<platform>*.py), and the text rules, which are named after the platform that defined
+#: them (the dialects: render, split, counting and its reference); a new platform picks a dialect.
+_OWN = ("crossposter/platforms/", "crossposter/backup/bluesky", "crossposter/backup/mastodon",
+        "crossposter/backup/x_", "crossposter/render.py", "crossposter/split.py", "crossposter/counting.py",
+        "crossposter/split_reference.py")
+#: the Mastodon dialect's home server (its mention rule), read from Mastodon's section (plan.PlanOptions.of)
+_ALLOWED = {("crossposter/plan.py", "config.platforms.mastodon")}
+
+
+def _names_a_platform(node: object) -> str | None:
+    """What in `node` names a platform as only a platform list would (None: nothing)."""
+    import ast
+
+    names = {"bluesky", "mastodon", "x"}
+    if isinstance(node, ast.Compare):
+        sides = [node.left, *node.comparators]
+        if any("dialect" in ast.unparse(side) for side in sides):
+            return None  # a text rule, by dialect
+        for side in sides:
+            if isinstance(side, ast.Constant) and side.value in names:
+                return ast.unparse(node)
+            if isinstance(side, (ast.Tuple, ast.List, ast.Set)) and any(
+                    isinstance(e, ast.Constant) and e.value in names for e in side.elts):
+                return ast.unparse(node)
+    elif isinstance(node, ast.Attribute) and node.attr in names and isinstance(node.value, ast.Attribute) \
+            and node.value.attr == "platforms":
+        return ast.unparse(node)
+    elif isinstance(node, ast.Dict) and len({k.value for k in node.keys if isinstance(k, ast.Constant)} & names) >= 2:
+        return ast.unparse(node)[:60]
+    return None
+
+
+def test_no_module_outside_the_platforms_own_names_a_platform() -> None:
+    """What a fourth platform would have to edit: a comparison with a platform's name (`platform ==
+    "bluesky"`), a config section read by name (`config.platforms.x`), a table keyed by platforms.
+    Everything else asks the registry, the platform's config model or its backup module."""
+    import ast
+
+    offenders = []
+    for path in sorted((ROOT / "crossposter").rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith(_OWN):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            found = _names_a_platform(node)
+            if found and (rel, found) not in _ALLOWED:
+                offenders.append(f"{rel}:{getattr(node, 'lineno', '?')}: {found}")
+    assert offenders == []
+
+
+def test_the_scan_sees_what_it_looks_for() -> None:
+    """The scan above is no test if it finds nothing anywhere: the lines it exists to refuse are found."""
+    import ast
+
+    for line in ('platform == "bluesky"', 'p in ("mastodon", "x")', "config.platforms.x.username",
+                 '{"bluesky": 1, "x": 2}'):
+        assert any(_names_a_platform(n) for n in ast.walk(ast.parse(line))), line
+    assert not any(_names_a_platform(n) for n in ast.walk(ast.parse('registry.dialect_of(p) == "bluesky"')))
+
+
+# --------------------------------------------------------------------------- a fourth platform, end to end
+
+FOURTH_ARCHIVE = """# Threads
+
+## Hello fourth
+
+A first paragraph that is long enough to need two posts on a platform whose limit the config lowers to
+one hundred characters, so that the reply chain is real.
+
+A second paragraph, posted as a reply.
+"""
+
+
+@pytest.fixture
+def fourth_module(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """`testing/fourth.py` registered for one test (its posts forgotten afterwards)."""
+    from testing import fourth as module
+
+    registry.register(module.SPEC)
+    module.SERVERS.clear()
+    module.TOKENS.clear()
+    monkeypatch.setenv(module.TOKEN, "fourth-token-0123456789abcdef")
+    try:
+        yield module
+    finally:
+        registry.unregister(module.SPEC.name)
+        module.SERVERS.clear()
+
+
+def test_a_fourth_platform_from_one_module_configures_checks_posts_and_reads_back(
+        fourth_module: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    module: object = fourth_module
+    (tmp_path / "threads").mkdir()
+    archive = tmp_path / "threads" / "t.md"
+    archive.write_text(FOURTH_ARCHIVE, encoding="utf-8")
+    config = tmp_path / "crossposter.yaml"
+    config.write_text("state_dir: state\nplatforms:\n  bluesky: {enabled: false}\n  mastodon: {enabled: false}\n"
+                      "  fourth: {enabled: true, account_name: me, max_characters: 100}\n", encoding="utf-8")
+
+    from crossposter.config import ConfigError, load_config, missing_settings
+
+    # Its section is read by its own model: its limit reaches the planner, its checks are its own.
+    loaded = load_config(config)
+    assert loaded.enabled_platforms() == ["fourth"] and loaded.platforms.fourth.account() == "me"
+    assert PlanOptions.of(loaded).limits["fourth"] == 100
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("platforms:\n  fourth: {enabled: true, max_characters: 500, colour: red}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(bad)
+    assert any(p.startswith("platforms.fourth.max_characters:") for p in err.value.problems)
+    assert "platforms.fourth.colour: unknown key (check the spelling against config.example.yaml)" \
+        in err.value.problems
+    assert missing_settings(loaded, environ={}) == [
+        "platforms.fourth: FOURTH_TOKEN is not set (set it, or FOURTH_TOKEN_FILE to a file holding it)"]
+
+    # preview with the config: its limit and its account
+    assert cli.run(["preview", str(archive), "-c", str(config), "--format", "json"]) == 0
+    plan = json.loads(capsys.readouterr().out)["threads"][0]["platforms"]
+    assert list(plan) == ["fourth"] and plan["fourth"]["limit"] == 100 and len(plan["fourth"]["posts"]) >= 2
+
+    # check: logs in through its adapter module (the token from FOURTH_TOKEN)
+    assert cli.run(["check", "-c", str(config)]) == 0
+    assert "fourth: logged in; limit 120 characters" in capsys.readouterr().out
+    assert module.TOKENS == ["fourth-token-0123456789abcdef"]  # type: ignore[attr-defined]
+
+    # post: the chain goes to its adapter, the IDs into the archive under its key
+    assert cli.run(["post", str(archive), "-t", "Hello fourth", "-c", str(config)]) == 0
+    capsys.readouterr()
+    server = module.SERVERS["me"]  # type: ignore[attr-defined]
+    posts = server.thread()
+    assert len(posts) == len(plan["fourth"]["posts"]) and posts[1].parent == posts[0].ref.id
+    text = archive.read_text(encoding="utf-8")
+    assert "fourth:" in text and "https://fourth.example/@me/1" in text
+
+    # status reads the recorded IDs back, by the registry's ID rules
+    assert cli.run(["status", str(archive), "-c", str(config), "--format", "json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert json.dumps(status).count("https://fourth.example/@me/") == len(posts)
+
+    # posting again resumes: nothing is sent twice (the platform refuses repeats; nothing is repeated)
+    assert cli.run(["post", str(archive), "-t", "Hello fourth", "-c", str(config)]) == 0
+    capsys.readouterr()
+    assert len(server.thread()) == len(posts)
+
+
+def test_a_fourth_platforms_recorded_ids_and_links_follow_its_registry_entry(fourth_module: object) -> None:
+    from crossposter.thread_meta import MetadataError, ThreadMeta, Where
+
+    where = Where(Path("t.md"), "T", 1)
+    meta = ThreadMeta.parse({"fourth": [17, "https://fourth.example/@me/18", {"id": "19"}]}, where)
+    assert [e.id for e in meta.recorded("fourth")] == ["17", "18", "19"]  # type: ignore[arg-type]
+    assert meta.published() == ["fourth"]
+    with pytest.raises(MetadataError, match=r"is not a fourth post ID: write the post's number"):
+        ThreadMeta.parse({"fourth": ["at://did:plc:abc/app.bsky.feed.post/3lbq2xk7d2s2a"]}, where)
+    with pytest.raises(MetadataError, match="only Bluesky posts have a cid"):
+        ThreadMeta.parse({"fourth": [{"id": "1", "cid": "bafy12345678"}]}, where)
+
+
+def test_init_writes_a_fourth_platforms_section(fourth_module: object, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "c.yaml"
+    assert cli.run(["init", "-p", "fourth", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "export FOURTH_TOKEN=...    # fourth.example > Settings > Tokens" in printed
+    assert "fill in platforms.fourth.account_name" in printed
+    from crossposter.config import load_config
+
+    assert load_config(out).enabled_platforms() == ["fourth"]
