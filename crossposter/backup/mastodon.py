@@ -329,6 +329,10 @@ class MastodonReader:
         """The token's own account (`verify_credentials`), asked once."""
         if self._account is None:
             account = self.adapter.call("checking the access token", "account_verify_credentials")
+            if getattr(self.adapter, "plain_json", None) is False:  # see platforms/sdk_compat.py
+                raise RejectedError(PLATFORM, "this Mastodon.py returns typed answers the backup cannot read "
+                                              "exactly; install a Mastodon.py version crossposter was checked with "
+                                              "(see crossposter/platforms/sdk_compat.py)")
             if not isinstance(account, Mapping) or account.get("id") is None:
                 raise TransientError(PLATFORM, f"{self.adapter.instance} answered verify_credentials without an account")
             self._account = account

@@ -52,6 +52,7 @@ from crossposter.platforms.base import (
     UploadedMedia,
 )
 from crossposter.platforms.ratelimit import header, reset_from_headers, retry_after_seconds
+from crossposter.platforms.sdk_compat import mastodon_plain_json
 from crossposter.redact import redact, register
 
 if TYPE_CHECKING:
@@ -164,6 +165,8 @@ class MastodonAdapter:
         #: Pixels per image the instance accepts (`image_matrix_limit`), when it says.
         self.image_matrix_limit: int | None = None
         self._pending_media: set[str] = set()
+        #: answers come as the decoded JSON (sdk_compat.mastodon_plain_json); known once the client exists
+        self.plain_json: bool | None = None
 
     def __repr__(self) -> str:
         return f"MastodonAdapter(instance={self.instance!r}, account={self.account_name!r})"
@@ -202,7 +205,7 @@ class MastodonAdapter:
                 version_check_mode="created",
                 user_agent="crossposter",
             )
-            _answer_plain_json(self._api)
+            self.plain_json = mastodon_plain_json(self._api)
         return self._api
 
     def _remember_response(self, response: Any, *args: Any, **kwargs: Any) -> None:
@@ -245,11 +248,11 @@ class MastodonAdapter:
             return self._rate_limited(where, headers)
         if isinstance(exc, me.MastodonNetworkError):
             kind = "timed out" if isinstance(exc, me.MastodonReadTimeout) else "network error"
-            return TransientError(PLATFORM, f"{where}: {kind} ({_first_arg(exc)})")
+            return TransientError(PLATFORM, f"{where}: {kind} ({_what_failed(exc)})")
         if isinstance(exc, me.MastodonAPIError):
             status, server_text = self._last_status, getattr(self._local, "error", "")
             if status is None or status < 400:
-                return TransientError(PLATFORM, f"{where}: unexpected answer from the server ({_first_arg(exc)})")
+                return TransientError(PLATFORM, f"{where}: unexpected answer from the server ({_what_failed(exc)})")
             text = f"{where}: HTTP {status}" + (f": {server_text}" if server_text else "")
             if status == 429:
                 return self._rate_limited(where, headers, server_text)
@@ -463,26 +466,17 @@ class MastodonAdapter:
         return PublishedPost(ref=PostRef(id=str(status["id"]), url=str(url)), text=text)
 
 
-def _answer_plain_json(api: Any) -> None:
-    """Let this Mastodon.py instance return answers as the decoded JSON (dicts and lists).
+def _what_failed(exc: BaseException) -> str:
+    """What went wrong, in words, cut short.
 
-    Mastodon.py 2.x turns every answer into typed entities (Status, Account…, every date parsed),
-    ~5 ms of CPU per request that the adapter never reads: it only takes ids and URLs by key, which
-    a dict offers just the same. The hook is the instance's own casting step (a private method, so
-    overridden on this instance only); if a later Mastodon.py renames it, nothing breaks, answers
-    are merely typed again.
+    Mastodon.py's errors document no attributes (their `args` are an undocumented tuple), and each
+    is raised while handling the real failure: requests' connection error or timeout, the JSON
+    decoder's error for an answer that is not JSON. That cause (Python's exception chaining) is
+    described; the SDK's own text only when there is none. Redacted before it is cut: a secret cut
+    in half could no longer be recognised.
     """
-    name = "_Mastodon__try_cast_to_type"
-    if callable(getattr(api, name, None)):
-        setattr(api, name, lambda value, override_type=None: (value, None))
-
-
-def _first_arg(exc: BaseException) -> str:
-    """The SDK's message, cut short: for a non-JSON answer it quotes the whole body (an HTML error page).
-
-    Redacted before it is cut: a secret cut in half could no longer be recognised.
-    """
-    text = redact(str(exc.args[0])) if exc.args else type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    text = redact(str(cause if cause is not None else exc)) or type(exc).__name__
     return text if len(text) <= 300 else text[:300] + "…"
 
 

@@ -312,8 +312,21 @@ def test_server_error_is_transient_with_retry_after(tmp_path: Path) -> None:
 def test_network_error_is_transient(tmp_path: Path) -> None:
     responses.get(f"{FAKE}/api/v1/accounts/verify_credentials",
                   body=requests.ConnectionError("connection refused"))
-    with pytest.raises(TransientError, match="network error"):
+    with pytest.raises(TransientError, match="network error") as info:
         _fake(tmp_path).login()
+    assert "connection refused" in str(info.value)  # requests' own error, the cause Mastodon.py wrapped
+
+
+@responses.activate
+def test_an_answer_that_is_not_json_is_described_not_quoted(tmp_path: Path) -> None:
+    """Mastodon.py's error for it quotes the whole body in an undocumented args tuple; its cause (the JSON
+    decoder's error, by Python's exception chaining) says what is wrong without the page."""
+    responses.get(f"{FAKE}/api/v1/accounts/verify_credentials", json=ACCOUNT)
+    responses.post(f"{FAKE}/api/v1/statuses", status=200, body="<html>" + "captive portal " * 100 + "</html>")
+    with pytest.raises(TransientError) as info:
+        _fake(tmp_path).publish(OutgoingPost(text="hello", index=0, thread_key="t"), None, None)
+    assert "unexpected answer from the server (Expecting value: line 1 column 1" in str(info.value)
+    assert "captive portal" not in str(info.value)
 
 
 @responses.activate
