@@ -13,9 +13,17 @@ import stat
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from crossposter.platforms import registry
 from crossposter.platforms.registry import PlatformName
@@ -200,10 +208,9 @@ class PlatformsConfig(BaseModel):
                 errors.append(InitErrorDetails(type="extra_forbidden", loc=(str(key),), input=data[key]))
         for name in registry.names():
             model = settings_model(name)
-            value = data.get(name)
+            value = data.get(name, {})  # (`bluesky:` with nothing under it, None, is an error)
             try:
-                sections[name] = value if isinstance(value, model) else model.model_validate(
-                    {} if value is None else value)
+                sections[name] = value if isinstance(value, model) else model.model_validate(value)
             except ValidationError as e:
                 errors.extend(InitErrorDetails(type=err["type"], loc=(name, *err["loc"]), input=err.get("input"),
                                                ctx=err.get("ctx", {})) for err in e.errors())  # type: ignore[misc]
@@ -327,7 +334,16 @@ def _duration(minimum: float, maximum: float, what: str) -> classmethod:
     return classmethod(check)
 
 
-Platform = PlatformName
+def _registered(name: object) -> str:
+    """A platform's name, as the registry knows it now (a platform registered later counts too)."""
+    if not isinstance(name, str) or name not in registry.names():
+        names = [repr(n) for n in registry.names()]
+        raise ValueError(f"Input should be {', '.join(names[:-1])} or {names[-1]}")
+    return name
+
+
+#: a registered platform's name (checked at validation time against the registry, not a fixed Literal)
+Platform = Annotated[str, BeforeValidator(_registered)]
 
 
 class MirrorConfig(_Strict):

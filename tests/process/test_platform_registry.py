@@ -299,6 +299,10 @@ def test_a_fourth_platform_from_one_module_configures_checks_posts_and_reads_bac
     assert any(p.startswith("platforms.fourth.max_characters:") for p in err.value.problems)
     assert "platforms.fourth.colour: unknown key (check the spelling against config.example.yaml)" \
         in err.value.problems
+    mirrored = tmp_path / "mirror.yaml"
+    mirrored.write_text("platforms:\n  bluesky: {handle: me.bsky.social}\n  fourth: {enabled: true}\n"
+                        "mirror: {from: bluesky, to: [fourth]}\n", encoding="utf-8")
+    assert load_config(mirrored).mirror.to == ["fourth"]  # type: ignore[union-attr]
     assert missing_settings(loaded, environ={}) == [
         "platforms.fourth: FOURTH_TOKEN is not set (set it, or FOURTH_TOKEN_FILE to a file holding it)"]
 
@@ -355,3 +359,19 @@ def test_init_writes_a_fourth_platforms_section(fourth_module: object, tmp_path:
     from crossposter.config import load_config
 
     assert load_config(out).enabled_platforms() == ["fourth"]
+
+
+@pytest.mark.parametrize(("yaml", "problem"), [
+    ("platforms:\n  bluesky:\n", "platforms.bluesky: Input should be a valid dictionary"),
+    ("platforms:\n  threads: {enabled: true}\n", "platforms.threads: unknown key"),
+    ("platforms: []\n", "platforms: Input should be a valid dictionary"),
+    ("mirror: {from: bluesky, to: [threads]}\n", "mirror.to.0: Input should be 'bluesky', 'mastodon' or 'x'"),
+])
+def test_the_platforms_sections_refuse_what_they_always_refused(tmp_path: Path, yaml: str, problem: str) -> None:
+    from crossposter.config import ConfigError, load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml, encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert any(p.startswith(problem) for p in err.value.problems), err.value.problems
