@@ -67,8 +67,7 @@ class PlanOptions:
 
 def _configured_limit(config: Config, spec: registry.PlatformSpec) -> int:
     """The config's limit for the platform (`config_limit`), else its default."""
-    section = getattr(config.platforms, spec.name, None)
-    return getattr(section, spec.config_limit) if spec.config_limit and section is not None else spec.limit
+    return getattr(config.platforms.section(spec.name), spec.config_limit) if spec.config_limit else spec.limit
 
 
 def platform_limit(config: Config | PlanOptions, platform: PlatformName) -> int:

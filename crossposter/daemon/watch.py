@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from crossposter.model import PLATFORMS
+from crossposter.platforms import registry
 
 if TYPE_CHECKING:
     from crossposter.archive import Thread
@@ -79,7 +79,7 @@ def thread_info(archive_path: Path, thread: Thread, timezone: str) -> ThreadInfo
     skipped = thread.skipped or ("skip: true" if meta.skip else None)
     return ThreadInfo(
         archive=archive_path, title=thread.title, line=thread.line, schedule=when, problems=problems,
-        queued=meta.queued, skipped=skipped, recorded={p: len(meta.recorded(p)) for p in PLATFORMS},
+        queued=meta.queued, skipped=skipped, recorded={p: len(meta.recorded(p)) for p in registry.names()},
         pending=bool(meta.pending), sig=digest.hexdigest()[:16], meta=meta, source=meta.source,
     )
 
