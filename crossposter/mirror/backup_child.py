@@ -44,6 +44,7 @@ def nothing_new(config: Config) -> bool:
     look = getattr(import_module(module), "nothing_new", None) if module else None
     return bool(look(config)) if look is not None else False
 
+
 def _child(config: Config, timeout: float, **extra: object) -> dict:
     """Run the child with the config (and `extra`) on stdin; its JSON answer, or RuntimeError (redacted)."""
     payload = json.dumps({"config": config.model_dump(mode="json"), "base_dir": str(config.base_dir), **extra})
