@@ -57,6 +57,7 @@ def _reader(platform: str, config: Config, x_archive: Path | None, login_dir: Pa
         raise ValueError(f"{registry.display(platform)} cannot be backed up from (no backup reader)")
     return import_module(module).open_reader(config, login_config, x_archive)
 
+
 class _PlainReporter:
     """One line per event on stderr: for logs, cron and pipes."""
 

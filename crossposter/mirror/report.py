@@ -23,6 +23,7 @@ def account_name(config: Config, platform: str) -> str:
     module = registry.get(platform).backup
     return import_module(module).cursor_account(config) if module else platform
 
+
 def mirror_report(config: Config, now: datetime | None = None) -> dict[str, Any] | None:
     """Plain data for `status --format json` (None without a `mirror:` section)."""
     m = config.mirror
