@@ -16,12 +16,13 @@ The rules, per key (the on-disk format is the README's, unchanged):
   so no two readers can disagree about it.
 * each registered platform's name (`bluesky`, `mastodon`, `x`, …): a list of published posts, each
   `{id, url?, cid?, sha?}`, or just the ID (or the post's link, from which the ID is read) when
-  recorded by hand. IDs are checked by the shapes the platform's registry entry gives (`id_pattern`,
-  `link_pattern`, `numeric_ids`, `strong_refs` for a `cid`): an at:// URI of an `app.bsky.feed.post` record whose key is a TID
-  (atproto's record-key syntax for posts), a status ID of letters and digits on Mastodon (digits
-  on Mastodon itself; GoToSocial and Akkoma use ULIDs and flake IDs), digits on X. `cid` is
-  Bluesky's content hash (letters and digits), `sha` hex digits.
-* `source`: the platform a backed-up thread came from (`crossposter backup`): a registered platform. The thread already lives there; its recorded posts on that platform are the originals.
+  recorded by hand. IDs are checked by the shapes the platform's registry entry gives
+  (`id_pattern`, `link_pattern`, `numeric_ids`; `strong_refs` allows a `cid`): an at:// URI of an
+  `app.bsky.feed.post` record whose key is a TID (atproto's record-key syntax for posts), a status
+  ID of letters and digits on Mastodon (digits on Mastodon itself; GoToSocial and Akkoma use ULIDs
+  and flake IDs), digits on X. `cid` is Bluesky's content hash (letters and digits), `sha` hex digits.
+* `source`: the platform a backed-up thread came from (`crossposter backup`): a registered platform.
+  The thread already lives there; its recorded posts on that platform are the originals.
 * `pending`: `{bluesky: {index, rkey, created_at, sha?}}`, the record key (a TID) and time fixed
   before a Bluesky post's first attempt (a platform whose entry has `record_key_first`).
 * Any other key is an error: a misspelt `shedule:` would otherwise leave a thread unscheduled
