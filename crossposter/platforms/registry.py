@@ -126,6 +126,20 @@ def register(spec: PlatformSpec) -> PlatformSpec:
                          f"(one of {', '.join(get_args(Dialect))}; a new one needs render/split/counting)")
     if min(spec.limit, spec.max_images, spec.max_image_bytes, spec.max_alt_text) < 1:
         raise ValueError(f"platform {spec.name!r}: limits must be positive")
+    # read with every recorded ID: a bad one is said now (not for the built-in ones, a test compiles theirs:
+    # compiling them here would cost `preview`'s start ~40 ms)
+    for field in ("id_pattern", "link_pattern") if spec.name not in BUILTIN else ():
+        try:
+            pattern = re.compile(getattr(spec, field) or "")
+        except re.error as e:
+            raise ValueError(f"platform {spec.name!r}: {field} is not a regular expression ({e})") from None
+        if field == "link_pattern" and spec.link_pattern:
+            wanted = set(re.findall(r"{(\w+)}", spec.id_from_link)) - set(pattern.groupindex)
+            if wanted:
+                raise ValueError(f"platform {spec.name!r}: id_from_link needs {', '.join(sorted(wanted))}, "
+                                 "which link_pattern has no named group for")
+    if spec.settings.count(":") != 1:
+        raise ValueError(f"platform {spec.name!r}: settings is 'module:Class', not {spec.settings!r}")
     if spec.name in _SPECS and _SPECS[spec.name] != spec:
         raise ValueError(f"platform {spec.name!r} is already registered differently")
     _SPECS[spec.name] = spec

@@ -85,6 +85,10 @@ def test_the_builtin_platforms_are_the_registry_and_the_type() -> None:
         assert callable(module.from_config) and callable(module.warm_up)
     assert registry.get("bluesky").link_style == "facets" and registry.get("x").link_style == "written"
     assert "twitter-text" in registry.get("x").counting_rule
+    import re
+
+    for spec in registry.specs():  # (register checks these for a platform added later, not at import)
+        assert re.compile(spec.id_pattern) and spec.link_pattern and re.compile(spec.link_pattern).groupindex
 
 
 def test_defaults_and_choices_are_derived_from_the_registry(fourth: PlatformSpec) -> None:
@@ -108,6 +112,9 @@ def test_a_name_is_registered_once() -> None:
 @pytest.mark.parametrize(("change", "problem"), [
     ({"name": "Fourth"}, "lowercase"), ({"name": "a,b"}, "lowercase"), ({"name": "pending"}, "metadata key"),
     ({"dialect": "threads"}, "unknown dialect"), ({"limit": 0}, "positive"), ({"max_alt_text": -1}, "positive"),
+    ({"id_pattern": "[0-9"}, "id_pattern is not a regular expression"),
+    ({"link_pattern": r"https://f\.example/(?P<post>\d+)"}, "id_from_link needs id"),
+    ({"settings": "testing.fourth.FourthConfig"}, "module:Class"),
 ])
 def test_a_spec_the_rest_could_not_use_is_refused(change: dict, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
