@@ -445,6 +445,21 @@ class MastodonAdapter:
         """Always None: the Idempotency-Key answers a repeated post with the first one, so none is ever doubted."""
         return None
 
+    def delete(self, post_id: str) -> None:
+        """`DELETE /api/v1/statuses/:id`; a status already gone (404/410) counts as deleted.
+
+        The server refuses another account's status (403, an UnauthorizedError saying so).
+        """
+        from mastodon.errors import MastodonAPIError
+
+        self._ensure_login()
+        try:
+            self._call(f"deleting post {post_id}", "status_delete", post_id)
+        except RejectedError as e:
+            if isinstance(e.__cause__, MastodonAPIError) and self._last_status in (404, 410):
+                return
+            raise
+
     def lookup(self, post_id: str) -> PublishedPost | None:
         """The status by id with its plain source text; None when it is gone (404/410)."""
         from mastodon.errors import MastodonAPIError
