@@ -219,8 +219,9 @@ class MirrorConfig(_Strict):
     catch_up: float = 86400.0
     #: edited source posts: `report` (status and log, once each); nothing is ever republished
     edits: Literal["report"] = "report"
-    #: deleted source posts: `report` (status and log, once each); the mirrored copies stay on the targets
-    deletions: Literal["report"] = "report"
+    #: deleted source posts: `report` (status and log, once each; the mirrored copies stay on the targets), or
+    #: `delete`: also delete the posts the mirror published from it on every target (see mirror/propagate.py)
+    deletions: Literal["report", "delete"] = "report"
     #: edits and deletions are looked for in posts made at most this long ago, of threads with a post that recent
     edits_within: float = 2 * 86400.0
     #: how often they are looked for (one read of the source over `edits_within`, in the backup's child process)

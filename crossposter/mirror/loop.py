@@ -22,10 +22,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from crossposter.mirror.changes import SourceView, compare, read_view
+from crossposter.mirror.changes import DELETED, Change, SourceView, compare, read_view
 from crossposter.mirror.decide import Decision, Rules, Seen, decide, has_tag, id_time
+from crossposter.mirror.propagate import DeleteFn, delete_posts, target_group
 from crossposter.mirror.source import BackupFn, into_path, run_source_backup
-from crossposter.mirror.state import DUE, FINAL, MAX_PROBLEMS, MIRRORED, MirrorState, iso
+from crossposter.mirror.state import DUE, FINAL, MAX_PROBLEMS, MIRRORED, MirrorState, MirrorThread, iso
 
 if TYPE_CHECKING:
     from crossposter.archive import Archive, Thread
@@ -56,7 +57,7 @@ class Mirror:
 
     def __init__(self, config: Config, publisher: Publisher, *, backup: BackupFn | None = None,
                  clock: Callable[[], datetime] = now_utc, backfill: datetime | None = None,
-                 changes: ChangesFn | None = None) -> None:
+                 changes: ChangesFn | None = None, delete: DeleteFn | None = None) -> None:
         m = config.mirror
         if m is None:
             raise ValueError("the config has no mirror section")
@@ -64,6 +65,7 @@ class Mirror:
         self.publisher = publisher
         self.backup = backup or run_source_backup
         self.changes = changes or read_view
+        self.delete = delete or delete_posts
         self.clock = clock
         self.state = MirrorState.load(config.state_path)
         now = clock()
@@ -117,7 +119,8 @@ class Mirror:
             decisions = self._look(now, newest)
             self._check_changes(now)
             self.state.last_poll = now
-            self.state.save()
+            self.state.save()  # what is to be deleted is on disk before the first delete request
+            self._propagate(now)
             for d in decisions:
                 if d.publish:
                     again = before.get(d.thread.root_id) == DUE  # in flight or waiting for the worker: say it once
@@ -185,7 +188,28 @@ class Mirror:
         complete = complete or outcome == "done"
         seen = Seen(root_id=root_id, archive=str(archive.path), title=thread.title, posts=posts, started=started,
                     newest=seen_newest, tagged=tagged, complete=complete, outcome=outcome, retry_at=retry_at)
-        return decide(prev, seen, now, self.rules)
+        d = decide(prev, seen, now, self.rules)
+        self._ownership(prev, d, meta)
+        return d
+
+    def _ownership(self, prev: MirrorThread | None, d: Decision, meta: Any) -> None:
+        """Which target posts are the mirror's own: those recorded while it had handed the thread over.
+
+        Only they may ever be deleted for it. What was recorded before the first hand-over (by `post`, by
+        hand, a thread the mirror found published) is someone else's, and stays so.
+        """
+        t = d.thread
+        recorded = {p: [e.id for e in meta.recorded(p)] for p in self.targets}
+        if prev is not None and prev.status == DUE:
+            for p, ids in recorded.items():
+                known = set(t.foreign.get(p, ())) | set(t.own.get(p, ()))
+                new = [i for i in ids if i not in known]
+                if new:
+                    t.own.setdefault(p, []).extend(new)
+        if d.publish and (prev is None or prev.status != DUE):
+            for p, ids in recorded.items():
+                mine = set(t.own.get(p, ()))
+                t.foreign[p] = [i for i in ids if i not in mine]
 
     def _progress(self, archive: Archive, thread: Thread, meta: Any) -> tuple[bool, bool]:
         """Whether every target has every planned post recorded, and whether the skip tag is in a post."""
@@ -247,6 +271,8 @@ class Mirror:
                 after = ("the archive and the mirrored copies are unchanged" if t.mirrored_posts else
                          "the archive is unchanged and is what gets mirrored (edit it there to change that)")
                 message = f"{where}: {thread.title!r}: {c.detail}; reported only: {after}"
+                if c.kind == DELETED and m.deletions == "delete":
+                    message = f"{where}: {thread.title!r}: {c.detail}; {self._plan_deletion(archive, thread, t, c)}"
                 log.warning("mirror: %s", message, extra={"event": f"mirror_{c.kind}", "title": thread.title,
                                                            "archive": str(archive.path), "line": thread.line,
                                                            "post": c.post_id})
@@ -259,6 +285,71 @@ class Mirror:
                 if cur is not None:
                     t.versions[e.id] = cur.edited_at or ""
         del self.state.changes[:-MAX_PROBLEMS]
+
+    # ------------------------------------------------------------------ deletions taken to the targets
+
+    def _plan_deletion(self, archive: Archive, thread: Thread, t: MirrorThread, c: Change) -> str:
+        """Write down which of the mirror's own target posts source post `c.index` became (`deleting`).
+
+        Returns what happens, for the report: the posts to delete, and any left alone and why.
+        """
+        group = target_group(archive, thread, self.config, self.source, self.targets, c.index)
+        if group.problem is not None:
+            return f"its copies on the targets are not deleted: {group.problem}"
+        doing, left = [], []
+        for p, ids in group.posts.items():
+            own = set(t.own.get(p, ()))
+            mine = [i for i in ids if i in own and i not in t.deleted.get(p, ()) and i not in t.deleting.get(p, ())]
+            if mine:
+                t.deleting.setdefault(p, []).extend(mine)
+                doing.append(f"{p} {', '.join(mine)}")
+            others = [i for i in ids if i not in own]
+            if others:
+                left.append(f"{p} {', '.join(others)} (not published by the mirror: left alone)")
+        if not group.posts or not any(group.posts.values()):
+            return "it was not mirrored to any target yet (the archive still holds its text; remove it there)"
+        said = f"deleting its copies on {'; '.join(doing)}" if doing else "nothing of it to delete on the targets"
+        return said + (f"; {'; '.join(left)}" if left else "")
+
+    def _propagate(self, now: datetime) -> None:
+        """Delete what `deleting` lists, recording each confirmed deletion at once (see `propagate`)."""
+        m = self.config.mirror
+        assert m is not None
+        if m.deletions != "delete":
+            return  # `report`: nothing is ever deleted, even what a former `delete` left listed
+        for t in list(self.state.threads.values()):
+            for p in list(t.deleting):
+                ids = [i for i in t.deleting[p] if i not in t.deleted.get(p, ())]
+                if not ids:
+                    del t.deleting[p]
+                    continue
+                try:
+                    outcomes = self.delete(self.config, p, ids)
+                except Exception as e:  # the intent stays: the next poll tries again
+                    self._problem(f"deleting {len(ids)} post(s) of {t.title!r} on {p} failed: "
+                                  f"{type(e).__name__}: {e}", now)
+                    continue
+                for post_id in ids:
+                    outcome = outcomes.get(post_id, ("retry", "no answer"))
+                    if outcome is not None and outcome[0] == "retry":
+                        self._problem(f"deleting {p} post {post_id} of {t.title!r} failed (tried again at the next "
+                                      f"poll): {outcome[1]}", now, kind="warning")
+                        continue
+                    t.deleting[p].remove(post_id)
+                    if outcome is None:
+                        t.deleted.setdefault(p, []).append(post_id)
+                        kind, text = "deleted", f"deleted {p} post {post_id} of {t.title!r} (its source post was deleted)"
+                        log.info("mirror: %s", text, extra={"event": "mirror_copy_deleted", "title": t.title,
+                                                            "platform": p, "post": post_id})
+                    else:
+                        kind, text = "delete_failed", f"could not delete {p} post {post_id} of {t.title!r}: {outcome[1]}"
+                        self._problem(text, now)
+                    self.state.actions.append({"at": iso(now), "kind": kind, "platform": p, "post": post_id,
+                                               "title": t.title, "message": text})
+                if not t.deleting[p]:
+                    del t.deleting[p]
+                del self.state.actions[:-MAX_PROBLEMS]
+                self.state.save()  # each confirmed deletion on disk before the next platform's requests
 
     def _problem(self, message: str, now: datetime, kind: str = "error") -> None:
         log.log(logging.ERROR if kind == "error" else logging.WARNING, "mirror: %s", message,

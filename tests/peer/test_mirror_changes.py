@@ -192,7 +192,8 @@ def test_the_config_keys() -> None:
     m = MirrorConfig.model_validate({"from": "bluesky", "to": ["x"], "edits_within": "3d", "edits_every": "1h",
                                      "remove_tags": ["#xpost"]})
     assert (m.edits, m.deletions, m.edits_within, m.edits_every) == ("report", "report", 3 * 86400, 3600)
-    for bad in ({"deletions": "delete"}, {"remove_tags": ["xpost"]}, {"edits_every": "0s"}):
+    assert MirrorConfig.model_validate({"from": "bluesky", "to": ["x"], "deletions": "delete"}).deletions == "delete"
+    for bad in ({"deletions": "remove"}, {"deletions": True}, {"remove_tags": ["xpost"]}, {"edits_every": "0s"}):
         with pytest.raises(ValidationError):
             MirrorConfig.model_validate({"from": "bluesky", "to": ["x"], **bad})
 

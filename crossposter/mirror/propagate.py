@@ -1,0 +1,117 @@
+"""A deleted source post taken off the targets (`mirror.deletions: delete`): which posts, only the mirror's, once.
+
+Which posts. A source post became one or more posts on each target (split to the target's limit).
+Its group is read from the plan, never guessed: the archive's thread, planned for the source (each
+`---` part is exactly one source post: the backup writes one part per post, and `---` is a hard
+post boundary) and for each target, gives every target post the archive line it starts at; a
+target post belongs to the source post whose part holds that line. The mapping is trusted only
+when it is certain: the archive has as many parts as the source has recorded posts, the plan has
+no errors, and every target post recorded up to the group's last one was published from the very
+text planned now (the `sha` the publisher recorded with it). Anything else (the archive was edited
+since, the instance's limit changed the split, a post recorded by hand without a sha) deletes
+nothing and says why.
+
+Only the mirror's posts. A thread's target posts recorded while the mirror had handed it to the
+publisher are the mirror's (`MirrorThread.own`); posts recorded before that (by `post`, by hand)
+are not, and are never deleted, whatever the config says.
+
+Once. What is to be deleted is written to the mirror's state before the first request
+(`MirrorThread.deleting`), and each post is moved to `deleted` after the platform confirmed it; a
+crash in between repeats that one request at the next poll, which is harmless: every adapter's
+`delete` counts a post already gone as deleted. The archive is not touched (it records what was
+published; removing an ID from it would make the publisher post it again).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from crossposter.archive import Archive, Thread
+    from crossposter.config import Config
+
+log = logging.getLogger("crossposter.mirror")
+
+#: what one delete came to: None (deleted, or already gone), else ("retry" | "failed", message)
+Outcome = tuple[str, str] | None
+#: (config, platform, post IDs) -> the outcome of each ID, deleting them in order
+DeleteFn = Callable[["Config", str, list[str]], dict[str, Outcome]]
+
+
+@dataclass
+class Group:
+    """The target posts one source post became, or why that is not certain."""
+
+    posts: dict[str, list[str]] = field(default_factory=dict)
+    problem: str | None = None
+
+
+def target_group(archive: Archive, thread: Thread, config: Config, source: str, targets: list[str],
+                 index: int) -> Group:
+    """The IDs of the posts source post `index` (1-based) became on each target (see the module docstring)."""
+    from crossposter.plan import plan_thread
+    from crossposter.publish import text_sha
+    from crossposter.thread_meta import MetadataError, of
+
+    try:
+        meta = of(thread, config.timezone)
+    except MetadataError as e:
+        return Group(problem=f"its metadata block is not valid ({'; '.join(e.messages())})")
+    recorded = meta.recorded(source)  # type: ignore[arg-type]
+    plan = plan_thread(archive, thread, config, [source, *targets])  # type: ignore[list-item]
+    if plan.errors:
+        return Group(problem=f"its text cannot be planned now (line {plan.errors[0].line}: "
+                             f"{plan.errors[0].message})")
+    parts = plan.platforms[source].posts  # type: ignore[index]
+    if len(parts) != len(recorded) or not 1 <= index <= len(parts):
+        return Group(problem=f"the archive holds {len(parts)} part(s) between `---` where the source has "
+                             f"{len(recorded)} recorded post(s), so which text was post {index} is not certain")
+    start = parts[index - 1].line
+    end = parts[index].line if index < len(parts) else None
+    out: dict[str, list[str]] = {}
+    for target in targets:
+        posts = plan.platforms[target].posts  # type: ignore[index]
+        entries = meta.recorded(target)  # type: ignore[arg-type]
+        group = [j for j, p in enumerate(posts) if p.line >= start and (end is None or p.line < end)]
+        if not group:
+            return Group(problem=f"no {target} post comes from source post {index} in the plan")
+        for j in range(min(group[-1] + 1, len(entries))):
+            if entries[j].sha is None or entries[j].sha != text_sha(posts[j].text):
+                return Group(problem=f"{target} post {j + 1} was published from another text than the archive "
+                                     "gives now (edited since, or split at another limit), so which posts came "
+                                     f"from source post {index} is not certain")
+        out[target] = [entries[j].id for j in group if j < len(entries)]
+    return Group(posts=out)
+
+
+def delete_posts(config: Config, platform: str, ids: list[str]) -> dict[str, Outcome]:
+    """Delete `ids` on `platform` with its adapter, in order; stops at a rate limit (the rest: retry later)."""
+    from crossposter.platforms.base import PlatformError, RateLimitedError, TransientError
+    from crossposter.platforms.fakes import journal_fakes_from_env
+    from crossposter.platforms.registry import get
+
+    fakes = journal_fakes_from_env(config)
+    try:
+        adapter: Any = (fakes.adapters([platform])[platform] if fakes is not None
+                        else get(platform).adapter_module().from_config(config))
+    except Exception as e:  # credentials missing: nothing was attempted, the intent stays for the next poll
+        from crossposter.redact import redact
+
+        return {post_id: ("retry", redact(f"{type(e).__name__}: {e}")) for post_id in ids}
+    out: dict[str, Outcome] = {}
+    for n, post_id in enumerate(ids):
+        try:
+            adapter.delete(post_id)
+        except (RateLimitedError, TransientError) as e:
+            out[post_id] = ("retry", e.message)
+            if isinstance(e, RateLimitedError):
+                out.update({rest: ("retry", e.message) for rest in ids[n + 1:]})
+                break
+        except PlatformError as e:
+            out[post_id] = ("failed", e.message)
+        else:
+            out[post_id] = None
+    return out
