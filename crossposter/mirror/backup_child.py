@@ -212,6 +212,21 @@ def changes_out_of_process(config: Config, since: datetime, expect: list[str]) -
     return view_from_json(out["view"])
 
 
+def delete_out_of_process(config: Config, platform: str, ids: list[str]) -> dict[str, tuple[str, str] | None]:
+    """The mirror's deletions on one target (`propagate.delete_posts`), in a child process like the backup.
+
+    A child that dies half-way leaves its IDs in the mirror's `deleting` list: the next poll asks again,
+    and a post already gone counts as deleted.
+    """
+    assert config.mirror is not None
+    out = _child(config, max(600.0, 5 * config.mirror.every), delete={"platform": platform, "ids": ids})
+    outcomes = out.get("outcomes")
+    if not isinstance(outcomes, dict):
+        raise RuntimeError("the delete process gave no result")
+    return {str(k): (str(v[0]), str(v[1])) if isinstance(v, list) and len(v) == 2 else None
+            for k, v in outcomes.items() if v is None or isinstance(v, list)}
+
+
 def main() -> None:
     """The child: config on stdin, one JSON line on stdout, logs on stderr."""
     from crossposter.config import Config, secret_values
@@ -225,6 +240,18 @@ def main() -> None:
     setup_logging(config.daemon.log_format, secret_values(), stream=sys.stderr)
     from crossposter.mirror.source import run_source_backup
 
+    if isinstance(first.get("delete"), dict):
+        from crossposter.mirror.propagate import delete_posts
+
+        try:
+            outcomes = delete_posts(config, str(first["delete"]["platform"]), [str(x) for x in first["delete"]["ids"]])
+        except Exception as e:
+            out.write(json.dumps({"error": redact(f"{type(e).__name__}: {e}")}) + "\n")
+            out.flush()
+            raise SystemExit(1) from None
+        out.write(json.dumps(redact_obj({"outcomes": outcomes})) + "\n")
+        out.flush()
+        return
     if isinstance(first.get("changes"), dict):
         from crossposter.mirror.changes import read_view, view_to_json
 

@@ -137,3 +137,24 @@ def test_x_delete_404_is_deleted_403_is_rejected_with_xs_words() -> None:
         assert "did not say it was deleted" in str(e)
     else:
         raise AssertionError("`deleted: false` passed as deleted")
+
+
+# --------------------------------------------------------------------------- the daemon's way: in a child process
+
+
+def test_the_daemons_delete_child_deletes_on_the_x_fake_and_says_so_per_post(x_server, tmp_path, monkeypatch):
+    from crossposter.config import load_config
+    from crossposter.mirror.backup_child import delete_out_of_process
+
+    for k, v in x_server.env.items():
+        monkeypatch.setenv(k, v)
+    cfg = tmp_path / "crossposter.yaml"
+    cfg.write_text(f"state_dir: state\nplatforms:\n  bluesky: {{handle: me.test}}\n  x: {{enabled: true, api_base: "
+                   f"'{x_server.url}', upload_base: '{x_server.url}'}}\nmirror: {{from: bluesky, to: [x], "
+                   "deletions: delete}\n", encoding="utf-8")
+    x = XAdapter(SecretStr(CONSUMER_KEY), SecretStr(CONSUMER_SECRET), SecretStr(ACCESS_TOKEN),
+                 SecretStr(ACCESS_TOKEN_SECRET), api_base=x_server.url, upload_base=x_server.url)
+    ref = x.publish(_post("to be deleted by the child"), None, None)
+    outcomes = delete_out_of_process(load_config(cfg), "x", [ref.id, "1870000000000999999"])
+    assert outcomes == {ref.id: None, "1870000000000999999": None}  # the second was never there: gone is gone
+    assert x_server.tweet(ref.id) is None
