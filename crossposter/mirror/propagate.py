@@ -53,7 +53,6 @@ def target_group(archive: Archive, thread: Thread, config: Config, source: str, 
                  index: int) -> Group:
     """The IDs of the posts source post `index` (1-based) became on each target (see the module docstring)."""
     from crossposter.plan import plan_thread
-    from crossposter.publish import text_sha
     from crossposter.thread_meta import MetadataError, of
 
     try:
@@ -61,7 +60,7 @@ def target_group(archive: Archive, thread: Thread, config: Config, source: str, 
     except MetadataError as e:
         return Group(problem=f"its metadata block is not valid ({'; '.join(e.messages())})")
     recorded = meta.recorded(source)  # type: ignore[arg-type]
-    plan = plan_thread(archive, thread, config, [source, *targets])  # type: ignore[list-item]
+    plan = plan_thread(archive, thread, config, [source])  # type: ignore[list-item]
     if plan.errors:
         return Group(problem=f"its text cannot be planned now (line {plan.errors[0].line}: "
                              f"{plan.errors[0].message})")
@@ -73,18 +72,50 @@ def target_group(archive: Archive, thread: Thread, config: Config, source: str, 
     end = parts[index].line if index < len(parts) else None
     out: dict[str, list[str]] = {}
     for target in targets:
-        posts = plan.platforms[target].posts  # type: ignore[index]
         entries = meta.recorded(target)  # type: ignore[arg-type]
-        group = [j for j, p in enumerate(posts) if p.line >= start and (end is None or p.line < end)]
-        if not group:
-            return Group(problem=f"no {target} post comes from source post {index} in the plan")
-        for j in range(min(group[-1] + 1, len(entries))):
-            if entries[j].sha is None or entries[j].sha != text_sha(posts[j].text):
-                return Group(problem=f"{target} post {j + 1} was published from another text than the archive "
-                                     "gives now (edited since, or split at another limit), so which posts came "
-                                     f"from source post {index} is not certain")
-        out[target] = [entries[j].id for j in group if j < len(entries)]
+        problem = f"no {target} post comes from source post {index} in the plan"
+        # the limit the publisher split with: the configured one, or the instance's own (Mastodon)
+        for limit in _limits(config, target):
+            tplan = plan_thread(archive, thread, config, [target], limits=limit)  # type: ignore[list-item]
+            if tplan.errors:
+                problem = (f"its text cannot be planned for {target} now (line {tplan.errors[0].line}: "
+                           f"{tplan.errors[0].message})")
+                continue
+            found, problem = _group(tplan.platforms[target].posts, entries, start, end)  # type: ignore[index]
+            if found is not None:
+                out[target] = found
+                break
+        else:
+            return Group(problem=f"{target}: {problem}, so which posts came from source post {index} is not certain")
     return Group(posts=out)
+
+
+def _limits(config: Config, target: str) -> list[dict[str, int] | None]:
+    """The configured limit (None), then the one the instance last told the account, when it tells one."""
+    from crossposter.platforms.registry import get
+
+    out: list[dict[str, int] | None] = [None]
+    if get(target).limit_from_server and target == "mastodon":
+        from crossposter.platforms.mastodon import cached_max_characters
+
+        told = cached_max_characters(config.state_path, config.platforms.mastodon.instance)
+        if told is not None and told != config.platforms.mastodon.max_characters:
+            out.append({target: told})
+    return out
+
+
+def _group(posts: list[Any], entries: tuple[Any, ...], start: int, end: int | None) -> tuple[list[str] | None, str]:
+    """The recorded IDs of the planned posts starting in lines start..end, when every post up to them matches."""
+    from crossposter.publish import text_sha
+
+    group = [j for j, p in enumerate(posts) if p.line >= start and (end is None or p.line < end)]
+    if not group:
+        return None, "no post of the plan comes from it"
+    for j in range(min(group[-1] + 1, len(entries))):
+        if entries[j].sha is None or entries[j].sha != text_sha(posts[j].text):
+            return None, (f"post {j + 1} was published from another text than the archive gives now (edited "
+                          "since, or split at another limit)")
+    return [entries[j].id for j in group if j < len(entries)], ""
 
 
 def delete_posts(config: Config, platform: str, ids: list[str]) -> dict[str, Outcome]:

@@ -337,8 +337,7 @@ class MastodonAdapter:
     def _cache_path(self) -> Path | None:
         if self.state_dir is None:
             return None
-        host = re.sub(r"[^A-Za-z0-9._-]", "_", self.instance.split("://", 1)[-1])
-        return self.state_dir / f"mastodon-instance-{host}.json"
+        return limits_cache_path(self.state_dir, self.instance)
 
     def _read_cached_limits(self) -> dict[str, Any] | None:
         path = self._cache_path
@@ -476,6 +475,22 @@ class MastodonAdapter:
             text = html_to_text(str(_get(status, "content") or ""))
         url = _get(status, "url") or _get(status, "uri") or ""
         return PublishedPost(ref=PostRef(id=str(status["id"]), url=str(url)), text=text)
+
+
+def limits_cache_path(state_dir: Path, instance: str) -> Path:
+    """Where the instance's limits are cached (the mirror reads the post limit back to redo a plan)."""
+    host = re.sub(r"[^A-Za-z0-9._-]", "_", instance.split("://", 1)[-1])
+    return state_dir / f"mastodon-instance-{host}.json"
+
+
+def cached_max_characters(state_dir: Path, instance: str) -> int | None:
+    """The post limit the instance last told this account (however old the cache), or None."""
+    try:
+        data = json.loads(limits_cache_path(state_dir, normalise_instance(instance)).read_text(encoding="utf-8"))
+        value = data["limits"]["max_characters"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return value if isinstance(value, int) and value > 0 else None
 
 
 def _answer_plain_json(api: Any) -> None:

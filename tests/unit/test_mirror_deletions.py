@@ -257,3 +257,38 @@ def test_delete_posts_uses_the_journal_fakes_when_the_commands_would(tmp_path: P
     ref = x.publish(OutgoingPost(text="hello", index=0, thread_key="k"), None, None)
     assert delete_posts(config, "x", [ref.id, ref.id]) == {ref.id: None}
     assert fakes.adapters(["x"])["x"].lookup(ref.id) is None
+
+
+def test_the_instances_own_limit_is_the_split_the_group_is_read_from(tmp_path: Path) -> None:
+    """The publisher split for Mastodon at the limit the instance told it (200), not the configured 500."""
+    import dataclasses
+
+    from crossposter.platforms.fakes import fake_limits
+    from crossposter.platforms.mastodon import limits_cache_path, normalise_instance
+
+    config, archive = make(tmp_path)
+    fakes = {"mastodon": FakeAdapter("mastodon", limits=dataclasses.replace(fake_limits("mastodon"),
+                                                                            max_characters=200)),
+             "x": FakeAdapter("x")}
+    clock, src = Clock(T0), Source()
+    m = Mirror(config, Publishing(config, fakes), backup=no_backup, changes=src, clock=clock,
+               delete=deleting_on(fakes))
+    write(archive, section("New", POSTS))
+    clock.now = T3 + timedelta(minutes=11)
+    m.poll()
+    clock.now += timedelta(minutes=1)
+    m.poll()
+    assert len(fakes["mastodon"].thread()) > 3  # the long post is more than one post at 200
+    a = read_archive(archive)
+    meta = a.find("New").metadata
+    uncertain = target_group(a, a.find("New"), config, "bluesky", ["mastodon", "x"], 2)
+    assert uncertain.posts == {} and "mastodon: post 2 was published from another text" in str(uncertain.problem)
+    cache = limits_cache_path(config.state_path, normalise_instance(config.platforms.mastodon.instance))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"instance": "x", "fetched_at": "2020-01-01T00:00:00+00:00",
+                                 "limits": {"max_characters": 200}}))
+    src.gone.add(uri(T2))
+    clock.now += timedelta(minutes=31)
+    m.poll()
+    assert fakes["mastodon"].deleted == [e["id"] for e in meta["mastodon"][1:-1]]  # all but the first and last
+    assert fakes["x"].deleted == [meta["x"][1]["id"], meta["x"][2]["id"]]
