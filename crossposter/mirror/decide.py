@@ -126,6 +126,7 @@ def decide(prev: MirrorThread | None, seen: Seen, now: datetime, rules: Rules) -
         before = None
     else:
         t = MirrorThread(**{**prev.__dict__, "reported": list(prev.reported), "versions": dict(prev.versions),
+                            "held": list(prev.held),
                             **{k: {p: list(ids) for p, ids in getattr(prev, k).items()}
                                for k in ("own", "foreign", "deleting", "deleted")}})
         before = prev.status

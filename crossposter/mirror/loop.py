@@ -22,11 +22,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from crossposter.mirror.changes import DELETED, Change, SourceView, compare, read_view
+from crossposter.mirror.changes import DELETED, EDITED, Change, SourceView, compare, read_view
 from crossposter.mirror.decide import Decision, Rules, Seen, decide, has_tag, id_time
 from crossposter.mirror.propagate import DeleteFn, delete_posts, target_group
 from crossposter.mirror.source import BackupFn, into_path, run_source_backup
-from crossposter.mirror.state import DUE, FINAL, MAX_PROBLEMS, MIRRORED, MirrorState, MirrorThread, iso
+from crossposter.mirror.state import DUE, FINAL, HELD, MAX_PROBLEMS, MIRRORED, MirrorState, MirrorThread, iso
 
 if TYPE_CHECKING:
     from crossposter.archive import Archive, Thread
@@ -89,6 +89,8 @@ class Mirror:
         self._lock = threading.Lock()
         #: the earliest time a waiting thread wants another look (the daemon schedules a poll then)
         self.wake: datetime | None = None
+        #: this poll's source threads in the archive, by root ID: (archive, thread, recorded source posts)
+        self._seen: dict[str, tuple[Archive, Thread, list[Any]]] = {}
 
     @property
     def source(self) -> str:
@@ -116,7 +118,9 @@ class Mirror:
                     self._problem(f"backup of {self.source}: {p}", now, kind="warning")
                 self.state.last_poll_ok = result.complete and not result.problems
             before = {k: t.status for k, t in self.state.threads.items()}
+            messages = {k: t.message for k, t in self.state.threads.items()}
             decisions = self._look(now, newest)
+            decisions = self._hold_edited(decisions, before, messages, now)
             self._check_changes(now)
             self.state.last_poll = now
             self.state.save()  # what is to be deleted is on disk before the first delete request
@@ -146,6 +150,7 @@ class Mirror:
             self._problem(f"cannot read the mirror's archive: {e}", now)
             return []
         decisions = []
+        self._seen = {}
         for thread in archive.threads:
             d = self._one(archive, thread, now, newest)
             if d is None:
@@ -169,6 +174,7 @@ class Mirror:
         if not entries or thread.skipped:
             return None  # not a thread of the source account (or one the person marked skip)
         root_id = entries[0].id
+        self._seen[root_id] = (archive, thread, list(entries))
         prev = self.state.threads.get(root_id)
         posts = len(entries)
         if (prev is not None and posts == prev.posts and (prev.status in FINAL or prev.status == MIRRORED)
@@ -268,8 +274,14 @@ class Mirror:
             t = self.state.threads[entries[0].id]
             for c in compare(t.root_id, entries, view, set(t.reported), t.versions):
                 where = f"{archive.path}:{thread.line}"
-                after = ("the archive and the mirrored copies are unchanged" if t.mirrored_posts else
-                         "the archive is unchanged and is what gets mirrored (edit it there to change that)")
+                cur = view.posts.get(c.post_id)
+                if t.mirrored_posts:
+                    after = "the archive and the mirrored copies are unchanged"
+                elif c.kind == EDITED and cur is not None and cur.sha != entries[c.index - 1].sha:
+                    after = ("the archive is unchanged; the thread is not mirrored with the text from before the "
+                             "edit while the archive holds it as backed up (put the new text there)")
+                else:
+                    after = "the archive is unchanged and is what gets mirrored (edit it there to change that)"
                 message = f"{where}: {thread.title!r}: {c.detail}; reported only: {after}"
                 if c.kind == DELETED and m.deletions == "delete":
                     message = f"{where}: {thread.title!r}: {c.detail}; {self._plan_deletion(archive, thread, t, c)}"
@@ -285,6 +297,103 @@ class Mirror:
                 if cur is not None:
                     t.versions[e.id] = cur.edited_at or ""
         del self.state.changes[:-MAX_PROBLEMS]
+
+    # ------------------------------------------------------------------ an edit made while a thread settles
+
+    def _hold_edited(self, decisions: list[Decision], before: dict[str, str], messages: dict[str, str],
+                     now: datetime) -> list[Decision]:
+        """Hold back a settled thread whose source text was edited after it was backed up.
+
+        The archive holds the text the backup wrote, so publishing now would mirror the text before
+        the edit. The archive is not rewritten here (it is the person's file, and a post's Markdown,
+        links and images come from the backup's converter, not from a diff): the thread is held and
+        reported. It goes out, with what the archive says, as soon as the archive's text of each edited
+        post is no longer the backup's (the person copied the edit, or changed it otherwise: their
+        text wins), or the source reads as the archive again. A post the person already edited in the
+        archive is never a reason to hold; an edit that leaves the text alone (Bluesky record, Mastodon
+        media or alt text) is reported by the regular look and does not hold. One read of the source
+        (the same as `_check_changes`) covers every thread about to be handed on; a held thread is read
+        again only every `edits_every`.
+        """
+        from crossposter.plan import plan_thread
+        from crossposter.publish import text_sha
+
+        m = self.config.mirror
+        assert m is not None
+        asked: dict[str, list[Any]] = {}  # root -> the recorded posts whose archive text is the backup's
+        for d in decisions:
+            t = d.thread
+            if not d.publish or before.get(t.root_id) == DUE or t.root_id not in self._seen:
+                continue
+            archive, thread, entries = self._seen[t.root_id]
+            parts = plan_thread(archive, thread, self.config, [self.source]).platforms.get(self.source)  # type: ignore[list-item]
+            if parts is None or len(parts.posts) != len(entries):
+                continue  # the person changed the parts: their archive is what they want mirrored
+            as_backed_up = [e for e, post in zip(entries, parts.posts, strict=True)
+                            if e.sha and e.sha == text_sha(post.text)]
+            if as_backed_up:
+                asked[t.root_id] = as_backed_up
+        if not asked:
+            return decisions
+        # held at a read less than `edits_every` ago: still held while an edited post is as backed up, else let go
+        recent = {k for k in asked if before.get(k) == HELD and (t := self.state.threads[k]).hold_checked
+                  is not None and now < t.hold_checked + timedelta(seconds=m.edits_every)}
+        held_recently = {k for k in recent if set(self.state.threads[k].held) & {e.id for e in asked[k]}}
+        to_read = [k for k in asked if k not in recent]
+        view: SourceView | None = None
+        if to_read:
+            starts = [t.started or t.newest or now for k in to_read if (t := self.state.threads[k])]
+            expect = [e.id for k in to_read for e in asked[k]]
+            try:
+                view = self.changes(self.config, min(starts) - timedelta(minutes=1), expect)
+            except Exception as e:  # mirrored as the archive says, as before this check existed; said once a poll
+                self._problem(f"reading {self.source} for edits before publishing failed ({type(e).__name__}: {e}); "
+                              "the settled threads are mirrored as the archive holds them", now, kind="warning")
+                to_read = []
+        out = []
+        for d in decisions:
+            k = d.thread.root_id
+            if k not in asked or (k not in held_recently and k not in to_read):
+                out.append(d)
+                continue
+            t = d.thread
+            if k in held_recently:
+                t.status, t.message = HELD, messages.get(k, "")
+                out.append(Decision(t))
+                continue
+            assert view is not None
+            t.hold_checked, t.held = now, []
+            # the regular look's rule (`changes.compare`): a text that only reads differently is no edit
+            entries = self._seen[k][2]
+            found = compare(k, entries, view, set(), t.versions)
+            edited = [(c.index, entries[c.index - 1]) for c in found if c.kind == EDITED
+                      and entries[c.index - 1] in asked[k] and view.posts[c.post_id].sha != entries[c.index - 1].sha]
+            if not edited:
+                out.append(d)
+                continue
+            archive, thread, _ = self._seen[k]
+            which = ", ".join(str(i) for i, _ in edited)
+            t.status, t.held = HELD, [e.id for _, e in edited]
+            t.message = (f"post {which} of {len(entries)} was edited on the source after it was backed up; not "
+                         f"mirrored while the archive holds the text from before the edit: put the new text in "
+                         f"{archive.path}:{thread.line} (what the archive then says is mirrored)")
+            for i, e in edited:
+                cur = view.posts[e.id]
+                key = f"edited {e.id} {cur.cid or cur.edited_at or cur.sha}"
+                if key in t.reported:
+                    continue
+                t.reported.append(key)
+                message = (f"{archive.path}:{thread.line}: {thread.title!r}: post {i} of {len(entries)} was edited "
+                           "on the source while the thread waited to settle; held: the archive holds the text "
+                           "from before the edit (put the new text there, and it is mirrored)")
+                log.warning("mirror: %s", message, extra={"event": "mirror_held", "title": thread.title,
+                                                           "archive": str(archive.path), "line": thread.line,
+                                                           "post": e.id})
+                self.state.changes.append({"at": iso(now), "kind": "edited", "title": thread.title,
+                                           "archive": str(archive.path), "line": thread.line, "post": e.id,
+                                           "index": i, "message": message})
+            out.append(Decision(t))
+        return out
 
     # ------------------------------------------------------------------ deletions taken to the targets
 

@@ -39,6 +39,8 @@ BEFORE_START = "before_start"
 TOO_OLD = "too_old"
 SKIPPED = "skipped"
 FAILED = "failed"
+#: settled, but a post was edited on the source since it was backed up: not handed on (`loop._hold_edited`)
+HELD = "held"
 FINAL = (BEFORE_START, TOO_OLD, SKIPPED)
 
 
@@ -89,10 +91,13 @@ class MirrorThread:
     deleting: dict[str, list[str]] = field(default_factory=dict)
     #: target posts the platform confirmed deleted
     deleted: dict[str, list[str]] = field(default_factory=dict)
+    #: when a HELD thread's source was last read for the edit that holds it, and the edited posts' IDs
+    hold_checked: datetime | None = None
+    held: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
-        d["started"], d["newest"] = iso(self.started), iso(self.newest)
+        d["started"], d["newest"], d["hold_checked"] = iso(self.started), iso(self.newest), iso(self.hold_checked)
         return d
 
     @classmethod
@@ -105,7 +110,8 @@ class MirrorThread:
                        reported=[str(x) for x in d.get("reported", []) if isinstance(x, str)],
                        versions={str(k): str(v) for k, v in dict(d.get("versions") or {}).items()},
                        own=_ids(d.get("own")), foreign=_ids(d.get("foreign")), deleting=_ids(d.get("deleting")),
-                       deleted=_ids(d.get("deleted")))
+                       deleted=_ids(d.get("deleted")), hold_checked=_time(d.get("hold_checked")),
+                       held=[str(x) for x in d.get("held", []) if isinstance(x, str)])
         except (KeyError, TypeError, ValueError):
             return None
 
