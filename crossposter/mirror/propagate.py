@@ -120,7 +120,7 @@ def _group(posts: list[Any], entries: tuple[Any, ...], start: int, end: int | No
 
 def delete_posts(config: Config, platform: str, ids: list[str]) -> dict[str, Outcome]:
     """Delete `ids` on `platform` with its adapter, in order; stops at a rate limit (the rest: retry later)."""
-    from crossposter.platforms.base import PlatformError, RateLimitedError, TransientError
+    from crossposter.platforms.base import PlatformError, RateLimitedError, TransientError, UnauthorizedError
     from crossposter.platforms.fakes import journal_fakes_from_env
     from crossposter.platforms.registry import get
 
@@ -136,9 +136,9 @@ def delete_posts(config: Config, platform: str, ids: list[str]) -> dict[str, Out
     for n, post_id in enumerate(ids):
         try:
             adapter.delete(post_id)
-        except (RateLimitedError, TransientError) as e:
+        except (RateLimitedError, TransientError, UnauthorizedError) as e:  # may pass: credentials get fixed
             out[post_id] = ("retry", e.message)
-            if isinstance(e, RateLimitedError):
+            if isinstance(e, RateLimitedError | UnauthorizedError):
                 out.update({rest: ("retry", e.message) for rest in ids[n + 1:]})
                 break
         except PlatformError as e:

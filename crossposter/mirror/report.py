@@ -87,7 +87,8 @@ def print_mirror(console: Any, data: dict[str, Any] | None) -> None:
         console.print(f"  [{style}]{str(a.get('kind', 'done')).replace('_', ' ')} on {a.get('platform', '?')}[/] "
                       f"{a.get('at', '')}: {escape(str(a.get('message', '')))}")
     if data.get("deleting"):
-        console.print(f"  [yellow]{data['deleting']} post(s) still to delete on the targets[/] (tried at each poll)")
+        when = "tried at each poll" if data.get("deletions") == "delete" else "left alone while deletions: report"
+        console.print(f"  [yellow]{data['deleting']} post(s) listed to delete on the targets[/] ({when})")
     for p in data["problems"]:
         style = "red" if p.get("kind") == "error" else "yellow"
         console.print(f"  [{style}]{p.get('kind', 'problem')}[/] {p.get('at', '')}: {escape(p.get('message', ''))}")
