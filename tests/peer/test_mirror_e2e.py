@@ -364,14 +364,16 @@ def test_deletions_delete_takes_exactly_the_deleted_posts_copies_off_both_target
     """`deletions: delete`, the daemon's way: the deletes run in a child; a restart deletes nothing more."""
     marker = uuid.uuid4().hex[:10]
     src = Source(servers)
-    long = f"Deletes {marker}: the second post, long enough to be two posts on X. " + "Words to fill it up. " * 12
+    long = f"Deletes {marker}: the second post, long enough to be two posts on X. " + "Words to fill it up. " * 9
+    long += f"And more words {marker}."  # the marker in each of its X posts too
+    assert 280 < len(long) <= 300  # two posts on X, one on Bluesky and Mastodon
     cfg = write_config(tmp_path, servers, settle="1s", extra=", edits_every: 1s, deletions: delete")
     d = Daemon(tmp_path, cfg, servers)
     d.start()
     try:
         d.wait_polls(1)
         root = src.post(f"Deletes {marker}: the opening post.")
-        second = src.post(long.strip(), root=root, parent=root)
+        second = src.post(long, root=root, parent=root)
         src.post(f"Deletes {marker}: the third post.", root=root, parent=second)
         d.wait_for(lambda: len(mastodon_thread(servers, marker)) >= 3 and len(x_thread(servers, marker)) >= 4, 90,
                    "the thread on mastodon and x")
