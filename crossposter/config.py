@@ -217,8 +217,9 @@ class MirrorConfig(_Strict):
     backfill: datetime | None = None
     #: after downtime, threads started within this many seconds before the restart are still mirrored
     catch_up: float = 86400.0
-    #: edited source posts: `report` (status and log, once each); nothing is ever republished
-    edits: Literal["report"] = "report"
+    #: edited source posts: `report` (status and log, once each; nothing is ever republished), or `update`:
+    #: also give the Mastodon post the edited text, when it is exactly one post there (see mirror/propagate.py)
+    edits: Literal["report", "update"] = "report"
     #: deleted source posts: `report` (status and log, once each; the mirrored copies stay on the targets), or
     #: `delete`: also delete the posts the mirror published from it on every target (see mirror/propagate.py)
     deletions: Literal["report", "delete"] = "report"

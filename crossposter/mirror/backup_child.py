@@ -219,10 +219,20 @@ def delete_out_of_process(config: Config, platform: str, ids: list[str]) -> dict
     and a post already gone counts as deleted.
     """
     assert config.mirror is not None
-    out = _child(config, max(600.0, 5 * config.mirror.every), delete={"platform": platform, "ids": ids})
+    return _outcomes(_child(config, max(600.0, 5 * config.mirror.every), delete={"platform": platform, "ids": ids}))
+
+
+def update_out_of_process(config: Config, platform: str, texts: dict[str, str]) -> dict[str, tuple[str, str] | None]:
+    """The mirror's edits of its own posts (`propagate.update_posts`, `edits: update`), in a child process."""
+    assert config.mirror is not None
+    return _outcomes(_child(config, max(600.0, 5 * config.mirror.every), update={"platform": platform,
+                                                                                 "texts": texts}))
+
+
+def _outcomes(out: dict) -> dict[str, tuple[str, str] | None]:
     outcomes = out.get("outcomes")
     if not isinstance(outcomes, dict):
-        raise RuntimeError("the delete process gave no result")
+        raise RuntimeError("the delete or edit process gave no result")
     return {str(k): (str(v[0]), str(v[1])) if isinstance(v, list) and len(v) == 2 else None
             for k, v in outcomes.items() if v is None or isinstance(v, list)}
 
@@ -240,11 +250,16 @@ def main() -> None:
     setup_logging(config.daemon.log_format, secret_values(), stream=sys.stderr)
     from crossposter.mirror.source import run_source_backup
 
-    if isinstance(first.get("delete"), dict):
-        from crossposter.mirror.propagate import delete_posts
+    if isinstance(first.get("delete"), dict) or isinstance(first.get("update"), dict):
+        from crossposter.mirror.propagate import delete_posts, update_posts
 
         try:
-            outcomes = delete_posts(config, str(first["delete"]["platform"]), [str(x) for x in first["delete"]["ids"]])
+            if isinstance(first.get("delete"), dict):
+                outcomes = delete_posts(config, str(first["delete"]["platform"]),
+                                        [str(x) for x in first["delete"]["ids"]])
+            else:
+                outcomes = update_posts(config, str(first["update"]["platform"]),
+                                        {str(k): str(v) for k, v in dict(first["update"]["texts"]).items()})
         except Exception as e:
             out.write(json.dumps({"error": redact(f"{type(e).__name__}: {e}")}) + "\n")
             out.flush()

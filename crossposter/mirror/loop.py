@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from crossposter.mirror.changes import DELETED, EDITED, Change, SourceView, compare, read_view
 from crossposter.mirror.decide import Decision, Rules, Seen, decide, has_tag, id_time
-from crossposter.mirror.propagate import DeleteFn, delete_posts, target_group
+from crossposter.mirror.propagate import (
+    DeleteFn,
+    UpdateFn,
+    delete_posts,
+    target_group,
+    update_posts,
+    updated_text,
+)
 from crossposter.mirror.source import BackupFn, into_path, run_source_backup
 from crossposter.mirror.state import DUE, FINAL, HELD, MAX_PROBLEMS, MIRRORED, MirrorState, MirrorThread, iso
 
@@ -57,7 +64,8 @@ class Mirror:
 
     def __init__(self, config: Config, publisher: Publisher, *, backup: BackupFn | None = None,
                  clock: Callable[[], datetime] = now_utc, backfill: datetime | None = None,
-                 changes: ChangesFn | None = None, delete: DeleteFn | None = None) -> None:
+                 changes: ChangesFn | None = None, delete: DeleteFn | None = None,
+                 update: UpdateFn | None = None) -> None:
         m = config.mirror
         if m is None:
             raise ValueError("the config has no mirror section")
@@ -66,6 +74,7 @@ class Mirror:
         self.backup = backup or run_source_backup
         self.changes = changes or read_view
         self.delete = delete or delete_posts
+        self.update = update or update_posts
         self.clock = clock
         self.state = MirrorState.load(config.state_path)
         now = clock()
@@ -285,6 +294,9 @@ class Mirror:
                 message = f"{where}: {thread.title!r}: {c.detail}; reported only: {after}"
                 if c.kind == DELETED and m.deletions == "delete":
                     message = f"{where}: {thread.title!r}: {c.detail}; {self._plan_deletion(archive, thread, t, c)}"
+                elif (c.kind == EDITED and m.edits == "update" and t.mirrored_posts and cur is not None
+                      and cur.sha != entries[c.index - 1].sha):
+                    message = f"{where}: {thread.title!r}: {c.detail}; {self._plan_update(archive, thread, t, c, cur)}"
                 log.warning("mirror: %s", message, extra={"event": f"mirror_{c.kind}", "title": thread.title,
                                                            "archive": str(archive.path), "line": thread.line,
                                                            "post": c.post_id})
@@ -420,10 +432,32 @@ class Mirror:
         said = f"deleting its copies on {'; '.join(doing)}" if doing else "nothing of it to delete on the targets"
         return said + (f"; {'; '.join(left)}" if left else "")
 
+    def _plan_update(self, archive: Archive, thread: Thread, t: MirrorThread, c: Change, cur: Any) -> str:
+        """Write down the new text of the one Mastodon post an edited source post became (`updating`)."""
+        said = []
+        for p in self.targets:
+            if p != "mastodon":
+                said.append(f"{p} cannot edit a post: not updated there")
+                continue
+            if cur.markdown is None:
+                said.append(f"not updated on {p}: the post has images, which are not read again")
+                continue
+            u = updated_text(archive, thread, self.config, self.source, p, c.index, cur.markdown)
+            if u.problem is not None or u.post_id is None or u.text is None:
+                said.append(f"not updated on {p}: {u.problem}")
+            elif u.post_id not in t.own.get(p, ()):
+                said.append(f"{p} post {u.post_id} was not published by the mirror: left alone")
+            else:
+                t.updating.setdefault(p, {})[u.post_id] = u.text
+                said.append(f"updating {p} post {u.post_id} with the new text")
+        return "; ".join(said) + " (the archive keeps the text as backed up)"
+
     def _propagate(self, now: datetime) -> None:
         """Delete what `deleting` lists, recording each confirmed deletion at once (see `propagate`)."""
         m = self.config.mirror
         assert m is not None
+        if m.edits == "update":
+            self._run_updates(now)
         if m.deletions != "delete":
             return  # `report`: nothing is ever deleted, even what a former `delete` left listed
         for t in list(self.state.threads.values()):
@@ -459,6 +493,39 @@ class Mirror:
                     del t.deleting[p]
                 del self.state.actions[:-MAX_PROBLEMS]
                 self.state.save()  # each confirmed deletion on disk before the next platform's requests
+
+    def _run_updates(self, now: datetime) -> None:
+        """Send what `updating` lists (`edits: update`), recording each confirmed edit at once."""
+        for t in list(self.state.threads.values()):
+            for p in list(t.updating):
+                texts = dict(t.updating[p])
+                try:
+                    outcomes = self.update(self.config, p, texts)
+                except Exception as e:  # the intent stays: the next poll tries again
+                    self._problem(f"editing {len(texts)} post(s) of {t.title!r} on {p} failed: "
+                                  f"{type(e).__name__}: {e}", now)
+                    continue
+                for post_id in texts:
+                    outcome = outcomes.get(post_id, ("retry", "no answer"))
+                    if outcome is not None and outcome[0] == "retry":
+                        self._problem(f"editing {p} post {post_id} of {t.title!r} failed (tried again at the next "
+                                      f"poll): {outcome[1]}", now, kind="warning")
+                        continue
+                    del t.updating[p][post_id]
+                    if outcome is None:
+                        t.updated.setdefault(p, []).append(post_id)
+                        kind, text = "updated", f"gave {p} post {post_id} of {t.title!r} its source post's new text"
+                        log.info("mirror: %s", text, extra={"event": "mirror_copy_updated", "title": t.title,
+                                                            "platform": p, "post": post_id})
+                    else:
+                        kind, text = "update_failed", f"could not edit {p} post {post_id} of {t.title!r}: {outcome[1]}"
+                        self._problem(text, now)
+                    self.state.actions.append({"at": iso(now), "kind": kind, "platform": p, "post": post_id,
+                                               "title": t.title, "message": text})
+                if not t.updating[p]:
+                    del t.updating[p]
+                del self.state.actions[:-MAX_PROBLEMS]
+                self.state.save()
 
     def _problem(self, message: str, now: datetime, kind: str = "error") -> None:
         log.log(logging.ERROR if kind == "error" else logging.WARNING, "mirror: %s", message,

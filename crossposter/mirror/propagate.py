@@ -146,3 +146,106 @@ def delete_posts(config: Config, platform: str, ids: list[str]) -> dict[str, Out
         else:
             out[post_id] = None
     return out
+
+
+# --------------------------------------------------------------------------- `edits: update` (Mastodon)
+
+#: (config, platform, {post ID: new text}) -> the outcome of each ID
+UpdateFn = Callable[["Config", str, dict[str, str]], dict[str, Outcome]]
+
+
+@dataclass
+class Update:
+    """The one target post an edited source post became, and the text it gets now; or why not."""
+
+    post_id: str | None = None
+    text: str | None = None
+    problem: str | None = None
+
+
+def updated_text(archive: Archive, thread: Thread, config: Config, source: str, target: str, index: int,
+                 markdown: str) -> Update:
+    """What source post `index` (1-based) becomes on `target` once its part reads `markdown` (the backup's own
+    Markdown of the edited post), planned in memory with the rest of the thread as the archive has it.
+
+    Certain only when the post became exactly one target post, every other planned post stays word for
+    word what was published, and the part holds no image (its images are not re-read). The archive is
+    not changed: it holds the thread as backed up.
+    """
+    from crossposter.archive import ArchiveError, decode_archive, parse_archive, read_archive_bytes
+    from crossposter.plan import plan_thread
+    from crossposter.thread_meta import MetadataError, of
+
+    group = target_group(archive, thread, config, source, [target], index)
+    if group.problem is not None:
+        return Update(problem=group.problem)
+    ids = group.posts.get(target, [])
+    if len(ids) != 1:
+        return Update(problem=f"it became {len(ids)} posts on {target}, not one")
+    parts = plan_thread(archive, thread, config, [source]).platforms[source].posts  # type: ignore[list-item,index]
+    if parts[index - 1].images:
+        return Update(problem="it has images, which are not read again")
+    rules = [t for t in archive.body_tokens(thread, inline=False) if t.type == "hr" and t.level == 0 and t.map]
+    if len(rules) != len(parts) - 1:
+        return Update(problem="its parts are not separated by `---` lines alone")
+    lines = thread.body.split("\n")
+    start = rules[index - 2].map[1] if index > 1 else 0  # type: ignore[index]
+    end = rules[index - 1].map[0] if index <= len(rules) else len(lines)  # type: ignore[index]
+    first = thread.body_line - 1
+    try:
+        whole = decode_archive(read_archive_bytes(archive.path), archive.path).split("\n")
+        if whole[first:first + len(lines)] != lines:
+            return Update(problem="the archive changed since it was read; looked at again next time")
+        whole[first + start:first + end] = ["", *markdown.split("\n"), ""]
+        edited_archive = parse_archive("\n".join(whole), archive.path)
+        edited = edited_archive.find(thread.title)
+        meta = of(edited, config.timezone)
+    except (OSError, ArchiveError, MetadataError) as e:
+        return Update(problem=f"the edited text cannot be planned ({e})")
+    entries = meta.recorded(target)  # type: ignore[arg-type]
+    part_end = parts[index].line if index < len(parts) else None
+    for limit in _limits(config, target):
+        before = plan_thread(archive, thread, config, [target], limits=limit).platforms[target].posts  # type: ignore[list-item,index]
+        found, _ = _group(before, entries, parts[index - 1].line, part_end)
+        if found != ids:
+            continue
+        after_plan = plan_thread(edited_archive, edited, config, [target], limits=limit)  # type: ignore[list-item]
+        if after_plan.errors:
+            return Update(problem=f"the edited text does not fit {target} ({after_plan.errors[0].message})")
+        after = after_plan.platforms[target].posts  # type: ignore[index]
+        j = next(k for k, e in enumerate(entries) if e.id == ids[0])
+        others_same = len(after) == len(before) and all(a.text == b.text for k, (a, b) in
+                                                        enumerate(zip(after, before, strict=True)) if k != j)
+        if not others_same:
+            return Update(problem=f"the edited text would change how the thread splits on {target}")
+        return Update(post_id=ids[0], text=after[j].text)
+    return Update(problem=f"which {target} post it became is not certain")
+
+
+def update_posts(config: Config, platform: str, texts: dict[str, str]) -> dict[str, Outcome]:
+    """Give each post its new text on `platform` (only Mastodon edits a post), in order."""
+    from crossposter.platforms.base import PlatformError, RateLimitedError, TransientError, UnauthorizedError
+    from crossposter.platforms.fakes import journal_fakes_from_env
+    from crossposter.platforms.registry import get
+
+    fakes = journal_fakes_from_env(config)
+    try:
+        adapter: Any = (fakes.adapters([platform])[platform] if fakes is not None
+                        else get(platform).adapter_module().from_config(config))
+    except Exception as e:  # credentials missing: nothing was attempted, the intent stays for the next poll
+        from crossposter.redact import redact
+
+        return {post_id: ("retry", redact(f"{type(e).__name__}: {e}")) for post_id in texts}
+    if platform != "mastodon" or not callable(getattr(adapter, "update", None)):
+        return {post_id: ("failed", f"{platform} cannot edit a post") for post_id in texts}
+    out: dict[str, Outcome] = {}
+    for post_id, text in texts.items():
+        try:
+            adapter.update(post_id, text)
+        except (RateLimitedError, TransientError, UnauthorizedError) as e:
+            out[post_id] = ("retry", e.message)
+        except PlatformError as e:
+            out[post_id] = ("failed", e.message)
+        else:
+            out[post_id] = None
+    return out

@@ -91,6 +91,10 @@ class MirrorThread:
     deleting: dict[str, list[str]] = field(default_factory=dict)
     #: target posts the platform confirmed deleted
     deleted: dict[str, list[str]] = field(default_factory=dict)
+    #: target posts to give an edited source post's new text (`edits: update`, Mastodon), before the request
+    updating: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: target posts the platform confirmed edited
+    updated: dict[str, list[str]] = field(default_factory=dict)
     #: when a HELD thread's source was last read for the edit that holds it, and the edited posts' IDs
     hold_checked: datetime | None = None
     held: list[str] = field(default_factory=list)
@@ -111,7 +115,10 @@ class MirrorThread:
                        versions={str(k): str(v) for k, v in dict(d.get("versions") or {}).items()},
                        own=_ids(d.get("own")), foreign=_ids(d.get("foreign")), deleting=_ids(d.get("deleting")),
                        deleted=_ids(d.get("deleted")), hold_checked=_time(d.get("hold_checked")),
-                       held=[str(x) for x in d.get("held", []) if isinstance(x, str)])
+                       held=[str(x) for x in d.get("held", []) if isinstance(x, str)],
+                       updating={str(p): {str(k): str(v) for k, v in m.items() if isinstance(v, str)}
+                                 for p, m in dict(d.get("updating") or {}).items() if isinstance(m, dict)},
+                       updated=_ids(d.get("updated")))
         except (KeyError, TypeError, ValueError):
             return None
 

@@ -263,6 +263,23 @@ class FakeAdapter:
                 self.deleted.append(post_id)
                 self._removed(post_id)
 
+    def update(self, post_id: str, text: str) -> None:
+        """Mastodon's edit (the only platform here that has one): the post keeps its ID, gets the text."""
+        if self.name != "mastodon":
+            raise AttributeError(f"{self.name} cannot edit a post")
+        self._request("update", post_id)
+        self._maybe_fail("update")
+        with self._lock:
+            self._sync()
+            post = self.posts.get(post_id)
+            if post is None:
+                from crossposter.platforms.base import RejectedError
+
+                raise RejectedError(self.name, f"HTTP 404: Record not found (editing post {post_id})")
+            post.text = text
+            post.writes += 1
+            self._saved(post, rewrite=True)
+
     def lookup(self, post_id: str) -> PublishedPost | None:
         self._request("lookup", post_id)
         with self._lock:

@@ -459,6 +459,15 @@ class MastodonAdapter:
                 return
             raise
 
+    def update(self, post_id: str, text: str) -> None:
+        """`PUT /api/v1/statuses/:id` with the new text; media, language and visibility stay as they are.
+
+        Not in the adapter protocol: of the three platforms only Mastodon edits a post (the mirror's
+        `edits: update`). Repeating it with the same text is harmless.
+        """
+        self._ensure_login()
+        self._call(f"editing post {post_id}", "status_update", post_id, status=text)
+
     def lookup(self, post_id: str) -> PublishedPost | None:
         """The status by id with its plain source text; None when it is gone (404/410)."""
         from mastodon.errors import MastodonAPIError

@@ -80,6 +80,19 @@ def test_mastodon_delete_removes_the_status_and_a_repeat_is_harmless(mastodon_se
     masto.delete(gone.id)  # 404 now: counts as deleted
 
 
+def test_mastodon_update_gives_the_status_its_new_text_and_keeps_it_in_place(mastodon_server, tmp_path):
+    masto = _masto(mastodon_server, tmp_path)
+    root = masto.publish(_post("first " + new_tid()), None, None)
+    reply = masto.publish(_post("before the edit " + new_tid(), 1), root, root)
+    text = "after the edit " + new_tid()
+    masto.update(reply.id, text)
+    masto.update(reply.id, text)  # a repeat after a crash: the same text again
+    status = requests.get(f"{mastodon_server.url}/api/v1/statuses/{reply.id}",
+                          headers={"Authorization": f"Bearer {mastodon_server.token}"}, timeout=10).json()
+    assert text in status["content"] and status["in_reply_to_id"] == root.id and status["edited_at"]
+    assert masto.lookup(reply.id).text == text
+
+
 @responses.activate
 def test_mastodon_delete_answers_410_is_deleted_403_is_a_clear_error(tmp_path):
     base = "https://masto.example"

@@ -193,7 +193,9 @@ def test_the_config_keys() -> None:
                                      "remove_tags": ["#xpost"]})
     assert (m.edits, m.deletions, m.edits_within, m.edits_every) == ("report", "report", 3 * 86400, 3600)
     assert MirrorConfig.model_validate({"from": "bluesky", "to": ["x"], "deletions": "delete"}).deletions == "delete"
-    for bad in ({"deletions": "remove"}, {"deletions": True}, {"remove_tags": ["xpost"]}, {"edits_every": "0s"}):
+    assert MirrorConfig.model_validate({"from": "bluesky", "to": ["x"], "edits": "update"}).edits == "update"
+    for bad in ({"deletions": "remove"}, {"deletions": True}, {"edits": "rewrite"}, {"remove_tags": ["xpost"]},
+                {"edits_every": "0s"}):
         with pytest.raises(ValidationError):
             MirrorConfig.model_validate({"from": "bluesky", "to": ["x"], **bad})
 

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.parametrize(("key", "value", "allowed"), [("deletions", "remove", "'report' or 'delete'"),
                                                        ("deletions", "yes", "'report' or 'delete'"),
-                                                       ("edits", "update", "'report'")])
+                                                       ("edits", "rewrite", "'report' or 'update'")])
 def test_an_unknown_value_is_a_clear_error_and_the_daemon_does_not_start(tmp_path: Path, key: str, value: str,
                                                                          allowed: str) -> None:
     cfg = tmp_path / "crossposter.yaml"
