@@ -62,6 +62,35 @@ def nothing_new(config: Config) -> bool:
     return isinstance(page, dict) and page.get("records") == []
 
 
+def records_unchanged(config: Config, posts: list[tuple[str, str | None]]) -> bool:
+    """True only when each (at:// URI, recorded cid) is still that very record on the Bluesky source.
+
+    The look before a settled thread is handed on (`Mirror._hold_edited`): one unauthenticated
+    `com.atproto.repo.getRecord` per post with the standard library, instead of a child process that
+    reads the account (~4 s of the settle-to-post delay). Any doubt (another source, a post recorded
+    without its cid, an error, another cid) answers False and the full read decides.
+    """
+    m = config.mirror
+    if m is None or m.from_ != "bluesky" or not posts:
+        return False
+    base = config.platforms.bluesky.service.rstrip("/")
+    for uri, cid in posts:
+        repo, _, rest = uri.removeprefix("at://").partition("/")
+        collection, _, rkey = rest.partition("/")
+        if not (uri.startswith("at://") and cid and repo and collection and rkey):
+            return False
+        query = urllib.parse.urlencode({"repo": repo, "collection": collection, "rkey": rkey})
+        try:
+            with urllib.request.urlopen(f"{base}/xrpc/com.atproto.repo.getRecord?{query}",  # noqa: S310
+                                        timeout=20) as r:
+                record = json.loads(r.read(1_000_000))
+        except (OSError, ValueError):
+            return False
+        if not isinstance(record, dict) or record.get("cid") != cid:
+            return False
+    return True
+
+
 def _child(config: Config, timeout: float, **extra: object) -> dict:
     """Run the child with the config (and `extra`) on stdin; its JSON answer, or RuntimeError (redacted)."""
     payload = json.dumps({"config": config.model_dump(mode="json"), "base_dir": str(config.base_dir), **extra})

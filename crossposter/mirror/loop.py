@@ -43,6 +43,8 @@ log = logging.getLogger("crossposter.mirror")
 
 #: (config, window start, post IDs inside it) -> what the source has now (`changes.read_view`)
 ChangesFn = Callable[["Config", datetime, list[str]], SourceView]
+#: (config, [(post ID, recorded cid)]) -> True only when every one is certainly unchanged on the source
+UnchangedFn = Callable[["Config", list[tuple[str, "str | None"]]], bool]
 
 
 def now_utc() -> datetime:
@@ -65,7 +67,7 @@ class Mirror:
     def __init__(self, config: Config, publisher: Publisher, *, backup: BackupFn | None = None,
                  clock: Callable[[], datetime] = now_utc, backfill: datetime | None = None,
                  changes: ChangesFn | None = None, delete: DeleteFn | None = None,
-                 update: UpdateFn | None = None) -> None:
+                 update: UpdateFn | None = None, unchanged: UnchangedFn | None = None) -> None:
         m = config.mirror
         if m is None:
             raise ValueError("the config has no mirror section")
@@ -75,6 +77,8 @@ class Mirror:
         self.changes = changes or read_view
         self.delete = delete or delete_posts
         self.update = update or update_posts
+        #: a cheap "these posts are as recorded" before the full read for edits (`backup_child.records_unchanged`)
+        self.unchanged = unchanged
         self.clock = clock
         self.state = MirrorState.load(config.state_path)
         now = clock()
@@ -352,6 +356,13 @@ class Mirror:
                   is not None and now < t.hold_checked + timedelta(seconds=m.edits_every)}
         held_recently = {k for k in recent if set(self.state.threads[k].held) & {e.id for e in asked[k]}}
         to_read = [k for k in asked if k not in recent]
+        if to_read and self.unchanged is not None:
+            try:
+                same = self.unchanged(self.config, [(e.id, e.cid) for k in to_read for e in asked[k]])
+            except Exception:  # the full read decides
+                same = False
+            if same:
+                to_read = []  # nothing was edited: every one of them is handed on below, without a read
         view: SourceView | None = None
         if to_read:
             starts = [t.started or t.newest or now for k in to_read if (t := self.state.threads[k])]

@@ -131,3 +131,22 @@ def test_unedited_threads_go_out_and_a_failed_read_does_not_stop_the_mirror(tmp_
     m2.poll()
     assert pub2.submitted == ["New"]
     assert "mirrored as the archive holds them" in m2.state.problems[-1]["message"]
+
+
+def test_a_cheap_look_saying_unchanged_spares_the_read_and_a_doubt_reads(tmp_path: Path) -> None:
+    config, archive, fakes, clock, src, pub, m = settled(tmp_path)
+    asked: list[list[tuple[str, str | None]]] = []
+
+    def unchanged(config: object, posts: list[tuple[str, str | None]]) -> bool:
+        asked.append(posts)
+        return False  # a doubt: the full read decides (and finds the edit)
+
+    m.unchanged = unchanged
+    m.poll()
+    assert [p for p, _ in asked[0]] == [uri(t) for t, _ in POSTS] and len(src.calls) == 1
+    assert pub.submitted == [] and m.state.threads[uri(POSTS[0][0])].status == HELD
+    (tmp_path / "b").mkdir()
+    config2, archive2, fakes2, clock2, src2, pub2, m2 = settled(tmp_path / "b")
+    m2.unchanged = lambda config, posts: True
+    m2.poll()
+    assert pub2.submitted == ["New"] and src2.calls == []
