@@ -473,7 +473,12 @@ class Mirror:
             return  # `report`: nothing is ever deleted, even what a former `delete` left listed
         for t in list(self.state.threads.values()):
             for p in list(t.deleting):
-                ids = [i for i in t.deleting[p] if i not in t.deleted.get(p, ())]
+                stray = [i for i in t.deleting[p] if i not in t.own.get(p, ())]
+                if stray:  # never the mirror's to delete (a state file edited by hand): dropped, said
+                    self._problem(f"not deleting {p} post(s) {', '.join(stray)} of {t.title!r}: not published by "
+                                  "the mirror", now)
+                ids = [i for i in t.deleting[p] if i not in stray and i not in t.deleted.get(p, ())]
+                t.deleting[p] = list(ids)
                 if not ids:
                     del t.deleting[p]
                     continue
@@ -509,7 +514,13 @@ class Mirror:
         """Send what `updating` lists (`edits: update`), recording each confirmed edit at once."""
         for t in list(self.state.threads.values()):
             for p in list(t.updating):
-                texts = dict(t.updating[p])
+                texts = {i: x for i, x in t.updating[p].items() if i in t.own.get(p, ())}
+                if len(texts) != len(t.updating[p]):
+                    self._problem(f"not editing {p} post(s) of {t.title!r} the mirror did not publish", now)
+                    t.updating[p] = dict(texts)
+                if not texts:
+                    del t.updating[p]
+                    continue
                 try:
                     outcomes = self.update(self.config, p, texts)
                 except Exception as e:  # the intent stays: the next poll tries again

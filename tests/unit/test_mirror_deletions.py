@@ -292,3 +292,15 @@ def test_the_instances_own_limit_is_the_split_the_group_is_read_from(tmp_path: P
     m.poll()
     assert fakes["mastodon"].deleted == [e["id"] for e in meta["mastodon"][1:-1]]  # all but the first and last
     assert fakes["x"].deleted == [meta["x"][1]["id"], meta["x"][2]["id"]]
+
+
+def test_a_state_file_listing_a_post_the_mirror_did_not_publish_deletes_nothing(tmp_path: Path) -> None:
+    config, archive, fakes, clock, src, m = mirrored(tmp_path)
+    t = m.state.threads[uri(T1)]
+    t.deleting = {"x": ["1999999999999999999"]}  # forged, or an old file: not one of its own posts
+    m.state.save()
+    clock.now += timedelta(minutes=1)
+    m.poll()
+    assert all(c[0] != "delete" for f in fakes.values() for c in f.calls)
+    assert m.state.threads[uri(T1)].deleting == {}
+    assert "not published by the mirror" in m.state.problems[-1]["message"]

@@ -130,3 +130,14 @@ def test_a_post_with_images_on_the_source_is_not_updated(tmp_path: Path) -> None
     m.poll()
     assert all(c[0] != "update" for c in fakes["mastodon"].calls)
     assert "has images" in m.state.changes[-1]["message"]
+
+
+def test_a_state_file_listing_an_edit_of_a_post_the_mirror_did_not_publish_sends_nothing(tmp_path: Path) -> None:
+    config, archive, fakes, clock, src, m = mirrored(tmp_path)
+    m.state.threads[uri(POSTS[0][0])].updating = {"mastodon": {"42": "forged text"}}
+    m.state.save()
+    clock.now += timedelta(minutes=1)
+    m.poll()
+    assert all(c[0] != "update" for c in fakes["mastodon"].calls)
+    assert m.state.threads[uri(POSTS[0][0])].updating == {}
+    assert "did not publish" in m.state.problems[-1]["message"]
