@@ -365,10 +365,12 @@ class MirrorConfig(_Strict):
     backfill: datetime | None = None
     #: after downtime, threads started within this many seconds before the restart are still mirrored
     catch_up: float = 86400.0
-    #: edited source posts: `report` (status and log, once each); nothing is ever republished
-    edits: Literal["report"] = "report"
-    #: deleted source posts: `report` (status and log, once each); the mirrored copies stay on the targets
-    deletions: Literal["report"] = "report"
+    #: edited source posts: `report` (status and log, once each; nothing is ever republished), or `update`:
+    #: also give the Mastodon post the edited text, when it is exactly one post there (see mirror/propagate.py)
+    edits: Literal["report", "update"] = "report"
+    #: deleted source posts: `report` (status and log, once each; the mirrored copies stay on the targets), or
+    #: `delete`: also delete the posts the mirror published from it on every target (see mirror/propagate.py)
+    deletions: Literal["report", "delete"] = "report"
     #: edits and deletions are looked for in posts made at most this long ago, of threads with a post that recent
     edits_within: float = 2 * 86400.0
     #: how often they are looked for (one read of the source over `edits_within`, in the backup's child process)

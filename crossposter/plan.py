@@ -55,7 +55,7 @@ class PlanOptions:
         if isinstance(config, PlanOptions):
             return config
         return cls(
-            limits={spec.name: _configured_limit(config, spec) for spec in registry.specs()},
+            limits={spec.name: configured_limit(config, spec) for spec in registry.specs()},
             numbering=config.split.numbering,
             post_title=config.split.post_title,
             timezone=config.timezone,
@@ -65,7 +65,7 @@ class PlanOptions:
         )
 
 
-def _configured_limit(config: Config, spec: registry.PlatformSpec) -> int:
+def configured_limit(config: Config, spec: registry.PlatformSpec) -> int:
     """The config's limit for the platform (`config_limit`), else its default."""
     return getattr(config.platforms.section(spec.name), spec.config_limit) if spec.config_limit else spec.limit
 

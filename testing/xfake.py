@@ -5,7 +5,7 @@ publisher's end-to-end and crash tests: OAuth 1.0a user-context signatures are
 verified (HMAC-SHA1 over the URL the client used), `POST /2/media/upload`
 (multipart or JSON base64), `POST /2/media/metadata` (alt text), `POST /2/tweets`
 (text, reply, media ids; 403 "duplicate content" for a repeated text, exactly as X
-answers), `GET /2/tweets/:id`, `GET /2/users/me` and the user timeline `GET /2/users/:id/tweets`. Started for the tests by
+answers), `GET /2/tweets/:id`, `DELETE /2/tweets/:id`, `GET /2/users/me` and the user timeline `GET /2/users/:id/tweets`. Started for the tests by
 tests/fixtures_xfake.py (the `x_server` fixture) and by `benchmarks/publish.py` (`serve`).
 """
 
@@ -187,6 +187,18 @@ def _handler(state: XFakeServer) -> type[BaseHTTPRequestHandler]:
                 else:
                     self._send(200, {"data": {"id": t.id, "text": t.text, "conversation_id": t.conversation_id,
                                               "edit_history_tweet_ids": [t.id]}})
+            elif self.command == "DELETE" and path.startswith("/2/tweets/"):
+                tid = path.rsplit("/", 1)[-1]
+                with state.lock:
+                    t = state.tweet(tid)
+                    if t is not None:
+                        state.tweets.remove(t)
+                if t is None:
+                    self._send(404, {"title": "Not Found Error", "status": 404, "detail": f"Could not find tweet "
+                                     f"with id: [{tid}].", "type": "https://api.twitter.com/2/problems/"
+                                     "resource-not-found"})
+                else:
+                    self._send(200, {"data": {"deleted": True}})
             else:
                 self._send(404, {"title": "Not Found", "status": 404, "detail": f"no route {route}"})
 
@@ -264,6 +276,7 @@ def _handler(state: XFakeServer) -> type[BaseHTTPRequestHandler]:
 
         do_GET = _handle
         do_POST = _handle
+        do_DELETE = _handle
 
     return Handler
 

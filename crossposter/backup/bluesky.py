@@ -727,3 +727,31 @@ def nothing_new(config: Config) -> bool:
         return False  # the backup itself will say what is wrong
     return isinstance(page, dict) and page.get("records") == []
 
+
+def records_unchanged(config: Config, posts: list[tuple[str, str | None]]) -> bool:
+    """True only when each (at:// URI, recorded cid) is still that very record on the account's PDS:
+    one unauthenticated `com.atproto.repo.getRecord` per post (the mirror's look before it hands a
+    settled thread on, see mirror.backup_child). Any doubt (no cid recorded, an error, another cid)
+    answers False."""
+    import json
+    import urllib.parse
+    import urllib.request
+
+    base = config.platforms.bluesky.service.rstrip("/")
+    for uri, cid in posts:
+        repo, _, rest = uri.removeprefix("at://").partition("/")
+        collection, _, rkey = rest.partition("/")
+        if not (uri.startswith("at://") and cid and repo and collection and rkey):
+            return False
+        query = urllib.parse.urlencode({"repo": repo, "collection": collection, "rkey": rkey})
+        try:
+            with urllib.request.urlopen(f"{base}/xrpc/com.atproto.repo.getRecord?{query}",  # noqa: S310
+                                        timeout=20) as r:
+                record = json.loads(r.read(1_000_000))
+        except (OSError, ValueError):
+            return False
+        if not isinstance(record, dict) or record.get("cid") != cid:
+            return False
+    return True
+
+

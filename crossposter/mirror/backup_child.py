@@ -45,6 +45,26 @@ def nothing_new(config: Config) -> bool:
     return bool(look(config)) if look is not None else False
 
 
+def records_unchanged(config: Config, posts: list[tuple[str, str | None]]) -> bool:
+    """True only when each (post ID, recorded strong ref) is still that very post on the source.
+
+    The look before a settled thread is handed on (`Mirror._hold_edited`): the source's backup module's
+    `records_unchanged` (Bluesky: one unauthenticated getRecord per post) instead of a child process
+    that reads the account (~4 s of the settle-to-post delay). A platform without one, or any doubt,
+    answers False and the full read decides.
+    """
+    m = config.mirror
+    if m is None or not posts:
+        return False
+    from importlib import import_module
+
+    from crossposter.platforms import registry
+
+    module = registry.get(m.from_).backup
+    look = getattr(import_module(module), "records_unchanged", None) if module else None
+    return bool(look(config, posts)) if look is not None else False
+
+
 def _child(config: Config, timeout: float, **extra: object) -> dict:
     """Run the child with the config (and `extra`) on stdin; its JSON answer, or RuntimeError (redacted)."""
     payload = json.dumps({"config": config.model_dump(mode="json"), "base_dir": str(config.base_dir), **extra})
@@ -65,10 +85,6 @@ def _child(config: Config, timeout: float, **extra: object) -> dict:
     if proc.returncode != 0 or "error" in out:
         raise RuntimeError(out.get("error") or f"the backup process exited with code {proc.returncode}")
     return out
-
-
-
-
 
 
 def run_in_child(config: Config, timeout: float) -> BackupResult:
@@ -103,6 +119,31 @@ def changes_out_of_process(config: Config, since: datetime, expect: list[str]) -
     return view_from_json(out["view"])
 
 
+def delete_out_of_process(config: Config, platform: str, ids: list[str]) -> dict[str, tuple[str, str] | None]:
+    """The mirror's deletions on one target (`propagate.delete_posts`), in a child process like the backup.
+
+    A child that dies half-way leaves its IDs in the mirror's `deleting` list: the next poll asks again,
+    and a post already gone counts as deleted.
+    """
+    assert config.mirror is not None
+    return _outcomes(_child(config, max(600.0, 5 * config.mirror.every), delete={"platform": platform, "ids": ids}))
+
+
+def update_out_of_process(config: Config, platform: str, texts: dict[str, str]) -> dict[str, tuple[str, str] | None]:
+    """The mirror's edits of its own posts (`propagate.update_posts`, `edits: update`), in a child process."""
+    assert config.mirror is not None
+    return _outcomes(_child(config, max(600.0, 5 * config.mirror.every), update={"platform": platform,
+                                                                                 "texts": texts}))
+
+
+def _outcomes(out: dict) -> dict[str, tuple[str, str] | None]:
+    outcomes = out.get("outcomes")
+    if not isinstance(outcomes, dict):
+        raise RuntimeError("the delete or edit process gave no result")
+    return {str(k): (str(v[0]), str(v[1])) if isinstance(v, list) and len(v) == 2 else None
+            for k, v in outcomes.items() if v is None or isinstance(v, list)}
+
+
 def main() -> None:
     """The child: config on stdin, one JSON line on stdout, logs on stderr."""
     from crossposter.config import Config, secret_values
@@ -116,6 +157,23 @@ def main() -> None:
     setup_logging(config.daemon.log_format, secret_values(), stream=sys.stderr)
     from crossposter.mirror.source import run_source_backup
 
+    if isinstance(first.get("delete"), dict) or isinstance(first.get("update"), dict):
+        from crossposter.mirror.propagate import delete_posts, update_posts
+
+        try:
+            if isinstance(first.get("delete"), dict):
+                outcomes = delete_posts(config, str(first["delete"]["platform"]),
+                                        [str(x) for x in first["delete"]["ids"]])
+            else:
+                outcomes = update_posts(config, str(first["update"]["platform"]),
+                                        {str(k): str(v) for k, v in dict(first["update"]["texts"]).items()})
+        except Exception as e:
+            out.write(json.dumps({"error": redact(f"{type(e).__name__}: {e}")}) + "\n")
+            out.flush()
+            raise SystemExit(1) from None
+        out.write(json.dumps(redact_obj({"outcomes": outcomes})) + "\n")
+        out.flush()
+        return
     if isinstance(first.get("changes"), dict):
         from crossposter.mirror.changes import read_view, view_to_json
 

@@ -43,6 +43,8 @@ class Current:
     sha: str
     cid: str | None = None
     edited_at: str | None = None
+    #: the post as the backup would write it (its images left out), for `edits: update`; None with images
+    markdown: str | None = None
 
 
 @dataclass
@@ -123,8 +125,11 @@ def read_view(config: Config, since: datetime, expect: list[str]) -> SourceView:
     reader, _account = _reader(m.from_, config, None)
     # a little earlier than asked: a post whose recorded date is a little before its ID's time is still read
     result = reader.read(since=since - MARGIN)
+    from crossposter.backup.section import post_markdown
+
     posts = {p.id: Current(sha=text_sha(p.text), cid=p.cid,
-                           edited_at=p.edited_at.isoformat() if p.edited_at is not None else None)
+                           edited_at=p.edited_at.isoformat() if p.edited_at is not None else None,
+                           markdown=None if p.media else post_markdown(p, lambda _i: None))
              for p in result.posts}
     requests = result.requests
     adapter = getattr(reader, "adapter", None) or getattr(reader, "_adapter", None)
@@ -141,12 +146,14 @@ def read_view(config: Config, since: datetime, expect: list[str]) -> SourceView:
 
 
 def view_to_json(view: SourceView) -> dict[str, Any]:
-    return {"posts": {k: {"sha": v.sha, "cid": v.cid, "edited_at": v.edited_at} for k, v in view.posts.items()},
+    return {"posts": {k: {"sha": v.sha, "cid": v.cid, "edited_at": v.edited_at, "markdown": v.markdown}
+                      for k, v in view.posts.items()},
             "gone": sorted(view.gone), "complete": view.complete, "requests": view.requests}
 
 
 def view_from_json(data: dict[str, Any]) -> SourceView:
-    posts = {str(k): Current(sha=str(v.get("sha", "")), cid=v.get("cid"), edited_at=v.get("edited_at"))
+    posts = {str(k): Current(sha=str(v.get("sha", "")), cid=v.get("cid"), edited_at=v.get("edited_at"),
+                             markdown=v["markdown"] if isinstance(v.get("markdown"), str) else None)
              for k, v in dict(data.get("posts", {})).items() if isinstance(v, dict)}
     return SourceView(posts=posts, gone={str(x) for x in data.get("gone", [])},
                       complete=bool(data.get("complete", False)), requests=int(data.get("requests", 0)))

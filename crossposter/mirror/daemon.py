@@ -54,10 +54,17 @@ def attach(engine: Any, *, backfill: datetime | None = None, backup: Any = None)
 
     config = engine.config
     assert config.mirror is not None
-    from crossposter.mirror.backup_child import backup_out_of_process, changes_out_of_process
+    from crossposter.mirror.backup_child import (
+        backup_out_of_process,
+        changes_out_of_process,
+        delete_out_of_process,
+        records_unchanged,
+        update_out_of_process,
+    )
 
     mirror = Mirror(config, EnginePublisher(engine), backfill=backfill, backup=backup or backup_out_of_process,
-                    changes=changes_out_of_process)
+                    changes=changes_out_of_process, delete=delete_out_of_process,
+                    update=update_out_of_process, unchanged=records_unchanged)
     every = config.mirror.every
 
     def run() -> None:

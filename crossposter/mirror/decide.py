@@ -120,7 +120,10 @@ def decide(prev: MirrorThread | None, seen: Seen, now: datetime, rules: Rules) -
         t = _first_look(seen, now, rules)
         before = None
     else:
-        t = MirrorThread(**{**prev.__dict__, "reported": list(prev.reported), "versions": dict(prev.versions)})
+        t = MirrorThread(**{**prev.__dict__, "reported": list(prev.reported), "versions": dict(prev.versions),
+                            "held": list(prev.held), "updating": {p: dict(m) for p, m in prev.updating.items()},
+                            **{k: {p: list(ids) for p, ids in getattr(prev, k).items()}
+                               for k in ("own", "foreign", "deleting", "deleted", "updated")}})
         before = prev.status
         t.archive, t.title = seen.archive, seen.title  # a renamed heading is still the same thread
         if t.started is None and seen.started is not None:

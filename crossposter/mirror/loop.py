@@ -22,10 +22,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from crossposter.mirror.changes import SourceView, compare, read_view
+from crossposter.mirror.changes import DELETED, EDITED, Change, SourceView, compare, read_view
 from crossposter.mirror.decide import Decision, Rules, Seen, decide, has_tag, id_time
+from crossposter.mirror.propagate import (
+    DeleteFn,
+    UpdateFn,
+    delete_posts,
+    target_group,
+    update_posts,
+    updated_text,
+)
 from crossposter.mirror.source import BackupFn, into_path, run_source_backup
-from crossposter.mirror.state import DUE, FINAL, MAX_PROBLEMS, MIRRORED, MirrorState, iso
+from crossposter.mirror.state import DUE, FINAL, HELD, MAX_PROBLEMS, MIRRORED, MirrorState, MirrorThread, iso
+from crossposter.platforms.registry import get as get_spec
 
 if TYPE_CHECKING:
     from crossposter.archive import Archive, Thread
@@ -35,6 +44,8 @@ log = logging.getLogger("crossposter.mirror")
 
 #: (config, window start, post IDs inside it) -> what the source has now (`changes.read_view`)
 ChangesFn = Callable[["Config", datetime, list[str]], SourceView]
+#: (config, [(post ID, recorded cid)]) -> True only when every one is certainly unchanged on the source
+UnchangedFn = Callable[["Config", list[tuple[str, "str | None"]]], bool]
 
 
 def now_utc() -> datetime:
@@ -56,7 +67,8 @@ class Mirror:
 
     def __init__(self, config: Config, publisher: Publisher, *, backup: BackupFn | None = None,
                  clock: Callable[[], datetime] = now_utc, backfill: datetime | None = None,
-                 changes: ChangesFn | None = None) -> None:
+                 changes: ChangesFn | None = None, delete: DeleteFn | None = None,
+                 update: UpdateFn | None = None, unchanged: UnchangedFn | None = None) -> None:
         m = config.mirror
         if m is None:
             raise ValueError("the config has no mirror section")
@@ -64,6 +76,10 @@ class Mirror:
         self.publisher = publisher
         self.backup = backup or run_source_backup
         self.changes = changes or read_view
+        self.delete = delete or delete_posts
+        self.update = update or update_posts
+        #: a cheap "these posts are as recorded" before the full read for edits (`backup_child.records_unchanged`)
+        self.unchanged = unchanged
         self.clock = clock
         self.state = MirrorState.load(config.state_path)
         now = clock()
@@ -87,6 +103,8 @@ class Mirror:
         self._lock = threading.Lock()
         #: the earliest time a waiting thread wants another look (the daemon schedules a poll then)
         self.wake: datetime | None = None
+        #: this poll's source threads in the archive, by root ID: (archive, thread, recorded source posts)
+        self._seen: dict[str, tuple[Archive, Thread, list[Any]]] = {}
 
     @property
     def source(self) -> str:
@@ -114,10 +132,13 @@ class Mirror:
                     self._problem(f"backup of {self.source}: {p}", now, kind="warning")
                 self.state.last_poll_ok = result.complete and not result.problems
             before = {k: t.status for k, t in self.state.threads.items()}
+            messages = {k: t.message for k, t in self.state.threads.items()}
             decisions = self._look(now, newest)
+            decisions = self._hold_edited(decisions, before, messages, now)
             self._check_changes(now)
             self.state.last_poll = now
-            self.state.save()
+            self.state.save()  # what is to be deleted is on disk before the first delete request
+            self._propagate(now)
             for d in decisions:
                 if d.publish:
                     again = before.get(d.thread.root_id) == DUE  # in flight or waiting for the worker: say it once
@@ -143,6 +164,7 @@ class Mirror:
             self._problem(f"cannot read the mirror's archive: {e}", now)
             return []
         decisions = []
+        self._seen = {}
         for thread in archive.threads:
             d = self._one(archive, thread, now, newest)
             if d is None:
@@ -166,6 +188,7 @@ class Mirror:
         if not entries or thread.skipped:
             return None  # not a thread of the source account (or one the person marked skip)
         root_id = entries[0].id
+        self._seen[root_id] = (archive, thread, list(entries))
         prev = self.state.threads.get(root_id)
         posts = len(entries)
         if (prev is not None and posts == prev.posts and (prev.status in FINAL or prev.status == MIRRORED)
@@ -185,7 +208,28 @@ class Mirror:
         complete = complete or outcome == "done"
         seen = Seen(root_id=root_id, archive=str(archive.path), title=thread.title, posts=posts, started=started,
                     newest=seen_newest, tagged=tagged, complete=complete, outcome=outcome, retry_at=retry_at)
-        return decide(prev, seen, now, self.rules)
+        d = decide(prev, seen, now, self.rules)
+        self._ownership(prev, d, meta)
+        return d
+
+    def _ownership(self, prev: MirrorThread | None, d: Decision, meta: Any) -> None:
+        """Which target posts are the mirror's own: those recorded while it had handed the thread over.
+
+        Only they may ever be deleted for it. What was recorded before the first hand-over (by `post`, by
+        hand, a thread the mirror found published) is someone else's, and stays so.
+        """
+        t = d.thread
+        recorded = {p: [e.id for e in meta.recorded(p)] for p in self.targets}
+        if prev is not None and prev.status == DUE:
+            for p, ids in recorded.items():
+                known = set(t.foreign.get(p, ())) | set(t.own.get(p, ()))
+                new = [i for i in ids if i not in known]
+                if new:
+                    t.own.setdefault(p, []).extend(new)
+        if d.publish and (prev is None or prev.status != DUE):
+            for p, ids in recorded.items():
+                mine = set(t.own.get(p, ()))
+                t.foreign[p] = [i for i in ids if i not in mine]
 
     def _progress(self, archive: Archive, thread: Thread, meta: Any) -> tuple[bool, bool]:
         """Whether every target has every planned post recorded, and whether the skip tag is in a post."""
@@ -244,9 +288,20 @@ class Mirror:
             t = self.state.threads[entries[0].id]
             for c in compare(t.root_id, entries, view, set(t.reported), t.versions):
                 where = f"{archive.path}:{thread.line}"
-                after = ("the archive and the mirrored copies are unchanged" if t.mirrored_posts else
-                         "the archive is unchanged and is what gets mirrored (edit it there to change that)")
+                cur = view.posts.get(c.post_id)
+                if t.mirrored_posts:
+                    after = "the archive and the mirrored copies are unchanged"
+                elif c.kind == EDITED and cur is not None and cur.sha != entries[c.index - 1].sha:
+                    after = ("the archive is unchanged; the thread is not mirrored with the text from before the "
+                             "edit while the archive holds it as backed up (put the new text there)")
+                else:
+                    after = "the archive is unchanged and is what gets mirrored (edit it there to change that)"
                 message = f"{where}: {thread.title!r}: {c.detail}; reported only: {after}"
+                if c.kind == DELETED and m.deletions == "delete":
+                    message = f"{where}: {thread.title!r}: {c.detail}; {self._plan_deletion(archive, thread, t, c)}"
+                elif (c.kind == EDITED and m.edits == "update" and t.mirrored_posts and cur is not None
+                      and cur.sha != entries[c.index - 1].sha):
+                    message = f"{where}: {thread.title!r}: {c.detail}; {self._plan_update(archive, thread, t, c, cur)}"
                 log.warning("mirror: %s", message, extra={"event": f"mirror_{c.kind}", "title": thread.title,
                                                            "archive": str(archive.path), "line": thread.line,
                                                            "post": c.post_id})
@@ -259,6 +314,241 @@ class Mirror:
                 if cur is not None:
                     t.versions[e.id] = cur.edited_at or ""
         del self.state.changes[:-MAX_PROBLEMS]
+
+    # ------------------------------------------------------------------ an edit made while a thread settles
+
+    def _hold_edited(self, decisions: list[Decision], before: dict[str, str], messages: dict[str, str],
+                     now: datetime) -> list[Decision]:
+        """Hold back a settled thread whose source text was edited after it was backed up.
+
+        The archive holds the text the backup wrote, so publishing now would mirror the text before
+        the edit. The archive is not rewritten here (it is the person's file, and a post's Markdown,
+        links and images come from the backup's converter, not from a diff): the thread is held and
+        reported. It goes out, with what the archive says, as soon as the archive's text of each edited
+        post is no longer the backup's (the person copied the edit, or changed it otherwise: their
+        text wins), or the source reads as the archive again. A post the person already edited in the
+        archive is never a reason to hold; an edit that leaves the text alone (Bluesky record, Mastodon
+        media or alt text) is reported by the regular look and does not hold. One read of the source
+        (the same as `_check_changes`) covers every thread about to be handed on; a held thread is read
+        again only every `edits_every`.
+        """
+        from crossposter.plan import plan_thread
+        from crossposter.publish import text_sha
+
+        m = self.config.mirror
+        assert m is not None
+        asked: dict[str, list[Any]] = {}  # root -> the recorded posts whose archive text is the backup's
+        for d in decisions:
+            t = d.thread
+            if not d.publish or before.get(t.root_id) == DUE or t.root_id not in self._seen:
+                continue
+            archive, thread, entries = self._seen[t.root_id]
+            parts = plan_thread(archive, thread, self.config, [self.source]).platforms.get(self.source)  # type: ignore[list-item]
+            if parts is None or len(parts.posts) != len(entries):
+                continue  # the person changed the parts: their archive is what they want mirrored
+            as_backed_up = [e for e, post in zip(entries, parts.posts, strict=True)
+                            if e.sha and e.sha == text_sha(post.text)]
+            if as_backed_up:
+                asked[t.root_id] = as_backed_up
+        if not asked:
+            return decisions
+        # held at a read less than `edits_every` ago: still held while an edited post is as backed up, else let go
+        recent = {k for k in asked if before.get(k) == HELD and (t := self.state.threads[k]).hold_checked
+                  is not None and now < t.hold_checked + timedelta(seconds=m.edits_every)}
+        held_recently = {k for k in recent if set(self.state.threads[k].held) & {e.id for e in asked[k]}}
+        to_read = [k for k in asked if k not in recent]
+        if to_read and self.unchanged is not None:
+            try:
+                same = self.unchanged(self.config, [(e.id, e.cid) for k in to_read for e in asked[k]])
+            except Exception:  # the full read decides
+                same = False
+            if same:
+                to_read = []  # nothing was edited: every one of them is handed on below, without a read
+        view: SourceView | None = None
+        if to_read:
+            starts = [t.started or t.newest or now for k in to_read if (t := self.state.threads[k])]
+            expect = [e.id for k in to_read for e in asked[k]]
+            try:
+                view = self.changes(self.config, min(starts) - timedelta(minutes=1), expect)
+            except Exception as e:  # mirrored as the archive says, as before this check existed; said once a poll
+                self._problem(f"reading {self.source} for edits before publishing failed ({type(e).__name__}: {e}); "
+                              "the settled threads are mirrored as the archive holds them", now, kind="warning")
+                to_read = []
+        out = []
+        for d in decisions:
+            k = d.thread.root_id
+            if k not in asked or (k not in held_recently and k not in to_read):
+                out.append(d)
+                continue
+            t = d.thread
+            if k in held_recently:
+                t.status, t.message = HELD, messages.get(k, "")
+                out.append(Decision(t))
+                continue
+            assert view is not None
+            t.hold_checked, t.held = now, []
+            # the regular look's rule (`changes.compare`): a text that only reads differently is no edit
+            entries = self._seen[k][2]
+            found = compare(k, entries, view, set(), t.versions)
+            edited = [(c.index, entries[c.index - 1]) for c in found if c.kind == EDITED
+                      and entries[c.index - 1] in asked[k] and view.posts[c.post_id].sha != entries[c.index - 1].sha]
+            if not edited:
+                out.append(d)
+                continue
+            archive, thread, _ = self._seen[k]
+            which = ", ".join(str(i) for i, _ in edited)
+            t.status, t.held = HELD, [e.id for _, e in edited]
+            t.message = (f"post {which} of {len(entries)} was edited on the source after it was backed up; not "
+                         f"mirrored while the archive holds the text from before the edit: put the new text in "
+                         f"{archive.path}:{thread.line} (what the archive then says is mirrored)")
+            for i, e in edited:
+                cur = view.posts[e.id]
+                key = f"edited {e.id} {cur.cid or cur.edited_at or cur.sha}"
+                if key in t.reported:
+                    continue
+                t.reported.append(key)
+                message = (f"{archive.path}:{thread.line}: {thread.title!r}: post {i} of {len(entries)} was edited "
+                           "on the source while the thread waited to settle; held: the archive holds the text "
+                           "from before the edit (put the new text there, and it is mirrored)")
+                log.warning("mirror: %s", message, extra={"event": "mirror_held", "title": thread.title,
+                                                           "archive": str(archive.path), "line": thread.line,
+                                                           "post": e.id})
+                self.state.changes.append({"at": iso(now), "kind": "edited", "title": thread.title,
+                                           "archive": str(archive.path), "line": thread.line, "post": e.id,
+                                           "index": i, "message": message})
+            out.append(Decision(t))
+        return out
+
+    # ------------------------------------------------------------------ deletions taken to the targets
+
+    def _plan_deletion(self, archive: Archive, thread: Thread, t: MirrorThread, c: Change) -> str:
+        """Write down which of the mirror's own target posts source post `c.index` became (`deleting`).
+
+        Returns what happens, for the report: the posts to delete, and any left alone and why.
+        """
+        group = target_group(archive, thread, self.config, self.source, self.targets, c.index)
+        if group.problem is not None:
+            return f"its copies on the targets are not deleted: {group.problem}"
+        doing, left = [], []
+        for p, ids in group.posts.items():
+            own = set(t.own.get(p, ()))
+            mine = [i for i in ids if i in own and i not in t.deleted.get(p, ()) and i not in t.deleting.get(p, ())]
+            if mine:
+                t.deleting.setdefault(p, []).extend(mine)
+                doing.append(f"{p} {', '.join(mine)}")
+            others = [i for i in ids if i not in own]
+            if others:
+                left.append(f"{p} {', '.join(others)} (not published by the mirror: left alone)")
+        if not group.posts or not any(group.posts.values()):
+            return "it was not mirrored to any target yet (the archive still holds its text; remove it there)"
+        said = f"deleting its copies on {'; '.join(doing)}" if doing else "nothing of it to delete on the targets"
+        return said + (f"; {'; '.join(left)}" if left else "")
+
+    def _plan_update(self, archive: Archive, thread: Thread, t: MirrorThread, c: Change, cur: Any) -> str:
+        """Write down the new text of the one Mastodon post an edited source post became (`updating`)."""
+        said = []
+        for p in self.targets:
+            if not get_spec(p).edits_posts:
+                said.append(f"{p} cannot edit a post: not updated there")
+                continue
+            if cur.markdown is None:
+                said.append(f"not updated on {p}: the post has images, which are not read again")
+                continue
+            u = updated_text(archive, thread, self.config, self.source, p, c.index, cur.markdown)
+            if u.problem is not None or u.post_id is None or u.text is None:
+                said.append(f"not updated on {p}: {u.problem}")
+            elif u.post_id not in t.own.get(p, ()):
+                said.append(f"{p} post {u.post_id} was not published by the mirror: left alone")
+            else:
+                t.updating.setdefault(p, {})[u.post_id] = u.text
+                said.append(f"updating {p} post {u.post_id} with the new text")
+        return "; ".join(said) + " (the archive keeps the text as backed up)"
+
+    def _propagate(self, now: datetime) -> None:
+        """Delete what `deleting` lists, recording each confirmed deletion at once (see `propagate`)."""
+        m = self.config.mirror
+        assert m is not None
+        if m.edits == "update":
+            self._run_updates(now)
+        if m.deletions != "delete":
+            return  # `report`: nothing is ever deleted, even what a former `delete` left listed
+        for t in list(self.state.threads.values()):
+            for p in list(t.deleting):
+                stray = [i for i in t.deleting[p] if i not in t.own.get(p, ())]
+                if stray:  # never the mirror's to delete (a state file edited by hand): dropped, said
+                    self._problem(f"not deleting {p} post(s) {', '.join(stray)} of {t.title!r}: not published by "
+                                  "the mirror", now)
+                ids = [i for i in t.deleting[p] if i not in stray and i not in t.deleted.get(p, ())]
+                t.deleting[p] = list(ids)
+                if not ids:
+                    del t.deleting[p]
+                    continue
+                try:
+                    outcomes = self.delete(self.config, p, ids)
+                except Exception as e:  # the intent stays: the next poll tries again
+                    self._problem(f"deleting {len(ids)} post(s) of {t.title!r} on {p} failed: "
+                                  f"{type(e).__name__}: {e}", now)
+                    continue
+                for post_id in ids:
+                    outcome = outcomes.get(post_id, ("retry", "no answer"))
+                    if outcome is not None and outcome[0] == "retry":
+                        self._problem(f"deleting {p} post {post_id} of {t.title!r} failed (tried again at the next "
+                                      f"poll): {outcome[1]}", now, kind="warning")
+                        continue
+                    t.deleting[p].remove(post_id)
+                    if outcome is None:
+                        t.deleted.setdefault(p, []).append(post_id)
+                        kind, text = "deleted", f"deleted {p} post {post_id} of {t.title!r} (its source post was deleted)"
+                        log.info("mirror: %s", text, extra={"event": "mirror_copy_deleted", "title": t.title,
+                                                            "platform": p, "post": post_id})
+                    else:
+                        kind, text = "delete_failed", f"could not delete {p} post {post_id} of {t.title!r}: {outcome[1]}"
+                        self._problem(text, now)
+                    self.state.actions.append({"at": iso(now), "kind": kind, "platform": p, "post": post_id,
+                                               "title": t.title, "message": text})
+                if not t.deleting[p]:
+                    del t.deleting[p]
+                del self.state.actions[:-MAX_PROBLEMS]
+                self.state.save()  # each confirmed deletion on disk before the next platform's requests
+
+    def _run_updates(self, now: datetime) -> None:
+        """Send what `updating` lists (`edits: update`), recording each confirmed edit at once."""
+        for t in list(self.state.threads.values()):
+            for p in list(t.updating):
+                texts = {i: x for i, x in t.updating[p].items() if i in t.own.get(p, ())}
+                if len(texts) != len(t.updating[p]):
+                    self._problem(f"not editing {p} post(s) of {t.title!r} the mirror did not publish", now)
+                    t.updating[p] = dict(texts)
+                if not texts:
+                    del t.updating[p]
+                    continue
+                try:
+                    outcomes = self.update(self.config, p, texts)
+                except Exception as e:  # the intent stays: the next poll tries again
+                    self._problem(f"editing {len(texts)} post(s) of {t.title!r} on {p} failed: "
+                                  f"{type(e).__name__}: {e}", now)
+                    continue
+                for post_id in texts:
+                    outcome = outcomes.get(post_id, ("retry", "no answer"))
+                    if outcome is not None and outcome[0] == "retry":
+                        self._problem(f"editing {p} post {post_id} of {t.title!r} failed (tried again at the next "
+                                      f"poll): {outcome[1]}", now, kind="warning")
+                        continue
+                    del t.updating[p][post_id]
+                    if outcome is None:
+                        t.updated.setdefault(p, []).append(post_id)
+                        kind, text = "updated", f"gave {p} post {post_id} of {t.title!r} its source post's new text"
+                        log.info("mirror: %s", text, extra={"event": "mirror_copy_updated", "title": t.title,
+                                                            "platform": p, "post": post_id})
+                    else:
+                        kind, text = "update_failed", f"could not edit {p} post {post_id} of {t.title!r}: {outcome[1]}"
+                        self._problem(text, now)
+                    self.state.actions.append({"at": iso(now), "kind": kind, "platform": p, "post": post_id,
+                                               "title": t.title, "message": text})
+                if not t.updating[p]:
+                    del t.updating[p]
+                del self.state.actions[:-MAX_PROBLEMS]
+                self.state.save()
 
     def _problem(self, message: str, now: datetime, kind: str = "error") -> None:
         log.log(logging.ERROR if kind == "error" else logging.WARNING, "mirror: %s", message,

@@ -54,7 +54,8 @@ def mirror_report(config: Config, now: datetime | None = None) -> dict[str, Any]
         "counts": dict(Counter(t.status for t in st.threads.values())),
         "waiting": waiting, "left_alone": others, "problems": st.problems[-10:],
         "edits": m.edits, "deletions": m.deletions, "last_changes_check": iso(st.last_changes_check),
-        "changes": st.changes[-10:],
+        "changes": st.changes[-10:], "actions": st.actions[-10:],
+        "deleting": sum(len(ids) for t in st.threads.values() for ids in t.deleting.values()),
     })
 
 
@@ -81,6 +82,13 @@ def print_mirror(console: Any, data: dict[str, Any] | None) -> None:
     for c in data.get("changes", []):
         console.print(f"  [magenta]{c.get('kind', 'changed')} on the source[/] {c.get('at', '')}: "
                       f"{escape(str(c.get('message', '')))}")
+    for a in data.get("actions", []):
+        style = "green" if a.get("kind") == "deleted" else "red"
+        console.print(f"  [{style}]{str(a.get('kind', 'done')).replace('_', ' ')} on {a.get('platform', '?')}[/] "
+                      f"{a.get('at', '')}: {escape(str(a.get('message', '')))}")
+    if data.get("deleting"):
+        when = "tried at each poll" if data.get("deletions") == "delete" else "left alone while deletions: report"
+        console.print(f"  [yellow]{data['deleting']} post(s) listed to delete on the targets[/] ({when})")
     for p in data["problems"]:
         style = "red" if p.get("kind") == "error" else "yellow"
         console.print(f"  [{style}]{p.get('kind', 'problem')}[/] {p.get('at', '')}: {escape(p.get('message', ''))}")

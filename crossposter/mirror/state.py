@@ -39,6 +39,8 @@ BEFORE_START = "before_start"
 TOO_OLD = "too_old"
 SKIPPED = "skipped"
 FAILED = "failed"
+#: settled, but a post was edited on the source since it was backed up: not handed on (`loop._hold_edited`)
+HELD = "held"
 FINAL = (BEFORE_START, TOO_OLD, SKIPPED)
 
 
@@ -50,6 +52,13 @@ def _time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return dt if dt.tzinfo is not None else None
+
+
+def _ids(value: Any) -> dict[str, list[str]]:
+    """platform -> post IDs, as saved; anything else in the file is dropped (it only ever narrows a deletion)."""
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): [str(x) for x in v if isinstance(x, str)] for k, v in value.items() if isinstance(v, list)}
 
 
 def iso(dt: datetime | None) -> str | None:
@@ -74,10 +83,25 @@ class MirrorThread:
     reported: list[str] = field(default_factory=list)
     #: Mastodon's `edited_at` of each post when first looked at ("" for never edited)
     versions: dict[str, str] = field(default_factory=dict)
+    #: target post IDs recorded while the mirror had handed the thread to the publisher: the mirror's own
+    own: dict[str, list[str]] = field(default_factory=dict)
+    #: target post IDs already recorded when the mirror first handed it over (`post`'s, by hand): never its own
+    foreign: dict[str, list[str]] = field(default_factory=dict)
+    #: target posts to delete (a source post was deleted, `deletions: delete`), written before the request
+    deleting: dict[str, list[str]] = field(default_factory=dict)
+    #: target posts the platform confirmed deleted
+    deleted: dict[str, list[str]] = field(default_factory=dict)
+    #: target posts to give an edited source post's new text (`edits: update`, Mastodon), before the request
+    updating: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: target posts the platform confirmed edited
+    updated: dict[str, list[str]] = field(default_factory=dict)
+    #: when a HELD thread's source was last read for the edit that holds it, and the edited posts' IDs
+    hold_checked: datetime | None = None
+    held: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
-        d["started"], d["newest"] = iso(self.started), iso(self.newest)
+        d["started"], d["newest"], d["hold_checked"] = iso(self.started), iso(self.newest), iso(self.hold_checked)
         return d
 
     @classmethod
@@ -88,7 +112,13 @@ class MirrorThread:
                        posts=int(d.get("posts", 0)), status=str(d.get("status", WAITING)),
                        mirrored_posts=int(d.get("mirrored_posts", 0)), message=str(d.get("message", "")),
                        reported=[str(x) for x in d.get("reported", []) if isinstance(x, str)],
-                       versions={str(k): str(v) for k, v in dict(d.get("versions") or {}).items()})
+                       versions={str(k): str(v) for k, v in dict(d.get("versions") or {}).items()},
+                       own=_ids(d.get("own")), foreign=_ids(d.get("foreign")), deleting=_ids(d.get("deleting")),
+                       deleted=_ids(d.get("deleted")), hold_checked=_time(d.get("hold_checked")),
+                       held=[str(x) for x in d.get("held", []) if isinstance(x, str)],
+                       updating={str(p): {str(k): str(v) for k, v in m.items() if isinstance(v, str)}
+                                 for p, m in dict(d.get("updating") or {}).items() if isinstance(m, dict)},
+                       updated=_ids(d.get("updated")))
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -107,6 +137,8 @@ class MirrorState:
     changes: list[dict[str, Any]] = field(default_factory=list)
     #: when the source was last read for edits and deletions
     last_changes_check: datetime | None = None
+    #: what the mirror did on the targets (copies deleted, deletions refused or failed), newest last, for `status`
+    actions: list[dict[str, Any]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
@@ -140,6 +172,9 @@ class MirrorState:
         changes = data.get("changes")
         if isinstance(changes, list):
             st.changes = [redact_obj(c) for c in changes if isinstance(c, dict)][-MAX_PROBLEMS:]
+        actions = data.get("actions")
+        if isinstance(actions, list):
+            st.actions = [redact_obj(a) for a in actions if isinstance(a, dict)][-MAX_PROBLEMS:]
         problems = data.get("problems")
         if isinstance(problems, list):
             st.problems = [redact_obj(p) for p in problems if isinstance(p, dict)][-MAX_PROBLEMS:]
@@ -154,6 +189,7 @@ class MirrorState:
                     "threads": {k: redact_obj(t.to_json()) for k, t in self.threads.items()},
                     "problems": redact_obj(self.problems[-MAX_PROBLEMS:]),
                     "changes": redact_obj(self.changes[-MAX_PROBLEMS:]),
+                    "actions": redact_obj(self.actions[-MAX_PROBLEMS:]),
                     "last_changes_check": iso(self.last_changes_check)}
             write_atomic(self.path, (json.dumps(body, indent=1, sort_keys=True) + "\n").encode("utf-8"), 0o600)
 

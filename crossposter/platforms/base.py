@@ -172,6 +172,14 @@ class Adapter(Protocol):
     def lookup(self, post_id: str) -> PublishedPost | None:
         """Read a published post back by the ID the archive recorded; None when it no longer exists."""
 
+    def delete(self, post_id: str) -> None:
+        """Delete one of the account's own posts by the ID the archive recorded.
+
+        Idempotent, because the mirror repeats a deletion a crash interrupted: a post already gone
+        (404, 410, "not found") counts as deleted and returns normally. A post of another account is
+        refused (RejectedError or UnauthorizedError, never attempted where the ID says whose it is).
+        """
+
     def find_recent(self, text: str, parent: PostRef | None) -> PostRef | None:
         """The account's recent post with exactly `text`, replying to `parent` (a thread start when None).
 

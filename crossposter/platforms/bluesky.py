@@ -468,6 +468,34 @@ class BlueskyAdapter:
             text=str(text),
         )
 
+    def delete(self, post_id: str) -> None:
+        """deleteRecord by the recorded at:// URI, in the logged-in account's own repository only.
+
+        The PDS answers a record that is already gone like a deleted one ("delete, or ensure it does not
+        exist"), so a repeat after a crash is harmless; a 404 from another server counts the same.
+        """
+        from atproto_client import models
+        from atproto_client.exceptions import RequestErrorBase
+        from atproto_core.uri import AtUri
+
+        if not _POST_URI.match(post_id):
+            raise RejectedError(PLATFORM, f"{post_id!r} is not the at:// URI of a post "
+                                          f"(at://did:…/{POST_COLLECTION}/<rkey>)")
+        uri = AtUri.from_str(post_id)
+        client = self._ensure_login()
+        if uri.host not in (self._did, self._session_handle, self.handle):
+            raise RejectedError(PLATFORM, f"not deleting {post_id}: it is not a post of {self.handle}")
+        try:
+            client.com.atproto.repo.delete_record(
+                models.ComAtprotoRepoDeleteRecord.Data(repo=self._did, collection=uri.collection, rkey=uri.rkey)
+            )
+        except Exception as e:  # noqa: BLE001
+            if isinstance(e, RequestErrorBase) and e.response is not None:
+                name, _ = _xrpc_error(e.response)
+                if name == "RecordNotFound" or e.response.status_code in (404, 410):
+                    return
+            raise map_error(e, f"delete {post_id}") from None
+
     def find_recent(self, text: str, parent: PostRef | None) -> PostRef | None:
         """Always None: a retry rewrites the record under its stored rkey, so there is no duplicate to find."""
         return None

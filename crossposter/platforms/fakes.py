@@ -95,6 +95,8 @@ class FakeAdapter:
         self.posts: dict[str, FakePost] = {}
         self.order: list[str] = []  # ids in order of first creation
         self.media: dict[str, UploadedMedia] = {}
+        #: ids deleted by `delete`, in order (a repeat of an already deleted one is not listed again)
+        self.deleted: list[str] = []
         self.logged_in = False
         self._faults: dict[tuple[str, int | None], list[BaseException]] = {}
         self._lost: set[int] = set()
@@ -197,6 +199,9 @@ class FakeAdapter:
     def _saved(self, post: FakePost, rewrite: bool) -> None:
         """An accepted request wrote `post` (called under the lock, before the answer is returned)."""
 
+    def _removed(self, post_id: str) -> None:
+        """An accepted request deleted `post_id` (called under the lock, before the answer is returned)."""
+
     def _unknown_parent(self, parent: PostRef) -> BaseException:
         """A reply to a post this fake never saw: in memory, a publisher bug the test must see."""
         return AssertionError(f"{self.name}: reply to unknown post {parent.id}")
@@ -251,6 +256,34 @@ class FakeAdapter:
             if p.text == text and p.parent == (parent.id if parent else None):
                 return p.ref
         return None
+
+    def delete(self, post_id: str) -> None:
+        """Every platform's rule: a post already gone counts as deleted (the mirror repeats one a crash cut short)."""
+        self._request("delete", post_id)
+        self._maybe_fail("delete")
+        with self._lock:
+            self._sync()
+            if self.posts.pop(post_id, None) is not None:
+                self.order.remove(post_id)
+                self.deleted.append(post_id)
+                self._removed(post_id)
+
+    def update(self, post_id: str, text: str) -> None:
+        """Mastodon's edit (the only platform here that has one): the post keeps its ID, gets the text."""
+        if not registry.get(self.name).edits_posts:
+            raise AttributeError(f"{self.name} cannot edit a post")
+        self._request("update", post_id)
+        self._maybe_fail("update")
+        with self._lock:
+            self._sync()
+            post = self.posts.get(post_id)
+            if post is None:
+                from crossposter.platforms.base import RejectedError
+
+                raise RejectedError(self.name, f"HTTP 404: Record not found (editing post {post_id})")
+            post.text = text
+            post.writes += 1
+            self._saved(post, rewrite=True)
 
     def lookup(self, post_id: str) -> PublishedPost | None:
         self._request("lookup", post_id)
@@ -309,6 +342,10 @@ class JournalAdapter(FakeAdapter):
     def _sync(self) -> None:
         self.posts, self.order, self._idem = {}, [], {}
         for e in self._entries():
+            if e.get("deleted"):
+                if self.posts.pop(e["id"], None) is not None:
+                    self.order.remove(e["id"])
+                continue
             ref = PostRef(id=e["id"], url=e["url"], cid=e.get("cid"))
             if e["id"] in self.posts:  # a Bluesky rewrite of the same record
                 known = self.posts[e["id"]]
@@ -329,11 +366,17 @@ class JournalAdapter(FakeAdapter):
                  "text": post.text, "index": post.index, "thread_key": post.thread_key, "parent": post.parent,
                  "root": post.root, "media": post.media, "rewrite": rewrite, "time": time.time(),
                  "idem": f"{post.thread_key}:{post.index}:{digest[:16]}"}
+        self._append(entry)
+
+    def _append(self, entry: dict[str, Any]) -> None:
         self.journal.parent.mkdir(parents=True, exist_ok=True)
         with self.journal.open("a", encoding="utf-8") as f:
             f.write(json.dumps(entry) + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+    def _removed(self, post_id: str) -> None:
+        self._append({"platform": self.name, "id": post_id, "deleted": True, "time": time.time()})
 
     def _unknown_parent(self, parent: PostRef) -> BaseException:
         """What a server answers to a reply to a post it does not have (the daemon records it, never crashes)."""

@@ -340,8 +340,7 @@ class MastodonAdapter:
     def _cache_path(self) -> Path | None:
         if self.state_dir is None:
             return None
-        host = re.sub(r"[^A-Za-z0-9._-]", "_", self.instance.split("://", 1)[-1])
-        return self.state_dir / f"mastodon-instance-{host}.json"
+        return limits_cache_path(self.state_dir, self.instance)
 
     def _read_cached_limits(self) -> dict[str, Any] | None:
         path = self._cache_path
@@ -448,6 +447,30 @@ class MastodonAdapter:
         """Always None: the Idempotency-Key answers a repeated post with the first one, so none is ever doubted."""
         return None
 
+    def delete(self, post_id: str) -> None:
+        """`DELETE /api/v1/statuses/:id`; a status already gone (404/410) counts as deleted.
+
+        The server refuses another account's status (403, an UnauthorizedError saying so).
+        """
+        from mastodon.errors import MastodonAPIError
+
+        self._ensure_login()
+        try:
+            self._call(f"deleting post {post_id}", "status_delete", post_id)
+        except RejectedError as e:
+            if isinstance(e.__cause__, MastodonAPIError) and self._last_status in (404, 410):
+                return
+            raise
+
+    def update(self, post_id: str, text: str) -> None:
+        """`PUT /api/v1/statuses/:id` with the new text; media, language and visibility stay as they are.
+
+        Not in the adapter protocol: of the three platforms only Mastodon edits a post (the mirror's
+        `edits: update`). Repeating it with the same text is harmless.
+        """
+        self._ensure_login()
+        self._call(f"editing post {post_id}", "status_update", post_id, status=text)
+
     def lookup(self, post_id: str) -> PublishedPost | None:
         """The status by id with its plain source text; None when it is gone (404/410)."""
         from mastodon.errors import MastodonAPIError
@@ -464,6 +487,27 @@ class MastodonAdapter:
             text = html_to_text(str(_get(status, "content") or ""))
         url = _get(status, "url") or _get(status, "uri") or ""
         return PublishedPost(ref=PostRef(id=str(status["id"]), url=str(url)), text=text)
+
+
+def limits_cache_path(state_dir: Path, instance: str) -> Path:
+    """Where the instance's limits are cached (the mirror reads the post limit back to redo a plan)."""
+    host = re.sub(r"[^A-Za-z0-9._-]", "_", instance.split("://", 1)[-1])
+    return state_dir / f"mastodon-instance-{host}.json"
+
+
+def cached_max_characters(state_dir: Path, instance: str) -> int | None:
+    """The post limit the instance last told this account (however old the cache), or None."""
+    try:
+        data = json.loads(limits_cache_path(state_dir, normalise_instance(instance)).read_text(encoding="utf-8"))
+        value = data["limits"]["max_characters"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def cached_limit(config: Config) -> int | None:
+    """The post limit the configured instance last told this account (the mirror redoes a plan with it)."""
+    return cached_max_characters(config.state_path, config.platforms.mastodon.instance)
 
 
 def _what_failed(exc: BaseException) -> str:

@@ -84,6 +84,8 @@ class PlatformSpec:
     idempotency_key: bool = False
     #: a post's link, from the account (`handle`), the server (`instance`), the `id` and the record key
     post_link: str = "{instance}/{handle}/{id}"
+    #: the account can edit a published post, keeping its ID (Mastodon's status edit: the adapter's `update`)
+    edits_posts: bool = False
 
     @property
     def link_style(self) -> Literal["facets", "written"]:
@@ -211,7 +213,7 @@ register(PlatformSpec(
     # digits on Mastodon itself; GoToSocial and Akkoma use ULIDs and flake IDs
     id_pattern=r"[0-9A-Za-z]{1,64}",
     link_pattern=r"https?://[A-Za-z0-9.:\[\]-]+/(?:@[^/\s]+|users/[^/\s]+/statuses)/(?P<id>[0-9A-Za-z]{1,64})",
-    idempotency_key=True, post_link="{instance}/@{handle}/{id}",
+    idempotency_key=True, post_link="{instance}/@{handle}/{id}", edits_posts=True,
 ))
 register(PlatformSpec(
     name="x", display="X", dialect="x", limit=280, config_limit=None,

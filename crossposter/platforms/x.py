@@ -370,6 +370,27 @@ class XAdapter:
         return PublishedPost(ref=PostRef(id=str(tweet.id), url=post_url(self.username, str(tweet.id))),
                              text=readable_text(tweet.text, tweet.data.get("entities")))
 
+    def delete(self, post_id: str) -> None:
+        """`DELETE /2/tweets/:id`; a post already gone (404, a resource-not-found error) counts as deleted.
+
+        X refuses another account's post (403, a RejectedError with X's words).
+        """
+        import tweepy
+
+        action = f"deleting post {post_id}"
+        try:
+            response = self._tweepy().delete_tweet(post_id, user_auth=True)
+        except tweepy.NotFound:
+            return
+        except Exception as e:
+            raise map_error(e, action) from e
+        data = response.data if response.data is not None else {}
+        if isinstance(data, Mapping) and data.get("deleted") is True:
+            return
+        if any("not-found" in str(_get_error_type(err)) for err in response.errors or []):
+            return
+        raise TransientError(PLATFORM, f"{action}: X did not say it was deleted ({data!r})")
+
     def find_recent(self, text: str, parent: PostRef | None, max_results: int = 20) -> PostRef | None:
         """The account's recent post with exactly this text (and parent), to settle a MaybePostedError.
 

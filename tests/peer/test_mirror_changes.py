@@ -192,7 +192,10 @@ def test_the_config_keys() -> None:
     m = MirrorConfig.model_validate({"from": "bluesky", "to": ["x"], "edits_within": "3d", "edits_every": "1h",
                                      "remove_tags": ["#xpost"]})
     assert (m.edits, m.deletions, m.edits_within, m.edits_every) == ("report", "report", 3 * 86400, 3600)
-    for bad in ({"deletions": "delete"}, {"remove_tags": ["xpost"]}, {"edits_every": "0s"}):
+    assert MirrorConfig.model_validate({"from": "bluesky", "to": ["x"], "deletions": "delete"}).deletions == "delete"
+    assert MirrorConfig.model_validate({"from": "bluesky", "to": ["x"], "edits": "update"}).edits == "update"
+    for bad in ({"deletions": "remove"}, {"deletions": True}, {"edits": "rewrite"}, {"remove_tags": ["xpost"]},
+                {"edits_every": "0s"}):
         with pytest.raises(ValidationError):
             MirrorConfig.model_validate({"from": "bluesky", "to": ["x"], **bad})
 
@@ -310,3 +313,26 @@ def test_mastodon_edit_and_delete_are_reported(mastodon_server, tmp_path: Path, 
     _poll_after_edits_every(m)
     assert len(m.state.changes) == 2
     assert pub.submitted == []
+
+
+def test_records_unchanged_asks_the_pds_for_each_records_cid(pds, tmp_path: Path) -> None:  # noqa: ANN001
+    from crossposter.mirror.backup_child import records_unchanged
+
+    handle, did, password = pds.create_account("cids")
+    jwt = pds.xrpc_post("com.atproto.server.createSession", {"identifier": handle, "password": password}).json()
+    record = {"$type": "app.bsky.feed.post", "text": "as backed up",
+              "createdAt": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
+    made = pds.xrpc_post("com.atproto.repo.createRecord", {"repo": did, "collection": "app.bsky.feed.post",
+                                                            "record": record}, jwt["accessJwt"]).json()
+    config = load_config(_peer_config(tmp_path, f"  bluesky: {{enabled: true, handle: {handle}, service: "
+                                                f"'{pds.url}'}}\n", "bluesky"))
+    assert records_unchanged(config, [(made["uri"], made["cid"])])
+    assert not records_unchanged(config, [(made["uri"], None)])  # no cid recorded: a doubt
+    rkey = made["uri"].rsplit("/", 1)[-1]
+    r = pds.xrpc_post("com.atproto.repo.putRecord", {"repo": did, "collection": "app.bsky.feed.post", "rkey": rkey,
+                                                      "record": {**record, "text": "edited"}}, jwt["accessJwt"])
+    assert r.status_code == 200, r.text
+    assert not records_unchanged(config, [(made["uri"], made["cid"])])
+    pds.xrpc_post("com.atproto.repo.deleteRecord", {"repo": did, "collection": "app.bsky.feed.post", "rkey": rkey},
+                  jwt["accessJwt"])
+    assert not records_unchanged(config, [(made["uri"], r.json()["cid"])])  # gone: not "unchanged"

@@ -357,3 +357,45 @@ def test_an_edit_and_a_deletion_on_the_source_are_reported_not_republished(serve
     finally:
         if d.proc is not None and d.proc.poll() is None:
             d.kill()
+
+
+def test_deletions_delete_takes_exactly_the_deleted_posts_copies_off_both_targets_once(
+        servers: Servers, tmp_path: Path) -> None:
+    """`deletions: delete`, the daemon's way: the deletes run in a child; a restart deletes nothing more."""
+    marker = uuid.uuid4().hex[:10]
+    src = Source(servers)
+    long = f"Deletes {marker}: the second post, long enough to be two posts on X. " + "Words to fill it up. " * 9
+    long += f"And more words {marker}."  # the marker in each of its X posts too
+    assert 280 < len(long) <= 300  # two posts on X, one on Bluesky and Mastodon
+    cfg = write_config(tmp_path, servers, settle="1s", extra=", edits_every: 1s, deletions: delete")
+    d = Daemon(tmp_path, cfg, servers)
+    d.start()
+    try:
+        d.wait_polls(1)
+        root = src.post(f"Deletes {marker}: the opening post.")
+        second = src.post(long, root=root, parent=root)
+        src.post(f"Deletes {marker}: the third post.", root=root, parent=second)
+        d.wait_for(lambda: len(mastodon_thread(servers, marker)) >= 3 and len(x_thread(servers, marker)) >= 4, 90,
+                   "the thread on mastodon and x")
+        d.wait_polls(2)
+        _, meta = archive_thread(tmp_path, marker)
+        gone = {"mastodon": [meta["mastodon"][1]["id"]], "x": [meta["x"][1]["id"], meta["x"][2]["id"]]}
+        src.client.delete_post(second.uri)
+        d.wait_for(lambda: sum(e.get("event") == "mirror_copy_deleted" for e in d.events()) >= 3, 60,
+                   "the copies deleted")
+        assert [s["id"] for s in mastodon_thread(servers, marker)] == [meta["mastodon"][i]["id"] for i in (0, 2)]
+        assert [t.id for t in x_thread(servers, marker)] == [meta["x"][i]["id"] for i in (0, 3)]
+        d.stop()
+        d.start()  # a restart: nothing more is deleted
+        d.wait_polls(3)
+        deletes = [r for r in servers.x.requests if r[0] == "DELETE"]
+        assert deletes == [("DELETE", f"/2/tweets/{i}", 200) for i in gone["x"]]
+        assert sum(e.get("event") == "mirror_copy_deleted" for e in d.events()) == 3
+        st = subprocess.run([sys.executable, "-m", "crossposter", "status", "--format", "json", "--config", str(cfg)],
+                            capture_output=True, text=True, cwd=tmp_path, env=cli_env(servers), timeout=120)
+        actions = json.loads(st.stdout)["mirror"]["actions"]
+        assert sorted((a["platform"], a["post"]) for a in actions) == sorted(
+            (p, i) for p, ids in gone.items() for i in ids)
+    finally:
+        if d.proc is not None and d.proc.poll() is None:
+            d.kill()

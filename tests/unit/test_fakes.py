@@ -65,6 +65,19 @@ def test_bluesky_rkey_addresses_the_record(pair) -> None:  # noqa: ANN001
     assert second.lookup(ref.id).text == "hello!"
 
 
+@pytest.mark.parametrize("name", ["bluesky", "mastodon", "x"])
+def test_delete_removes_exactly_that_post_and_a_repeat_is_harmless(pair, name: str) -> None:  # noqa: ANN001
+    first, later = pair(name)
+    rkeys = [first.new_tid(), first.new_tid()] if name == "bluesky" else [None, None]
+    keep = first.publish(post("stays", 0, rkeys[0]), None, None)
+    gone = first.publish(post("goes", 1, rkeys[1]), keep, keep)
+    first.delete(gone.id)
+    later.delete(gone.id)  # a repeat (in the next run, for the journal): already gone counts as deleted
+    assert later.lookup(gone.id) is None and later.lookup(keep.id) is not None
+    assert [p.ref.id for p in later.thread()] == [keep.id]
+    assert first.deleted == [gone.id]
+
+
 def test_a_reply_to_an_unknown_post_is_refused(tmp_path: Path) -> None:
     journal, _ = journal_pair(tmp_path, "mastodon")
     stranger = FakeAdapter("mastodon").publish(post("elsewhere"), None, None)
