@@ -319,7 +319,7 @@ class Mirror:
 
     def _hold_edited(self, decisions: list[Decision], before: dict[str, str], messages: dict[str, str],
                      now: datetime) -> list[Decision]:
-        """Hold back a settled thread whose source text was edited after it was backed up.
+        """Hold back a settled thread whose source text was edited (or a post deleted) after it was backed up.
 
         The archive holds the text the backup wrote, so publishing now would mirror the text before
         the edit. The archive is not rewritten here (it is the person's file, and a post's Markdown,
@@ -330,7 +330,8 @@ class Mirror:
         archive is never a reason to hold; an edit that leaves the text alone (Bluesky record, Mastodon
         media or alt text) is reported by the regular look and does not hold. One read of the source
         (the same as `_check_changes`) covers every thread about to be handed on; a held thread is read
-        again only every `edits_every`.
+        again only every `edits_every`. A post deleted on the source holds the thread the same way (the
+        person took it back: it is not published from the archive) until the archive no longer holds it.
         """
         from crossposter.plan import plan_thread
         from crossposter.publish import text_sha
@@ -392,28 +393,45 @@ class Mirror:
             found = compare(k, entries, view, set(), t.versions)
             edited = [(c.index, entries[c.index - 1]) for c in found if c.kind == EDITED
                       and entries[c.index - 1] in asked[k] and view.posts[c.post_id].sha != entries[c.index - 1].sha]
-            if not edited:
+            # a post deleted on the source before its thread went out: mirroring it would publish what the
+            # person took back, so it holds the thread the same way until the archive no longer holds it
+            deleted = [(c.index, entries[c.index - 1]) for c in found if c.kind == DELETED
+                       and entries[c.index - 1] in asked[k]]
+            if not edited and not deleted:
                 out.append(d)
                 continue
             archive, thread, _ = self._seen[k]
-            which = ", ".join(str(i) for i, _ in edited)
-            t.status, t.held = HELD, [e.id for _, e in edited]
-            t.message = (f"post {which} of {len(entries)} was edited on the source after it was backed up; not "
-                         f"mirrored while the archive holds the text from before the edit: put the new text in "
-                         f"{archive.path}:{thread.line} (what the archive then says is mirrored)")
-            for i, e in edited:
-                cur = view.posts[e.id]
-                key = f"edited {e.id} {cur.cid or cur.edited_at or cur.sha}"
+            t.status, t.held = HELD, [e.id for _, e in edited + deleted]
+            said = []
+            if edited:
+                said.append(f"post {', '.join(str(i) for i, _ in edited)} of {len(entries)} was edited on the "
+                            "source after it was backed up")
+            if deleted:
+                said.append(f"post {', '.join(str(i) for i, _ in deleted)} of {len(entries)} was deleted on the "
+                            "source")
+            t.message = (f"{'; '.join(said)}; not mirrored while the archive holds the text as it was backed up: "
+                         f"change it in {archive.path}:{thread.line} (put in the new text, or remove the deleted "
+                         "post; what the archive then says is mirrored)")
+            for i, e in edited + deleted:
+                if (i, e) in deleted:
+                    key = f"deleted {e.id}"
+                    what = ("was deleted on the source while the thread waited to settle; held: the archive still "
+                            "holds it (remove it there, and the rest is mirrored)")
+                    kind = "deleted"
+                else:
+                    cur = view.posts[e.id]
+                    key = f"edited {e.id} {cur.cid or cur.edited_at or cur.sha}"
+                    what = ("was edited on the source while the thread waited to settle; held: the archive holds "
+                            "the text from before the edit (put the new text there, and it is mirrored)")
+                    kind = "edited"
                 if key in t.reported:
                     continue
                 t.reported.append(key)
-                message = (f"{archive.path}:{thread.line}: {thread.title!r}: post {i} of {len(entries)} was edited "
-                           "on the source while the thread waited to settle; held: the archive holds the text "
-                           "from before the edit (put the new text there, and it is mirrored)")
+                message = f"{archive.path}:{thread.line}: {thread.title!r}: post {i} of {len(entries)} {what}"
                 log.warning("mirror: %s", message, extra={"event": "mirror_held", "title": thread.title,
                                                            "archive": str(archive.path), "line": thread.line,
                                                            "post": e.id})
-                self.state.changes.append({"at": iso(now), "kind": "edited", "title": thread.title,
+                self.state.changes.append({"at": iso(now), "kind": kind, "title": thread.title,
                                            "archive": str(archive.path), "line": thread.line, "post": e.id,
                                            "index": i, "message": message})
             out.append(Decision(t))

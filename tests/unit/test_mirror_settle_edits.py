@@ -150,3 +150,30 @@ def test_a_cheap_look_saying_unchanged_spares_the_read_and_a_doubt_reads(tmp_pat
     m2.unchanged = lambda config, posts: True
     m2.poll()
     assert pub2.submitted == ["New"] and src2.calls == []
+
+
+def test_a_post_deleted_on_the_source_while_settling_holds_the_thread_until_the_archive_drops_it(
+        tmp_path: Path) -> None:
+    config, archive, fakes, clock, src, pub, m = settled(tmp_path)
+
+    def deleted(config: object, since: datetime, expect: list[str]) -> SourceView:
+        src.calls.append((since, expect))
+        return SourceView(posts={uri(t): Current(text_sha(x)) for t, x in POSTS if t != T2}, gone={uri(T2)})
+
+    m.changes = deleted
+    before = archive.read_bytes()
+    m.poll()
+    root = uri(POSTS[0][0])
+    t = MirrorState.load(config.state_path).threads[root]
+    assert pub.submitted == [] and all(not f.calls for f in fakes.values())  # what was taken back is not mirrored
+    assert t.status == HELD and "post 2 of 3 was deleted on the source" in t.message and str(archive) in t.message
+    assert [(c["kind"], c["post"]) for c in m.state.changes] == [("deleted", uri(T2))]
+    assert archive.read_bytes() == before
+    # the person takes the post out of the archive: the rest goes out, without it
+    archive.write_text(archive.read_text(encoding="utf-8").replace(f"{POSTS[1][1]}\n\n---\n\n", ""),
+                       encoding="utf-8")
+    clock.now += timedelta(minutes=1)
+    m.poll()
+    assert pub.submitted == ["New"]
+    texts = [p.text for p in fakes["mastodon"].thread()]
+    assert POSTS[1][1] not in texts and any("Third post." in x for x in texts)
