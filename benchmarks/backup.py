@@ -398,10 +398,10 @@ def network_backup(platform: str, posts: int) -> None:
             into = Path(tmp) / "threads" / f"{platform}.md"
             into.parent.mkdir()
             phases = Phases()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             outcome = run_backup(reader(config), config, account=account.base, into=into, archives=[],
                                  reporter=phases)  # type: ignore[arg-type]
-            wall = time.perf_counter() - t0
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             counts = counts_of(account)  # (of the first run only)
             size = into.stat().st_size
             t1 = time.perf_counter()
@@ -428,7 +428,8 @@ def network_backup(platform: str, posts: int) -> None:
           f"{DELAY * 1000:.0f} ms = {floor:.2f} s")
     pages_only = (pages + logins) * DELAY
     print(f"  wall: {wall:.2f} s, ratio {wall / floor:.2f} × the floor (target ≤ 1.3); the pages alone (media "
-          f"downloads overlap them) {pages_only:.2f} s: {wall / pages_only:.2f} ×")
+          f"downloads overlap them) {pages_only:.2f} s: {wall / pages_only:.2f} ×; CPU of this process {cpu:.2f} s "
+          "(all threads; the SDK's import included)")
     rest = wall - phases.read_until - phases.media_time
     print(f"  where: reading (pages, converting, sections prepared meanwhile: {outcome.prepared:,} of "
           f"{len(outcome.threads):,}) {phases.read_until:.2f} s, media (waiting for downloads at the batches: they "
