@@ -110,17 +110,17 @@ class WrittenReplies:
 class Prepared:
     """A new section rendered and parsed ahead of its batch (`ArchiveWriter.prepare`).
 
-    `archive` is the parse of `text` followed by a blank line and a `##` line, exactly what follows a
-    section that is not the file's last; `thread` is the section's thread in it (lines counted from 1).
+    `thread` is the section as read from its bytes followed by a `##` line, exactly what follows a
+    section that is not the file's last (lines counted from 1), `breaks` its top-level `---` lines.
+    The parse's tokens are not kept: thousands of prepared sections would hold them all until the end.
     """
 
     posts: tuple[SourcePost, ...]
     media: tuple[str | None, ...]  # the media paths it links, post by post
     title: str
-    text: str  # with `\n` line endings
-    data: bytes  # `text` and the blank line after it, encoded
-    archive: Archive
+    data: bytes  # the section (`\n` line endings) and the blank line after it, encoded
     thread: Thread
+    breaks: int
 
 
 @dataclass
@@ -191,16 +191,17 @@ class ArchiveWriter:
         if len(archive.threads) != 2:
             return False
         section, sentinel = archive.threads
+        breaks = _breaks(archive, section)
         if (sentinel.title != _SENTINEL or sentinel.line != text.count("\n") + 2 or sentinel.errors
                 or section.errors or section.title != title or section.metadata != meta
-                or _breaks(archive, section) != len(posts) - 1):
+                or breaks != len(posts) - 1):
             return False
-        self._prepared[thread.root.id] = Prepared(posts, media, title, text, (text + "\n").encode(), archive,
-                                                  section)
+        self._prepared[thread.root.id] = Prepared(posts, media, title, (text + "\n").encode(),
+                                                  dataclasses.replace(section, _token_range=None), breaks)
         return True
 
     def _reusable(self, thread: SourceThread, title: str, eol: str) -> Prepared | None:
-        prep = self._prepared.get(thread.root.id)
+        prep = self._prepared.pop(thread.root.id, None)  # (taken once: its memory goes with the batch)
         if prep is None or eol != "\n" or prep.title != title or len(prep.posts) != len(thread.posts) \
                 or not all(a is b for a, b in zip(prep.posts, thread.posts, strict=True)):
             return None
@@ -396,11 +397,13 @@ class ArchiveWriter:
             pos = end
         pieces.append((pos, len(new), None))
         parsed: dict[int, tuple[Archive, Thread]] = {}
+        prepared_breaks: dict[int, int] = {}
         shifted: list[Thread] = []
         line = first  # the file line where the piece starts
         for start, end, prep in pieces:
+            piece_archive: Archive | None = None
             if prep is not None:
-                piece_archive, piece_threads = prep.archive, [prep.thread]
+                piece_threads = [prep.thread]
             else:
                 text = decode_archive(new[start:end], self.path)
                 if end < len(new):  # (a piece ends with the blank line before the next section)
@@ -422,7 +425,10 @@ class ArchiveWriter:
                     block_line=None if t.block_line is None else t.block_line + shift,
                     block_end_line=None if t.block_end_line is None else t.block_end_line + shift,
                     path=old_archive.path)
-                parsed[id(moved)] = (piece_archive, t)
+                if prep is not None:
+                    prepared_breaks[id(moved)] = prep.breaks
+                elif piece_archive is not None:
+                    parsed[id(moved)] = (piece_archive, t)
                 shifted.append(moved)
             line += new.count(b"\n", start, end)
         now = Archive(self.path, shifted)
@@ -438,7 +444,8 @@ class ArchiveWriter:
         parsed.update((id(t), (old_archive, t)) for t in old.threads)
 
         def breaks(thread: Thread) -> int:
-            return _breaks(*parsed[id(thread)])
+            known = prepared_breaks.get(id(thread))
+            return known if known is not None else _breaks(*parsed[id(thread)])
 
         for before, after in zip(old.threads, now.threads, strict=False):
             if (before.title, before.date) != (after.title, after.date):
