@@ -295,6 +295,10 @@ def _read_and_write(reader: Reader, config: Config, platform: str, account: str,
 
         problems_before = len(store.problems)
         paths = store.fetch_all(chunk_posts, dry_run=dry_run, on_file=on_file)
+        if not dry_run:
+            # the next batch's media are fetched while this one is written (a reader that hands nothing over
+            # while reading, as the X archive's, would otherwise copy and sync them between the writes)
+            store.prefetch(p for t in threads[start + batch:start + 2 * batch] for p in t.posts if p.media)
         failed = {pr.post.id for pr in store.problems[problems_before:]}
         for pr in store.problems[problems_before:]:
             problem = f"{pr.post.url}: media {pr.index + 1}: {pr.message}; the post is not written this time " \
