@@ -184,11 +184,14 @@ def _run(reader: Reader, config: Config, platform: str, account: str, into: Path
     extra_args: dict[str, Callable[[list[SourcePost]], None]] = {}
     ahead: _Ahead | None = None
     if not dry_run and "on_posts" in inspect.signature(reader.read).parameters:
+        def stored_path(post: SourcePost, i: int) -> str | None:
+            return store.path_of(post.media[i])  # (where the download goes: a failed one holds its thread back)
+
         writer = writers[into] = ArchiveWriter(into, platform, timezone=config.timezone, title=title,
-                                               media_path=lambda post, i: store.path_of(post.media[i]), sha=text_sha)
+                                               media_path=stored_path, sha=text_sha)
         if parsed_into is not None:
             writer.known(*parsed_into)
-        ahead = _Ahead(writer, index, lambda post, i: store.path_of(post.media[i]))
+        ahead = _Ahead(writer, index, stored_path)
 
         def on_posts(posts: list[SourcePost], ahead: _Ahead = ahead) -> None:
             # only what can be written: not reposts, replies to others or posts an archive records
@@ -214,6 +217,7 @@ def _read_and_write(reader: Reader, config: Config, platform: str, account: str,
     from crossposter.backup.state import BackupState
     from crossposter.platforms.base import PlatformError, RateLimitedError, TransientError
     from crossposter.publish import text_sha
+
     state = BackupState.load(config.state_path, platform, account)
     cursor = state.cursor
     posts: list[SourcePost] = []
