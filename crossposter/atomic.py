@@ -33,12 +33,14 @@ def fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = True) -> None:
+def write_atomic(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = True,
+                 sync_folder: bool = True) -> None:
     """Replace `path` with `data` atomically and durably, the new file having `mode`.
 
     `durable=False` leaves out the two fsyncs (file and folder), for a caller that writes many files and
     then makes them durable at once (`sync_all`): the rename is still atomic, so no reader ever sees half a
-    file under the real name."""
+    file under the real name. `sync_folder=False` keeps the file's fsync and leaves out the folder's, for a
+    caller that writes many files into one folder and fsyncs it once after the last rename."""
     with _temp_beside(Path(path), mode) as (tmp, fd):
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -46,7 +48,7 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = 
             if durable:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
-    if durable:
+    if durable and sync_folder:
         fsync_folder(Path(path).parent)
 
 

@@ -180,6 +180,17 @@ def _dump(key: Any, value: Any) -> list[str]:
     A block-style top-level mapping is its keys' texts one after the other, so the block is rendered (and
     re-rendered) key by key; raises ValueError if the key cannot be written faithfully.
     """
+    if type(key) is str and type(value) is str:  # e.g. `source: mastodon` in each of a backup's thousands of blocks
+        return list(_dump_text(key, value))
+    return _dump_any(key, value)
+
+
+@functools.lru_cache(maxsize=64)
+def _dump_text(key: str, value: str) -> tuple[str, ...]:
+    return tuple(_dump_any(key, value))
+
+
+def _dump_any(key: Any, value: Any) -> list[str]:
     import yaml
 
     try:

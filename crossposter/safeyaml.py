@@ -40,9 +40,20 @@ def load(text: str) -> Any:
     import yaml
 
     loader = _loader()
-    if "*" in text or len(text) > MAX_DEPTH:
+    if "*" in text or _indicators(text) > MAX_DEPTH:
         _check_shape(text, loader)
     return yaml.load(text, Loader=loader)
+
+
+def _indicators(text: str) -> int:
+    """An upper bound of the nesting depth of `text`, read without parsing it.
+
+    Every list or mapping YAML opens needs a character of its own among `[`, `{` (flow), `-` (a block
+    list entry), `:` (a key's value, which opens a mapping), `?` (an explicit key); a text with no more
+    of them than MAX_DEPTH cannot nest deeper, so its events need not be walked (the walk parses the
+    text a second time: it was a third of loading a metadata block).
+    """
+    return text.count("[") + text.count("{") + text.count("-") + text.count(":") + text.count("?")
 
 
 def _check_shape(text: str, loader: type) -> None:

@@ -12,6 +12,11 @@ Why the order of things:
 * Posts whose ID is recorded are dropped; a new self-reply to a recorded post is appended to the
   section that records its parent (wherever the person keeps it); everything else becomes new
   threads (`build_threads`), oldest first.
+* While pages are read, each new thread whose posts stopped changing for a page is rendered and
+  parsed by a worker thread (`ArchiveWriter.prepare`): the reading mostly waits for the network, so
+  the batches find most of their sections verified already. A guess that turns out wrong (the thread
+  grew later) costs only that work: a batch takes a prepared section only if it is exactly the one
+  it writes.
 * Media are downloaded per batch, before the batch is written, so a section never points at a
   file that is not there. A thread whose media still fail after the retries is held back (not
   written) and reported; the cursor is then not saved, so the next run reads those posts again
@@ -25,8 +30,10 @@ Why the order of things:
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +44,8 @@ from typing import TYPE_CHECKING
 from crossposter.backup.source import Reader, ReadResult, Skipped, SourcePost, SourceThread, build_threads
 from crossposter.backup.writer import Append, ArchiveWriter, WrittenReplies, WrittenThread, recorded_ids
 from crossposter.platforms import registry
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from crossposter.archive import Archive, Thread
@@ -91,6 +100,8 @@ class BackupOutcome:
     problems: list[str] = field(default_factory=list)
     requests: int = 0
     posts_read: int = 0
+    #: new threads whose section was rendered and verified while the pages were read
+    prepared: int = 0
     #: the read reached the newest post (False: stopped by a rate limit or an error; run again to resume)
     complete: bool = True
     cursor_saved: bool = False
@@ -166,19 +177,47 @@ def _run(reader: Reader, config: Config, platform: str, account: str, into: Path
          dry_run: bool, reporter: BackupReporter, sleep: Callable[[float], None], batch: int,
          index: dict[str, tuple[Path, Thread]], parsed_into: tuple[bytes, Archive, dict[str, Thread]] | None,
          cache: ArchiveCache, store: MediaStore, outcome: BackupOutcome) -> BackupOutcome:
+    from crossposter.publish import text_sha
+
+    title = f"{registry.display(platform)} threads"
+    writers: dict[Path, ArchiveWriter] = {}
+    extra_args: dict[str, Callable[[list[SourcePost]], None]] = {}
+    ahead: _Ahead | None = None
+    if not dry_run and "on_posts" in inspect.signature(reader.read).parameters:
+        def stored_path(post: SourcePost, i: int) -> str | None:
+            return store.path_of(post.media[i])  # (where the download goes: a failed one holds its thread back)
+
+        writer = writers[into] = ArchiveWriter(into, platform, timezone=config.timezone, title=title,
+                                               media_path=stored_path, sha=text_sha)
+        if parsed_into is not None:
+            writer.known(*parsed_into)
+        ahead = _Ahead(writer, index, stored_path)
+
+        def on_posts(posts: list[SourcePost], ahead: _Ahead = ahead) -> None:
+            # only what can be written: not reposts, replies to others or posts an archive records
+            store.prefetch(p for p in posts if p.media and not p.repost and p.id not in index
+                           and (p.reply_to is None or p.reply_to_self))
+            ahead.add(posts)
+
+        extra_args["on_posts"] = on_posts
+    try:
+        return _read_and_write(reader, config, platform, account, into, since, dry_run, reporter, sleep, batch,
+                               index, parsed_into, cache, store, outcome, extra_args, ahead, writers, title)
+    finally:
+        if ahead is not None:
+            ahead.stop()
+
+
+def _read_and_write(reader: Reader, config: Config, platform: str, account: str, into: Path,
+                    since: datetime | None, dry_run: bool, reporter: BackupReporter, sleep: Callable[[float], None],
+                    batch: int, index: dict[str, tuple[Path, Thread]],
+                    parsed_into: tuple[bytes, Archive, dict[str, Thread]] | None, cache: ArchiveCache,
+                    store: MediaStore, outcome: BackupOutcome, extra_args: dict[str, Callable[[list[SourcePost]], None]],
+                    ahead: _Ahead | None, writers: dict[Path, ArchiveWriter], title: str) -> BackupOutcome:
     from crossposter.backup.state import BackupState
     from crossposter.platforms.base import PlatformError, RateLimitedError, TransientError
     from crossposter.publish import text_sha
 
-    extra_args: dict[str, Callable[[list[SourcePost]], None]] = {}
-    if not dry_run and "on_posts" in inspect.signature(reader.read).parameters:
-
-        def on_posts(posts: list[SourcePost]) -> None:
-            # only what can be written: not reposts, replies to others or posts an archive records
-            store.prefetch(p for p in posts if p.media and not p.repost and p.id not in index
-                           and (p.reply_to is None or p.reply_to_self))
-
-        extra_args["on_posts"] = on_posts
     state = BackupState.load(config.state_path, platform, account)
     cursor = state.cursor
     posts: list[SourcePost] = []
@@ -221,6 +260,8 @@ def _run(reader: Reader, config: Config, platform: str, account: str, into: Path
         break
     for reason, n in skipped.counts.items():
         outcome.skipped[reason] = outcome.skipped.get(reason, 0) + n
+    if ahead is not None:
+        ahead.stop()  # (what it has not prepared yet, the batches do: the CPU is theirs now)
 
     # 3. Threads and appends.
     threads, appends = _plan(posts, index, outcome)
@@ -239,11 +280,9 @@ def _run(reader: Reader, config: Config, platform: str, account: str, into: Path
             reporter.note(problem)
 
     # 4. Media and writes, batch by batch.
-    title = f"{registry.display(platform)} threads"
     total = len(threads) + len(appends)
     done = 0
     first = True
-    writers: dict[Path, ArchiveWriter] = {}
     for start in range(0, max(len(threads), 1), batch):
         chunk = threads[start:start + batch]
         extra = appends if first else []
@@ -260,6 +299,10 @@ def _run(reader: Reader, config: Config, platform: str, account: str, into: Path
 
         problems_before = len(store.problems)
         paths = store.fetch_all(chunk_posts, dry_run=dry_run, on_file=on_file)
+        if not dry_run:
+            # the next batch's media are fetched while this one is written (a reader that hands nothing over
+            # while reading, as the X archive's, would otherwise copy and sync them between the writes)
+            store.prefetch(p for t in threads[start + batch:start + 2 * batch] for p in t.posts if p.media)
         failed = {pr.post.id for pr in store.problems[problems_before:]}
         for pr in store.problems[problems_before:]:
             problem = f"{pr.post.url}: media {pr.index + 1}: {pr.message}; the post is not written this time " \
@@ -289,6 +332,7 @@ def _run(reader: Reader, config: Config, platform: str, account: str, into: Path
                                media_path=media_path)
             outcome.threads.extend(res.threads)
             outcome.replies.extend(res.replies)
+            outcome.prepared += res.prepared
             if res.already:
                 outcome.skipped["already in an archive"] = outcome.skipped.get("already in an archive", 0) \
                     + res.already
@@ -311,6 +355,83 @@ def _run(reader: Reader, config: Config, platform: str, account: str, into: Path
         state.save(cursor)
         outcome.cursor_saved = True
     return outcome
+
+
+class _Ahead:
+    """New threads handed to `ArchiveWriter.prepare` on a worker thread while the pages are still read.
+
+    A thread is handed over once its first post is known and a whole page went by without adding to
+    it: readers list newest first (Mastodon: the first post comes last) or oldest first (Bluesky: the
+    replies follow within a page or two), and preparing a thread that is still growing would be work
+    thrown away. `add` is called by the reader (from its own thread), once per page.
+    """
+
+    def __init__(self, writer: ArchiveWriter, index: dict[str, tuple[Path, Thread]],
+                 media_path: Callable[[SourcePost, int], str | None]) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.writer = writer
+        self.media_path = media_path
+        self.index = index
+        self.posts: dict[str, SourcePost] = {}
+        self.children: dict[str, list[SourcePost]] = {}
+        self.changed: set[str] = set()  # first posts of threads that grew during the last page
+        self.lock = threading.Lock()
+        self.pool: ThreadPoolExecutor | None = ThreadPoolExecutor(max_workers=1, thread_name_prefix="backup-prepare")
+
+    def add(self, posts: list[SourcePost]) -> None:
+        with self.lock:
+            if self.pool is None:
+                return
+            changed: set[str] = set()
+            for p in posts:
+                if p.repost or p.id in self.index or p.id in self.posts or (
+                        p.reply_to is not None and not p.reply_to_self):
+                    continue
+                self.posts[p.id] = p
+                if p.reply_to is not None:
+                    self.children.setdefault(p.reply_to, []).append(p)
+                root = self._root(p)
+                if root is not None:
+                    changed.add(root)
+            ready, self.changed = self.changed - changed, changed
+            for root in ready:
+                self.pool.submit(self._prepare, self._thread(self.posts[root]))
+
+    def stop(self) -> None:
+        """No more preparing: what is queued is dropped, what runs is waited for."""
+        with self.lock:
+            pool, self.pool = self.pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _root(self, post: SourcePost) -> str | None:
+        """The thread's first post, if it is known yet (the posts above `post` may come in a later page)."""
+        seen = 0
+        while post.reply_to is not None:
+            parent = self.posts.get(post.reply_to)
+            seen += 1
+            if parent is None or seen > len(self.posts):  # (a cycle of forged replies ends here too)
+                return None
+            post = parent
+        return post.id
+
+    def _thread(self, root: SourcePost) -> SourceThread:
+        """As `build_threads` makes it: the first post, then every self-reply below it by time."""
+        rest: list[SourcePost] = []
+        todo = list(self.children.get(root.id, ()))
+        while todo:
+            p = todo.pop()
+            rest.append(p)
+            todo.extend(self.children.get(p.id, ()))
+        rest.sort(key=lambda q: (q.created_at, q.id))
+        return SourceThread([root, *rest])
+
+    def _prepare(self, thread: SourceThread) -> None:
+        try:
+            self.writer.prepare(thread, self.media_path)
+        except Exception:  # noqa: BLE001 - a bug here must not stop the backup: the batch renders it as usual
+            log.debug("preparing %s failed", thread.root.url, exc_info=True)
 
 
 def _recorded_index(config: Config, into: Path, archives: Sequence[Path] | None, platform: str,

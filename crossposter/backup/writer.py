@@ -19,6 +19,10 @@ every recording uses), computed from the bytes read *under that lock*:
 
 One write per batch, never per post: a 10 MB archive is rewritten once per `batch_threads`
 threads, not 10,000 times.
+
+The verification need not wait for the batch: `ArchiveWriter.prepare` renders a new thread's section
+and parses it (followed by a `##` line) while the account is still being read, and the batch that
+writes the very same section takes that parse instead of parsing it again (see `prepare`).
 """
 
 from __future__ import annotations
@@ -44,9 +48,13 @@ from crossposter.backup.source import SourcePost, SourceThread
 if TYPE_CHECKING:
     pass
 
-__all__ = ["Append", "ArchiveWriter", "BatchResult", "WrittenReplies", "WrittenThread", "recorded_ids"]
+__all__ = ["Append", "ArchiveWriter", "BatchResult", "Prepared", "WrittenReplies", "WrittenThread", "recorded_ids"]
 
 MediaPath = Callable[[SourcePost, int], "str | None"]
+
+#: the heading put after a piece of the file parsed on its own: it must read back as a thread of its own,
+#: which shows that the piece leaves no block open (a code block or HTML block would swallow it)
+_SENTINEL = "crossposter verification: the next section starts here"
 
 
 def recorded_ids(archive: Archive, platform: str) -> dict[str, Thread]:
@@ -98,6 +106,23 @@ class WrittenReplies:
     post_ids: list[str]
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A new section rendered and parsed ahead of its batch (`ArchiveWriter.prepare`).
+
+    `thread` is the section as read from its bytes followed by a `##` line, exactly what follows a
+    section that is not the file's last (lines counted from 1), `breaks` its top-level `---` lines.
+    The parse's tokens are not kept: thousands of prepared sections would hold them all until the end.
+    """
+
+    posts: tuple[SourcePost, ...]
+    media: tuple[str | None, ...]  # the media paths it links, post by post
+    title: str
+    data: bytes  # the section (`\n` line endings) and the blank line after it, encoded
+    thread: Thread
+    breaks: int
+
+
 @dataclass
 class BatchResult:
     threads: list[WrittenThread] = field(default_factory=list)
@@ -107,6 +132,8 @@ class BatchResult:
     #: appends whose section this file no longer has (moved or deleted meanwhile): not written
     unplaced: list[Append] = field(default_factory=list)
     written: bool = False
+    #: new sections taken as `prepare` rendered and parsed them
+    prepared: int = 0
 
 
 class ArchiveWriter:
@@ -124,6 +151,8 @@ class ArchiveWriter:
         #: without parsing the file again (one parse per batch, the verification's)
         self._last: tuple[bytes, Archive, dict[str, Thread]] | None = None
         self._checked: tuple[bytes, Archive, dict[str, Thread]] | None = None
+        #: sections `prepare` made, by the ID of their first post
+        self._prepared: dict[str, Prepared] = {}
 
     @property
     def last(self) -> tuple[bytes, Archive, dict[str, Thread]] | None:
@@ -133,6 +162,51 @@ class ArchiveWriter:
     def known(self, data: bytes, archive: Archive, index: dict[str, Thread] | None = None) -> None:
         """Tell the writer the file holds `data`, parsed as `archive` (the caller parsed it anyway)."""
         self._last = (data, archive, index if index is not None else recorded_ids(archive, self.platform))
+
+    def prepare(self, thread: SourceThread, media_path: MediaPath) -> bool:
+        """Render `thread` as a new section and parse it, ahead of the batch that writes it; safe from any thread.
+
+        Called while the account is still being read (the reading mostly waits for the network), so the
+        batch does less after the last page. The batch takes the prepared section only when it would write
+        the very same bytes (the same post objects, media paths and heading, `\n` line endings) at a place
+        that is not the end of the file; it still checks the prepared parse as it checks its own, and the
+        bytes around it are parsed as before. Why the parse of the section alone holds in the file: a `##`
+        line at the start of a line starts a new section whatever came before, unless a code block or HTML
+        block is still open; the sentinel heading after the section reads back as a heading only when the
+        section leaves none open, and the text before the section is checked the same way. Returns whether
+        the section was kept (it is not when it would not read back, which the batch then reports).
+        """
+        from crossposter.metadata import render_block
+
+        posts = tuple(thread.posts)
+        media = tuple(media_path(p, i) for p in posts for i in range(len(p.media)))
+        title = heading_for(thread.root, Titles(), self.timezone)
+        meta = {"source": self.platform, self.platform: [recorded_entry(p, self.sha) for p in posts]}
+        try:
+            block = render_block(meta, round_trip=False)
+            text = section_markdown(thread, title, self.timezone, block, media_path, "\n")
+            archive = parse_archive(f"{text}\n## {_SENTINEL}\n", self.path)
+        except (ValueError, ArchiveError):
+            return False
+        if len(archive.threads) != 2:
+            return False
+        section, sentinel = archive.threads
+        breaks = _breaks(archive, section)
+        if (sentinel.title != _SENTINEL or sentinel.line != text.count("\n") + 2 or sentinel.errors
+                or section.errors or section.title != title or section.metadata != meta
+                or breaks != len(posts) - 1):
+            return False
+        self._prepared[thread.root.id] = Prepared(posts, media, title, (text + "\n").encode(),
+                                                  dataclasses.replace(section, _token_range=None), breaks)
+        return True
+
+    def _reusable(self, thread: SourceThread, title: str, eol: str) -> Prepared | None:
+        prep = self._prepared.pop(thread.root.id, None)  # (taken once: its memory goes with the batch)
+        if prep is None or eol != "\n" or prep.title != title or len(prep.posts) != len(thread.posts) \
+                or not all(a is b for a, b in zip(prep.posts, thread.posts, strict=True)):
+            return None
+        media = tuple(self.media_path(p, i) for p in thread.posts for i in range(len(p.media)))
+        return prep if media == prep.media else None
 
     def write(self, threads: Iterable[SourceThread], appends: Iterable[Append], *,
               dry_run: bool = False, media_path: MediaPath | None = None) -> BatchResult:
@@ -247,39 +321,53 @@ class ArchiveWriter:
         result.replies.reverse()
 
         # New sections at the very end.
+        fresh_at: list[tuple[int, Prepared | None]] = []  # where each new section starts in `out`; its parse
         if fresh_threads:
             taken = Titles(t.title for t in archive.threads)
-            parts: list[str] = []
+            parts: list[bytes] = []
             if out and not out.endswith(b"\n"):
-                parts.append(eol)
+                parts.append(eol.encode())
             if out.strip() and not (out.endswith(b"\n\n") or out.endswith(b"\r\n\r\n")):
-                parts.append(eol)
+                parts.append(eol.encode())
+            at = len(out) + sum(map(len, parts))
             for i, t in enumerate(fresh_threads):
                 title = heading_for(t.root, taken, self.timezone)
                 taken.add(title)
-                meta = {"source": self.platform, self.platform: [recorded_entry(p, self.sha) for p in t.posts]}
-                try:
-                    # (section_markdown gives it the file's line endings; `_verify` loads it back and compares)
-                    block = render_block(meta, round_trip=False)
-                except ValueError as e:
-                    raise ArchiveError(self.path, None, f"cannot record the IDs of {t.root.url}: {e}") from None
-                if i:
-                    parts.append(eol)
-                parts.append(section_markdown(t, title, self.timezone, block, self.media_path, eol))
+                last = i == len(fresh_threads) - 1  # (at the end of the file it reads without the sentinel)
+                prep = None if last else self._reusable(t, title, eol)
+                if prep is not None:
+                    piece = prep.data
+                    result.prepared += 1
+                else:
+                    meta = {"source": self.platform, self.platform: [recorded_entry(p, self.sha) for p in t.posts]}
+                    try:
+                        # (section_markdown gives it the file's line endings; `_verify` loads it back and compares)
+                        block = render_block(meta, round_trip=False)
+                    except ValueError as e:
+                        raise ArchiveError(self.path, None, f"cannot record the IDs of {t.root.url}: {e}") from None
+                    piece = section_markdown(t, title, self.timezone, block, self.media_path, eol).encode("utf-8")
+                    if not last:
+                        piece += eol.encode()
+                fresh_at.append((at, prep))
+                parts.append(piece)
+                at += len(piece)
                 result.threads.append(WrittenThread(title, self.path, t.root.id, max(p.created_at for p in t.posts),
                                                     t.ids))
-            out = out + "".join(parts).encode("utf-8")
+            out = out + b"".join(parts)
         first = min([g[0].line for g in groups.values()] + ([archive.threads[-1].line] if archive.threads else [1]))
-        self._verify(archive, index, data, out, first, expected, fresh_threads, result)
+        self._verify(archive, index, data, out, first, expected, fresh_threads, result, fresh_at)
         return out if (out != data or created) else None
 
     def _verify(self, old_archive: Archive, old_index: dict[str, Thread], data: bytes, new: bytes, first: int,
-                expected: dict[int, tuple[dict, int]], fresh: list[SourceThread], result: BatchResult) -> None:
+                expected: dict[int, tuple[dict, int]], fresh: list[SourceThread], result: BatchResult,
+                fresh_at: list[tuple[int, Prepared | None]]) -> None:
         """Parse what is about to be written; any surprise stops the write (see the module docstring).
 
         Only the file from line `first` (the first section that changes) is parsed again: the bytes
         before it are checked to be identical, and a top-level heading starts afresh in Markdown, so
         the sections from there on read the same alone as in the whole file (as `metadata` verifies).
+        New sections `prepare` parsed already are not parsed again: the text between them is parsed
+        on its own, followed by a `##` line that must read back as a heading (see `prepare`).
         """
         from crossposter.metadata import line_starts
 
@@ -294,14 +382,56 @@ class ArchiveWriter:
             fail("bytes before the changed sections would change")
         keep = [t for t in old_archive.threads if t.line < first]
         old = Archive(old_archive.path, [t for t in old_archive.threads if t.line >= first])
-        tail = parse_archive(decode_archive(new[offset:], self.path), self.path)
-        shift = first - 1
-        now = Archive(self.path, [dataclasses.replace(
-            t, line=t.line + shift, end_line=t.end_line + shift, body_line=t.body_line + shift,
-            heading_end_line=t.heading_end_line + shift,
-            block_line=None if t.block_line is None else t.block_line + shift,
-            block_end_line=None if t.block_end_line is None else t.block_end_line + shift,
-            path=old_archive.path) for t in tail.threads])
+        # The pieces from `offset` on: runs parsed here, and sections prepared (never the last one).
+        pieces: list[tuple[int, int, Prepared | None]] = []
+        pos = offset
+        for k, (at, prep) in enumerate(fresh_at):
+            if prep is None:
+                continue
+            end = fresh_at[k + 1][0]
+            if new[at:end] != prep.data:
+                fail(f"the new section {prep.title!r} is not the one prepared")  # (never: `_compute` put it there)
+            if at > pos:
+                pieces.append((pos, at, None))
+            pieces.append((at, end, prep))
+            pos = end
+        pieces.append((pos, len(new), None))
+        parsed: dict[int, tuple[Archive, Thread]] = {}
+        prepared_breaks: dict[int, int] = {}
+        shifted: list[Thread] = []
+        line = first  # the file line where the piece starts
+        for start, end, prep in pieces:
+            piece_archive: Archive | None = None
+            if prep is not None:
+                piece_threads = [prep.thread]
+            else:
+                text = decode_archive(new[start:end], self.path)
+                if end < len(new):  # (a piece ends with the blank line before the next section)
+                    text += f"## {_SENTINEL}\n"
+                piece_archive = parse_archive(text, self.path)
+                piece_threads = piece_archive.threads
+                if end < len(new):
+                    sentinel = piece_threads[-1] if piece_threads else None
+                    if sentinel is None or sentinel.title != _SENTINEL or sentinel.errors or \
+                            sentinel.line != new.count(b"\n", start, end) + 1:
+                        fail("a new section would not start a section of its own: does the file end inside an "
+                             "open code block or HTML block? close it")
+                    piece_threads = piece_threads[:-1]
+            shift = line - 1
+            for t in piece_threads:
+                moved = dataclasses.replace(
+                    t, line=t.line + shift, end_line=t.end_line + shift, body_line=t.body_line + shift,
+                    heading_end_line=t.heading_end_line + shift,
+                    block_line=None if t.block_line is None else t.block_line + shift,
+                    block_end_line=None if t.block_end_line is None else t.block_end_line + shift,
+                    path=old_archive.path)
+                if prep is not None:
+                    prepared_breaks[id(moved)] = prep.breaks
+                elif piece_archive is not None:
+                    parsed[id(moved)] = (piece_archive, t)
+                shifted.append(moved)
+            line += new.count(b"\n", start, end)
+        now = Archive(self.path, shifted)
         if len(now.threads) != len(old.threads) + len(fresh):
             fail(f"the file would have {len(keep) + len(now.threads)} sections instead of "
                  f"{len(old_archive.threads) + len(fresh)}: does it end inside an open code block or HTML block? "
@@ -311,14 +441,11 @@ class ArchiveWriter:
                 fail(f"the new section {added.title!r} would read with an error (an earlier section leaves a code "
                      f"block or HTML block open, which would swallow it); `crossposter preview {self.path}` shows "
                      "the line: close the block and run the backup again")
-        parsed = {id(t): (tail, tt) for t, tt in zip(now.threads, tail.threads, strict=True)}
         parsed.update((id(t), (old_archive, t)) for t in old.threads)
 
         def breaks(thread: Thread) -> int:
-            """Top-level `---` breaks of `thread`, from the parse already made (not one parse per section)."""
-            archive, parsed_thread = parsed[id(thread)]
-            return sum(1 for tok in archive.body_tokens(parsed_thread, inline=False)
-                       if tok.type == "hr" and tok.level == 0)
+            known = prepared_breaks.get(id(thread))
+            return known if known is not None else _breaks(*parsed[id(thread)])
 
         for before, after in zip(old.threads, now.threads, strict=False):
             if (before.title, before.date) != (after.title, after.date):
@@ -343,3 +470,8 @@ class ArchiveWriter:
         index = {i: t for i, t in old_index.items() if t.line < first}
         index.update(recorded_ids(now, self.platform))
         self._checked = (new, Archive(old_archive.path, keep + now.threads), index)
+
+
+def _breaks(archive: Archive, thread: Thread) -> int:
+    """Top-level `---` breaks of `thread`, from the parse already made (not one parse per section)."""
+    return sum(1 for tok in archive.body_tokens(thread, inline=False) if tok.type == "hr" and tok.level == 0)
