@@ -12,7 +12,8 @@ Public API::
     graphemes(text) -> list[str]           # user-perceived characters (regex \\X)
     grapheme_count(text) -> int
     utf8_length(text) -> int
-    url_spans(platform, text) -> list[tuple[int, int]]   # the URLs the platform shortens (never cut these)
+    url_spans(platform, text) -> list[tuple[int, int]]   # the URLs the platform links (never cut these)
+    url_spans_as_written(platform, text)                 # the same, as offsets in `text` even for X (NFC)
 
 The rules, and where they come from:
 
@@ -29,6 +30,13 @@ The rules, and where they come from:
   weighted-length case of ``validate.yml`` and every URL case of ``extract.yml``. Emoji sequences are
   recognised from Unicode properties instead of twemoji's hard-coded list, so newer ZWJ sequences also
   count 2 (twemoji's old list would count their parts).
+
+The URL recogniser (`url_spans`) is the one every part uses: the count, the renderer's link facets and
+written-out links, and both previews' highlighting, so what is shown as a link is what is counted as one.
+Bluesky counts no URL specially; its recogniser is what its clients facet (`detectFacets` in
+bluesky-social/atproto's ``packages/api/src/rich-text/detection.ts``, which the app runs on every post):
+an ``http(s)://`` URL or a domain with a known TLD after the start, white space or "(", up to the next
+white space, less one trailing ``.,;:!?`` and then a ``)`` that opens nowhere in it.
 
 No twitter-text library is used: the Python port takes ~0.5 s to import, more than the whole preview may
 take. Its weight table and TLD list are embedded below instead.
@@ -54,6 +62,7 @@ __all__ = [
     "length",
     "mastodon_countable_text",
     "url_spans",
+    "url_spans_as_written",
     "utf8_length",
     "x_weighted_length",
 ]
@@ -646,6 +655,79 @@ def _mastodon_url_spans(text: str) -> list[tuple[int, int]]:
     return _extract_urls(text, _mastodon_rules(), without_protocol=False)
 
 
+def _js_space_class() -> str:
+    """JavaScript's ``\\s`` (the class detectFacets' regex uses), as the inside of a character class."""
+    return "\t\n\x0b\x0c\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+
+
+@cache
+def _bluesky_url_re() -> re.Pattern[str]:
+    """detectFacets' URL pattern: after the start, white space or "(", a scheme-ful URL or a dotted domain
+    (ASCII letters and digits only: no "-"), then everything up to the next white space."""
+    sp = _js_space_class()
+    return re.compile(
+        rf"(?<![^{sp}(])(?:(?P<proto>(?i:https?)://)[^{sp}]+|(?P<domain>(?i:[a-z][a-z0-9]*(?:\.[a-z0-9]+)+))[^{sp}]*)"
+    )
+
+
+@cache
+def _bluesky_candidate_re() -> re.Pattern[str]:
+    """What every Bluesky URL holds: "://" or a dot between two ASCII letters or digits (literal-led: fast)."""
+    return re.compile(r"://|\.(?<=[A-Za-z0-9]\.)[A-Za-z0-9]")
+
+
+_JS_SPACE = frozenset("\t\n\x0b\x0c\r \xa0\u1680\u2028\u2029\u202f\u205f\u3000\ufeff"
+                      + "".join(map(chr, range(0x2000, 0x200B))))
+
+
+def _bluesky_url_spans(text: str) -> list[tuple[int, int]]:
+    """The URLs Bluesky's clients make link facets of (see the module docstring).
+
+    A match never spans white space and starts at most once per word, so only the words holding a
+    candidate ("://" or a dotted name) are searched: the pattern's lookbehind would cost ~0.3 µs for every
+    character of a long text. Two departures from the client, both where it links nothing sensible: the
+    scheme may be upper case ("HTTPS://", which the client matches and then drops), and a scheme-less
+    domain starting with "http" ("httpbin.org") gets its "https://" like any other (the client links it
+    without one).
+    """
+    if "." not in text and "://" not in text:
+        return []
+    pattern = _bluesky_url_re()
+    candidates = _bluesky_candidate_re()
+    tlds = None
+    spans: list[tuple[int, int]] = []
+    n = len(text)
+    pos = 0
+    while pos < n:
+        c = candidates.search(text, pos)
+        if c is None:
+            break
+        start = c.start()
+        while start > pos and text[start - 1] not in _JS_SPACE:
+            start -= 1
+        end = c.end()
+        while end < n and text[end] not in _JS_SPACE:
+            end += 1
+        pos = end
+        m = pattern.search(text, start, end)
+        if m is None:
+            continue
+        a, b = m.span()
+        if m.group("proto") is None:
+            if tlds is None:
+                gtlds, cctlds = _tld_sets()
+                tlds = gtlds | cctlds
+            # isValidDomain: the last label is a TLD as the `tlds` package spells it (lower case)
+            if m.group("domain").rsplit(".", 1)[1] not in tlds:
+                continue
+        if text[b - 1] in ".,;:!?":
+            b -= 1
+        if text[b - 1] == ")" and "(" not in text[a:b]:
+            b -= 1
+        spans.append((a, b))
+    return spans
+
+
 # --- public API --------------------------------------------------------------------------------------------
 
 
@@ -807,14 +889,36 @@ def fits(platform: str, text: str, limit: int) -> bool:
 
 
 def url_spans(platform: str, text: str) -> list[tuple[int, int]]:
-    """(start, end) code point offsets of the URLs `platform` counts as 23, in order.
+    """(start, end) code point offsets of the URLs `platform` links, in order.
 
+    Mastodon and X count each of them as 23; Bluesky counts them as written (its clients' link facets).
     A splitter must never cut inside one. For ``x`` the offsets refer to the NFC form of `text` (the same
-    string for almost all real text). Bluesky shortens nothing, so it reports the scheme-ful URLs
-    Mastodon would link: still words a post must not be cut inside.
+    string for almost all real text; see `url_spans_as_written`).
     """
     if platform == "x":
         return _x_url_spans(unicodedata.normalize("NFC", text))
-    if platform in ("mastodon", "bluesky"):
+    if platform == "mastodon":
         return _mastodon_url_spans(text)
+    if platform == "bluesky":
+        return _bluesky_url_spans(text)
     raise _unknown(platform)
+
+
+def url_spans_as_written(platform: str, text: str) -> list[tuple[int, int]]:
+    """`url_spans` as offsets in `text` itself, for highlighting and link facets.
+
+    X finds URLs in the NFC form of the text: for the rare text that NFC changes, each URL found there is
+    looked up in the text as written (a URL that NFC altered is then left out, never misplaced).
+    """
+    spans = url_spans(platform, text)
+    if platform != "x" or not spans or unicodedata.is_normalized("NFC", text):
+        return spans
+    nfc = unicodedata.normalize("NFC", text)
+    out = []
+    pos = 0
+    for start, end in spans:
+        i = text.find(nfc[start:end], pos)
+        if i >= 0:
+            out.append((i, i + end - start))
+            pos = i + end - start
+    return out

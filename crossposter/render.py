@@ -59,13 +59,6 @@ class _Patterns:
         return re.compile(r"([ \t\n\r\f\v\u2028\u2029\u3000]+)")
 
     @cached_property
-    def url(self):
-        import regex
-
-        return regex.compile(r"https?://[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}’”]|https?://[^\s<>\"'`]*\([^\s()]*\)",
-                             regex.I)
-
-    @cached_property
     def tag(self):
         import regex
 
@@ -792,10 +785,9 @@ def inert(text: str) -> str:
     starts = _mention_starts(text)
     if not starts:
         return text
-    if "://" in text:  # URLs never overlap: the last one starting at or before i holds i, or none does
-        urls = [(m.start(), m.end()) for m in _P.url.finditer(text)]
-        url_starts = [a for a, _ in urls]
-        starts = [i for i in starts if (k := bisect_right(url_starts, i) - 1) < 0 or i >= urls[k][1]]
+    if "://" in text or "." in text:  # an @ inside a URL either platform links is part of the URL
+        urls = _written_url_spans("mastodon", text) + _written_url_spans("x", text)
+        starts = [i for i in starts if not any(a <= i < b for a, b in urls)]
     out, last = [], 0
     for i in starts:
         out.append(text[last:i + 1])
@@ -860,14 +852,41 @@ def tokenize(rendered: RenderedThread, platform: str) -> list[Token]:
     return tokenize_all(rendered, [platform])[platform]
 
 
-def _neutral(block: Block) -> bool:
-    """Whether the block reads the same on every platform (no link, URL, tag or mention in it)."""
+def _written_url_spans(dialect: str, text: str) -> list[tuple[int, int]]:
+    """The URLs `dialect` links in `text` (`counting`'s recogniser: the one the count uses)."""
+    from crossposter.counting import url_spans_as_written
+
+    return url_spans_as_written(dialect, text)
+
+
+def _may_hold_url(text: str) -> bool:
+    """Whether some dialect's recogniser could find a URL in `text` (each needs a "://" or a ".")."""
+    return "://" in text or "." in text
+
+
+class _BlockReading(NamedTuple):
+    """How a block reads across platforms, decided once per block."""
+
+    neutral: bool  # the same on every platform: no link, URL, tag or mention in it
+    written_alike: bool  # Mastodon and X find the same URLs in its text (they write links identically)
+
+
+def _reading(block: Block) -> _BlockReading:
+    neutral = True
     for run in block.runs:
         if run.kind == "link":
-            return False
-        if run.kind == "text" and ("#" in run.text or "@" in run.text or "://" in run.text or "＠" in run.text):
-            return False
-    return True
+            neutral = False
+        elif run.kind == "text":
+            t = run.text
+            if "#" in t or "@" in t or "＠" in t:
+                neutral = False
+            if _may_hold_url(t):
+                x = _written_url_spans("x", t)
+                if x != _written_url_spans("mastodon", t):
+                    return _BlockReading(False, False)
+                if x or _written_url_spans("bluesky", t):
+                    neutral = False
+    return _BlockReading(neutral, True)
 
 
 def tokenize_all(rendered: RenderedThread, platforms: list[str], *,
@@ -906,10 +925,16 @@ def tokenize_streams(rendered: RenderedThread, platforms: list[str], *,
     them in that post go with the post's first text, or make a post of their own when another `---` or the
     thread's end comes first.
     """
+    readings = [_reading(block) for block in rendered.blocks]
+    return _tokenize_streams(rendered, platforms, readings, mastodon_instance)
+
+
+def _tokenize_streams(rendered: RenderedThread, platforms: list[str], readings: list[_BlockReading],
+                      mastodon_instance: str | None) -> dict[str, Stream]:
     apart = rendered.mention_links or rendered.source in ("mastodon", "x")
-    if "mastodon" in platforms and "x" in platforms and not apart:
+    if "mastodon" in platforms and "x" in platforms and not apart and all(r.written_alike for r in readings):
         own = [p for p in platforms if p != "x"]
-        out = tokenize_streams(rendered, own, mastodon_instance=mastodon_instance)
+        out = _tokenize_streams(rendered, own, readings, mastodon_instance)
         out["x"] = out["mastodon"]
         return {p: out[p] for p in platforms}
     target = {p: _Target(p, rendered.source, _host(mastodon_instance)) for p in platforms}
@@ -917,7 +942,7 @@ def tokenize_streams(rendered: RenderedThread, platforms: list[str], *,
     pending: dict[str, list[ImageRef]] = {p: [] for p in platforms}  # images with no text before them yet
     post_start = dict.fromkeys(platforms, 0)  # first token of the post the last `---` started
     hard = dict.fromkeys(platforms, False)  # a `---` came and no token since: the next one starts a post
-    for block in rendered.blocks:
+    for block, reading in zip(rendered.blocks, readings, strict=True):
         if block.kind == "rule":
             for platform in platforms:
                 stream = out[platform]
@@ -931,13 +956,12 @@ def tokenize_streams(rendered: RenderedThread, platforms: list[str], *,
         # Tokens by how the block reads: the same everywhere (neutral), on Bluesky (link text, short URLs,
         # tag and mention facets), or with URLs written out (Mastodon and X write links identically, unless
         # `apart`).
-        neutral = _neutral(block)
         shared: dict[str, tuple[BlockTokens, list[tuple[int, ImageRef]]]] = {}
         for platform in platforms:
             stream = out[platform]
             first = len(stream.texts)
-            variant = ("neutral" if neutral else "bluesky" if platform == "bluesky" else
-                       platform if apart else "written")
+            variant = ("neutral" if reading.neutral else "bluesky" if platform == "bluesky" else
+                       platform if apart or not reading.written_alike else "written")
             own = shared.get(variant)
             if own is None:
                 written = _block_text(block, target[platform])
@@ -1043,7 +1067,7 @@ def _block_text(block: Block, target: _Target | str) -> BlockText:
             t = run.text
             if foreign and not bluesky and ("@" in t or "＠" in t):
                 t = inert(t)
-            if "://" in t or bluesky and ("#" in t or "@" in t):  # what _scan_text looks for
+            if _may_hold_url(t) or bluesky and ("#" in t or "@" in t):  # what _scan_text looks for
                 _scan_text(t, pos, platform, facets, mentions=not foreign)
             append(t)
             pos += len(t)
@@ -1113,12 +1137,18 @@ def _live_mention(run: Run, mention: Mention, target: _Target) -> str:
 
 def _scan_text(text: str, offset: int, platform: str, facets: list[TextFacet], *,
                mentions: bool = True) -> None:
-    """Bare URLs, #tags and @mentions in plain text (rendered text, not Markdown)."""
-    # Each pattern needs its literal ("://", "#", "@"): most text has none of them, so no search.
-    if "://" in text:
-        for m in _P.url.finditer(text):
-            facets.append(TextFacet(offset + m.start(), offset + m.end(), "link" if platform == "bluesky" else "url",
-                                    m.group()))
+    """Bare URLs, #tags and @mentions in plain text (rendered text, not Markdown).
+
+    The URLs are the ones the platform's dialect links (`counting.url_spans`: the recogniser the count
+    uses), so a facet or written-out link is exactly what is counted as a URL. A URL without a scheme
+    (X: `example.com`; Bluesky: what its app links) links to https.
+    """
+    # Each pattern needs its literal ("://" or ".", "#", "@"): most text has none of them, so no search.
+    if _may_hold_url(text):
+        kind = "link" if platform == "bluesky" else "url"
+        for start, end in _written_url_spans(registry.dialect_of(platform), text):
+            url = text[start:end]
+            facets.append(TextFacet(offset + start, offset + end, kind, url if "://" in url else f"https://{url}"))
     if platform != "bluesky":
         return
     if "#" in text:

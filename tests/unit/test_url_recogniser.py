@@ -39,3 +39,77 @@ def test_known_urls(platform: str, text: str, url: str | None) -> None:
 
 def test_bluesky_byte_cap_is_defined_once() -> None:
     assert split.BLUESKY_MAX_BYTES is counting.BLUESKY_MAX_BYTES
+
+
+# --- the renderer's links and facets come from the same recogniser (per dialect) -------------------------
+
+def _one_post(markdown: str, platform: str):
+    from tests.unit.test_split import posts_of
+
+    (post,) = posts_of(markdown, platform).posts
+    return post
+
+
+def _facets(post) -> list[tuple[str, str, str]]:
+    raw = post.text.encode()
+    return [(f.kind, raw[f.byte_start:f.byte_end].decode(), f.value) for f in post.facets]
+
+
+WIKI = "https://en.wikipedia.org/wiki/Foo_(bar)"
+
+
+@pytest.mark.parametrize("platform", ["bluesky", "mastodon", "x"])
+def test_a_bare_url_ending_in_a_parenthesis_is_linked_whole(platform: str) -> None:
+    post = _one_post(f"Read {WIKI} now", platform)
+    assert post.links == [WIKI]  # the old pattern dropped the ")": .../Foo_(bar
+    if platform == "bluesky":
+        assert [(k, v) for k, _, v in _facets(post)] == [("link", WIKI)]
+
+
+@pytest.mark.parametrize("platform", ["mastodon", "x"])
+def test_what_the_count_does_not_weigh_as_a_url_is_no_link(platform: str) -> None:
+    # Mastodon and X need a known TLD: the count weighs this URL as its 23 characters, so it is no link there.
+    text = "Run it on http://localhost:8000/x today"
+    post = _one_post(text, platform)
+    assert post.links == []
+    assert counting.url_spans(platform, post.text) == []
+
+
+def test_bluesky_links_what_its_app_links() -> None:
+    # detectFacets links any http(s) URL and a domain with a known TLD, after white space or "(".
+    post = _one_post("Run http://localhost:8000/x, see example.com. (also https://a.org/y) but not my-site.com", "bluesky")
+    assert [(k, shown, v) for k, shown, v in _facets(post)] == [
+        ("link", "localhost:8000/x", "http://localhost:8000/x"),  # shown short like the app's bare URLs
+        ("link", "example.com", "https://example.com"),
+        ("link", "a.org/y", "https://a.org/y"),
+    ]
+
+
+def test_x_links_a_url_without_a_scheme_and_mastodon_does_not() -> None:
+    text = "see example.com and t.co/abc today"
+    assert _one_post(text, "x").links == ["https://example.com", "https://t.co/abc"]
+    assert _one_post(text, "mastodon").links == []
+
+
+_word = st.sampled_from(["example.com", WIKI, "http://localhost:8000/x", "(https://a.org/y)", "https://a.org/x.",
+                         "t.co/abc", "e.g.", "日本語example.com", "x.org/a_b?c=d", "file.txt", "https://例え.jp/パス",
+                         "word", "words", "ok,", "end.", "日本語の文章です。", "🧵", "3.5", "“https://e.org/q”"])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(words=st.lists(_word, min_size=1, max_size=30), platform=st.sampled_from(["mastodon", "x"]),
+       limit=st.sampled_from([40, 80, 280]))
+def test_a_posts_links_are_the_urls_its_count_weighs(words: list[str], platform: str, limit: int) -> None:
+    """Mastodon and X find URLs in the text themselves: the links a post lists are exactly those (never a
+    link the count ignores or a URL it weighs 23 that the post does not list), and none is cut."""
+    from tests.unit.test_split import posts_of
+
+    text = " ".join(words)
+    result = posts_of(text, platform, limit)
+    for post in result.posts:
+        found = [post.text[s:e] for s, e in counting.url_spans_as_written(platform, post.text)]
+        assert post.links == [u if "://" in u else f"https://{u}" for u in found]
+    every = [text[s:e] for s, e in counting.url_spans_as_written(platform, text)]
+    kept = [u for post in result.posts for u in
+            (post.text[s:e] for s, e in counting.url_spans_as_written(platform, post.text))]
+    assert kept == every
