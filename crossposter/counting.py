@@ -36,7 +36,7 @@ written-out links, and both previews' highlighting, so what is shown as a link i
 Bluesky counts no URL specially; its recogniser is what its clients facet (`detectFacets` in
 bluesky-social/atproto's ``packages/api/src/rich-text/detection.ts``, which the app runs on every post):
 an ``http(s)://`` URL or a domain with a known TLD after the start, white space or "(", up to the next
-white space, less one trailing ``.,;:!?`` and then a ``)`` that opens nowhere in it.
+white space, less trailing ``.,;:!?`` and a ``)`` that opens nowhere in it.
 
 No twitter-text library is used: the Python port takes ~0.5 s to import, more than the whole preview may
 take. Its weight table and TLD list are embedded below instead.
@@ -685,10 +685,11 @@ def _bluesky_url_spans(text: str) -> list[tuple[int, int]]:
 
     A match never spans white space and starts at most once per word, so only the words holding a
     candidate ("://" or a dotted name) are searched: the pattern's lookbehind would cost ~0.3 µs for every
-    character of a long text. Two departures from the client, both where it links nothing sensible: the
-    scheme may be upper case ("HTTPS://", which the client matches and then drops), and a scheme-less
-    domain starting with "http" ("httpbin.org") gets its "https://" like any other (the client links it
-    without one).
+    character of a long text. Three departures from the client, each where it links nothing sensible: the
+    scheme may be upper case ("HTTPS://", which the client matches and then drops); a scheme-less domain
+    starting with "http" ("httpbin.org") gets its "https://" like any other (the client links it without
+    one); and trailing punctuation is dropped as long as there is some ("see https://a.org/x!:" links
+    https://a.org/x, where the client's one ".,;:!?" and one ")" would link https://a.org/x!).
     """
     if "." not in text and "://" not in text:
         return []
@@ -720,11 +721,11 @@ def _bluesky_url_spans(text: str) -> list[tuple[int, int]]:
             # isValidDomain: the last label is a TLD as the `tlds` package spells it (lower case)
             if m.group("domain").rsplit(".", 1)[1] not in tlds:
                 continue
-        if text[b - 1] in ".,;:!?":
+        # the client drops one of each, once; a link ending in "!:" or ".)" is no better
+        while text[b - 1] in ".,;:!?" or text[b - 1] == ")" and "(" not in text[a:b]:
             b -= 1
-        if text[b - 1] == ")" and "(" not in text[a:b]:
-            b -= 1
-        spans.append((a, b))
+        if b > a + len(m.group("proto") or ""):
+            spans.append((a, b))
     return spans
 
 

@@ -1175,6 +1175,8 @@ def _split_block(text: str, facets: list[TextFacet], glue: list[tuple[int, int]]
     if facets:
         text, facets, glue, lines = _shorten(text, facets, glue, lines)
     words, seps, starts, ends = _pieces(text, facets, prefix_len)
+    if facets:
+        _join_urls(text, facets, words, seps, starts, ends)
     n = len(words)
     if not n:
         return BlockTokens([], [], [], [], {}, {}, [])
@@ -1280,6 +1282,23 @@ def _cut_cjk(text: str, facets, words: list[str], seps: list[str], starts: list[
         seps[j + 1:j + 1] = gaps
         starts[j + 1:j + 1] = map(start.__add__, cuts)
         ends[j:j] = map(start.__add__, cuts)
+
+
+def _join_urls(text: str, facets, words: list[str], seps: list[str], starts: list[int], ends: list[int]) -> None:
+    """Make each written-out URL one token, so no post is ever cut inside it.
+
+    Only Mastodon's URLs can hold white space: its query may run on over U+3000 (and U+2028/U+2029), which
+    the tokens are cut at; a cut there would leave the post before it listing a URL it does not hold.
+    """
+    for fs, fe, kind, _ in sorted(facets, reverse=True):  # from the end: joining keeps earlier indices valid
+        if kind != "url":
+            continue
+        i = bisect_right(ends, fs)  # the first token ending after the URL's start
+        j = bisect_left(starts, fe) - 1  # the last token starting before its end
+        if j > i:
+            words[i] = text[starts[i]:ends[j]]
+            ends[i] = ends[j]
+            del words[i + 1:j + 1], seps[i + 1:j + 1], starts[i + 1:j + 1], ends[i + 1:j + 1]
 
 
 def _non_ascii_indices(words: list[str]) -> list[int]:

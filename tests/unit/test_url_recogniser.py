@@ -85,6 +85,12 @@ def test_bluesky_links_what_its_app_links() -> None:
     ]
 
 
+def test_bluesky_links_leave_trailing_punctuation_out() -> None:
+    # the app drops one ".,;:!?" and one ")": it would link https://a.org/x! here; crossposter drops them all
+    post = _one_post("Read https://a.org/x!: and (see https://b.org/y.)", "bluesky")
+    assert [v for _, _, v in _facets(post)] == ["https://a.org/x", "https://b.org/y"]
+
+
 def test_x_links_a_url_without_a_scheme_and_mastodon_does_not() -> None:
     text = "see example.com and t.co/abc today"
     assert _one_post(text, "x").links == ["https://example.com", "https://t.co/abc"]
@@ -93,7 +99,9 @@ def test_x_links_a_url_without_a_scheme_and_mastodon_does_not() -> None:
 
 _word = st.sampled_from(["example.com", WIKI, "http://localhost:8000/x", "(https://a.org/y)", "https://a.org/x.",
                          "t.co/abc", "e.g.", "日本語example.com", "x.org/a_b?c=d", "file.txt", "https://例え.jp/パス",
-                         "word", "words", "ok,", "end.", "日本語の文章です。", "🧵", "3.5", "“https://e.org/q”"])
+                         "word", "words", "ok,", "end.", "日本語の文章です。", "🧵", "3.5", "“https://e.org/q”",
+                         # Mastodon's query runs on over U+3000 (and into the CJK after it)
+                         "http://x.org/a_b?c=d#f\u3000中文，测试！"])
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
