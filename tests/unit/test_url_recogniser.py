@@ -97,6 +97,20 @@ def test_x_links_a_url_without_a_scheme_and_mastodon_does_not() -> None:
     assert _one_post(text, "mastodon").links == []
 
 
+def test_a_mastodon_url_running_over_u3000_is_never_cut() -> None:
+    # Mastodon's query characters include U+3000 and CJK: this is one URL there (counted 23), and a cut at
+    # the U+3000 would leave a post listing a URL it does not hold
+    from tests.unit.test_split import posts_of
+
+    text = "Some words here http://x.org/a_b?c=d#f\u3000中文，测试！ and more words after it"
+    url = "http://x.org/a_b?c=d#f\u3000中文，测试！"
+    assert counting.url_spans("mastodon", text) == [(16, 16 + len(url))]
+    posts = posts_of(text, "mastodon", 20).posts
+    assert any(url in p.text for p in posts)  # whole, in one post
+    for p in posts:
+        assert p.links == [p.text[s:e] for s, e in counting.url_spans("mastodon", p.text)]
+
+
 _word = st.sampled_from(["example.com", WIKI, "http://localhost:8000/x", "(https://a.org/y)", "https://a.org/x.",
                          "t.co/abc", "e.g.", "日本語example.com", "x.org/a_b?c=d", "file.txt", "https://例え.jp/パス",
                          "word", "words", "ok,", "end.", "日本語の文章です。", "🧵", "3.5", "“https://e.org/q”",
