@@ -16,6 +16,7 @@ from __future__ import annotations
 from itertools import accumulate
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
@@ -106,13 +107,9 @@ def _length(tokens: list[Token]) -> int:
     return sum(len(t.sep) + len(t.text) for t in tokens[1:]) + len(tokens[0].text)
 
 
-@settings(max_examples=300, deadline=None)
-@given(data=st.data(), tokens=_words(min_size=3))
-def test_rebalancing_the_last_two_posts_matches_the_reference(data: st.DataObject, tokens: list[Token]) -> None:
-    """Rule 5 alone, on any two last posts 0..c-1 and c..n-1: the same share-out as the reference."""
+def _rebalanced_both_ways(tokens: list[Token], c: int, limit: int) -> tuple[list, list]:
+    """The last two posts 0..c-1 and c..n-1 after rule 5: by split.py (summed lengths), by the reference."""
     n = len(tokens)
-    c = data.draw(st.integers(1, n - 1), label="cut")
-    limit = data.draw(st.integers(max(1, _length(tokens) // 3), _length(tokens) + 3), label="limit")
     expected = [(0, c - 1), (c, n - 1)]
     _Packer(tokens, "x", limit, BLUESKY_MAX_BYTES).rebalance_tail(expected)
     lengths = [len(t.text) for t in tokens]
@@ -127,6 +124,36 @@ def test_rebalancing_the_last_two_posts_matches_the_reference(data: st.DataObjec
     got = [(0, c - 1), (c, n - 1)]
     split_module._rebalance_tail([t.strength for t in tokens], got, 0, size, fits,
                                  [len(t.images or ()) for t in tokens], limit)
+    return got, expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), tokens=_words(min_size=3))
+def test_rebalancing_the_last_two_posts_matches_the_reference(data: st.DataObject, tokens: list[Token]) -> None:
+    """Rule 5 alone, on any two last posts (often a short last one, where the rule acts), at limits where
+    both halves can fit: the same share-out as the reference."""
+    n = len(tokens)
+    c = data.draw(st.one_of(st.integers(1, n - 1), st.sampled_from([n - 1, n - 1, n - 2])), label="cut")
+    limit = data.draw(st.integers(max(1, _length(tokens) // 2), _length(tokens) + 3), label="limit")
+    got, expected = _rebalanced_both_ways(tokens, c, limit)
+    assert got == expected
+
+
+@pytest.mark.parametrize(("lengths", "gaps", "cut", "limit"), [
+    pytest.param([1, 1, 1, 1], [WORD, WORD, CLAUSE], 2, 5, id="both-halves-a-quarter-first"),
+    pytest.param([1, 1, 1, 1, 2], [WORD, WORD, WORD, WORD], 1, 54, id="most-even"),
+    pytest.param([1, 1, 1, 1, 1, 1], [WORD] * 5, 1, 61, id="evenness-decides-among-equals"),
+    pytest.param([1, 1, 1, 1, 1, 1, 2], [WORD, WORD, WORD, SENTENCE, LINE, WORD], 6, 9, id="no-gap-above-a-sentence"),
+    pytest.param([1, 1, 1, 1, 2], [WORD, CLAUSE, WORD, WORD], 3, 6, id="strength-before-evenness"),
+    pytest.param([1, 1, 1], [WORD, WORD], 1, 3, id="even-not-short-right"),
+])
+def test_rebalancing_cases_where_one_part_of_the_rule_decides(lengths: list[int], gaps: list[int], cut: int,
+                                                              limit: int) -> None:
+    """Small cases found by mutating split.py's rebalance key (each part: the quarter condition, the gap
+    strength capped at a sentence end, evenness): each mutant shares these out differently from rule 5."""
+    tokens = [Token("w" * n, "" if i == 0 else "\n" if s >= LINE else " ", s, i + 1)
+              for i, (n, s) in enumerate(zip(lengths, [SECTION, *gaps], strict=True))]
+    got, expected = _rebalanced_both_ways(tokens, cut, limit)
     assert got == expected
 
 
