@@ -46,6 +46,10 @@ ITEM = 5
 PARAGRAPH = 6
 SECTION = 100  # a `###` sub-section: always a new post
 
+#: The white space tokens are cut at (`_Patterns.ws_split`).
+_WHITE_SPACE = " \t\n\r\f\v\u2028\u2029\u3000"
+
+
 class _Patterns:
     """The renderer's patterns, each compiled on first use.
 
@@ -1147,7 +1151,8 @@ def _scan_text(text: str, offset: int, platform: str, facets: list[TextFacet], *
     if _may_hold_url(text):
         kind = "link" if platform == "bluesky" else "url"
         for start, end in _written_url_spans(registry.dialect_of(platform), text):
-            url = text[start:end]
+            url = text[start:end].rstrip(_WHITE_SPACE)  # a Mastodon query may end in U+3000: no URL of a post
+            end = start + len(url)
             facets.append(TextFacet(offset + start, offset + end, kind, url if "://" in url else f"https://{url}"))
     if platform != "bluesky":
         return
