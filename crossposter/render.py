@@ -856,11 +856,18 @@ def tokenize(rendered: RenderedThread, platform: str) -> list[Token]:
     return tokenize_all(rendered, [platform])[platform]
 
 
+#: (dialect, text) -> its URL spans: a block's reading and its text on each platform ask for the same ones.
+_URL_SPANS: BoundedCache[tuple[str, str], list[tuple[int, int]]] = BoundedCache(20_000)
+
+
 def _written_url_spans(dialect: str, text: str) -> list[tuple[int, int]]:
     """The URLs `dialect` links in `text` (`counting`'s recogniser: the one the count uses)."""
-    from crossposter.counting import url_spans_as_written
+    spans = _URL_SPANS.get((dialect, text))
+    if spans is None:
+        from crossposter.counting import url_spans_as_written
 
-    return url_spans_as_written(dialect, text)
+        spans = _URL_SPANS.put((dialect, text), url_spans_as_written(dialect, text))
+    return spans
 
 
 def _may_hold_url(text: str) -> bool:

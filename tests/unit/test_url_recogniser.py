@@ -135,3 +135,28 @@ def test_a_posts_links_are_the_urls_its_count_weighs(words: list[str], platform:
     kept = [u for post in result.posts for u in
             (post.text[s:e] for s, e in counting.url_spans_as_written(platform, post.text))]
     assert kept == every
+
+
+def _bluesky_by_the_pattern(text: str) -> list[tuple[int, int]]:
+    """detectFacets' loop as written: the URL pattern run over the whole text (slow, obviously the rule)."""
+    tlds = set(counting._GTLDS.split()) | set(counting._CCTLDS.split())
+    spans = []
+    for m in counting._bluesky_url_re().finditer(text):
+        a, b = m.span()
+        if m.group("proto") is None and m.group("domain").rsplit(".", 1)[1] not in tlds:
+            continue
+        while text[b - 1] in ".,;:!?" or text[b - 1] == ")" and "(" not in text[a:b]:
+            b -= 1
+        if b > a + len(m.group("proto") or ""):
+            spans.append((a, b))
+    return spans
+
+
+_bsky_piece = st.sampled_from(["a", "b.c", "x.org", "https://", "http://y.io/p", "(", ")", ".", "!", ":", "-", "é",
+                               " ", "\n", "\t", "\u3000", "\u2003", "\xa0", "\ufeff", "www.example.com", "3.5", "@"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.lists(_bsky_piece, max_size=25).map("".join))
+def test_bluesky_spans_scan_only_candidate_words_yet_match_the_pattern(text: str) -> None:
+    assert counting.url_spans("bluesky", text) == _bluesky_by_the_pattern(text)
