@@ -61,6 +61,7 @@ __all__ = [
     "graphemes",
     "length",
     "mastodon_countable_text",
+    "may_hold_url",
     "url_spans",
     "url_spans_as_written",
     "utf8_length",
@@ -428,6 +429,12 @@ def _tld_sets() -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(_GTLDS.split()), frozenset(_CCTLDS.split())
 
 
+@cache
+def _all_tlds() -> frozenset[str]:
+    gtlds, cctlds = _tld_sets()
+    return gtlds | cctlds
+
+
 _TLD_BAD_FOLLOWER = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ@+-"
 
 
@@ -671,9 +678,12 @@ def _bluesky_url_re() -> re.Pattern[str]:
 
 
 @cache
-def _bluesky_candidate_re() -> re.Pattern[str]:
-    """What every Bluesky URL holds: "://" or a dot between two ASCII letters or digits (literal-led: fast)."""
-    return re.compile(r"://|\.(?<=[A-Za-z0-9]\.)[A-Za-z0-9]")
+def _bluesky_dotted_re() -> re.Pattern[str]:
+    """What every scheme-less Bluesky URL holds: a dot between two ASCII letters or digits.
+
+    Led by the literal ".", so `re` skips to each dot at C speed (an alternation with "://" would not).
+    """
+    return re.compile(r"\.(?<=[A-Za-z0-9]\.)[A-Za-z0-9]")
 
 
 @cache
@@ -697,24 +707,30 @@ def _bluesky_url_spans(text: str) -> list[tuple[int, int]]:
     if "." not in text and "://" not in text:
         return []
     pattern = _bluesky_url_re()
-    candidates = _bluesky_candidate_re()
+    dotted = _bluesky_dotted_re()
     word, other_space = _bluesky_word_re()
     tlds = None
     spans: list[tuple[int, int]] = []
     n = len(text)
     pos = 0
+    scheme = text.find("://")
+    dot = dotted.search(text)
     while pos < n:
-        c = candidates.search(text, pos)
-        if c is None:
+        if 0 <= scheme < pos:
+            scheme = text.find("://", pos)
+        if dot is not None and dot.start() < pos:
+            dot = dotted.search(text, pos)
+        if scheme < 0 and dot is None:
             break
+        at = scheme if dot is None or 0 <= scheme < dot.start() else dot.start()
         # the word around the candidate: back to the last " " or line break (or another white space, rarer)
-        start = max(text.rfind(" ", pos, c.start()), text.rfind("\n", pos, c.start())) + 1
-        other = other_space.search(text, max(start, pos), c.start())
+        start = max(text.rfind(" ", pos, at), text.rfind("\n", pos, at)) + 1
+        other = other_space.search(text, max(start, pos), at)
         while other is not None:
             start = other.end()
-            other = other_space.search(text, start, c.start())
+            other = other_space.search(text, start, at)
         start = max(start, pos)
-        end = word.match(text, c.end()).end()
+        end = word.match(text, at).end()
         pos = end
         m = pattern.search(text, start, end)
         if m is None:
@@ -722,8 +738,7 @@ def _bluesky_url_spans(text: str) -> list[tuple[int, int]]:
         a, b = m.span()
         if m.group("proto") is None:
             if tlds is None:
-                gtlds, cctlds = _tld_sets()
-                tlds = gtlds | cctlds
+                tlds = _all_tlds()
             # isValidDomain: the last label is a TLD as the `tlds` package spells it (lower case)
             if m.group("domain").rsplit(".", 1)[1] not in tlds:
                 continue
@@ -893,6 +908,39 @@ def fits(platform: str, text: str, limit: int) -> bool:
         if len(text) <= limit:  # never more clusters than code points: no need to count them
             return True
     return length(platform, text) <= limit
+
+
+@cache
+def _dot_label_re() -> re.Pattern[str]:
+    """A dot and the label after it, as twitter-text's extractor reads one (up to a stop character or dot)."""
+    return re.compile(f"\\.([^{re.escape(_RUN_STOP_CHARS)}.]+)")
+
+
+_ASCII_ALNUM = re.compile("[A-Za-z0-9]+")
+
+
+def may_hold_url(text: str) -> bool:
+    """Whether `url_spans` could find a URL in `text` for some platform: a "://", or a dot before a label
+    that starts with a TLD (X) or is one (Bluesky's app).
+
+    Most text has neither, and telling so costs a C-speed scan plus a set lookup per dotted label ("e.g.",
+    "3.5"), where the recognisers would each walk their candidates in Python.
+    """
+    if "://" in text:
+        return True
+    if "." not in text:
+        return False
+    tlds = None
+    for m in _dot_label_re().finditer(text):
+        label = m.group(1)
+        if _tld_length(label, 0, label, len(label)):
+            return True
+        alnum = _ASCII_ALNUM.match(label)
+        if alnum:
+            tlds = tlds or _all_tlds()
+            if alnum.group() in tlds:
+                return True
+    return False
 
 
 def url_spans(platform: str, text: str) -> list[tuple[int, int]]:

@@ -870,9 +870,20 @@ def _written_url_spans(dialect: str, text: str) -> list[tuple[int, int]]:
     return spans
 
 
+#: text -> whether some dialect could find a URL in it (a block's reading and each platform's text ask).
+_MAY_HOLD_URL: BoundedCache[str, bool] = BoundedCache(20_000)
+
+
 def _may_hold_url(text: str) -> bool:
-    """Whether some dialect's recogniser could find a URL in `text` (each needs a "://" or a ".")."""
-    return "://" in text or "." in text
+    """Whether some dialect's recogniser could find a URL in `text` (`counting.may_hold_url`)."""
+    if "." not in text:  # every URL of every dialect has a dot, but Bluesky's http://localhost
+        return "://" in text
+    known = _MAY_HOLD_URL.get(text)
+    if known is None:
+        from crossposter.counting import may_hold_url
+
+        known = _MAY_HOLD_URL.put(text, may_hold_url(text))
+    return known
 
 
 class _BlockReading(NamedTuple):

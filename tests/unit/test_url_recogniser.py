@@ -160,3 +160,16 @@ _bsky_piece = st.sampled_from(["a", "b.c", "x.org", "https://", "http://y.io/p",
 @given(text=st.lists(_bsky_piece, max_size=25).map("".join))
 def test_bluesky_spans_scan_only_candidate_words_yet_match_the_pattern(text: str) -> None:
     assert counting.url_spans("bluesky", text) == _bluesky_by_the_pattern(text)
+
+
+_any_piece = st.one_of(_bsky_piece, st.sampled_from(["example.com-x", "a.xn--p1ai", "b.ಭಾರತ", "c.comです", "d.com_x",
+                                                     "e.g.", "f.COM", "g.co/x", "h.i.j", "日本.jp", "k.みんな"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.lists(_any_piece, max_size=12).map("".join))
+def test_the_quick_no_url_test_never_hides_a_url(text: str) -> None:
+    """`may_hold_url` lets the renderer skip the recognisers: it may say yes wrongly, never no wrongly."""
+    if not counting.may_hold_url(text):
+        assert counting.url_spans("x", text) == counting.url_spans("mastodon", text) == []
+        assert counting.url_spans("bluesky", text) == []
