@@ -12,7 +12,8 @@ Public API::
     graphemes(text) -> list[str]           # user-perceived characters (regex \\X)
     grapheme_count(text) -> int
     utf8_length(text) -> int
-    url_spans(platform, text) -> list[tuple[int, int]]   # the URLs the platform shortens (never cut these)
+    url_spans(platform, text) -> list[tuple[int, int]]   # the URLs the platform links (never cut these)
+    url_spans_as_written(platform, text)                 # the same, as offsets in `text` even for X (NFC)
 
 The rules, and where they come from:
 
@@ -29,6 +30,13 @@ The rules, and where they come from:
   weighted-length case of ``validate.yml`` and every URL case of ``extract.yml``. Emoji sequences are
   recognised from Unicode properties instead of twemoji's hard-coded list, so newer ZWJ sequences also
   count 2 (twemoji's old list would count their parts).
+
+The URL recogniser (`url_spans`) is the one every part uses: the count, the renderer's link facets and
+written-out links, and both previews' highlighting, so what is shown as a link is what is counted as one.
+Bluesky counts no URL specially; its recogniser is what its clients facet (`detectFacets` in
+bluesky-social/atproto's ``packages/api/src/rich-text/detection.ts``, which the app runs on every post):
+an ``http(s)://`` URL or a domain with a known TLD after the start, white space or "(", up to the next
+white space, less trailing ``.,;:!?`` and a ``)`` that opens nowhere in it.
 
 No twitter-text library is used: the Python port takes ~0.5 s to import, more than the whole preview may
 take. Its weight table and TLD list are embedded below instead.
@@ -53,7 +61,9 @@ __all__ = [
     "graphemes",
     "length",
     "mastodon_countable_text",
+    "may_hold_url",
     "url_spans",
+    "url_spans_as_written",
     "utf8_length",
     "x_weighted_length",
 ]
@@ -419,6 +429,12 @@ def _tld_sets() -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(_GTLDS.split()), frozenset(_CCTLDS.split())
 
 
+@cache
+def _all_tlds() -> frozenset[str]:
+    gtlds, cctlds = _tld_sets()
+    return gtlds | cctlds
+
+
 _TLD_BAD_FOLLOWER = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ@+-"
 
 
@@ -646,6 +662,94 @@ def _mastodon_url_spans(text: str) -> list[tuple[int, int]]:
     return _extract_urls(text, _mastodon_rules(), without_protocol=False)
 
 
+def _js_space_class() -> str:
+    """JavaScript's ``\\s`` (the class detectFacets' regex uses), as the inside of a character class."""
+    return "\t\n\x0b\x0c\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+
+
+@cache
+def _bluesky_url_re() -> re.Pattern[str]:
+    """detectFacets' URL pattern: after the start, white space or "(", a scheme-ful URL or a dotted domain
+    (ASCII letters and digits only: no "-"), then everything up to the next white space."""
+    sp = _js_space_class()
+    return re.compile(
+        rf"(?<![^{sp}(])(?:(?P<proto>(?i:https?)://)[^{sp}]+|(?P<domain>(?i:[a-z][a-z0-9]*(?:\.[a-z0-9]+)+))[^{sp}]*)"
+    )
+
+
+@cache
+def _bluesky_dotted_re() -> re.Pattern[str]:
+    """What every scheme-less Bluesky URL holds: a dot between two ASCII letters or digits.
+
+    Led by the literal ".", so `re` skips to each dot at C speed (an alternation with "://" would not).
+    """
+    return re.compile(r"\.(?<=[A-Za-z0-9]\.)[A-Za-z0-9]")
+
+
+@cache
+def _bluesky_word_re() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """A run of non-white-space (JavaScript's), and JavaScript white space other than " " and "\\n"."""
+    sp = _js_space_class()
+    return re.compile(f"[^{sp}]*"), re.compile(f"[{sp.replace(' ', '').replace(chr(10), '')}]")
+
+
+def _bluesky_url_spans(text: str) -> list[tuple[int, int]]:
+    """The URLs Bluesky's clients make link facets of (see the module docstring).
+
+    A match never spans white space and starts at most once per word, so only the words holding a
+    candidate ("://" or a dotted name) are searched, each found with str.rfind and C-speed matches: the
+    pattern's lookbehind would cost ~0.3 µs for every character of a long text. Three departures from the client, each where it links nothing sensible: the
+    scheme may be upper case ("HTTPS://", which the client matches and then drops); a scheme-less domain
+    starting with "http" ("httpbin.org") gets its "https://" like any other (the client links it without
+    one); and trailing punctuation is dropped as long as there is some ("see https://a.org/x!:" links
+    https://a.org/x, where the client's one ".,;:!?" and one ")" would link https://a.org/x!).
+    """
+    if "." not in text and "://" not in text:
+        return []
+    pattern = _bluesky_url_re()
+    dotted = _bluesky_dotted_re()
+    word, other_space = _bluesky_word_re()
+    tlds = None
+    spans: list[tuple[int, int]] = []
+    n = len(text)
+    pos = 0
+    scheme = text.find("://")
+    dot = dotted.search(text)
+    while pos < n:
+        if 0 <= scheme < pos:
+            scheme = text.find("://", pos)
+        if dot is not None and dot.start() < pos:
+            dot = dotted.search(text, pos)
+        if scheme < 0 and dot is None:
+            break
+        at = scheme if dot is None or 0 <= scheme < dot.start() else dot.start()
+        # the word around the candidate: back to the last " " or line break (or another white space, rarer)
+        start = max(text.rfind(" ", pos, at), text.rfind("\n", pos, at)) + 1
+        other = other_space.search(text, max(start, pos), at)
+        while other is not None:
+            start = other.end()
+            other = other_space.search(text, start, at)
+        start = max(start, pos)
+        end = word.match(text, at).end()
+        pos = end
+        m = pattern.search(text, start, end)
+        if m is None:
+            continue
+        a, b = m.span()
+        if m.group("proto") is None:
+            if tlds is None:
+                tlds = _all_tlds()
+            # isValidDomain: the last label is a TLD as the `tlds` package spells it (lower case)
+            if m.group("domain").rsplit(".", 1)[1] not in tlds:
+                continue
+        # the client drops one of each, once; a link ending in "!:" or ".)" is no better
+        while text[b - 1] in ".,;:!?" or text[b - 1] == ")" and "(" not in text[a:b]:
+            b -= 1
+        if b > a + len(m.group("proto") or ""):
+            spans.append((a, b))
+    return spans
+
+
 # --- public API --------------------------------------------------------------------------------------------
 
 
@@ -806,15 +910,70 @@ def fits(platform: str, text: str, limit: int) -> bool:
     return length(platform, text) <= limit
 
 
-def url_spans(platform: str, text: str) -> list[tuple[int, int]]:
-    """(start, end) code point offsets of the URLs `platform` counts as 23, in order.
+@cache
+def _dot_label_re() -> re.Pattern[str]:
+    """A dot and the label after it, as twitter-text's extractor reads one (up to a stop character or dot)."""
+    return re.compile(f"\\.([^{re.escape(_RUN_STOP_CHARS)}.]+)")
 
+
+_ASCII_ALNUM = re.compile("[A-Za-z0-9]+")
+
+
+def may_hold_url(text: str) -> bool:
+    """Whether `url_spans` could find a URL in `text` for some platform: a "://", or a dot before a label
+    that starts with a TLD (X) or is one (Bluesky's app).
+
+    Most text has neither, and telling so costs a C-speed scan plus a set lookup per dotted label ("e.g.",
+    "3.5"), where the recognisers would each walk their candidates in Python.
+    """
+    if "://" in text:
+        return True
+    if "." not in text:
+        return False
+    tlds = None
+    for m in _dot_label_re().finditer(text):
+        label = m.group(1)
+        if _tld_length(label, 0, label, len(label)):
+            return True
+        alnum = _ASCII_ALNUM.match(label)
+        if alnum:
+            tlds = tlds or _all_tlds()
+            if alnum.group() in tlds:
+                return True
+    return False
+
+
+def url_spans(platform: str, text: str) -> list[tuple[int, int]]:
+    """(start, end) code point offsets of the URLs `platform` links, in order.
+
+    Mastodon and X count each of them as 23; Bluesky counts them as written (its clients' link facets).
     A splitter must never cut inside one. For ``x`` the offsets refer to the NFC form of `text` (the same
-    string for almost all real text). Bluesky shortens nothing, so it reports the scheme-ful URLs
-    Mastodon would link: still words a post must not be cut inside.
+    string for almost all real text; see `url_spans_as_written`).
     """
     if platform == "x":
         return _x_url_spans(unicodedata.normalize("NFC", text))
-    if platform in ("mastodon", "bluesky"):
+    if platform == "mastodon":
         return _mastodon_url_spans(text)
+    if platform == "bluesky":
+        return _bluesky_url_spans(text)
     raise _unknown(platform)
+
+
+def url_spans_as_written(platform: str, text: str) -> list[tuple[int, int]]:
+    """`url_spans` as offsets in `text` itself, for highlighting and link facets.
+
+    X finds URLs in the NFC form of the text: for the rare text that NFC changes, each URL found there is
+    looked up in the text as written (a URL that NFC altered is then left out, never misplaced).
+    """
+    spans = url_spans(platform, text)
+    if platform != "x" or not spans or unicodedata.is_normalized("NFC", text):
+        return spans
+    nfc = unicodedata.normalize("NFC", text)
+    out = []
+    pos = 0
+    for start, end in spans:
+        i = text.find(nfc[start:end], pos)
+        if i >= 0:
+            out.append((i, i + end - start))
+            pos = i + end - start
+    return out

@@ -93,28 +93,10 @@ def bluesky_spans(text: str, facets: list[Facet]) -> tuple[list[_Span], list[str
 
 
 def counted_url_spans(text: str, platform: str) -> list[tuple[int, int]]:
-    """The URLs `platform` counts as 23 (`counting.url_spans`: the one recogniser), as offsets in `text`.
+    """The URLs `platform` counts as 23 (`counting.url_spans`: the one recogniser), as offsets in `text`."""
+    from crossposter.counting import url_spans_as_written
 
-    X finds URLs in the NFC form of the text: for the rare text that NFC changes, each URL found there is
-    looked up in the text as written (a URL NFC altered is then not highlighted, never misplaced).
-    """
-    import unicodedata
-
-    from crossposter.counting import url_spans
-
-    dialect = registry.dialect_of(platform)  # a registered platform counts by its dialect's rule
-    spans = url_spans(dialect, text)
-    if dialect != "x" or unicodedata.is_normalized("NFC", text):
-        return spans
-    nfc = unicodedata.normalize("NFC", text)
-    out = []
-    pos = 0
-    for start, end in spans:
-        i = text.find(nfc[start:end], pos)
-        if i >= 0:
-            out.append((i, i + end - start))
-            pos = i + end - start
-    return out
+    return url_spans_as_written(registry.dialect_of(platform), text)  # a registered platform: its dialect's
 
 
 def written_out_spans(text: str, links: list[str], platform: PlatformName = "mastodon") -> list[_Span]:

@@ -46,6 +46,10 @@ ITEM = 5
 PARAGRAPH = 6
 SECTION = 100  # a `###` sub-section: always a new post
 
+#: The white space tokens are cut at (`_Patterns.ws_split`).
+_WHITE_SPACE = " \t\n\r\f\v\u2028\u2029\u3000"
+
+
 class _Patterns:
     """The renderer's patterns, each compiled on first use.
 
@@ -57,13 +61,6 @@ class _Patterns:
     def ws_split(self) -> re.Pattern[str]:
         # Tokens are the runs between these white space characters (re.split keeps the gaps: separators).
         return re.compile(r"([ \t\n\r\f\v\u2028\u2029\u3000]+)")
-
-    @cached_property
-    def url(self):
-        import regex
-
-        return regex.compile(r"https?://[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}’”]|https?://[^\s<>\"'`]*\([^\s()]*\)",
-                             regex.I)
 
     @cached_property
     def tag(self):
@@ -792,10 +789,9 @@ def inert(text: str) -> str:
     starts = _mention_starts(text)
     if not starts:
         return text
-    if "://" in text:  # URLs never overlap: the last one starting at or before i holds i, or none does
-        urls = [(m.start(), m.end()) for m in _P.url.finditer(text)]
-        url_starts = [a for a, _ in urls]
-        starts = [i for i in starts if (k := bisect_right(url_starts, i) - 1) < 0 or i >= urls[k][1]]
+    if "://" in text or "." in text:  # an @ inside a URL either platform links is part of the URL
+        urls = _written_url_spans("mastodon", text) + _written_url_spans("x", text)
+        starts = [i for i in starts if not any(a <= i < b for a, b in urls)]
     out, last = [], 0
     for i in starts:
         out.append(text[last:i + 1])
@@ -860,14 +856,59 @@ def tokenize(rendered: RenderedThread, platform: str) -> list[Token]:
     return tokenize_all(rendered, [platform])[platform]
 
 
-def _neutral(block: Block) -> bool:
-    """Whether the block reads the same on every platform (no link, URL, tag or mention in it)."""
+#: (dialect, text) -> its URL spans: a block's reading and its text on each platform ask for the same ones.
+_URL_SPANS: BoundedCache[tuple[str, str], list[tuple[int, int]]] = BoundedCache(20_000)
+
+
+def _written_url_spans(dialect: str, text: str) -> list[tuple[int, int]]:
+    """The URLs `dialect` links in `text` (`counting`'s recogniser: the one the count uses)."""
+    spans = _URL_SPANS.get((dialect, text))
+    if spans is None:
+        from crossposter.counting import url_spans_as_written
+
+        spans = _URL_SPANS.put((dialect, text), url_spans_as_written(dialect, text))
+    return spans
+
+
+#: text -> whether some dialect could find a URL in it (a block's reading and each platform's text ask).
+_MAY_HOLD_URL: BoundedCache[str, bool] = BoundedCache(20_000)
+
+
+def _may_hold_url(text: str) -> bool:
+    """Whether some dialect's recogniser could find a URL in `text` (`counting.may_hold_url`)."""
+    if "." not in text:  # every URL of every dialect has a dot, but Bluesky's http://localhost
+        return "://" in text
+    known = _MAY_HOLD_URL.get(text)
+    if known is None:
+        from crossposter.counting import may_hold_url
+
+        known = _MAY_HOLD_URL.put(text, may_hold_url(text))
+    return known
+
+
+class _BlockReading(NamedTuple):
+    """How a block reads across platforms, decided once per block."""
+
+    neutral: bool  # the same on every platform: no link, URL, tag or mention in it
+    written_alike: bool  # Mastodon and X find the same URLs in its text (they write links identically)
+
+
+def _reading(block: Block) -> _BlockReading:
+    neutral = True
     for run in block.runs:
         if run.kind == "link":
-            return False
-        if run.kind == "text" and ("#" in run.text or "@" in run.text or "://" in run.text or "＠" in run.text):
-            return False
-    return True
+            neutral = False
+        elif run.kind == "text":
+            t = run.text
+            if "#" in t or "@" in t or "＠" in t:
+                neutral = False
+            if _may_hold_url(t):
+                x = _written_url_spans("x", t)
+                if x != _written_url_spans("mastodon", t):
+                    return _BlockReading(False, False)
+                if x or _written_url_spans("bluesky", t):
+                    neutral = False
+    return _BlockReading(neutral, True)
 
 
 def tokenize_all(rendered: RenderedThread, platforms: list[str], *,
@@ -906,10 +947,16 @@ def tokenize_streams(rendered: RenderedThread, platforms: list[str], *,
     them in that post go with the post's first text, or make a post of their own when another `---` or the
     thread's end comes first.
     """
+    readings = [_reading(block) for block in rendered.blocks]
+    return _tokenize_streams(rendered, platforms, readings, mastodon_instance)
+
+
+def _tokenize_streams(rendered: RenderedThread, platforms: list[str], readings: list[_BlockReading],
+                      mastodon_instance: str | None) -> dict[str, Stream]:
     apart = rendered.mention_links or rendered.source in ("mastodon", "x")
-    if "mastodon" in platforms and "x" in platforms and not apart:
+    if "mastodon" in platforms and "x" in platforms and not apart and all(r.written_alike for r in readings):
         own = [p for p in platforms if p != "x"]
-        out = tokenize_streams(rendered, own, mastodon_instance=mastodon_instance)
+        out = _tokenize_streams(rendered, own, readings, mastodon_instance)
         out["x"] = out["mastodon"]
         return {p: out[p] for p in platforms}
     target = {p: _Target(p, rendered.source, _host(mastodon_instance)) for p in platforms}
@@ -917,7 +964,7 @@ def tokenize_streams(rendered: RenderedThread, platforms: list[str], *,
     pending: dict[str, list[ImageRef]] = {p: [] for p in platforms}  # images with no text before them yet
     post_start = dict.fromkeys(platforms, 0)  # first token of the post the last `---` started
     hard = dict.fromkeys(platforms, False)  # a `---` came and no token since: the next one starts a post
-    for block in rendered.blocks:
+    for block, reading in zip(rendered.blocks, readings, strict=True):
         if block.kind == "rule":
             for platform in platforms:
                 stream = out[platform]
@@ -931,13 +978,12 @@ def tokenize_streams(rendered: RenderedThread, platforms: list[str], *,
         # Tokens by how the block reads: the same everywhere (neutral), on Bluesky (link text, short URLs,
         # tag and mention facets), or with URLs written out (Mastodon and X write links identically, unless
         # `apart`).
-        neutral = _neutral(block)
         shared: dict[str, tuple[BlockTokens, list[tuple[int, ImageRef]]]] = {}
         for platform in platforms:
             stream = out[platform]
             first = len(stream.texts)
-            variant = ("neutral" if neutral else "bluesky" if platform == "bluesky" else
-                       platform if apart else "written")
+            variant = ("neutral" if reading.neutral else "bluesky" if platform == "bluesky" else
+                       platform if apart or not reading.written_alike else "written")
             own = shared.get(variant)
             if own is None:
                 written = _block_text(block, target[platform])
@@ -1043,7 +1089,7 @@ def _block_text(block: Block, target: _Target | str) -> BlockText:
             t = run.text
             if foreign and not bluesky and ("@" in t or "＠" in t):
                 t = inert(t)
-            if "://" in t or bluesky and ("#" in t or "@" in t):  # what _scan_text looks for
+            if _may_hold_url(t) or bluesky and ("#" in t or "@" in t):  # what _scan_text looks for
                 _scan_text(t, pos, platform, facets, mentions=not foreign)
             append(t)
             pos += len(t)
@@ -1113,12 +1159,19 @@ def _live_mention(run: Run, mention: Mention, target: _Target) -> str:
 
 def _scan_text(text: str, offset: int, platform: str, facets: list[TextFacet], *,
                mentions: bool = True) -> None:
-    """Bare URLs, #tags and @mentions in plain text (rendered text, not Markdown)."""
-    # Each pattern needs its literal ("://", "#", "@"): most text has none of them, so no search.
-    if "://" in text:
-        for m in _P.url.finditer(text):
-            facets.append(TextFacet(offset + m.start(), offset + m.end(), "link" if platform == "bluesky" else "url",
-                                    m.group()))
+    """Bare URLs, #tags and @mentions in plain text (rendered text, not Markdown).
+
+    The URLs are the ones the platform's dialect links (`counting.url_spans`: the recogniser the count
+    uses), so a facet or written-out link is exactly what is counted as a URL. A URL without a scheme
+    (X: `example.com`; Bluesky: what its app links) links to https.
+    """
+    # Each pattern needs its literal ("://" or ".", "#", "@"): most text has none of them, so no search.
+    if _may_hold_url(text):
+        kind = "link" if platform == "bluesky" else "url"
+        for start, end in _written_url_spans(registry.dialect_of(platform), text):
+            url = text[start:end].rstrip(_WHITE_SPACE)  # a Mastodon query may end in U+3000: no URL of a post
+            end = start + len(url)
+            facets.append(TextFacet(offset + start, offset + end, kind, url if "://" in url else f"https://{url}"))
     if platform != "bluesky":
         return
     if "#" in text:
@@ -1145,6 +1198,8 @@ def _split_block(text: str, facets: list[TextFacet], glue: list[tuple[int, int]]
     if facets:
         text, facets, glue, lines = _shorten(text, facets, glue, lines)
     words, seps, starts, ends = _pieces(text, facets, prefix_len)
+    if facets:
+        _join_urls(text, facets, words, seps, starts, ends)
     n = len(words)
     if not n:
         return BlockTokens([], [], [], [], {}, {}, [])
@@ -1250,6 +1305,23 @@ def _cut_cjk(text: str, facets, words: list[str], seps: list[str], starts: list[
         seps[j + 1:j + 1] = gaps
         starts[j + 1:j + 1] = map(start.__add__, cuts)
         ends[j:j] = map(start.__add__, cuts)
+
+
+def _join_urls(text: str, facets, words: list[str], seps: list[str], starts: list[int], ends: list[int]) -> None:
+    """Make each written-out URL one token, so no post is ever cut inside it.
+
+    Only Mastodon's URLs can hold white space: its query may run on over U+3000 (and U+2028/U+2029), which
+    the tokens are cut at; a cut there would leave the post before it listing a URL it does not hold.
+    """
+    for fs, fe, kind, _ in sorted(facets, reverse=True):  # from the end: joining keeps earlier indices valid
+        if kind != "url":
+            continue
+        i = bisect_right(ends, fs)  # the first token ending after the URL's start
+        j = bisect_left(starts, fe) - 1  # the last token starting before its end
+        if j > i:
+            words[i] = text[starts[i]:ends[j]]
+            ends[i] = ends[j]
+            del words[i + 1:j + 1], seps[i + 1:j + 1], starts[i + 1:j + 1], ends[i + 1:j + 1]
 
 
 def _non_ascii_indices(words: list[str]) -> list[int]:

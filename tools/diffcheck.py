@@ -7,9 +7,11 @@ nested lists, quotes, code, links, bare URLs, CJK, emoji, long words, headings, 
 limits that force cuts inside paragraphs), and compares every post's text, length, facets, images, links and
 line, and every error and warning, for all three platforms.
 
-Run:  python tools/diffcheck.py --old-commit dc89017 [--cases 3000] [--seed 1] [--mb 3]
+Run:  python tools/diffcheck.py --old-commit dc89017 [--cases 3000] [--seed 1] [--mb 3] [--dump FILE]
       (or --old DIR: a folder holding an old `crossposter` package)
-Prints the number of cases compared and exits 1 on the first few differences (shown).
+Prints the number of cases compared and exits 1 on the first few differences (shown). For a deliberate
+output change, `--dump FILE` writes every differing case (input, options, both plans) as JSON, so that
+each class of difference can be explained.
 """
 
 from __future__ import annotations
@@ -225,6 +227,7 @@ def main() -> None:
     ap.add_argument("--cases", type=int, default=3000, help="random archives")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--mb", type=float, default=3.0, help="size of the generated benchmark archive (0: skip)")
+    ap.add_argument("--dump", help="write every differing case (case, old, new) to this JSON file")
     ap.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -279,6 +282,9 @@ def main() -> None:
                     print("old:", json.dumps(t_old, ensure_ascii=False)[:3000])
                     print("new:", json.dumps(t_new, ensure_ascii=False)[:3000])
                     break
+        if args.dump:
+            Path(args.dump).write_text(json.dumps([{"case": cases[i], "old": got_old[i], "new": got_new[i]}
+                                                   for i in bad], ensure_ascii=False), encoding="utf-8")
         if bad:
             print(f"{len(bad)} of {len(cases)} cases differ")
             raise SystemExit(1)

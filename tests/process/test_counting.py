@@ -231,7 +231,11 @@ def test_url_spans_per_platform() -> None:
     # "see " is 4 characters; the URL is 21 long (4..25); " and " takes 25..30; "bsky.app" 30..38.
     assert url_spans("x", text) == [(4, 25), (30, 38)]
     assert url_spans("mastodon", text) == [(4, 25)]  # no scheme, no link on Mastodon
-    assert url_spans("bluesky", text) == [(4, 25)]
+    assert url_spans("bluesky", text) == [(4, 25), (30, 38)]  # what the Bluesky app links (a known TLD)
+    # Bluesky's app links only after white space, "(" or the start, and drops one trailing ".,;:!?" then
+    # a ")" that opens nowhere in the URL
+    assert url_spans("bluesky", "(https://a.org/x). x:https://b.org") == [(1, 16)]
+    assert url_spans("bluesky", "my-site.com http://localhost:8000") == [(12, 33)]
 
 
 def test_unknown_platform_is_a_clear_error() -> None:
