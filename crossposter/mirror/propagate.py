@@ -118,20 +118,32 @@ def _group(posts: list[Any], entries: tuple[Any, ...], start: int, end: int | No
     return [entries[j].id for j in group if j < len(entries)], ""
 
 
-def delete_posts(config: Config, platform: str, ids: list[str]) -> dict[str, Outcome]:
-    """Delete `ids` on `platform` with its adapter, in order; stops at a rate limit (the rest: retry later)."""
-    from crossposter.platforms.base import PlatformError, RateLimitedError, TransientError, UnauthorizedError
+def _adapter(config: Config, platform: str) -> Any:
+    """The platform's adapter (the journal fakes when a test chose them), or why it could not be made.
+
+    A missing credential is answered with its (redacted) reason: nothing was attempted, so the intent
+    stays for the next poll.
+    """
     from crossposter.platforms.fakes import journal_fakes_from_env
     from crossposter.platforms.registry import get
 
     fakes = journal_fakes_from_env(config)
     try:
-        adapter: Any = (fakes.adapters([platform])[platform] if fakes is not None
-                        else get(platform).adapter_module().from_config(config))
-    except Exception as e:  # credentials missing: nothing was attempted, the intent stays for the next poll
+        return (fakes.adapters([platform])[platform] if fakes is not None
+                else get(platform).adapter_module().from_config(config))
+    except Exception as e:
         from crossposter.redact import redact
 
-        return {post_id: ("retry", redact(f"{type(e).__name__}: {e}")) for post_id in ids}
+        return redact(f"{type(e).__name__}: {e}")
+
+
+def delete_posts(config: Config, platform: str, ids: list[str]) -> dict[str, Outcome]:
+    """Delete `ids` on `platform` with its adapter, in order; stops at a rate limit (the rest: retry later)."""
+    from crossposter.platforms.base import PlatformError, RateLimitedError, TransientError, UnauthorizedError
+
+    adapter = _adapter(config, platform)
+    if isinstance(adapter, str):
+        return {post_id: ("retry", adapter) for post_id in ids}
     out: dict[str, Outcome] = {}
     for n, post_id in enumerate(ids):
         try:
@@ -225,17 +237,11 @@ def updated_text(archive: Archive, thread: Thread, config: Config, source: str, 
 def update_posts(config: Config, platform: str, texts: dict[str, str]) -> dict[str, Outcome]:
     """Give each post its new text on `platform` (only Mastodon edits a post), in order."""
     from crossposter.platforms.base import PlatformError, RateLimitedError, TransientError, UnauthorizedError
-    from crossposter.platforms.fakes import journal_fakes_from_env
     from crossposter.platforms.registry import get
 
-    fakes = journal_fakes_from_env(config)
-    try:
-        adapter: Any = (fakes.adapters([platform])[platform] if fakes is not None
-                        else get(platform).adapter_module().from_config(config))
-    except Exception as e:  # credentials missing: nothing was attempted, the intent stays for the next poll
-        from crossposter.redact import redact
-
-        return {post_id: ("retry", redact(f"{type(e).__name__}: {e}")) for post_id in texts}
+    adapter = _adapter(config, platform)
+    if isinstance(adapter, str):
+        return {post_id: ("retry", adapter) for post_id in texts}
     if not get(platform).edits_posts or not callable(getattr(adapter, "update", None)):
         return {post_id: ("failed", f"{platform} cannot edit a post") for post_id in texts}
     out: dict[str, Outcome] = {}
