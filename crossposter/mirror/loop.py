@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from crossposter.mirror.changes import DELETED, EDITED, Change, SourceView, compare, read_view
 from crossposter.mirror.decide import Decision, Rules, Seen, decide, has_tag, id_time
@@ -483,92 +483,94 @@ class Mirror:
         return "; ".join(said) + " (the archive keeps the text as backed up)"
 
     def _propagate(self, now: datetime) -> None:
-        """Delete what `deleting` lists, recording each confirmed deletion at once (see `propagate`)."""
+        """Send the edits and deletions the state lists, recording each confirmed one at once (see `propagate`)."""
         m = self.config.mirror
         assert m is not None
         if m.edits == "update":
-            self._run_updates(now)
-        if m.deletions != "delete":
-            return  # `report`: nothing is ever deleted, even what a former `delete` left listed
-        for t in list(self.state.threads.values()):
-            for p in list(t.deleting):
-                stray = [i for i in t.deleting[p] if i not in t.own.get(p, ())]
-                if stray:  # never the mirror's to delete (a state file edited by hand): dropped, said
-                    self._problem(f"not deleting {p} post(s) {', '.join(stray)} of {t.title!r}: not published by "
-                                  "the mirror", now)
-                ids = [i for i in t.deleting[p] if i not in stray and i not in t.deleted.get(p, ())]
-                t.deleting[p] = list(ids)
-                if not ids:
-                    del t.deleting[p]
-                    continue
-                try:
-                    outcomes = self.delete(self.config, p, ids)
-                except Exception as e:  # the intent stays: the next poll tries again
-                    self._problem(f"deleting {len(ids)} post(s) of {t.title!r} on {p} failed: "
-                                  f"{type(e).__name__}: {e}", now)
-                    continue
-                for post_id in ids:
-                    outcome = outcomes.get(post_id, ("retry", "no answer"))
-                    if outcome is not None and outcome[0] == "retry":
-                        self._problem(f"deleting {p} post {post_id} of {t.title!r} failed (tried again at the next "
-                                      f"poll): {outcome[1]}", now, kind="warning")
-                        continue
-                    t.deleting[p].remove(post_id)
-                    if outcome is None:
-                        t.deleted.setdefault(p, []).append(post_id)
-                        kind, text = "deleted", f"deleted {p} post {post_id} of {t.title!r} (its source post was deleted)"
-                        log.info("mirror: %s", text, extra={"event": "mirror_copy_deleted", "title": t.title,
-                                                            "platform": p, "post": post_id})
-                    else:
-                        kind, text = "delete_failed", f"could not delete {p} post {post_id} of {t.title!r}: {outcome[1]}"
-                        self._problem(text, now)
-                    self.state.actions.append({"at": iso(now), "kind": kind, "platform": p, "post": post_id,
-                                               "title": t.title, "message": text})
-                if not t.deleting[p]:
-                    del t.deleting[p]
-                del self.state.actions[:-MAX_PROBLEMS]
-                self.state.save()  # each confirmed deletion on disk before the next platform's requests
+            self._send(_EDITS, self.update, now)
+        if m.deletions == "delete":  # `report`: nothing is ever deleted, even what a former `delete` left listed
+            self._send(_DELETIONS, self.delete, now)
 
-    def _run_updates(self, now: datetime) -> None:
-        """Send what `updating` lists (`edits: update`), recording each confirmed edit at once."""
+    def _send(self, job: _Job, send: Callable[..., dict[str, Any]], now: datetime) -> None:
+        """Send what `job.pending` lists, platform by platform, and record each answer before the next platform.
+
+        The intent was written before any request (a crash repeats only unconfirmed, idempotent requests); a
+        post the mirror did not publish is never touched (a state file edited by hand): dropped, said.
+        """
         for t in list(self.state.threads.values()):
-            for p in list(t.updating):
-                texts = {i: x for i, x in t.updating[p].items() if i in t.own.get(p, ())}
-                if len(texts) != len(t.updating[p]):
-                    self._problem(f"not editing {p} post(s) of {t.title!r} the mirror did not publish", now)
-                    t.updating[p] = dict(texts)
-                if not texts:
-                    del t.updating[p]
+            pending: dict[str, Any] = getattr(t, job.pending)
+            done: dict[str, list[str]] = getattr(t, job.done)
+            for p in list(pending):
+                own = t.own.get(p, ())
+                stray = [i for i in pending[p] if i not in own]
+                if stray:
+                    self._problem(f"not {job.doing} {p} post(s) {', '.join(stray)} of {t.title!r}: not published "
+                                  "by the mirror", now)
+                skip = set(stray) | (set(done.get(p, ())) if job.once else set())
+                work = pending[p] = _without(pending[p], skip)
+                if not work:
+                    del pending[p]
                     continue
                 try:
-                    outcomes = self.update(self.config, p, texts)
+                    outcomes = send(self.config, p, work)
                 except Exception as e:  # the intent stays: the next poll tries again
-                    self._problem(f"editing {len(texts)} post(s) of {t.title!r} on {p} failed: "
+                    self._problem(f"{job.doing} {len(work)} post(s) of {t.title!r} on {p} failed: "
                                   f"{type(e).__name__}: {e}", now)
                     continue
-                for post_id in texts:
+                for post_id in list(work):
                     outcome = outcomes.get(post_id, ("retry", "no answer"))
                     if outcome is not None and outcome[0] == "retry":
-                        self._problem(f"editing {p} post {post_id} of {t.title!r} failed (tried again at the next "
+                        self._problem(f"{job.doing} {p} post {post_id} of {t.title!r} failed (tried again at the next "
                                       f"poll): {outcome[1]}", now, kind="warning")
                         continue
-                    del t.updating[p][post_id]
+                    if isinstance(work, dict):
+                        del work[post_id]
+                    else:
+                        work.remove(post_id)
                     if outcome is None:
-                        t.updated.setdefault(p, []).append(post_id)
-                        kind, text = "updated", f"gave {p} post {post_id} of {t.title!r} its source post's new text"
-                        log.info("mirror: %s", text, extra={"event": "mirror_copy_updated", "title": t.title,
+                        done.setdefault(p, []).append(post_id)
+                        kind, text = job.ok, f"{job.did} {p} post {post_id} of {t.title!r} {job.why}"
+                        log.info("mirror: %s", text, extra={"event": job.event, "title": t.title,
                                                             "platform": p, "post": post_id})
                     else:
-                        kind, text = "update_failed", f"could not edit {p} post {post_id} of {t.title!r}: {outcome[1]}"
+                        kind, text = job.failed, f"could not {job.verb} {p} post {post_id} of {t.title!r}: {outcome[1]}"
                         self._problem(text, now)
                     self.state.actions.append({"at": iso(now), "kind": kind, "platform": p, "post": post_id,
                                                "title": t.title, "message": text})
-                if not t.updating[p]:
-                    del t.updating[p]
+                if not work:
+                    del pending[p]
                 del self.state.actions[:-MAX_PROBLEMS]
-                self.state.save()
+                self.state.save()  # each confirmed answer on disk before the next platform's requests
 
     def _problem(self, message: str, now: datetime, kind: str = "error") -> None:
         log.log(logging.ERROR if kind == "error" else logging.WARNING, "mirror: %s", message,
                 extra={"event": "mirror_problem"})
         self.state.problem(message, when=now, kind=kind)
+
+
+class _Job(NamedTuple):
+    """One kind of request the mirror sends about its own copies: deleting them or editing them."""
+
+    pending: str  # the MirrorThread field listing them, written before the request (ids, or id -> new text)
+    done: str  # the MirrorThread field of the confirmed ones
+    once: bool  # a confirmed one is never sent again (a deletion; an edit may come twice)
+    doing: str
+    verb: str
+    did: str
+    why: str
+    ok: str  # the `actions` kind of a confirmed one, and of a refused one
+    failed: str
+    event: str
+
+
+_DELETIONS = _Job("deleting", "deleted", True, "deleting", "delete", "deleted", "(its source post was deleted)",
+                  "deleted", "delete_failed", "mirror_copy_deleted")
+_EDITS = _Job("updating", "updated", False, "editing", "edit", "gave", "its source post's new text",
+              "updated", "update_failed", "mirror_copy_updated")
+
+
+def _without(items: list[str] | dict[str, str], skip: set[str]) -> list[str] | dict[str, str]:
+    """`items` (a list of IDs or an ID -> text mapping) without the IDs in `skip`, as a new object."""
+    if isinstance(items, dict):
+        return {i: x for i, x in items.items() if i not in skip}
+    return [i for i in items if i not in skip]

@@ -140,4 +140,4 @@ def test_a_state_file_listing_an_edit_of_a_post_the_mirror_did_not_publish_sends
     m.poll()
     assert all(c[0] != "update" for c in fakes["mastodon"].calls)
     assert m.state.threads[uri(POSTS[0][0])].updating == {}
-    assert "did not publish" in m.state.problems[-1]["message"]
+    assert "not published by the mirror" in m.state.problems[-1]["message"]
