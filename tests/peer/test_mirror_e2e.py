@@ -163,9 +163,11 @@ def archive_thread(folder: Path, marker: str) -> tuple[str, dict]:
 
 def _recorded(folder: Path, marker: str) -> bool:
     """Whether the thread's three posts are recorded for both targets, nothing pending."""
+    from crossposter.archive import ArchiveError
+
     try:
         _title, meta = archive_thread(folder, marker)
-    except (AssertionError, OSError, ValueError):  # (not written yet, or caught mid-replace: looked at again)
+    except (AssertionError, OSError, ValueError, ArchiveError):  # (not written yet, or caught mid-replace: looked at again)
         return False
     return all(len(meta.get(p) or []) >= 3 for p in ("mastodon", "x")) and "pending" not in meta
 
