@@ -35,7 +35,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,6 +98,10 @@ class BackupOutcome:
     media_reused: int = 0  # already on disk
     skipped: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    #: what a post written (or, dry run, to be written) this run lost or changed on the way in, `url: note`
+    #: (an image not in the X archive kept as its link, an embed this backup does not know...): the post is
+    #: written, and the person is told what it does not hold
+    notes: list[str] = field(default_factory=list)
     requests: int = 0
     posts_read: int = 0
     #: new threads whose section was rendered and verified while the pages were read
@@ -349,6 +353,7 @@ def _read_and_write(reader: Reader, config: Config, platform: str, account: str,
             cache.entries[(path.resolve(), platform)] = writer.last
     outcome.media_added = store.downloaded
     outcome.media_reused = store.reused
+    outcome.notes.extend(_notes_of(posts, outcome))
 
     # 5. The cursor, last.
     if not dry_run and not held_back and (cursor != state.cursor or state.last_run is None or outcome.posts_added):
@@ -466,6 +471,18 @@ def _recorded_index(config: Config, into: Path, archives: Sequence[Path] | None,
         for post_id, thread in ids.items():
             index.setdefault(post_id, (target, thread))
     return index, parsed_into
+
+
+def _notes_of(posts: list[SourcePost], outcome: BackupOutcome) -> Iterator[str]:
+    """The readers' notes of the posts this run wrote, in archive order (a post read but not written has none)."""
+    by_id = {p.id: p for p in posts if p.notes}
+    if not by_id:
+        return
+    for written in [*outcome.threads, *outcome.replies]:
+        for post_id in written.post_ids:
+            post = by_id.get(post_id)
+            for note in post.notes if post is not None else ():
+                yield f"{post.url or post_id}: {note}"
 
 
 def _merge(result: ReadResult, posts: list[SourcePost], skipped: Skipped, outcome: BackupOutcome) -> None:

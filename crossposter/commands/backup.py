@@ -124,6 +124,19 @@ class _BarReporter:
         self.progress.console.print(redact(f"problem: {message}"), markup=False, style="yellow")
 
 
+def note_lines(notes: list[str]) -> list[str]:
+    """The readers' notes, each once; one note said of many posts (`url: note`) is one line with a count."""
+    groups: dict[str, list[str]] = {}
+    for n in notes:
+        url, _, what = n.partition(": ")
+        groups.setdefault(what or n, []).append(url)
+    lines = [f"  note: {urls[0]}: {what}" if len(urls) == 1 else
+             f"  note: {len(urls)} posts (e.g. {urls[0]}): {what}" for what, urls in groups.items()]
+    if len(lines) > LISTED_MAX:
+        lines[LISTED_MAX - 1:] = [f"  note: … and {len(lines) - LISTED_MAX + 1} more notes"]
+    return lines
+
+
 def summary_lines(outcome: BackupOutcome, base: Path | None = None) -> list[str]:
     """What the run did (or would do), for people: counts, then each thread, then skips and problems."""
     def shown(p: Path) -> str:
@@ -146,6 +159,7 @@ def summary_lines(outcome: BackupOutcome, base: Path | None = None) -> list[str]
     lines += listed
     for reason, n in sorted(outcome.skipped.items()):
         lines.append(f"  skipped {n}: {reason}")
+    lines += note_lines(outcome.notes)
     for p in outcome.problems:
         lines.append(f"  problem: {p}")
     if not outcome.complete:

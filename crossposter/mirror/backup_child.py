@@ -95,7 +95,8 @@ def run_in_child(config: Config, timeout: float) -> BackupResult:
     if "newest" not in out:
         raise RuntimeError("the backup process gave no result")
     return BackupResult(newest={k: datetime.fromisoformat(v) for k, v in out["newest"].items()},
-                        problems=list(out.get("problems", [])), complete=bool(out.get("complete", True)))
+                        problems=list(out.get("problems", [])), complete=bool(out.get("complete", True)),
+                        notes=[str(n) for n in out.get("notes", [])])
 
 
 def backup_out_of_process(config: Config) -> BackupResult:
@@ -194,7 +195,8 @@ def main() -> None:
         out.flush()
         raise SystemExit(1) from None
     out.write(json.dumps(redact_obj({"newest": {k: v.isoformat() for k, v in result.newest.items()},
-                                     "problems": result.problems, "complete": result.complete})) + "\n")
+                                     "problems": result.problems, "complete": result.complete,
+                                     "notes": result.notes})) + "\n")
     out.flush()
 
 

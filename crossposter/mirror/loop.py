@@ -130,6 +130,8 @@ class Mirror:
                 newest = result.newest
                 for p in result.problems:
                     self._problem(f"backup of {self.source}: {p}", now, kind="warning")
+                for n in result.notes:  # (once: a post is written once) in the log, not among the problems
+                    log.warning("mirror: backup of %s: %s", self.source, n, extra={"event": "backup_note"})
                 self.state.last_poll_ok = result.complete and not result.problems
             before = {k: t.status for k, t in self.state.threads.items()}
             messages = {k: t.message for k, t in self.state.threads.items()}

@@ -7,7 +7,7 @@ each of those imports this, never each other.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +24,8 @@ class BackupResult:
     newest: dict[str, datetime]
     problems: list[str]
     complete: bool = True
+    #: the readers' notes on the posts written (`BackupOutcome.notes`)
+    notes: list[str] = field(default_factory=list)
 
 
 BackupFn = Callable[["Config"], BackupResult]
@@ -50,4 +52,4 @@ def run_source_backup(config: Config) -> BackupResult:
     reader, account = _reader(m.from_, config, None)  # the same account name, so the same cursor as `backup`
     out = run_backup(reader, config, account=account, into=into_path(config))
     newest = {t.root_id: t.newest for t in out.threads}
-    return BackupResult(newest=newest, problems=list(out.problems), complete=out.complete)
+    return BackupResult(newest=newest, problems=list(out.problems), complete=out.complete, notes=list(out.notes))

@@ -904,3 +904,46 @@ def test_a_note_naming_its_post_is_used_even_when_the_post_does_not_look_cut(tmp
         "entitySet": {"hashtags": [], "symbols": [], "userMentions": [], "urls": []}}}}
     post = by_id(read(tmp_path, [tweet("840", "The complete text")], notes=[note]))["840"]
     assert post.text == "The complete text, longer than the post shows & more."
+
+
+def test_what_a_post_lost_on_the_way_in_is_said_in_the_summary(tmp_path: Path) -> None:
+    """A reader's note (here: a photo the zip does not hold, kept as its link) reaches the person, once per post.
+
+    It used to stop at `SourcePost.notes`: the archive got the link, the summary said nothing.
+    """
+    from crossposter.backup.run import run_backup
+    from crossposter.commands.backup import summary_lines
+    from crossposter.config import Config
+
+    tweets = [tweet("500", "One photo missing", media=[photo("gone.jpg")]),
+              tweet("501", "Another missing", media=[photo("lost.jpg")], created="Thu Oct 11 20:19:24 +0000 2018"),
+              tweet("502", "Nothing missing here", created="Fri Oct 12 20:19:24 +0000 2018")]
+    config = Config(state_dir=tmp_path / "state", base_dir=tmp_path)
+    with XArchiveReader(make_zip(tmp_path / "archive.zip", tweets)) as reader:
+        outcome = run_backup(reader, config, account=OWN_ID, into=tmp_path / "x.md", archives=[])
+    assert outcome.posts_added == 3
+    assert outcome.notes == [
+        f"https://x.com/{OWN}/status/500: an image of this post is not in the archive's tweets_media folder; kept "
+        f"as a link: https://x.com/{OWN}/status/500/photo/1",
+        f"https://x.com/{OWN}/status/501: an image of this post is not in the archive's tweets_media folder; kept "
+        f"as a link: https://x.com/{OWN}/status/501/photo/1"]
+    lines = summary_lines(outcome)
+    assert sum("note:" in line for line in lines) == 2
+    assert all(f"https://x.com/{OWN}/status/{n}/photo/1" in (tmp_path / "x.md").read_text() for n in ("500", "501"))
+    # a rerun writes nothing, so it has nothing to say again
+    with XArchiveReader(tmp_path / "archive.zip") as reader:
+        again = run_backup(reader, config, account=OWN_ID, into=tmp_path / "x.md", archives=[])
+    assert again.posts_added == 0 and again.notes == []
+
+
+def test_one_note_said_of_many_posts_is_one_line() -> None:
+    from crossposter.commands.backup import LISTED_MAX, note_lines
+
+    same = [f"https://x.com/{OWN}/status/{n}: reply addressed to @bob (X hides these; not part of the text)"
+            for n in range(5)]
+    assert note_lines(same) == [f"  note: 5 posts (e.g. https://x.com/{OWN}/status/0): reply addressed to @bob "
+                                "(X hides these; not part of the text)"]
+    many = [f"https://x.com/{OWN}/status/{n}: kept as a link: https://example.org/{n}" for n in range(LISTED_MAX + 5)]
+    lines = note_lines(many)
+    assert len(lines) == LISTED_MAX and lines[-1] == "  note: … and 6 more notes"
+    assert lines[0] == f"  note: https://x.com/{OWN}/status/0: kept as a link: https://example.org/0"

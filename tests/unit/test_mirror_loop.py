@@ -171,3 +171,19 @@ def test_done_by_the_daemon_counts_as_mirrored(setup) -> None:  # noqa: ANN001
     pub.outcomes["New"] = "done"
     m.poll()
     assert pub.submitted == [] and m.state.threads[uri(t1)].status == MIRRORED
+
+
+def test_the_backups_notes_are_logged_once_not_kept_as_problems(setup, caplog: pytest.LogCaptureFixture) -> None:  # noqa: ANN001
+    import logging
+
+    config, archive = setup
+    write(archive)
+    note = "https://bsky.app/profile/me.test/post/3k: embed {'$type': 'app.bsky.embed.unknown'} is not one this backup knows"
+    results = iter([BackupResult(newest={}, problems=[], notes=[note]), BackupResult(newest={}, problems=[])])
+    caplog.set_level(logging.WARNING, logger="crossposter.mirror")
+    m = Mirror(config, Publisher(), backup=lambda _c: next(results), changes=no_changes, clock=Clock(T0))
+    m.poll()
+    m.poll()
+    said = [r.getMessage() for r in caplog.records if getattr(r, "event", "") == "backup_note"]
+    assert said == [f"mirror: backup of bluesky: {note}"]
+    assert m.state.problems == [] and m.state.last_poll_ok
