@@ -164,6 +164,7 @@ def run_backup(reader: Reader, config: Config, *, account: str, into: Path | Non
         from crossposter.archive import ArchiveError
 
         raise ArchiveError(into, None, "not a regular file; give the archive file to write (--into FILE)")
+    _check_markdown_name(into)
     cache = cache if cache is not None else ArchiveCache()
     index, parsed_into = _recorded_index(config, into, archives, platform, cache)
 
@@ -175,6 +176,27 @@ def run_backup(reader: Reader, config: Config, *, account: str, into: Path | Non
                     parsed_into, cache, store, outcome)
     finally:
         store.close()
+
+
+#: what an archive's file name ends with (a backup appends Markdown to it)
+MARKDOWN_SUFFIXES = (".md", ".markdown")
+
+
+def _check_markdown_name(into: Path) -> None:
+    """Refuse to append threads to a file that is not named as Markdown, or a link to one that is not.
+
+    A mistyped `--into` (`~/.bashrc`) or a `threads/x.md` that links to some other file would otherwise
+    get Markdown appended to it: the backup cannot know what that file is, its name can.
+    """
+    from crossposter.archive import ArchiveError
+
+    target = into.resolve() if into.is_symlink() else into
+    for name in {into, target}:
+        if name.suffix.lower() not in MARKDOWN_SUFFIXES:
+            via = f" (it links to {target})" if name is target and target != into else ""
+            raise ArchiveError(into, None, f"an archive is a Markdown file named *.md, and {name.name!r} is not "
+                                           f"one{via}; give the archive to write with --into FILE.md (or "
+                                           "backup.into in the config)")
 
 
 def _run(reader: Reader, config: Config, platform: str, account: str, into: Path, since: datetime | None,

@@ -540,3 +540,24 @@ def test_a_cache_kept_between_calls_parses_only_changed_archives(tmp_path: Path,
     archive = tmp_path / "threads" / "mastodon.md"
     archive.write_bytes(archive.read_bytes().replace(b"Second\n", b"Second!\n"))
     assert backup(reader, config, cache=cache).posts_added == 0 and parses == ["mastodon.md"]
+
+
+def test_into_a_file_not_named_markdown_or_linking_to_one_is_refused(tmp_path: Path) -> None:
+    """Not even read: a mistyped --into (a dotfile) or an .md link to another file never gets threads appended."""
+    other = tmp_path / "settings.conf"
+    other.write_bytes(b"key = value\n")
+    link = tmp_path / "x.md"
+    link.symlink_to(other)
+    for target, said in ((other, "'settings.conf' is not one"), (link, f"(it links to {other})"),
+                         (tmp_path / "new.txt", "'new.txt' is not one")):
+        with pytest.raises(ArchiveError, match="Markdown file named") as info:
+            backup(FakeReader([P(1, "x")]), cfg(tmp_path), into=target)
+        assert said in str(info.value)
+    assert other.read_bytes() == b"key = value\n" and not (tmp_path / "new.txt").exists()
+    # an .md link to an .md file (an archive kept in a synced folder) is written through
+    real = tmp_path / "synced" / "x.markdown"
+    real.parent.mkdir()
+    linked = tmp_path / "threads.md"
+    linked.symlink_to(real)
+    backup(FakeReader([P(1, "through the link")]), cfg(tmp_path), into=linked)
+    assert linked.is_symlink() and "through the link" in real.read_text()
