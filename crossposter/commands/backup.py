@@ -200,7 +200,8 @@ def run(platform: str, into: Path | None, x_archive: Path | None, since: str | N
     try:
         since_at = parse_since(since, config.timezone) if since else None
     except TimeError as e:
-        return error(f"--since: {e} (a date alone, YYYY-MM-DD, means its midnight)")
+        said = str(e) if str(e).startswith("--since") else f"--since: {e}"  # (said once, not "--since: --since")
+        return error(f"{said} (a date alone, YYYY-MM-DD, means its midnight)")
 
     import tempfile
 

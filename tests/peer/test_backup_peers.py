@@ -220,6 +220,9 @@ def test_errors_are_one_line_on_stderr_with_a_non_zero_exit(tmp_path: Path) -> N
     r = crossposter("backup", "--from", "x", "--x-archive", "a.zip", "--since", "yesterday", "--config", str(cfg),
                     cwd=tmp_path)
     assert r.returncode == 2 and "--since" in r.stderr
+    r = crossposter("backup", "--from", "x", "--x-archive", "a.zip", "--since", "9999-12-31", "--config", str(cfg),
+                    cwd=tmp_path)
+    assert r.returncode == 2 and "out of range" in r.stderr and r.stderr.count("--since") == 1, r.stderr
     r = crossposter("backup", "--from", "mastodon", "--config", str(cfg), cwd=tmp_path,
                     env={"CROSSPOSTER_MASTODON_ACCESS_TOKEN": ""})
     assert r.returncode == 2 and "CROSSPOSTER_MASTODON_ACCESS_TOKEN" in r.stderr
