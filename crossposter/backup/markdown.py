@@ -61,11 +61,25 @@ def _word(ch: str) -> bool:
 _INLINE_SPECIAL = re.compile(r"[\\\r`\[_*<&!]")
 
 
-def _escape_inline(line: str) -> str:
+def _spacing(ch: str, edge: bool) -> bool:
+    """Whether the Markdown beside a `*` reads as white space there, the way markdown-it's emphasis rule asks.
+
+    Its own predicate decides (Python's `isspace` also says yes to U+2028, U+0085 and U+001C..U+001F, which
+    markdown-it reads as ordinary characters: a `*` beside them can open emphasis); a carriage return is
+    written as `&#13;` and a line's leading or trailing blank as `&#32;`/`&#9;`, so beside those the `*`
+    touches `;` or `&`, punctuation. `edge`: a line edge that stays a line edge (no reference put there).
+    """
+    from markdown_it.common.utils import isWhiteSpace
+
+    return edge if ch == "" else ch != "\r" and isWhiteSpace(ord(ch))
+
+
+def _escape_inline(line: str, lead: bool = False, trail: bool = False) -> str:
     """Backslash-escape the characters that could start inline markup in `line`.
 
     Each special character is decided from its neighbours in `line` (one regex pass: ordinary text,
-    most of a post, is copied without a Python step per character).
+    most of a post, is copied without a Python step per character). `lead`/`trail`: a character
+    reference will stand before/after the line (see `_escape_line`).
     """
     n = len(line)
 
@@ -85,7 +99,8 @@ def _escape_inline(line: str) -> str:
             return "_" if (_word(prev) and _word(nxt)) else "\\_"
         if ch == "*":
             # a `*` with white space (or a line edge) on both sides is neither left- nor right-flanking
-            return "*" if ((not prev or prev.isspace()) and (not nxt or nxt.isspace())) else "\\*"
+            return "*" if _spacing(prev, not (i == 0 and lead)) and _spacing(nxt, not (i == n - 1 and trail)) \
+                else "\\*"
         if ch == "<":
             return "\\<" if nxt in _HTMLISH and nxt else "<"
         if ch == "&":
@@ -120,7 +135,7 @@ def _escape_line(line: str) -> str:
         lead, line = _ws_ref(line[0]), line[1:]
     if _TRAILING_WS.search(line):
         trail, line = _ws_ref(line[-1]), line[:-1]
-    core = _escape_inline(line)
+    core = _escape_inline(line, bool(lead), bool(trail))
     if not lead:
         core = _escape_line_start(core)
     return lead + core + trail

@@ -59,6 +59,21 @@ def test_examples_read_back(text: str) -> None:
         assert posts_of(to_markdown(text), platform) == [text]
 
 
+#: every character Python or markdown-it calls white space (they disagree: U+2028, U+0085, U+001C..U+001F)
+SPACES = sorted({chr(c) for c in range(0x3001) if chr(c).isspace()} | set("\x0b\u200b\u205f"))
+
+
+@pytest.mark.parametrize("space", SPACES, ids=lambda c: f"U+{ord(c):04X}")
+def test_a_star_beside_any_kind_of_space_stays_a_star(space: str) -> None:
+    """`*` beside a carriage return (written `&#13;`) or a space markdown-it does not count as one (U+2028)
+    was left bare and read back as emphasis: `*\r*` previewed as nothing to post (found by hypothesis)."""
+    for text in (f"*{space}*", f"a *{space}* b", f"x\n *{space}* \ny", f"x\n * {space} * \ny", f"a *{space}\n* b"):
+        text = text.strip()
+        if text:
+            for platform in ("mastodon", "x", "bluesky"):
+                assert posts_of(to_markdown(text), platform) == [text], (text, to_markdown(text))
+
+
 def test_readable_where_nothing_needs_escaping() -> None:
     text = "Mixtral 8x7B, the model that rekindled interest in MoEs.\nsnake_case stays, 5 * 7 stays, <3 stays\n\nBye"
     assert to_markdown(text) == text
