@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from crossposter.archive import Archive, ArchiveError, Thread, decode_archive, parse_archive
+from crossposter.archive import Archive, ArchiveError, BlockDict, Thread, decode_archive, parse_archive
 from crossposter.backup.section import (
     Titles,
     append_posts_markdown,
@@ -176,29 +176,74 @@ class ArchiveWriter:
         section leaves none open, and the text before the section is checked the same way. Returns whether
         the section was kept (it is not when it would not read back, which the batch then reports).
         """
+        prep = self.prepare_many([thread], media_path)[0]
+        if prep is not None:
+            self.keep(prep)
+        return prep is not None
+
+    def keep(self, prep: Prepared) -> None:
+        """Hold a section `prepare_many` made (e.g. in another process) for the batch that writes it."""
+        self._prepared[prep.posts[0].id] = prep
+
+    def prepare_many(self, threads: Sequence[SourceThread], media_path: MediaPath) -> list[Prepared | None]:
+        """`prepare` for many threads, in one parse; changes nothing in the writer (a forked worker runs it).
+
+        The sections are parsed one after the other, followed by the sentinel: each one's next `##` line
+        (the next section's, or the sentinel) must read back as a heading at the line it was written on,
+        which is the same check as one parse per section with the sentinel after each (a `##` line starts
+        a new section unless a block is still open), at a fraction of the cost. Each section comes back
+        with its lines counted from its own first line, as a parse of it alone gives them. When the whole
+        does not read back, each section is parsed on its own, so one bad section spoils only itself.
+        """
         from crossposter.metadata import render_block
 
-        posts = tuple(thread.posts)
-        media = tuple(media_path(p, i) for p in posts for i in range(len(p.media)))
-        title = heading_for(thread.root, Titles(), self.timezone)
-        meta = {"source": self.platform, self.platform: [recorded_entry(p, self.sha) for p in posts]}
+        rendered: list[tuple[tuple[SourcePost, ...], tuple[str | None, ...], str, dict, str] | None] = []
+        for thread in threads:
+            posts = tuple(thread.posts)
+            media = tuple(media_path(p, i) for p in posts for i in range(len(p.media)))
+            title = heading_for(thread.root, Titles(), self.timezone)
+            meta = {"source": self.platform, self.platform: [recorded_entry(p, self.sha) for p in posts]}
+            try:
+                block = render_block(meta, round_trip=False)
+                text = section_markdown(thread, title, self.timezone, block, media_path, "\n")
+            except ValueError:
+                rendered.append(None)
+                continue
+            rendered.append((posts, media, title, meta, text))
+        todo = [r for r in rendered if r is not None]
+        checked = self._parsed_together(todo) if len(todo) > 1 else None
+        if checked is None:
+            checked = [p for r in todo for p in (self._parsed_together([r]) or [None])]
+        done = iter(checked)
+        return [None if r is None else next(done) for r in rendered]
+
+    def _parsed_together(self, rendered: list[tuple[tuple[SourcePost, ...], tuple[str | None, ...], str, dict, str]]
+                         ) -> list[Prepared | None] | None:
+        """The sections parsed as one text with the sentinel after it; None when its headings do not all
+        read back where they were written (an open block swallowed one)."""
+        starts: list[int] = []  # 1-based line where each section starts in the joined text
+        line = 1
+        for *_, text in rendered:
+            starts.append(line)
+            line += text.count("\n") + 1  # (and the blank line after it)
+        joined = "".join(text + "\n" for *_, text in rendered) + f"## {_SENTINEL}\n"
         try:
-            block = render_block(meta, round_trip=False)
-            text = section_markdown(thread, title, self.timezone, block, media_path, "\n")
-            archive = parse_archive(f"{text}\n## {_SENTINEL}\n", self.path)
-        except (ValueError, ArchiveError):
-            return False
-        if len(archive.threads) != 2:
-            return False
-        section, sentinel = archive.threads
-        breaks = _breaks(archive, section)
-        if (sentinel.title != _SENTINEL or sentinel.line != text.count("\n") + 2 or sentinel.errors
-                or section.errors or section.title != title or section.metadata != meta
-                or breaks != len(posts) - 1):
-            return False
-        self._prepared[thread.root.id] = Prepared(posts, media, title, (text + "\n").encode(),
-                                                  dataclasses.replace(section, _token_range=None), breaks)
-        return True
+            archive = parse_archive(joined, self.path)
+        except ArchiveError:
+            return None
+        *sections, sentinel = archive.threads or [None]
+        if sentinel is None or len(sections) != len(rendered) or sentinel.title != _SENTINEL \
+                or sentinel.line != line or sentinel.errors \
+                or any(s.line != at for s, at in zip(sections, starts, strict=True)):
+            return None
+        out: list[Prepared | None] = []
+        for (posts, media, title, meta, text), section, at in zip(rendered, sections, starts, strict=True):
+            breaks = _breaks(archive, section)
+            if section.errors or section.title != title or section.metadata != meta or breaks != len(posts) - 1:
+                out.append(None)
+                continue
+            out.append(Prepared(posts, media, title, (text + "\n").encode(), _moved(section, 1 - at), breaks))
+        return out
 
     def _reusable(self, thread: SourceThread, title: str, eol: str) -> Prepared | None:
         prep = self._prepared.pop(thread.root.id, None)  # (taken once: its memory goes with the batch)
@@ -475,3 +520,17 @@ class ArchiveWriter:
 def _breaks(archive: Archive, thread: Thread) -> int:
     """Top-level `---` breaks of `thread`, from the parse already made (not one parse per section)."""
     return sum(1 for tok in archive.body_tokens(thread, inline=False) if tok.type == "hr" and tok.level == 0)
+
+
+def _moved(thread: Thread, shift: int) -> Thread:
+    """`thread` with its lines moved by `shift` (its block's first line too), without its token range."""
+    metadata = thread.metadata
+    if shift and isinstance(metadata, BlockDict) and metadata.first_line:
+        metadata = copy.copy(metadata)  # (its attributes too: the YAML text, for error lines)
+        metadata.first_line += shift
+    return dataclasses.replace(
+        thread, line=thread.line + shift, end_line=thread.end_line + shift, body_line=thread.body_line + shift,
+        heading_end_line=thread.heading_end_line + shift,
+        block_line=None if thread.block_line is None else thread.block_line + shift,
+        block_end_line=None if thread.block_end_line is None else thread.block_end_line + shift,
+        metadata=metadata, _token_range=None)
