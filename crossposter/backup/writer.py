@@ -376,7 +376,11 @@ class ArchiveWriter:
                 parts.append(eol.encode())
             at = len(out) + sum(map(len, parts))
             for i, t in enumerate(fresh_threads):
-                title = heading_for(t.root, taken, self.timezone)
+                held = self._prepared.get(t.root.id)
+                if held is not None and held.posts[0] is t.root and held.title not in taken:
+                    title = held.title  # (what `heading_for` gives: it was made from this very post, none taken)
+                else:
+                    title = heading_for(t.root, taken, self.timezone)
                 taken.add(title)
                 last = i == len(fresh_threads) - 1  # (at the end of the file it reads without the sentinel)
                 prep = None if last else self._reusable(t, title, eol)
@@ -414,15 +418,13 @@ class ArchiveWriter:
         New sections `prepare` parsed already are not parsed again: the text between them is parsed
         on its own, followed by a `##` line that must read back as a heading (see `prepare`).
         """
-        from crossposter.metadata import line_starts
-
         def fail(message: str) -> None:
             raise ArchiveError(self.path, None, f"the backup would not read back as written ({message}); nothing "
                                                 "was written")
 
         if first > 1 and not any(t.line == first for t in old_archive.threads):
             first = 1  # (never: `first` is a section's heading line)
-        offset = line_starts(data)[first - 1] if first > 1 else 0
+        offset = _line_offset(data, first)
         if new[:offset] != data[:offset]:
             fail("bytes before the changed sections would change")
         keep = [t for t in old_archive.threads if t.line < first]
@@ -464,12 +466,7 @@ class ArchiveWriter:
                     piece_threads = piece_threads[:-1]
             shift = line - 1
             for t in piece_threads:
-                moved = dataclasses.replace(
-                    t, line=t.line + shift, end_line=t.end_line + shift, body_line=t.body_line + shift,
-                    heading_end_line=t.heading_end_line + shift,
-                    block_line=None if t.block_line is None else t.block_line + shift,
-                    block_end_line=None if t.block_end_line is None else t.block_end_line + shift,
-                    path=old_archive.path)
+                moved = _shifted(t, shift, old_archive.path)
                 if prep is not None:
                     prepared_breaks[id(moved)] = prep.breaks
                 elif piece_archive is not None:
@@ -513,13 +510,48 @@ class ArchiveWriter:
             if breaks(after) != len(t.posts) - 1:
                 fail(f"the posts of the new section {written.title!r} would not read back as {len(t.posts)} posts")
         index = {i: t for i, t in old_index.items() if t.line < first}
-        index.update(recorded_ids(now, self.platform))
+        index.update(recorded_ids(Archive(self.path, now.threads[:len(old.threads)]), self.platform))
+        for t, after in zip(fresh, now.threads[len(old.threads):], strict=True):
+            # (its block was just compared with these very entries: `recorded_ids` would read the same IDs)
+            for p in t.posts:
+                index.setdefault(p.id, after)
         self._checked = (new, Archive(old_archive.path, keep + now.threads), index)
 
 
 def _breaks(archive: Archive, thread: Thread) -> int:
     """Top-level `---` breaks of `thread`, from the parse already made (not one parse per section)."""
     return sum(1 for tok in archive.body_tokens(thread, inline=False) if tok.type == "hr" and tok.level == 0)
+
+
+def _line_offset(data: bytes, line: int) -> int:
+    """Where 1-based `line` starts in `data`: counted from the nearer end (the changed part is near the end)."""
+    if line <= 1:
+        return 0
+    total = data.count(b"\n") + 1  # (lines, counting a last one without line ending, or an empty one)
+    if line - 1 <= total - line:
+        pos = -1
+        for _ in range(line - 1):
+            pos = data.find(b"\n", pos + 1)
+        return pos + 1
+    pos = len(data)
+    for _ in range(total - line + 1):
+        pos = data.rfind(b"\n", 0, pos)
+    return pos + 1
+
+
+def _shifted(thread: Thread, shift: int, path: Path | None) -> Thread:
+    """`thread` as read at `shift` lines further down, in `path` (a copy: `dataclasses.replace` costs more)."""
+    moved = copy.copy(thread)
+    moved.line += shift
+    moved.end_line += shift
+    moved.body_line += shift
+    moved.heading_end_line += shift
+    if moved.block_line is not None:
+        moved.block_line += shift
+    if moved.block_end_line is not None:
+        moved.block_end_line += shift
+    moved.path = path
+    return moved
 
 
 def _moved(thread: Thread, shift: int) -> Thread:
