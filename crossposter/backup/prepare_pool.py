@@ -49,7 +49,8 @@ class PreparePool:
 
     def __init__(self, writer: ArchiveWriter, threads: Sequence[SourceThread],
                  media_path: Callable[[SourcePost, int], str | None], *, workers: int = 2,
-                 chunk: int = CHUNK) -> None:
+                 chunk: int | None = None) -> None:
+        chunk = chunk or CHUNK
         self.writer = writer
         self.threads = list(threads)
         self.chunks = [(i, min(i + chunk, len(self.threads))) for i in range(0, len(self.threads), chunk)]
