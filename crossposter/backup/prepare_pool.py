@@ -23,6 +23,7 @@ parent puts its own objects back, which `_reusable` compares by identity) and no
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import multiprocessing
 import os
@@ -58,6 +59,16 @@ class PreparePool:
         self.failed = 0  # chunks no worker delivered (the batches prepare those themselves)
         self._procs: list[tuple[Any, Connection | None]] = []
         ctx = multiprocessing.get_context("fork")
+        # (the objects there are now are the children's only to read: frozen, a collection in a child does
+        # not walk them, which would write to every page of the parent's heap and so copy it, at a high cost)
+        gc.freeze()
+        try:
+            self._start(ctx, writer, media_path, workers)
+        finally:
+            gc.unfreeze()
+
+    def _start(self, ctx: Any, writer: ArchiveWriter, media_path: Callable[[SourcePost, int], str | None],
+               workers: int) -> None:
         for w in range(min(workers, len(self.chunks))):
             recv, send = ctx.Pipe(duplex=False)
             # (the child closes the reading ends it inherits, so that a parent gone ends it at its next send)

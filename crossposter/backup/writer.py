@@ -151,6 +151,9 @@ class ArchiveWriter:
         #: without parsing the file again (one parse per batch, the verification's)
         self._last: tuple[bytes, Archive, dict[str, Thread]] | None = None
         self._checked: tuple[bytes, Archive, dict[str, Thread]] | None = None
+        #: the headings of `_last`'s archive (and of `_checked`'s), kept so a batch does not fold them all again
+        self._titles: tuple[Archive, Titles] | None = None
+        self._checked_titles: tuple[Archive, Titles] | None = None
         #: sections `prepare` made, by the ID of their first post
         self._prepared: dict[str, Prepared] = {}
 
@@ -282,6 +285,7 @@ class ArchiveWriter:
         written = rewrite_archive(self.path, compute)
         if written:
             self._last, self._checked = self._checked, None
+            self._titles, self._checked_titles = self._checked_titles, None
         result.written = written  # (the result of the last `compute`: the one whose bytes are in the file)
         return result
 
@@ -368,7 +372,11 @@ class ArchiveWriter:
         # New sections at the very end.
         fresh_at: list[tuple[int, Prepared | None]] = []  # where each new section starts in `out`; its parse
         if fresh_threads:
-            taken = Titles(t.title for t in archive.threads)
+            if self._titles is not None and self._titles[0] is archive:
+                taken = Titles()
+                set.update(taken, self._titles[1])  # (folded already)
+            else:
+                taken = Titles(t.title for t in archive.threads)
             parts: list[bytes] = []
             if out and not out.endswith(b"\n"):
                 parts.append(eol.encode())
@@ -404,7 +412,11 @@ class ArchiveWriter:
                                                     t.ids))
             out = out + b"".join(parts)
         first = min([g[0].line for g in groups.values()] + ([archive.threads[-1].line] if archive.threads else [1]))
+        self._checked_titles = None
         self._verify(archive, index, data, out, first, expected, fresh_threads, result, fresh_at)
+        if fresh_threads:  # (the new file's headings: the old ones, checked unchanged, and the new ones, checked)
+            assert self._checked is not None
+            self._checked_titles = (self._checked[1], taken)
         return out if (out != data or created) else None
 
     def _verify(self, old_archive: Archive, old_index: dict[str, Thread], data: bytes, new: bytes, first: int,
