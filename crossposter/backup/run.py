@@ -17,6 +17,10 @@ Why the order of things:
   the batches find most of their sections verified already. A guess that turns out wrong (the thread
   grew later) costs only that work: a batch takes a prepared section only if it is exactly the one
   it writes.
+* A reader that hands everything over at once (the X archive) leaves no reading time to prepare in:
+  when there are many new threads, forked worker processes prepare their sections (`prepare_pool`)
+  while the batches fetch media and write, each batch taking the chunks that cover it. The bytes
+  written never depend on them: a section they did not prepare is rendered by the batch itself.
 * Media are downloaded per batch, before the batch is written, so a section never points at a
   file that is not there. A thread whose media still fail after the retries is held back (not
   written) and reported; the cursor is then not saved, so the next run reads those posts again

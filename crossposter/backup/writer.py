@@ -23,6 +23,8 @@ threads, not 10,000 times.
 The verification need not wait for the batch: `ArchiveWriter.prepare` renders a new thread's section
 and parses it (followed by a `##` line) while the account is still being read, and the batch that
 writes the very same section takes that parse instead of parsing it again (see `prepare`).
+`prepare_many` does it for many sections in one parse, and changes nothing in the writer, so that
+forked processes can run it (`prepare_pool`) and hand the sections over with `keep`.
 """
 
 from __future__ import annotations
