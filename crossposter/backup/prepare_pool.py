@@ -28,12 +28,14 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
 from crossposter.backup.source import SourcePost, SourceThread
-from crossposter.backup.writer import ArchiveWriter
+from crossposter.backup.writer import ArchiveWriter, Prepared
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,11 @@ CHUNK = 150
 
 
 class PreparePool:
-    """Worker processes preparing `threads` (in chunks of `chunk`) for `writer`; a context manager."""
+    """Worker processes preparing `threads` (in chunks of `chunk`) for `writer`; a context manager.
+
+    A thread of the parent receives what the workers send as soon as they send it (a worker waiting for
+    its pipe to be read would otherwise idle while the parent writes a batch); `take` hands it over.
+    """
 
     def __init__(self, writer: ArchiveWriter, threads: Sequence[SourceThread],
                  media_path: Callable[[SourcePost, int], str | None], *, workers: int = 2,
@@ -57,33 +63,45 @@ class PreparePool:
         self.chunks = [(i, min(i + chunk, len(self.threads))) for i in range(0, len(self.threads), chunk)]
         self.taken = 0  # chunks taken so far (in order)
         self.failed = 0  # chunks no worker delivered (the batches prepare those themselves)
-        self._procs: list[tuple[Any, Connection | None]] = []
+        self._procs: list[tuple[Any, Connection]] = []
+        self._todo: dict[Connection, deque[int]] = {}  # the chunks each worker's pipe still owes, in order
+        self._results: dict[int, list[Prepared | None] | None] = {}  # by chunk; None: not coming
+        self._arrived = threading.Condition()
         ctx = multiprocessing.get_context("fork")
         # (the objects there are now are the children's only to read: frozen, a collection in a child does
         # not walk them, which would write to every page of the parent's heap and so copy it, at a high cost)
         gc.freeze()
         try:
-            self._start(ctx, writer, media_path, workers)
+            self._start(ctx, media_path, min(workers, len(self.chunks)))
         finally:
             gc.unfreeze()
+        self._receiver: threading.Thread | None = None
+        if self._todo:
+            self._receiver = threading.Thread(target=self._receive, name="crossposter-prepared", daemon=True)
+            self._receiver.start()
 
-    def _start(self, ctx: Any, writer: ArchiveWriter, media_path: Callable[[SourcePost, int], str | None],
-               workers: int) -> None:
-        for w in range(min(workers, len(self.chunks))):
+    def _start(self, ctx: Any, media_path: Callable[[SourcePost, int], str | None], workers: int) -> None:
+        for w in range(workers):
+            mine = list(range(w, len(self.chunks), workers))
             recv, send = ctx.Pipe(duplex=False)
             # (the child closes the reading ends it inherits, so that a parent gone ends it at its next send)
-            theirs = [recv, *(c for _, c in self._procs if c is not None)]
-            proc = ctx.Process(target=_work, args=(writer, self.threads, self.chunks[w::workers], media_path, send,
-                                                   theirs), name=f"crossposter-prepare-{w}", daemon=True)
+            theirs = [recv, *self._todo]
+            proc = ctx.Process(target=_work, args=(self.writer, self.threads, [self.chunks[k] for k in mine],
+                                                   media_path, send, theirs),
+                               name=f"crossposter-prepare-{w}", daemon=True)
             try:
                 proc.start()
-            except OSError as e:  # (no fork: too many processes, no memory) the batches do it all themselves
+            except OSError as e:  # (no fork: too many processes, no memory) the batches prepare these themselves
                 log.debug("no worker process for preparing sections: %s", e)
                 recv.close()
                 send.close()
-                break
+                self._results.update((k, None) for k in mine)
+                continue
             send.close()  # (the child's copy is the only writer: its end of the pipe ends with it)
             self._procs.append((proc, recv))
+            self._todo[recv] = deque(mine)
+        if not self._procs:
+            self._results.update((k, None) for k in range(len(self.chunks)))
 
     def __enter__(self) -> PreparePool:
         return self
@@ -91,23 +109,38 @@ class PreparePool:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _receive(self) -> None:
+        """(The receiving thread.) Each worker's chunks as they come; a worker's end marks the rest not coming."""
+        from multiprocessing.connection import wait
+
+        todo = self._todo
+        while todo:
+            for conn in wait(list(todo)):
+                owed = todo[conn]  # type: ignore[index]
+                try:
+                    results = conn.recv()  # type: ignore[union-attr]
+                except Exception as e:  # noqa: BLE001 - EOFError: the worker died; the batches do its chunks
+                    log.debug("a worker preparing sections stopped: %r", e)
+                    arrived = {k: None for k in owed}
+                    owed.clear()
+                else:
+                    arrived = {owed.popleft(): results}
+                with self._arrived:
+                    self._results.update(arrived)
+                    self._arrived.notify_all()
+                if not owed:
+                    del todo[conn]  # type: ignore[arg-type]
+                    conn.close()  # type: ignore[union-attr]
+
     def take(self, upto: int) -> None:
         """Hand the writer every section of the chunks that start before thread `upto` (waiting for them)."""
         while self.taken < len(self.chunks) and self.chunks[self.taken][0] < upto:
             k = self.taken
             self.taken += 1
-            if not self._procs:
-                self.failed += 1
-                continue
-            proc, conn = self._procs[k % len(self._procs)]
-            results = None
-            if conn is not None:
-                try:
-                    results = conn.recv()
-                except (EOFError, OSError):  # the worker died: the batches prepare the rest of its chunks
-                    log.debug("worker %s stopped (exit code %s)", proc.name, proc.exitcode)
-                    conn.close()
-                    self._procs[k % len(self._procs)] = (proc, None)
+            with self._arrived:
+                while k not in self._results:
+                    self._arrived.wait()
+                results = self._results.pop(k)
             if results is None:
                 self.failed += 1
                 continue
@@ -119,12 +152,14 @@ class PreparePool:
     def close(self) -> None:
         """Stop and reap every worker (those still working are killed: their sections are not needed)."""
         procs, self._procs = self._procs, []
-        for proc, conn in procs:
-            if conn is not None:
-                conn.close()
+        for proc, _ in procs:
             if proc.exitcode is None:
                 proc.kill()
+        for proc, _ in procs:
             proc.join()
+        if self._receiver is not None:
+            self._receiver.join()  # (every pipe has ended with its worker)
+        for proc, _ in procs:
             proc.close()
 
 
