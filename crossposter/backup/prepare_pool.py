@@ -70,15 +70,19 @@ class PreparePool:
         ctx = multiprocessing.get_context("fork")
         # (the objects there are now are the children's only to read: frozen, a collection in a child does
         # not walk them, which would write to every page of the parent's heap and so copy it, at a high cost)
-        gc.freeze()
-        try:
-            self._start(ctx, media_path, min(workers, len(self.chunks)))
-        finally:
-            gc.unfreeze()
         self._receiver: threading.Thread | None = None
-        if self._todo:
-            self._receiver = threading.Thread(target=self._receive, name="crossposter-prepared", daemon=True)
-            self._receiver.start()
+        try:
+            gc.freeze()
+            try:
+                self._start(ctx, media_path, min(workers, len(self.chunks)))
+            finally:
+                gc.unfreeze()
+            if self._todo:
+                self._receiver = threading.Thread(target=self._receive, name="crossposter-prepared", daemon=True)
+                self._receiver.start()
+        except BaseException:  # (a Ctrl-C here: the caller never gets the pool to close)
+            self.close()
+            raise
 
     def _start(self, ctx: Any, media_path: Callable[[SourcePost, int], str | None], workers: int) -> None:
         for w in range(workers):
@@ -97,9 +101,9 @@ class PreparePool:
                 send.close()
                 self._results.update((k, None) for k in mine)
                 continue
-            send.close()  # (the child's copy is the only writer: its end of the pipe ends with it)
             self._procs.append((proc, recv))
             self._todo[recv] = deque(mine)
+            send.close()  # (the child's copy is the only writer: its end of the pipe ends with it)
         if not self._procs:
             self._results.update((k, None) for k in range(len(self.chunks)))
 
@@ -157,8 +161,11 @@ class PreparePool:
                 proc.kill()
         for proc, _ in procs:
             proc.join()
-        if self._receiver is not None:
-            self._receiver.join()  # (every pipe has ended with its worker)
+        if self._receiver is not None and self._receiver.is_alive():
+            self._receiver.join()  # (every pipe has ended with its worker; it closes them)
+        elif self._receiver is None:
+            for conn in self._todo:
+                conn.close()
         for proc, _ in procs:
             proc.close()
 

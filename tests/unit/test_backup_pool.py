@@ -194,3 +194,21 @@ def test_what_a_worker_sends_back_holds_no_posts(tmp_path: Path) -> None:
         sent = pickle.loads(pickle.dumps(dataclasses.replace(prep, posts=())))
         w.keep(dataclasses.replace(sent, posts=tuple(t.posts)))
     assert w._reusable(threads[1], w._prepared[threads[1].root.id].title, "\n") is not None
+
+
+def test_ctrl_c_while_the_workers_start_leaves_no_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[int] = []
+    real = PreparePool._start
+
+    def interrupted(self: PreparePool, *args, **kw) -> None:
+        real(self, *args, **kw)
+        started.extend(proc.pid for proc, _ in self._procs)
+        raise KeyboardInterrupt  # (before the caller holds the pool: it cannot close it)
+
+    monkeypatch.setattr(PreparePool, "_start", interrupted)
+    monkeypatch.setattr(prepare_pool, "MIN_THREADS", 1)
+    monkeypatch.setattr(prepare_pool, "CHUNK", 3)
+    posts, files = account()
+    with pytest.raises(KeyboardInterrupt):
+        backup(FakeReader(posts, files=files), cfg(tmp_path))
+    assert len(started) == 2 and gone(started)
