@@ -5,11 +5,13 @@ to prepare sections in: rendering and parsing thousands of sections (markdown-it
 pure Python) would then be the batches' own work, on one core. Here, once the threads are known, a
 few processes are forked; each prepares every `workers`-th chunk of consecutive threads with
 `ArchiveWriter.prepare_many` (one parse per chunk) and sends the `Prepared` sections back through a
-pipe, in order, while the parent fetches media and writes the batches. Before a batch, the parent
-takes the chunks that cover it; the batch then uses a prepared section exactly as one `prepare` made
-in-process: only when it is the very same section, checked again against the parse (see `writer`).
-The archive's bytes therefore never depend on the workers: a section they did not prepare (a worker
-that failed, was killed, or is not there) is rendered and checked by the batch itself, as without them.
+pipe, in order, while the parent fetches media and writes the batches (a thread of the parent takes
+them off the pipes as they come). Before a batch, the parent takes the chunks that cover it; the batch
+then uses a prepared section exactly as one `prepare` made in-process: only when it is the very same
+section (same post objects, media paths, heading, line endings), and it compares the section's parse
+(made by the worker from exactly the bytes it sent) with the title, IDs and post breaks it expects,
+computed in the parent. A section they did not prepare (a worker that failed, was killed, or is not
+there) is rendered and checked by the batch itself, as without them: the bytes written are the same.
 
 Why fork, and why it is safe here: the children inherit the threads and the writer (nothing to
 pickle on the way in), start in milliseconds, and only render and parse their own copy of the data
@@ -17,7 +19,9 @@ and write to their pipe; they take no lock another thread of the parent could ho
 I/O but the pipe), and ignore Ctrl-C (the parent stops them). They cannot outlive their work: they
 have no input to wait for, and a pipe whose reader is gone ends them at their next send. `close`
 (always called, `with`) kills and reaps those still running. Results carry no `SourcePost`s (the
-parent puts its own objects back, which `_reusable` compares by identity) and no tokens.
+parent puts its own objects back, which `_reusable` compares by identity) and no tokens. The parent's
+objects are frozen out of the garbage collector while forking (`gc.freeze`): a collection in a child
+would otherwise touch every object, and so copy every page, of the parent's heap.
 """
 
 from __future__ import annotations
@@ -68,8 +72,6 @@ class PreparePool:
         self._results: dict[int, list[Prepared | None] | None] = {}  # by chunk; None: not coming
         self._arrived = threading.Condition()
         ctx = multiprocessing.get_context("fork")
-        # (the objects there are now are the children's only to read: frozen, a collection in a child does
-        # not walk them, which would write to every page of the parent's heap and so copy it, at a high cost)
         self._receiver: threading.Thread | None = None
         try:
             gc.freeze()
