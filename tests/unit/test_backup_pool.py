@@ -212,3 +212,14 @@ def test_ctrl_c_while_the_workers_start_leaves_no_worker(tmp_path: Path, monkeyp
     with pytest.raises(KeyboardInterrupt):
         backup(FakeReader(posts, files=files), cfg(tmp_path))
     assert len(started) == 2 and gone(started)
+
+
+@given(st.lists(st.sampled_from([b"a", b"\n", b"\r\n", b"", b"## x\n"]), max_size=30).map(b"".join), st.data())
+def test_the_changed_part_is_found_where_line_starts_puts_it(data: bytes, pick: st.DataObject) -> None:
+    """`_verify` finds the first changed line by counting from the nearer end of the file, not by listing
+    every line start of it (a 10 MB archive per batch): the same offset."""
+    from crossposter.metadata import line_starts
+
+    starts = line_starts(data)
+    line = pick.draw(st.integers(1, len(starts)))
+    assert writer_module._line_offset(data, line) == starts[line - 1]
