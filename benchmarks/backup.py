@@ -24,6 +24,11 @@ whole `run_backup` (reader, threads, copying the media files out of the zip, wri
 against `json.loads` of its tweets.js plus copying its media with plain `zipfile` reads (target: under 3 × that). Both sides
 are the best of a few runs, but they are measured one after the other: on a busy machine the ratio
 moves by ±30 % from run to run (json.loads of the same 19 MB took 190–330 ms); compare several runs.
+This reader hands every post over at once, so the new sections are rendered and verified by forked
+worker processes (`backup/prepare_pool.py`, two on a machine with two or more CPUs) while the batches
+are written: the import's wall time depends on a second core being free, and the script prints the
+CPU time of this process and of the workers beside it (their sum over the cores is the floor of this
+design: json.loads is C, while the Markdown parse, the YAML both ways and the rendering are pure Python).
 
 Run: `python benchmarks/backup.py [POSTS] [mastodon|bluesky|x ...]` (prints, asserts nothing; POSTS defaults to
 10,000; all three parts by default).
@@ -491,10 +496,13 @@ def x_archive_import(posts: int) -> None:
                 into = base / "threads" / "x.md"
                 into.parent.mkdir(parents=True)
                 media_wait[0] = 0.0
-                t0 = time.perf_counter()
+                c0, t0 = os.times(), time.perf_counter()
                 with XArchiveReader(zpath) as reader:
                     outcome = run_backup(reader, config, account=xa.OWN_ID, into=into, archives=[])
                 runs.append(time.perf_counter() - t0)
+                c1 = os.times()
+                cpu = (c1.user + c1.system - c0.user - c0.system,
+                       c1.children_user + c1.children_system - c0.children_user - c0.children_system)
         finally:
             MediaStore.fetch_all = fetch_all  # type: ignore[method-assign]
         t_import = min(runs)
@@ -511,6 +519,9 @@ def x_archive_import(posts: int) -> None:
               f"{media * 1000:.0f} ms (the next batch's files are copied while one is written), the rest "
               f"{(runs[-1] - t_read - media) * 1000:.0f} ms: threads, Markdown and the archive writes (load average "
               f"{' '.join(f'{x:.1f}' for x in os.getloadavg())})")
+        print(f"  CPU (last run): this process {cpu[0]:.2f} s, worker processes {cpu[1]:.2f} s (sections they "
+              f"prepared: {outcome.prepared:,} of {len(outcome.threads):,}); with a core free for each, the wall "
+              "time tends to this process's CPU plus what it waits for the workers")
 
 
 def main() -> None:

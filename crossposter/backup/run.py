@@ -17,6 +17,10 @@ Why the order of things:
   the batches find most of their sections verified already. A guess that turns out wrong (the thread
   grew later) costs only that work: a batch takes a prepared section only if it is exactly the one
   it writes.
+* A reader that hands everything over at once (the X archive) leaves no reading time to prepare in:
+  when there are many new threads, forked worker processes prepare their sections (`prepare_pool`)
+  while the batches fetch media and write, each batch taking the chunks that cover it. The bytes
+  written never depend on them: a section they did not prepare is rendered by the batch itself.
 * Media are downloaded per batch, before the batch is written, so a section never points at a
   file that is not there. A thread whose media still fail after the retries is held back (not
   written) and reported; the cursor is then not saved, so the next run reads those posts again
@@ -29,6 +33,7 @@ Why the order of things:
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import os
@@ -50,6 +55,7 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from crossposter.archive import Archive, Thread
     from crossposter.backup.media import MediaStore
+    from crossposter.backup.prepare_pool import PreparePool
     from crossposter.config import Config
 
 __all__ = ["ArchiveCache", "BackupOutcome", "BackupReporter", "ThreadAdded", "RepliesAppended", "run_backup", "default_into",
@@ -226,12 +232,14 @@ def _run(reader: Reader, config: Config, platform: str, account: str, into: Path
             ahead.add(posts)
 
         extra_args["on_posts"] = on_posts
+    stack = contextlib.ExitStack()  # (the worker processes preparing sections, when there are any)
     try:
         return _read_and_write(reader, config, platform, account, into, since, dry_run, reporter, sleep, batch,
-                               index, parsed_into, cache, store, outcome, extra_args, ahead, writers, title)
+                               index, parsed_into, cache, store, outcome, extra_args, ahead, writers, title, stack)
     finally:
         if ahead is not None:
             ahead.stop()
+        stack.close()
 
 
 def _read_and_write(reader: Reader, config: Config, platform: str, account: str, into: Path,
@@ -239,7 +247,8 @@ def _read_and_write(reader: Reader, config: Config, platform: str, account: str,
                     batch: int, index: dict[str, tuple[Path, Thread]],
                     parsed_into: tuple[bytes, Archive, dict[str, Thread]] | None, cache: ArchiveCache,
                     store: MediaStore, outcome: BackupOutcome, extra_args: dict[str, Callable[[list[SourcePost]], None]],
-                    ahead: _Ahead | None, writers: dict[Path, ArchiveWriter], title: str) -> BackupOutcome:
+                    ahead: _Ahead | None, writers: dict[Path, ArchiveWriter], title: str,
+                    stack: contextlib.ExitStack) -> BackupOutcome:
     from crossposter.backup.state import BackupState
     from crossposter.platforms.base import PlatformError, RateLimitedError, TransientError
     from crossposter.publish import text_sha
@@ -305,7 +314,8 @@ def _read_and_write(reader: Reader, config: Config, platform: str, account: str,
             outcome.problems.append(problem)
             reporter.note(problem)
 
-    # 4. Media and writes, batch by batch.
+    # 4. Media and writes, batch by batch (the new sections prepared meanwhile by other processes, if it pays).
+    pool = _pool(threads, into, platform, config, title, text_sha, store, writers, parsed_into, dry_run, stack)
     total = len(threads) + len(appends)
     done = 0
     first = True
@@ -354,6 +364,8 @@ def _read_and_write(reader: Reader, config: Config, platform: str, account: str,
                                                        media_path=media_path, sha=text_sha)
                 if path is into and parsed_into is not None:
                     writer.known(*parsed_into)
+            if pool is not None and path == into:
+                pool.take(start + batch)
             res = writer.write(chunk if path == into else [], by_file.get(path, []), dry_run=dry_run,
                                media_path=media_path)
             outcome.threads.extend(res.threads)
@@ -459,6 +471,34 @@ class _Ahead:
             self.writer.prepare(thread, self.media_path)
         except Exception:  # noqa: BLE001 - a bug here must not stop the backup: the batch renders it as usual
             log.debug("preparing %s failed", thread.root.url, exc_info=True)
+
+
+def _pool(threads: list[SourceThread], into: Path, platform: str, config: Config, title: str,
+          text_sha: Callable[[str], str], store: MediaStore, writers: dict[Path, ArchiveWriter],
+          parsed_into: tuple[bytes, Archive, dict[str, Thread]] | None, dry_run: bool,
+          stack: contextlib.ExitStack) -> PreparePool | None:
+    """Worker processes preparing the new sections while the batches are written, when that pays.
+
+    Only for many threads not prepared yet (a reader handing everything over at once, as the X
+    archive's), with a second CPU and `fork`, into a file with `\n` line endings (the prepared sections
+    have those). Everything else is prepared by the batches themselves, as before.
+    """
+    from crossposter.backup.prepare_pool import MIN_THREADS, PreparePool
+    from crossposter.metadata import default_eol
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if dry_run or into in writers or cpus < 2 or len(threads) < MIN_THREADS or not hasattr(os, "fork") \
+            or (parsed_into is not None and default_eol(parsed_into[0]) != b"\n"):
+        return None  # (a writer already there is `_Ahead`'s: it prepared the sections while reading)
+    writer = writers[into] = ArchiveWriter(into, platform, timezone=config.timezone, title=title,
+                                           media_path=lambda post, i: None, sha=text_sha)
+    if parsed_into is not None:
+        writer.known(*parsed_into)
+
+    def stored_path(post: SourcePost, i: int) -> str | None:
+        return store.path_of(post.media[i])
+
+    return stack.enter_context(PreparePool(writer, threads, stored_path, workers=min(cpus, 2)))
 
 
 def _recorded_index(config: Config, into: Path, archives: Sequence[Path] | None, platform: str,

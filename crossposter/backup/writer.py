@@ -23,19 +23,21 @@ threads, not 10,000 times.
 The verification need not wait for the batch: `ArchiveWriter.prepare` renders a new thread's section
 and parses it (followed by a `##` line) while the account is still being read, and the batch that
 writes the very same section takes that parse instead of parsing it again (see `prepare`).
+`prepare_many` does it for many sections in one parse, and changes nothing in the writer, so that
+forked processes can run it (`prepare_pool`) and hand the sections over with `keep`.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from crossposter.archive import Archive, ArchiveError, Thread, decode_archive, parse_archive
+from crossposter.archive import Archive, ArchiveError, BlockDict, Thread, decode_archive, parse_archive
 from crossposter.backup.section import (
     Titles,
     append_posts_markdown,
@@ -151,6 +153,9 @@ class ArchiveWriter:
         #: without parsing the file again (one parse per batch, the verification's)
         self._last: tuple[bytes, Archive, dict[str, Thread]] | None = None
         self._checked: tuple[bytes, Archive, dict[str, Thread]] | None = None
+        #: the headings of `_last`'s archive (and of `_checked`'s), kept so a batch does not fold them all again
+        self._titles: tuple[Archive, Titles] | None = None
+        self._checked_titles: tuple[Archive, Titles] | None = None
         #: sections `prepare` made, by the ID of their first post
         self._prepared: dict[str, Prepared] = {}
 
@@ -176,29 +181,74 @@ class ArchiveWriter:
         section leaves none open, and the text before the section is checked the same way. Returns whether
         the section was kept (it is not when it would not read back, which the batch then reports).
         """
+        prep = self.prepare_many([thread], media_path)[0]
+        if prep is not None:
+            self.keep(prep)
+        return prep is not None
+
+    def keep(self, prep: Prepared) -> None:
+        """Hold a section `prepare_many` made (e.g. in another process) for the batch that writes it."""
+        self._prepared[prep.posts[0].id] = prep
+
+    def prepare_many(self, threads: Sequence[SourceThread], media_path: MediaPath) -> list[Prepared | None]:
+        """`prepare` for many threads, in one parse; changes nothing in the writer (a forked worker runs it).
+
+        The sections are parsed one after the other, followed by the sentinel: each one's next `##` line
+        (the next section's, or the sentinel) must read back as a heading at the line it was written on,
+        which is the same check as one parse per section with the sentinel after each (a `##` line starts
+        a new section unless a block is still open), at a fraction of the cost. Each section comes back
+        with its lines counted from its own first line, as a parse of it alone gives them. When the whole
+        does not read back, each section is parsed on its own, so one bad section spoils only itself.
+        """
         from crossposter.metadata import render_block
 
-        posts = tuple(thread.posts)
-        media = tuple(media_path(p, i) for p in posts for i in range(len(p.media)))
-        title = heading_for(thread.root, Titles(), self.timezone)
-        meta = {"source": self.platform, self.platform: [recorded_entry(p, self.sha) for p in posts]}
+        rendered: list[tuple[tuple[SourcePost, ...], tuple[str | None, ...], str, dict, str] | None] = []
+        for thread in threads:
+            posts = tuple(thread.posts)
+            media = tuple(media_path(p, i) for p in posts for i in range(len(p.media)))
+            title = heading_for(thread.root, Titles(), self.timezone)
+            meta = {"source": self.platform, self.platform: [recorded_entry(p, self.sha) for p in posts]}
+            try:
+                block = render_block(meta, round_trip=False)
+                text = section_markdown(thread, title, self.timezone, block, media_path, "\n")
+            except ValueError:
+                rendered.append(None)
+                continue
+            rendered.append((posts, media, title, meta, text))
+        todo = [r for r in rendered if r is not None]
+        checked = self._parsed_together(todo) if len(todo) > 1 else None
+        if checked is None:
+            checked = [p for r in todo for p in (self._parsed_together([r]) or [None])]
+        done = iter(checked)
+        return [None if r is None else next(done) for r in rendered]
+
+    def _parsed_together(self, rendered: list[tuple[tuple[SourcePost, ...], tuple[str | None, ...], str, dict, str]]
+                         ) -> list[Prepared | None] | None:
+        """The sections parsed as one text with the sentinel after it; None when its headings do not all
+        read back where they were written (an open block swallowed one)."""
+        starts: list[int] = []  # 1-based line where each section starts in the joined text
+        line = 1
+        for *_, text in rendered:
+            starts.append(line)
+            line += text.count("\n") + 1  # (and the blank line after it)
+        joined = "".join(text + "\n" for *_, text in rendered) + f"## {_SENTINEL}\n"
         try:
-            block = render_block(meta, round_trip=False)
-            text = section_markdown(thread, title, self.timezone, block, media_path, "\n")
-            archive = parse_archive(f"{text}\n## {_SENTINEL}\n", self.path)
-        except (ValueError, ArchiveError):
-            return False
-        if len(archive.threads) != 2:
-            return False
-        section, sentinel = archive.threads
-        breaks = _breaks(archive, section)
-        if (sentinel.title != _SENTINEL or sentinel.line != text.count("\n") + 2 or sentinel.errors
-                or section.errors or section.title != title or section.metadata != meta
-                or breaks != len(posts) - 1):
-            return False
-        self._prepared[thread.root.id] = Prepared(posts, media, title, (text + "\n").encode(),
-                                                  dataclasses.replace(section, _token_range=None), breaks)
-        return True
+            archive = parse_archive(joined, self.path)
+        except ArchiveError:
+            return None
+        *sections, sentinel = archive.threads or [None]
+        if sentinel is None or len(sections) != len(rendered) or sentinel.title != _SENTINEL \
+                or sentinel.line != line or sentinel.errors \
+                or any(s.line != at for s, at in zip(sections, starts, strict=True)):
+            return None
+        out: list[Prepared | None] = []
+        for (posts, media, title, meta, text), section, at in zip(rendered, sections, starts, strict=True):
+            breaks = _breaks(archive, section)
+            if section.errors or section.title != title or section.metadata != meta or breaks != len(posts) - 1:
+                out.append(None)
+                continue
+            out.append(Prepared(posts, media, title, (text + "\n").encode(), _moved(section, 1 - at), breaks))
+        return out
 
     def _reusable(self, thread: SourceThread, title: str, eol: str) -> Prepared | None:
         prep = self._prepared.pop(thread.root.id, None)  # (taken once: its memory goes with the batch)
@@ -237,6 +287,7 @@ class ArchiveWriter:
         written = rewrite_archive(self.path, compute)
         if written:
             self._last, self._checked = self._checked, None
+            self._titles, self._checked_titles = self._checked_titles, None
         result.written = written  # (the result of the last `compute`: the one whose bytes are in the file)
         return result
 
@@ -323,7 +374,11 @@ class ArchiveWriter:
         # New sections at the very end.
         fresh_at: list[tuple[int, Prepared | None]] = []  # where each new section starts in `out`; its parse
         if fresh_threads:
-            taken = Titles(t.title for t in archive.threads)
+            if self._titles is not None and self._titles[0] is archive:
+                taken = Titles()
+                set.update(taken, self._titles[1])  # (folded already)
+            else:
+                taken = Titles(t.title for t in archive.threads)
             parts: list[bytes] = []
             if out and not out.endswith(b"\n"):
                 parts.append(eol.encode())
@@ -331,7 +386,11 @@ class ArchiveWriter:
                 parts.append(eol.encode())
             at = len(out) + sum(map(len, parts))
             for i, t in enumerate(fresh_threads):
-                title = heading_for(t.root, taken, self.timezone)
+                held = self._prepared.get(t.root.id)
+                if held is not None and held.posts[0] is t.root and held.title not in taken:
+                    title = held.title  # (what `heading_for` gives: it was made from this very post, none taken)
+                else:
+                    title = heading_for(t.root, taken, self.timezone)
                 taken.add(title)
                 last = i == len(fresh_threads) - 1  # (at the end of the file it reads without the sentinel)
                 prep = None if last else self._reusable(t, title, eol)
@@ -355,7 +414,11 @@ class ArchiveWriter:
                                                     t.ids))
             out = out + b"".join(parts)
         first = min([g[0].line for g in groups.values()] + ([archive.threads[-1].line] if archive.threads else [1]))
+        self._checked_titles = None
         self._verify(archive, index, data, out, first, expected, fresh_threads, result, fresh_at)
+        if fresh_threads:  # (the new file's headings: the old ones, checked unchanged, and the new ones, checked)
+            assert self._checked is not None
+            self._checked_titles = (self._checked[1], taken)
         return out if (out != data or created) else None
 
     def _verify(self, old_archive: Archive, old_index: dict[str, Thread], data: bytes, new: bytes, first: int,
@@ -369,15 +432,13 @@ class ArchiveWriter:
         New sections `prepare` parsed already are not parsed again: the text between them is parsed
         on its own, followed by a `##` line that must read back as a heading (see `prepare`).
         """
-        from crossposter.metadata import line_starts
-
         def fail(message: str) -> None:
             raise ArchiveError(self.path, None, f"the backup would not read back as written ({message}); nothing "
                                                 "was written")
 
         if first > 1 and not any(t.line == first for t in old_archive.threads):
             first = 1  # (never: `first` is a section's heading line)
-        offset = line_starts(data)[first - 1] if first > 1 else 0
+        offset = _line_offset(data, first)
         if new[:offset] != data[:offset]:
             fail("bytes before the changed sections would change")
         keep = [t for t in old_archive.threads if t.line < first]
@@ -419,12 +480,7 @@ class ArchiveWriter:
                     piece_threads = piece_threads[:-1]
             shift = line - 1
             for t in piece_threads:
-                moved = dataclasses.replace(
-                    t, line=t.line + shift, end_line=t.end_line + shift, body_line=t.body_line + shift,
-                    heading_end_line=t.heading_end_line + shift,
-                    block_line=None if t.block_line is None else t.block_line + shift,
-                    block_end_line=None if t.block_end_line is None else t.block_end_line + shift,
-                    path=old_archive.path)
+                moved = _shifted(t, shift, old_archive.path)
                 if prep is not None:
                     prepared_breaks[id(moved)] = prep.breaks
                 elif piece_archive is not None:
@@ -468,10 +524,59 @@ class ArchiveWriter:
             if breaks(after) != len(t.posts) - 1:
                 fail(f"the posts of the new section {written.title!r} would not read back as {len(t.posts)} posts")
         index = {i: t for i, t in old_index.items() if t.line < first}
-        index.update(recorded_ids(now, self.platform))
+        index.update(recorded_ids(Archive(self.path, now.threads[:len(old.threads)]), self.platform))
+        for t, after in zip(fresh, now.threads[len(old.threads):], strict=True):
+            # (its block was just compared with these very entries: `recorded_ids` would read the same IDs)
+            for p in t.posts:
+                index.setdefault(p.id, after)
         self._checked = (new, Archive(old_archive.path, keep + now.threads), index)
 
 
 def _breaks(archive: Archive, thread: Thread) -> int:
     """Top-level `---` breaks of `thread`, from the parse already made (not one parse per section)."""
     return sum(1 for tok in archive.body_tokens(thread, inline=False) if tok.type == "hr" and tok.level == 0)
+
+
+def _line_offset(data: bytes, line: int) -> int:
+    """Where 1-based `line` starts in `data`: counted from the nearer end (the changed part is near the end)."""
+    if line <= 1:
+        return 0
+    total = data.count(b"\n") + 1  # (lines, counting a last one without line ending, or an empty one)
+    if line - 1 <= total - line:
+        pos = -1
+        for _ in range(line - 1):
+            pos = data.find(b"\n", pos + 1)
+        return pos + 1
+    pos = len(data)
+    for _ in range(total - line + 1):
+        pos = data.rfind(b"\n", 0, pos)
+    return pos + 1
+
+
+def _shifted(thread: Thread, shift: int, path: Path | None) -> Thread:
+    """`thread` as read at `shift` lines further down, in `path` (a copy: `dataclasses.replace` costs more)."""
+    moved = copy.copy(thread)
+    moved.line += shift
+    moved.end_line += shift
+    moved.body_line += shift
+    moved.heading_end_line += shift
+    if moved.block_line is not None:
+        moved.block_line += shift
+    if moved.block_end_line is not None:
+        moved.block_end_line += shift
+    moved.path = path
+    return moved
+
+
+def _moved(thread: Thread, shift: int) -> Thread:
+    """`thread` with its lines moved by `shift` (its block's first line too), without its token range."""
+    metadata = thread.metadata
+    if shift and isinstance(metadata, BlockDict) and metadata.first_line:
+        metadata = copy.copy(metadata)  # (its attributes too: the YAML text, for error lines)
+        metadata.first_line += shift
+    return dataclasses.replace(
+        thread, line=thread.line + shift, end_line=thread.end_line + shift, body_line=thread.body_line + shift,
+        heading_end_line=thread.heading_end_line + shift,
+        block_line=None if thread.block_line is None else thread.block_line + shift,
+        block_end_line=None if thread.block_end_line is None else thread.block_end_line + shift,
+        metadata=metadata, _token_range=None)
