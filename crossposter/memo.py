@@ -68,8 +68,11 @@ class BoundedCache(Generic[K, V]):
         computed = {k: compute(k) for k in missing}
         if computed:
             with self._lock:
-                for k, v in computed.items():
-                    self._store(k, v)
+                if len(data) + len(computed) <= self.maxsize:  # room for all: one C-level update
+                    data.update(computed)
+                else:
+                    for k, v in computed.items():
+                        self._store(k, v)
         out = dict(zip(keys, map(data.get, keys), strict=True))
         out.update(computed)
         if None in out.values():  # evicted by another thread meanwhile: compute again

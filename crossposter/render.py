@@ -22,7 +22,8 @@ import re
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from functools import cached_property
-from itertools import accumulate
+from itertools import accumulate, compress
+from operator import not_
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -1325,8 +1326,11 @@ def _join_urls(text: str, facets, words: list[str], seps: list[str], starts: lis
 
 
 def _non_ascii_indices(words: list[str]) -> list[int]:
-    """Indices of the words that are not pure ASCII (only those can hold CJK text)."""
-    return [j for j, ascii_only in enumerate(map(str.isascii, words)) if not ascii_only]
+    """Indices of the words that are not pure ASCII (only those can hold CJK text).
+
+    Without a Python-level loop: this runs for every block, and nearly all of its words are ASCII.
+    """
+    return list(compress(range(len(words)), map(not_, map(str.isascii, words))))
 
 
 #: Word -> its CJK pieces when `_cjk_cuts` cuts it, else () (words repeat).

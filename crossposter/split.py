@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import unicodedata
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import accumulate
 from math import ceil
@@ -116,7 +116,7 @@ def _indices_of(seq: list, value: object, start: int = 0) -> Iterator[int]:
         return
 
 
-def _prefix_sums(first: Sequence[int], second: Sequence[int]) -> list[int]:
+def _prefix_sums(first: Iterable[int], second: Iterable[int]) -> list[int]:
     """cum[i] = sum over j <= i of (first[j] + second[j])."""
     return list(accumulate(map(add, first, second)))
 
@@ -182,7 +182,7 @@ def _pack(tokens: Stream, platform: str, limit: int, L: _Lengths, max_bytes: int
     length_of = L.of(unique_texts | unique_seps).__getitem__
     tl = list(map(length_of, texts))
     # cum[i] = sum over j <= i of (sep_j + text_j); a post a..b measures cum[b] - cum[a] + tl[a].
-    cum = _prefix_sums(list(map(length_of, seps)), tl)
+    cum = _prefix_sums(map(length_of, seps), tl)
     imgs = [0] * n
     for k, v in tokens.images.items():
         imgs[k] = len(v)
@@ -200,7 +200,7 @@ def _pack(tokens: Stream, platform: str, limit: int, L: _Lengths, max_bytes: int
     if bytes_bind:
         bytes_of = _WORD_BYTES.values_for(unique_texts | unique_seps, _utf8_length).__getitem__
         tb = list(map(bytes_of, texts))
-        cb = _prefix_sums(list(map(bytes_of, seps)), tb)
+        cb = _prefix_sums(map(bytes_of, seps), tb)
     else:
         tb = cb = tl
     bad_t = [x in bad_texts for x in texts] if bad_texts else [False] * n
