@@ -73,7 +73,7 @@ class BoundedCache(Generic[K, V]):
                 else:
                     for k, v in computed.items():
                         self._store(k, v)
-        out = dict(zip(keys, map(data.get, keys), strict=True))
+        out = dict(zip(keys, map(data.get, keys), strict=False))  # one set read twice: the same length
         out.update(computed)
         if None in out.values():  # evicted by another thread meanwhile: compute again
             for k, v in out.items():
