@@ -281,6 +281,11 @@ def _html_kind(state: StateBlock, line: int) -> int:
     return -1
 
 
+#: The first characters (after indentation) of the lines each guarded rule can open a block at: markdown-it's
+#: fence rule takes only its markers, its html_block rule only "<" (both return False on any other line).
+_OPENERS = {"fence": ("`", "~"), "html_block": ("<",)}
+
+
 def _guarded(rule: Callable[..., bool], name: str) -> Callable[..., bool]:
     """`rule` (fence or html_block), bounded at the top level as the module docstring says.
 
@@ -289,9 +294,16 @@ def _guarded(rule: Callable[..., bool], name: str) -> Callable[..., bool]:
     never one to the end of the file each.
     """
 
+    opener = _OPENERS[name]
+
     def guarded(state: StateBlock, start: int, end: int, silent: bool) -> bool:
         if silent or state.level:  # a terminator check, or inside a list or quote (which ends it first)
             return rule(state, start, end, silent)
+        # Most lines open no such block: the rule itself says no at their first character, so neither
+        # may the guard spend a heading lookup on them (it runs for every top-level block of the file).
+        at = state.bMarks[start] + state.tShift[start]
+        if state.src[at:at + 1] not in opener:
+            return False
         layout = _layout(state)
         heading = layout.next_heading(layout.offset + start)
         bound = end if heading is None else min(end, heading - layout.offset)

@@ -22,7 +22,8 @@ import re
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from functools import cached_property
-from itertools import accumulate
+from itertools import accumulate, compress
+from operator import not_
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -876,8 +877,10 @@ _MAY_HOLD_URL: BoundedCache[str, bool] = BoundedCache(20_000)
 
 def _may_hold_url(text: str) -> bool:
     """Whether some dialect's recogniser could find a URL in `text` (`counting.may_hold_url`)."""
+    if "://" in text:  # what counting.may_hold_url says first; no cache entry needed
+        return True
     if "." not in text:  # every URL of every dialect has a dot, but Bluesky's http://localhost
-        return "://" in text
+        return False
     known = _MAY_HOLD_URL.get(text)
     if known is None:
         from crossposter.counting import may_hold_url
@@ -918,10 +921,19 @@ def tokenize_all(rendered: RenderedThread, platforms: list[str], *,
             for p, stream in tokenize_streams(rendered, platforms, mastodon_instance=mastodon_instance).items()}
 
 
+#: instance -> `_host` of it (a thread's tokenizing asks again for the same one or two instances).
+_HOSTS: BoundedCache[str, str] = BoundedCache(64)
+
+
 def _host(instance: str | None) -> str:
     """The configured Mastodon instance as `mention_of` spells a profile's host ("" when unknown)."""
     if not instance:
         return ""
+    known = _HOSTS.get(instance)
+    return _HOSTS.put(instance, _parse_host(instance)) if known is None else known
+
+
+def _parse_host(instance: str) -> str:
     from urllib.parse import urlsplit
 
     try:
@@ -1325,8 +1337,11 @@ def _join_urls(text: str, facets, words: list[str], seps: list[str], starts: lis
 
 
 def _non_ascii_indices(words: list[str]) -> list[int]:
-    """Indices of the words that are not pure ASCII (only those can hold CJK text)."""
-    return [j for j, ascii_only in enumerate(map(str.isascii, words)) if not ascii_only]
+    """Indices of the words that are not pure ASCII (only those can hold CJK text).
+
+    Without a Python-level loop: this runs for every block, and nearly all of its words are ASCII.
+    """
+    return list(compress(range(len(words)), map(not_, map(str.isascii, words))))
 
 
 #: Word -> its CJK pieces when `_cjk_cuts` cuts it, else () (words repeat).

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import unicodedata
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import accumulate
 from math import ceil
@@ -82,23 +82,20 @@ class _Lengths:
         self.cache = _caches(platform).lengths
         self.posts: dict[str, int] = {}
 
-    def _count(self, text: str) -> int:
+    def count(self, text: str) -> int:
+        """`text`'s length, counted (no cache)."""
         return counting.length(self.platform, text) if text else 0
 
     def __call__(self, text: str) -> int:
         n = self.cache.get(text)
-        return self.cache.put(text, self._count(text)) if n is None else n
+        return self.cache.put(text, self.count(text)) if n is None else n
 
     def post(self, text: str) -> int:
         """A whole post's length (not kept beyond this split: posts rarely repeat)."""
         n = self.posts.get(text)
         if n is None:
-            n = self.posts[text] = self._count(text)
+            n = self.posts[text] = self.count(text)
         return n
-
-    def of(self, texts: set[str]) -> dict[str, int]:
-        """The length of every text, in a dict of the caller's own."""
-        return self.cache.values_for(texts, self._count)
 
 
 def _utf8_length(text: str) -> int:
@@ -116,7 +113,7 @@ def _indices_of(seq: list, value: object, start: int = 0) -> Iterator[int]:
         return
 
 
-def _prefix_sums(first: Sequence[int], second: Sequence[int]) -> list[int]:
+def _prefix_sums(first: Iterable[int], second: Iterable[int]) -> list[int]:
     """cum[i] = sum over j <= i of (first[j] + second[j])."""
     return list(accumulate(map(add, first, second)))
 
@@ -179,10 +176,9 @@ def _pack(tokens: Stream, platform: str, limit: int, L: _Lengths, max_bytes: int
     texts = tokens.texts
     seps = tokens.seps
     unique_texts, unique_seps = set(texts), set(seps)
-    length_of = L.of(unique_texts | unique_seps).__getitem__
-    tl = list(map(length_of, texts))
+    tl = L.cache.values_in_order(texts, L.count, unique_texts)
     # cum[i] = sum over j <= i of (sep_j + text_j); a post a..b measures cum[b] - cum[a] + tl[a].
-    cum = _prefix_sums(list(map(length_of, seps)), tl)
+    cum = _prefix_sums(L.cache.values_in_order(seps, L.count, unique_seps), tl)
     imgs = [0] * n
     for k, v in tokens.images.items():
         imgs[k] = len(v)
@@ -190,27 +186,24 @@ def _pack(tokens: Stream, platform: str, limit: int, L: _Lengths, max_bytes: int
     # post is not counted again.
     caches = _caches(platform)
     test = _clean_test(platform)
-    clean_text = caches.clean_text.values_for(unique_texts, lambda x: test(x, False))
-    clean_sep = caches.clean_sep.values_for(unique_seps, lambda x: test(x, True))
-    bad_texts = {x for x, ok in clean_text.items() if not ok}
-    bad_seps = {x for x, ok in clean_sep.items() if not ok}
+    bad_texts = caches.clean_text.keys_where(unique_texts, lambda x: test(x, False), False)
+    bad_seps = caches.clean_sep.keys_where(unique_seps, lambda x: test(x, True), False)
     # Bluesky's byte cap can only bind when a token has more code points than clusters (not clean) or a
     # post of `limit` one-code-point clusters (4 bytes at most each) could pass it.
     bytes_bind = bluesky and bool(bad_texts or bad_seps or 4 * limit > max_bytes)
     if bytes_bind:
-        bytes_of = _WORD_BYTES.values_for(unique_texts | unique_seps, _utf8_length).__getitem__
-        tb = list(map(bytes_of, texts))
-        cb = _prefix_sums(list(map(bytes_of, seps)), tb)
+        tb = _WORD_BYTES.values_in_order(texts, _utf8_length, unique_texts)
+        cb = _prefix_sums(_WORD_BYTES.values_in_order(seps, _utf8_length, unique_seps), tb)
     else:
         tb = cb = tl
     bad_t = [x in bad_texts for x in texts] if bad_texts else [False] * n
     bad_s = [x in bad_seps for x in seps] if bad_seps else [False] * n
     if platform != "bluesky" and "" in unique_seps:  # "example." right before "com" (no gap): one URL
         marks = _URL_MARKS[platform]
-        marked = caches.marked.values_for(unique_texts, lambda x: any(c in x for c in marks))
-        if any(marked.values()):
+        marked = caches.marked.keys_where(unique_texts, lambda x: any(c in x for c in marks), True)
+        if marked:
             for i in _indices_of(seps, "", 1):  # tokens joined without a gap (CJK)
-                if marked[texts[i - 1]] or marked[texts[i]]:
+                if texts[i - 1] in marked or texts[i] in marked:
                     bad_s[i] = True
     if any(bad_t) or any(bad_s):
         bt = list(accumulate(bad_t))

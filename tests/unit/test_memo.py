@@ -30,6 +30,20 @@ def test_values_for_answers_every_key_even_past_the_bound() -> None:
     assert len(cache) <= 4
 
 
+def test_values_in_order_and_keys_where_answer_every_key_even_past_the_bound() -> None:
+    """The splitter's two readers: each key's value in the sequence's order (repeats included), and the keys
+    whose value is true or false, however few of them the cache can hold."""
+    words = [f"w{i % 37}" * (i % 3 + 1) for i in range(200)]
+    lengths: memo.BoundedCache[str, int] = memo.BoundedCache(4)
+    assert lengths.values_in_order(words, len) == [len(w) for w in words]
+    assert lengths.values_in_order(words, len, set(words)) == [len(w) for w in words]
+    assert len(lengths) <= 4
+    even: memo.BoundedCache[str, bool] = memo.BoundedCache(4)
+    assert even.keys_where(set(words), lambda w: len(w) % 2 == 0, True) == {w for w in words if len(w) % 2 == 0}
+    assert even.keys_where(set(words), lambda w: len(w) % 2 == 0, False) == {w for w in words if len(w) % 2}
+    assert len(even) <= 4
+
+
 def test_a_cache_needs_room() -> None:
     with pytest.raises(ValueError):
         memo.BoundedCache(1)

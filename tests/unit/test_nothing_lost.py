@@ -306,3 +306,22 @@ def test_one_threads_body_never_changes_the_thread_list_and_every_loss_has_an_er
     for title in ("Two", "Three"):  # posted as written unless One's unclosed block hides them (an error)
         plan = plans[title]
         assert plan.errors or "Second thread text." in _posted(plan) or "Third." in _posted(plan)
+
+
+@pytest.mark.parametrize("opener", ["```", "~~~", "   ```py", "    ```", "\t```", "<div>", "  <!-- note -->", "<x-tag>",
+                                    "<notatag", "a <b>c</b>", "`code` span", "~ tilde", "", "> ```"])
+def test_the_guards_parse_closed_blocks_as_commonmark_does(opener: str) -> None:
+    """The fence and HTML guards only bound blocks: on a file whose blocks all close they change nothing,
+    whichever character a line starts with (they skip the lines that open no such block at once)."""
+    from markdown_it import MarkdownIt
+
+    from crossposter.markdown_dialect import markdown_parser
+
+    start = opener.strip()
+    closer = "```" if start.startswith("```") else "~~~" if start.startswith("~~~") else "</div>" if start[:1] == "<" else ""
+    source = f"# A\n\n{opener}\ntext\n{closer}\n\n## B\n\npara <i>x</i>\n\n```\ncode\n```\n\n<!-- done -->\n"
+
+    def shape(tokens: list) -> list:
+        return [(t.type, t.map, t.content) for t in tokens]
+
+    assert shape(markdown_parser().parse(source)) == shape(MarkdownIt("commonmark").parse(source))
