@@ -17,6 +17,7 @@ from itertools import accumulate
 from pathlib import Path
 
 import pytest
+import regex
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
@@ -45,6 +46,27 @@ def _fits(platform: str, text: str, limit: int) -> bool:
     return counting.length(platform, text) <= limit
 
 
+_IDEOGRAPHIC = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}]")
+
+
+def _same_words(fast: list[str], ref: list[str]) -> None:
+    """The same text in the same order, words cut only where no space is needed to cut: beside an ideograph.
+
+    Japanese and Chinese have no spaces, so a post may end inside a run such as `日本語` (the fast path and
+    the reference may pick different places there when their counts differ).
+    """
+    if fast == ref:
+        return
+    text = "".join(ref)
+    assert "".join(fast) == text
+
+    def cuts(words: list[str]) -> set[int]:
+        return set(accumulate(len(w) for w in words))
+
+    for at in cuts(fast) ^ cuts(ref):
+        assert _IDEOGRAPHIC.match(text[at - 1]) or _IDEOGRAPHIC.match(text[at]), (at, text[max(0, at - 10):at + 10])
+
+
 def _compare(markdown: str, platform: str, limit: int, numbering: bool, *, in_hypothesis: bool = True) -> None:
     rendered = blocks(markdown, 1, Path("/nonexistent"))
     tokens = tokenize(rendered, platform)
@@ -61,7 +83,8 @@ def _compare(markdown: str, platform: str, limit: int, numbering: bool, *, in_hy
     else:
         # Not additive: only the properties both must hold.
         # joined with a space: a post may start with a combining mark that would fuse with the last word
-        assert " ".join(fast_texts).split() == " ".join(ref_texts).split() or numbering
+        if not numbering:
+            _same_words(" ".join(fast_texts).split(), " ".join(ref_texts).split())
         assert sum(len(p.images) for p in fast.posts) == sum(p.images for p in ref.posts)
     if not fast.errors:
         assert all(_fits(platform, t, limit) for t in fast_texts)
@@ -71,6 +94,7 @@ def _compare(markdown: str, platform: str, limit: int, numbering: bool, *, in_hy
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @example(markdown="word 日本.com 語。 \u0308  wordword", platform="bluesky", limit=25, numbering=False)
+@example(markdown='the the #hashtag (!) GPU مرحبا the the\nthe the the the\nthe the the the the the the the\n\nthe ok! the the ->\n\n25K GPU\nthe\nthe #hashtag the the the the the the the the the the the the the the\n@alice.bsky.social a the end. @alice.bsky.social the the GPU -> the the the the the the the the the the\n\nthe the why? -> the\n\nthe the\nthe GPU the\nthe the the the the the supercalifragilistic\n\nthe the the\nthe\n\nthe\n\nthe\nthe\n\nclause, the\n\n### Part 1\n-> the\nthe the the\n\n-> the\nthe the the the\nthe the the the the the the the\n\nthe ok! the the ->\n\n25K GPU\nthe\nthe #hashtag the the the the the the the the the the the the the the\n@alice.bsky.social a the end. @alice.bsky.social the the GPU -> the the the the the the the the the the\n\nthe the why? -> the\n\nthe the\nthe GPU the\nthe the the the the the supercalifragilistic\n\nthe\n\nthe\n\nthe the\n\nthe\nthe\n\nclause, the\n\n### Part 1\n-> the\nthe the the\n\nthe the the مرحبا\nthe ->\n(!) 🧵 the\nthe\n\nthe -> the supercalifragilistic\nthe the the the\n\nthe the مرحبا 🧵 the the clause, the the the\n🧵 the\nthe the the @alice.bsky.social 🧵 the the end. the the\n\n2.1 @alice.bsky.social the the the (!) the the the\n-> @alice.bsky.social GPU the\nthe the 🧵 the the GPU the\nthe the the the 🧵 the the\n\nمرحبا\nthe #hashtag\n\n### Part 2\nthe the\nthe the supercalifragilistic 🧵 the\n\n![a](img1.png)\n\n#️⃣ 가 :// 👍🏽 @user@mastodon.social\n\n(!)example.com k.рф \u200d/ 日本語‼ é', platform="bluesky", limit=25, numbering=False)  # a cut inside 日本語 (both may)
 @given(markdown=_archive, platform=st.sampled_from(PLATFORMS), limit=st.sampled_from([25, 40, 60, 120, 300]),
        numbering=st.booleans())
 def test_fast_split_matches_the_reference(markdown: str, platform: str, limit: int, numbering: bool) -> None:
