@@ -196,10 +196,12 @@ def _check_markdown_name(into: Path) -> None:
     """
     from crossposter.archive import ArchiveError
 
-    target = into.resolve() if into.is_symlink() else into
-    for name in {into, target}:
+    names = [(into, "")]
+    if into.is_symlink():
+        target = into.resolve()
+        names.append((target, f" (it links to {target})"))
+    for name, via in names:
         if name.suffix.lower() not in MARKDOWN_SUFFIXES:
-            via = f" (it links to {target})" if name is target and target != into else ""
             raise ArchiveError(into, None, f"an archive is a Markdown file named *.md, and {name.name!r} is not "
                                            f"one{via}; give the archive to write with --into FILE.md (or "
                                            "backup.into in the config)")
