@@ -49,6 +49,9 @@ __all__ = ["PreparePool", "MIN_THREADS", "CHUNK"]
 MIN_THREADS = 400
 #: threads per chunk: one parse each, and what a batch waits for at most beyond its own threads
 CHUNK = 150
+#: seconds a batch waits for a chunk (≈ 0.1 s of work) before doing it itself: a worker that hangs (a lock
+#: some thread of the parent held when it forked) must not hang the backup
+WAIT = 60.0
 
 
 class PreparePool:
@@ -149,9 +152,8 @@ class PreparePool:
             k = self.taken
             self.taken += 1
             with self._arrived:
-                while k not in self._results:
-                    self._arrived.wait()
-                results = self._results.pop(k)
+                self._arrived.wait_for(lambda k=k: k in self._results, timeout=WAIT)
+                results = self._results.pop(k, None)  # (not there in time: late, it is never used)
             if results is None:
                 self.failed += 1
                 continue

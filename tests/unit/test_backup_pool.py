@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -223,3 +224,23 @@ def test_the_changed_part_is_found_where_line_starts_puts_it(data: bytes, pick: 
     starts = line_starts(data)
     line = pick.draw(st.integers(1, len(starts)))
     assert writer_module._line_offset(data, line) == starts[line - 1]
+
+
+def test_a_worker_that_hangs_leaves_its_sections_to_the_batches(tmp_path: Path, pools: list[PreparePool],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Alive but silent (say a lock held by another thread when it was forked): the backup does not hang."""
+    real = ArchiveWriter.prepare_many
+
+    def hangs_on_thread_4(self, threads, media_path):
+        if os.getpid() != parent and any(t.root.id == "41" for t in threads):
+            time.sleep(3600)
+        return real(self, threads, media_path)
+
+    parent = os.getpid()
+    monkeypatch.setattr(ArchiveWriter, "prepare_many", hangs_on_thread_4)
+    monkeypatch.setattr(prepare_pool, "WAIT", 0.5)
+    posts, files = account()
+    backup(FakeReader(posts, files=files), cfg(tmp_path / "pool"), batch_threads=7)
+    assert (tmp_path / "pool" / "threads" / "mastodon.md").read_bytes() == \
+        in_process(tmp_path, posts, files, monkeypatch, batch_threads=7)
+    assert pools[0].failed == 5 and gone(pools[0].pids)  # (the hung worker killed and reaped at the end)
